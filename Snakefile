@@ -1,0 +1,128 @@
+# genboost: download -> preprocess -> train (one job per cell or per pack of cells) -> tables -> summary.
+# This file only wires rules; all logic lives in the genboost package.
+from snakemake.utils import min_version, validate
+
+from genboost import grid
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+STUDY = grid.Study.from_config(config)
+R = STUDY.results
+DATA = f"{R}/data"
+RAW = f"resources/{config['data']['member']}"
+
+
+wildcard_constraints:
+    **grid.wildcard_constraints(),
+
+
+localrules:
+    all,
+    download,
+    summary,
+
+
+rule all:
+    input:
+        f"{R}/summary.md",
+        [grid.table_paths(R, e) for e in STUDY.experiments],
+
+
+rule download:
+    output:
+        ensure(RAW, sha256=config["data"]["sha256"]),
+    params:
+        url=config["data"]["url"],
+        member=config["data"]["member"],
+        sha256=config["data"]["sha256"],
+        local_copy=config["data"].get("local_copy"),
+    log:
+        "logs/download.log",
+    resources:
+        runtime=10,
+        mem_mb=500,
+    script:
+        "workflow/scripts/download.py"
+
+
+rule preprocess:
+    input:
+        RAW,
+    output:
+        train=f"{DATA}/train.csv",
+        test=f"{DATA}/test.csv",
+        manifest=f"{DATA}/manifest.json",
+    params:
+        drop_columns=config["preprocess"]["drop_columns"],
+        test_fraction=config["preprocess"]["test_fraction"],
+        split_seed=config["preprocess"]["split_seed"],
+        code=grid.code_fingerprint(["data.py"]),
+    log:
+        f"{R}/logs/preprocess.log",
+    resources:
+        runtime=10,
+        mem_mb=1000,
+    script:
+        "workflow/scripts/preprocess.py"
+
+
+for exp in STUDY.experiments:
+
+    rule:
+        name:
+            f"train_{exp.name}"
+        input:
+            train=f"{DATA}/train.csv",
+            test=f"{DATA}/test.csv",
+        output:
+            exp.job_outputs(R),
+        params:
+            experiment=exp.name,
+            results=R,
+            cells=exp.job_params,
+            code=grid.code_fingerprint(),
+        log:
+            exp.job_log(R),
+        threads: exp.job_threads()
+        resources:
+            **exp.job_resources(),
+        script:
+            "workflow/scripts/train.py"
+
+    rule:
+        name:
+            f"aggregate_{exp.name}"
+        input:
+            [exp.metrics_path(R, c) for c in exp.cells()],
+        output:
+            cells=f"{R}/{exp.name}/cells.csv",
+            tables=grid.table_paths(R, exp),
+        params:
+            experiment=exp.name,
+            code=grid.code_fingerprint(["tables.py"]),
+        log:
+            f"{R}/logs/{exp.name}/aggregate.log",
+        resources:
+            runtime=10,
+            mem_mb=1000,
+        script:
+            "workflow/scripts/aggregate.py"
+
+
+rule summary:
+    input:
+        cells=[f"{R}/{e.name}/cells.csv" for e in STUDY.experiments],
+    output:
+        f"{R}/summary.md",
+    params:
+        experiments=[e.name for e in STUDY.experiments],
+        code=grid.code_fingerprint(["tables.py", "summary.py"]),
+    log:
+        f"{R}/logs/summary.log",
+    script:
+        "workflow/scripts/summary.py"

@@ -1,0 +1,1 @@
+"""genboost: a reproducible study of generalization boosts (weight decay, SAM) on a small MLP."""

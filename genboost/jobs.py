@@ -1,0 +1,153 @@
+"""One train job: the cells of a pack, taken from the store where they exist, trained together where not."""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import socket
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from genboost import files, grid
+from genboost.model import Cell
+from genboost.store import CellStore, result_key
+
+log = logging.getLogger("genboost")
+METRIC_KEYS = ("train_mse", "test_mse", "train_accuracy", "test_accuracy")
+
+
+def resolve_device(setting: str) -> torch.device:
+    """auto: CUDA when available, else CPU; cuda on a machine without CUDA is an error, not a silent CPU run."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"config train.device is 'cuda' but CUDA is not available on {socket.gethostname()} "
+            f"(torch {torch.__version__}); use device: auto or cpu, or run this job on a GPU node"
+        )
+    return torch.device(setting)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()}"
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in ("genboost", "torch", "numpy", "pandas", "scikit-learn", "snakemake"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _finite_or_none(x):
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
+    """The metrics.json of one cell: its numbers, its full config and where they came from."""
+    diverged = bool(result["diverged"]) or not all(math.isfinite(result[k]) for k in METRIC_KEYS)
+    record = {k: _finite_or_none(result[k]) for k in METRIC_KEYS}
+    record.update(
+        diverged=diverged,
+        diverged_step=result["diverged_step"],
+        epochs=cell.epochs,
+        steps=result["steps"],
+        config=cell.to_dict(),
+        **provenance,
+    )
+    if "curve" in result:
+        record["curve"] = [
+            {k: _finite_or_none(v) if k != "epoch" else v for k, v in p.items()} for p in result["curve"]
+        ]
+    return record
+
+
+def run_train_job(
+    experiment: grid.Experiment,
+    cells: list[Cell],
+    outputs: list[str],
+    results: str,
+    train_csv: str,
+    test_csv: str,
+    threads: int = 1,
+    curve_every: int | None = None,
+) -> tuple[int, int]:
+    """Write one metrics.json per cell; returns (trained, reused)."""
+    from genboost import data, engine  # imported here: dry runs and tests of the wiring stay light
+
+    paths = {c: experiment.metrics_path(results, c) for c in cells}
+    if sorted(paths.values()) != sorted(str(Path(o)) for o in outputs):
+        raise RuntimeError(f"train job outputs {sorted(outputs)} do not match its cells {sorted(paths.values())}")
+    torch.set_num_threads(threads)
+    device = resolve_device(experiment.device)
+    context = {
+        "data_sha256": files.sha256_file(train_csv) + files.sha256_file(test_csv),
+        "code": grid.code_fingerprint(),
+        "torch": torch.__version__,
+        "device_type": device.type,
+        "curve_every": curve_every,
+    }
+    store = CellStore(Path(results) / "store")
+    keys = {c: result_key(c.to_dict(), context) for c in cells}
+    records = {c: store.get(keys[c]) for c in cells}
+    missing = [c for c in cells if records[c] is None]
+    log.info(
+        "job of %d cells: %d in the store, %d to train on %s",
+        len(cells),
+        len(cells) - len(missing),
+        len(missing),
+        device,
+    )
+    if missing:
+        split = data.load_split(train_csv, test_csv)
+        start = time.perf_counter()
+        results_ = engine.train_cells(
+            missing, split, device=str(device), curve_every=curve_every, progress=_progress_logger(len(missing))
+        )
+        wall = time.perf_counter() - start
+        provenance = {
+            "wall_s": wall / len(missing),
+            "pack_wall_s": wall,
+            "pack_size": len(missing),
+            "threads": threads,
+            "device": device_description(device),
+            "host": socket.gethostname(),
+            "versions": versions(),
+            "code_fingerprint": context["code"],
+            "data_sha256": context["data_sha256"],
+        }
+        for cell, result in zip(missing, results_, strict=True):
+            records[cell] = make_record(cell, result, provenance)
+            store.put(keys[cell], records[cell])
+            records[cell] = store.get(keys[cell])
+    for cell in cells:
+        files.write_json(paths[cell], records[cell])
+    log.info("trained %d, reused %d", len(missing), len(cells) - len(missing))
+    return len(missing), len(cells) - len(missing)
+
+
+def _progress_logger(total_cells: int):
+    """Logs cells done, epoch and an ETA at most every 5 s; the ETA counts finished cells (known after one block)."""
+    start = time.perf_counter()
+    last = [start]
+
+    def progress(done_cells: int, total: int, epoch: int, epochs: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] < 5:
+            return
+        last[0] = now
+        eta = f"{(now - start) * (total - done_cells) / done_cells:.0f}s" if done_cells else "after the first block"
+        log.info(
+            "cells done %d/%d, epoch %d/%d, elapsed %.0fs, ETA %s", done_cells, total, epoch, epochs, now - start, eta
+        )
+
+    return progress

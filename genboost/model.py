@@ -1,0 +1,132 @@
+"""What every trainer shares: the cell, the MLP's shape and initialization, batch order and lr schedule.
+
+The reference trainer (`genboost.reference`) and the stacked engine (`genboost.engine`) both build
+their models from these functions, so that the same cell starts from the same weights and sees the
+same batches in the same order: that is what makes the two comparable number for number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import cache
+
+import torch
+
+# Seeds the per-cell shuffling stream apart from the per-cell initialization stream.
+SHUFFLE_SEED_OFFSET = 0x5EED_0000_0000
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model of the study: its grid coordinates and every setting that determines its result."""
+
+    optimizer: str  # "sgd" | "adam"
+    lr: float
+    wd: float
+    rho: float  # 0 means SAM off
+    seed: int
+    epochs: int
+    batch_size: int = 32
+    t_max: int = 100
+    momentum: float = 0.9
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    wd_mode: str = "coupled"  # "coupled" (L2 / Adam) | "decoupled" (AdamW / SGDW)
+    sam_adaptive: bool = False
+    hidden: tuple[int, ...] = (64, 64)
+    dtype: str = "float32"
+    flush_denormal: bool = True
+
+    @property
+    def sam(self) -> bool:
+        return self.rho > 0
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able values (tuples become lists)."""
+        d = asdict(self)
+        d["adam_betas"] = list(self.adam_betas)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Cell:
+        d = dict(d)
+        d["adam_betas"] = tuple(d["adam_betas"])
+        d["hidden"] = tuple(d["hidden"])
+        return cls(**d)
+
+
+@dataclass
+class Split:
+    """Preprocessed data as tensors: features [n, f] and ordinal labels [n] (float)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    def to(self, device=None, dtype=None) -> Split:
+        return Split(
+            *(t.to(device=device, dtype=dtype) for t in (self.x_train, self.y_train, self.x_test, self.y_test))
+        )
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "float64": torch.float64}[name]
+
+
+def layer_sizes(n_features: int, hidden) -> list[int]:
+    return [n_features, *hidden, 1]
+
+
+def init_params(
+    seed: int, sizes: list[int], dtype: torch.dtype = torch.float32
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (W [in, out], b [out]), drawn like nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in)).
+
+    Drawn in float32 from the cell's own generator, then cast, so float32 and float64 runs start
+    from the same numbers.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
+        bound = 1.0 / math.sqrt(fan_in)
+        w = (torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound
+        b = (torch.rand(fan_out, generator=gen) * 2 - 1) * bound
+        params.append((w.to(dtype), b.to(dtype)))
+    return params
+
+
+def shuffle_generator(seed: int) -> torch.Generator:
+    """The cell's own shuffling stream: one torch.randperm(n, generator=...) per epoch."""
+    return torch.Generator().manual_seed(seed + SHUFFLE_SEED_OFFSET)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """The last, smaller batch is kept (as DataLoader's drop_last=False)."""
+    return math.ceil(n / batch_size)
+
+
+@cache
+def lr_schedule(lr: float, epochs: int, t_max: int) -> tuple[float, ...]:
+    """The lr of each epoch under torch's CosineAnnealingLR (eta_min 0), stepped once per epoch.
+
+    Computed by running the real scheduler, so that trainers which cannot hold a torch optimizer
+    per cell use exactly the numbers the reference trainer sees.
+    """
+    dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(dummy, T_max=t_max)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(dummy.param_groups[0]["lr"])
+        dummy.step()
+        sched.step()
+    return tuple(lrs)
+
+
+def prediction_metrics(pred: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(MSE, accuracy) of ordinal predictions; accuracy rounds the prediction clamped to 0..6."""
+    mse = torch.mean((pred - y) ** 2).item()
+    acc = (pred.clamp(0, 6).round() == y).to(torch.float64).mean().item()
+    return mse, acc

@@ -1,0 +1,70 @@
+"""Run the real Snakefile on a tiny study in a temporary copy of the workflow."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def make_workdir(tmp: Path, csv: Path, edit=None, copy_package: bool = False) -> Path:
+    """A copy of the workflow with tests/configs/tiny.yaml as config.yaml, edited by `edit(config)`."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "Snakefile", tmp / "Snakefile")
+    shutil.copytree(REPO_ROOT / "workflow", tmp / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
+    if copy_package:  # so a test can edit the package's code; PYTHONPATH puts this copy first
+        shutil.copytree(REPO_ROOT / "genboost", tmp / "genboost", ignore=shutil.ignore_patterns("__pycache__"))
+    config = yaml.safe_load((REPO_ROOT / "tests" / "configs" / "tiny.yaml").read_text())
+    config["data"]["local_copy"] = str(csv)
+    if edit:
+        edit(config)
+    write_config(tmp, config)
+    return tmp
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def read_config(workdir: Path) -> dict:
+    return yaml.safe_load((workdir / "config.yaml").read_text())
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if (workdir / "genboost").is_dir():
+        env["PYTHONPATH"] = f"{workdir}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned(workdir: Path) -> dict[str, list[str]]:
+    """rule name -> the outputs of each job a dry run plans (`snakemake -n`)."""
+    proc = snakemake(workdir, "-n")
+    jobs: dict[str, list[str]] = {}
+    rule = None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):", line)
+        if m:
+            rule = m.group(1)
+            jobs.setdefault(rule, [])
+        elif rule and line.strip().startswith("output:"):
+            jobs[rule] += [o.strip() for o in line.split("output:", 1)[1].split(",")]
+    return jobs
