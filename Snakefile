@@ -36,16 +36,18 @@ rule all:
 rule download:
     output:
         ensure(RAW, sha256=config["data"]["sha256"]),
+    log:
+        "logs/download.log",
+    conda:
+        "envs/genboost.yaml"
+    resources:
+        runtime=10,
+        mem_mb=500,
     params:
         url=config["data"]["url"],
         member=config["data"]["member"],
         sha256=config["data"]["sha256"],
         local_copy=config["data"].get("local_copy"),
-    log:
-        "logs/download.log",
-    resources:
-        runtime=10,
-        mem_mb=500,
     script:
         "workflow/scripts/download.py"
 
@@ -57,16 +59,18 @@ rule preprocess:
         train=f"{DATA}/train.csv",
         test=f"{DATA}/test.csv",
         manifest=f"{DATA}/manifest.json",
+    log:
+        f"{R}/logs/preprocess.log",
+    conda:
+        "envs/genboost.yaml"
+    resources:
+        runtime=10,
+        mem_mb=1000,
     params:
         drop_columns=config["preprocess"]["drop_columns"],
         test_fraction=config["preprocess"]["test_fraction"],
         split_seed=config["preprocess"]["split_seed"],
         code=grid.code_fingerprint(["data.py"]),
-    log:
-        f"{R}/logs/preprocess.log",
-    resources:
-        runtime=10,
-        mem_mb=1000,
     script:
         "workflow/scripts/preprocess.py"
 
@@ -81,16 +85,17 @@ for exp in STUDY.experiments:
             test=f"{DATA}/test.csv",
         output:
             exp.job_outputs(R),
-        params:
-            experiment=exp.name,
-            results=R,
-            cells=exp.job_params,
-            code=grid.code_fingerprint(),
         log:
             exp.job_log(R),
+        conda:
+            "envs/genboost.yaml"
         threads: exp.job_threads()
         resources:
             **exp.job_resources(),
+        params:
+            experiment=exp.name,
+            cells=exp.job_params,
+            code=grid.code_fingerprint(),
         script:
             "workflow/scripts/train.py"
 
@@ -102,14 +107,16 @@ for exp in STUDY.experiments:
         output:
             cells=f"{R}/{exp.name}/cells.csv",
             tables=grid.table_paths(R, exp),
-        params:
-            experiment=exp.name,
-            code=grid.code_fingerprint(["tables.py"]),
         log:
             f"{R}/logs/{exp.name}/aggregate.log",
+        conda:
+            "envs/genboost.yaml"
         resources:
             runtime=10,
             mem_mb=1000,
+        params:
+            experiment=exp.name,
+            code=grid.code_fingerprint(["tables.py"]),
         script:
             "workflow/scripts/aggregate.py"
 
@@ -119,10 +126,12 @@ rule summary:
         cells=[f"{R}/{e.name}/cells.csv" for e in STUDY.experiments],
     output:
         f"{R}/summary.md",
+    log:
+        f"{R}/logs/summary.log",
+    conda:
+        "envs/genboost.yaml"
     params:
         experiments=[e.name for e in STUDY.experiments],
         code=grid.code_fingerprint(["tables.py", "summary.py"]),
-    log:
-        f"{R}/logs/summary.log",
     script:
         "workflow/scripts/summary.py"

@@ -11,7 +11,7 @@ jobs.run_train_job(
     experiment=study.experiment(snakemake.params.experiment),
     cells=[Cell.from_dict(c) for c in snakemake.params.cells],
     outputs=list(snakemake.output),
-    results=snakemake.params.results,
+    results=study.results,
     train_csv=snakemake.input.train,
     test_csv=snakemake.input.test,
     threads=snakemake.threads,
