@@ -1,0 +1,28 @@
+"""Shared fixtures: the repository root and the verified obesity CSV (kept outside the repository)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_CSV_NAME = "ObesityDataSet_raw_and_data_sinthetic.csv"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def obesity_csv() -> Path:
+    """The real CSV: $GENBOOST_DATA_CSV, else <repo>/../shared/data/<name>."""
+    path = Path(os.environ.get("GENBOOST_DATA_CSV") or REPO_ROOT.parent / "shared" / "data" / DATA_CSV_NAME)
+    if not path.is_file():
+        message = f"the obesity CSV is not at {path}; set GENBOOST_DATA_CSV to its path"
+        if os.environ.get("CI"):  # CI always has the shared copy: a skip there would hide a broken setup
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
