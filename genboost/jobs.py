@@ -109,15 +109,7 @@ def run_train_job(
     )
     if missing:
         split = data.load_split(train_csv, test_csv)
-        start = time.perf_counter()
-        results_ = engine.train_cells(
-            missing, split, device=str(device), curve_every=curve_every, progress=_progress_logger(len(missing))
-        )
-        wall = time.perf_counter() - start
         provenance = {
-            "wall_s": wall / len(missing),
-            "pack_wall_s": wall,
-            "pack_size": len(missing),
             "threads": threads,
             "device": device_description(device),
             "host": socket.gethostname(),
@@ -125,29 +117,49 @@ def run_train_job(
             "code_fingerprint": context["code"],
             "data_sha256": context["data_sha256"],
         }
-        for cell, result in zip(missing, results_, strict=True):
-            records[cell] = make_record(cell, result, provenance)
-            store.put(keys[cell], records[cell])
-            records[cell] = store.get(keys[cell])
+        progress = ProgressLog(len(missing))
+        # Block by block, each block's results stored at once: an interrupted job keeps what it finished.
+        for idx in engine.plan_blocks(missing, engine.BLOCK_SIZE):
+            block = [missing[i] for i in idx]
+            k = len(block)
+            start = time.perf_counter()
+            results_ = engine.train_cells(
+                block,
+                split,
+                device=str(device),
+                curve_every=curve_every,
+                progress=lambda _d, _t, epoch, epochs, k=k: progress.update(k, epoch, epochs),
+            )
+            progress.finish_block(len(block))
+            wall = time.perf_counter() - start
+            timing = {"wall_s": wall / len(block), "pack_wall_s": wall, "pack_size": len(block)}
+            for cell, result in zip(block, results_, strict=True):
+                store.put(keys[cell], make_record(cell, result, {**provenance, **timing}))
+                records[cell] = store.get(keys[cell])
     for cell in cells:
         files.write_json(paths[cell], records[cell])
     log.info("trained %d, reused %d", len(missing), len(cells) - len(missing))
     return len(missing), len(cells) - len(missing)
 
 
-def _progress_logger(total_cells: int):
-    """Logs cells done, epoch and an ETA at most every 5 s; the ETA counts finished cells (known after one block)."""
-    start = time.perf_counter()
-    last = [start]
+class ProgressLog:
+    """Logs cells done, epoch and an ETA, at most every `every` seconds."""
 
-    def progress(done_cells: int, total: int, epoch: int, epochs: int) -> None:
+    def __init__(self, total_cells: int, every: float = 5.0):
+        self.total, self.done, self.every = total_cells, 0, every
+        self.start = self.last = time.perf_counter()
+
+    def update(self, block_cells: int, epoch: int, epochs: int) -> None:
         now = time.perf_counter()
-        if now - last[0] < 5:
+        if now - self.last < self.every:
             return
-        last[0] = now
-        eta = f"{(now - start) * (total - done_cells) / done_cells:.0f}s" if done_cells else "after the first block"
+        self.last = now
+        frac = (self.done + block_cells * epoch / max(epochs, 1)) / self.total
+        eta = f"{(now - self.start) * (1 - frac) / frac:.0f}s" if frac > 0 else "unknown"
         log.info(
-            "cells done %d/%d, epoch %d/%d, elapsed %.0fs, ETA %s", done_cells, total, epoch, epochs, now - start, eta
-        )
+            "cells done %d/%d, epoch %d/%d of the current block, elapsed %.0fs, ETA %s",
+            self.done, self.total, epoch, epochs, now - self.start, eta,
+        )  # fmt: skip
 
-    return progress
+    def finish_block(self, block_cells: int) -> None:
+        self.done += block_cells

@@ -20,6 +20,7 @@ def make_workdir(tmp: Path, csv: Path, edit=None, copy_package: bool = False) ->
     tmp.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "Snakefile", tmp / "Snakefile")
     shutil.copytree(REPO_ROOT / "workflow", tmp / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO_ROOT / "envs", tmp / "envs")
     if copy_package:  # so a test can edit the package's code; PYTHONPATH puts this copy first
         shutil.copytree(REPO_ROOT / "genboost", tmp / "genboost", ignore=shutil.ignore_patterns("__pycache__"))
     config = yaml.safe_load((REPO_ROOT / "tests" / "configs" / "tiny.yaml").read_text())

@@ -1,0 +1,147 @@
+"""The study's conclusions, computed from the cell results: nothing here is typed in."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from tabulate import tabulate
+
+from genboost.grid import fmt_number
+from genboost.tables import cell_means
+
+
+def describe(row) -> str:
+    sam = f"SAM rho={fmt_number(row['rho'])}" if row["rho"] > 0 else "no SAM"
+    return f"{row['optimizer'].upper()}, lr={fmt_number(row['lr'])}, wd={fmt_number(row['wd'])}, {sam}"
+
+
+def score(row) -> str:
+    return f"{row['mean']:.4f} ± {row['std']:.4f} (n={int(row['seeds'])})"
+
+
+def best(means: pd.DataFrame):
+    """The configuration with the lowest mean test MSE, or None when every one diverged."""
+    ok = means.dropna(subset=["mean"])
+    return None if ok.empty else ok.loc[ok["mean"].idxmin()]
+
+
+def change(new: float, old: float) -> str:
+    """'lowers ... by 0.0123 (4.5%)' from two mean test MSEs."""
+    delta = new - old
+    verb = "lowers" if delta < 0 else "raises" if delta > 0 else "leaves unchanged"
+    pct = f" ({abs(delta) / old:.1%})" if old else ""
+    return f"{verb} the test MSE by {abs(delta):.4f}{pct}"
+
+
+def best_section(name: str, means: pd.DataFrame) -> list[str]:
+    lines = [f"## Best configurations: {name}", ""]
+    overall = best(means)
+    if overall is None:
+        return [*lines, "Every configuration diverged.", ""]
+    lines.append(f"- Overall: **{describe(overall)}**: test MSE {score(overall)}")
+    for opt, sub in means.groupby("optimizer"):
+        b = best(sub)
+        lines.append(
+            f"- {opt.upper()}: {describe(b)}: {score(b)}" if b is not None else f"- {opt.upper()}: all diverged"
+        )
+    diverged = int((means["diverged"] > 0).sum())
+    lines.append(
+        f"- Configurations with a diverged seed: {diverged} of {len(means)} (shown as 'diverged' in the tables)"
+    )
+    return [*lines, ""]
+
+
+def effect_section(name: str, means: pd.DataFrame) -> list[str]:
+    """SAM vs no SAM and WD vs no WD at each optimizer's best lr."""
+    lines = [f"## Does SAM or weight decay help? ({name}, at each optimizer's best lr)", ""]
+    for opt, sub in means.groupby("optimizer"):
+        b = best(sub)
+        if b is None:
+            continue
+        at_lr = sub[sub["lr"] == b["lr"]]
+        lines.append(f"### {opt.upper()} at lr={fmt_number(b['lr'])}")
+        lines.append("")
+        grid = at_lr.pivot(index="rho", columns="wd", values="mean")
+        rows = [[fmt_number(r), *(_fmt(grid.loc[r, w]) for w in grid.columns)] for r in grid.index]
+        lines.append(
+            tabulate(
+                rows,
+                headers=["rho \\ wd", *(fmt_number(w) for w in grid.columns)],
+                tablefmt="github",
+                disable_numparse=True,
+            )
+        )
+        lines.append("")
+        lines += _comparison("SAM", at_lr, at_lr["rho"] > 0)
+        lines += _comparison("Weight decay", at_lr, at_lr["wd"] > 0)
+        lines.append("")
+    return lines
+
+
+def _comparison(label: str, at_lr: pd.DataFrame, on: pd.Series) -> list[str]:
+    with_, without = best(at_lr[on]), best(at_lr[~on])
+    if with_ is None or without is None:
+        return [f"- {label}: not comparable here (missing or diverged on one side)"]
+    return [
+        f"- {label}: the best with it ({describe(with_)}: {with_['mean']:.4f}) {change(with_['mean'], without['mean'])}"
+        f" against the best without it ({describe(without)}: {without['mean']:.4f})"
+    ]
+
+
+def _fmt(x: float) -> str:
+    return "diverged" if math.isnan(x) else f"{x:.4f}"
+
+
+def optimizer_section(name: str, means: pd.DataFrame) -> list[str]:
+    bests = {opt: best(sub) for opt, sub in means.groupby("optimizer")}
+    bests = {k: v for k, v in bests.items() if v is not None}
+    if len(bests) < 2:
+        return []
+    order = sorted(bests, key=lambda k: bests[k]["mean"])
+    winner, runner = bests[order[0]], bests[order[1]]
+    return [
+        f"## SGD vs Adam ({name})",
+        "",
+        f"- {order[0].upper()} wins: best {winner['mean']:.4f} ({describe(winner)}) vs {order[1].upper()} best "
+        f"{runner['mean']:.4f} ({describe(runner)}); {change(winner['mean'], runner['mean'])}.",
+        "",
+    ]
+
+
+def versus_section(name: str, means: pd.DataFrame, base_name: str, base: pd.DataFrame) -> list[str]:
+    """Another experiment against the base one: its best, and the base's best over the same optimizer x rho."""
+    b = best(means)
+    if b is None:
+        return [f"## {name} vs {base_name}", "", "Every configuration diverged.", ""]
+    same = base[(base["optimizer"] == b["optimizer"]) & (base["rho"] == b["rho"])]
+    lines = [f"## {name} vs {base_name}", "", f"- Best of {name}: {describe(b)}, {int(b['epochs'])} epochs: {score(b)}"]
+    ref = best(same)
+    if ref is not None:
+        lines.append(
+            f"- Best of {base_name} with the same optimizer and rho ({describe(ref)}, {int(ref['epochs'])} epochs): "
+            f"{score(ref)}; {name} {change(b['mean'], ref['mean'])}"
+        )
+    overall = best(base[base["optimizer"] == b["optimizer"]])
+    if overall is not None:
+        lines.append(
+            f"- Best {b['optimizer'].upper()} of {base_name} overall: {describe(overall)}: {score(overall)}; "
+            f"{name} {change(b['mean'], overall['mean'])}"
+        )
+    return [*lines, ""]
+
+
+def summarize(cells: pd.DataFrame, experiments: list[str]) -> str:
+    """The Markdown summary of the whole study; the first experiment is the base of comparisons."""
+    means = cell_means(cells)
+    epochs = cells.groupby(["experiment", "optimizer", "lr", "wd", "rho"])["epochs"].max().reset_index()
+    means = means.merge(epochs, on=["experiment", "optimizer", "lr", "wd", "rho"])
+    per_exp = {e: means[means["experiment"] == e] for e in experiments}
+    base_name = experiments[0]
+    lines = ["# genboost summary", "", f"{len(cells)} trained models; test MSE is the mean over seeds (± std).", ""]
+    lines += best_section(base_name, per_exp[base_name])
+    lines += effect_section(base_name, per_exp[base_name])
+    lines += optimizer_section(base_name, per_exp[base_name])
+    for name in experiments[1:]:
+        lines += versus_section(name, per_exp[name], base_name, per_exp[base_name])
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,97 @@
+"""Aggregation: per-cell rows, mean-test-MSE tables (rows lr, columns wd) and the study's conclusions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from genboost import files
+from genboost.grid import fmt_number
+
+CELL_COLUMNS = [
+    "experiment", "optimizer", "lr", "wd", "rho", "seed", "epochs", "steps", "test_mse", "train_mse",
+    "test_accuracy", "train_accuracy", "diverged", "diverged_step", "wall_s", "device",
+]  # fmt: skip
+GROUP = ["optimizer", "lr", "wd", "rho"]
+
+
+def read_cells(experiment: str, metrics_paths: list[str]) -> pd.DataFrame:
+    """One row per trained model, from its metrics.json."""
+    rows = []
+    for path in metrics_paths:
+        record = json.loads(Path(path).read_text())
+        cfg = record["config"]
+        row = {"experiment": experiment, **{k: cfg[k] for k in ("optimizer", "lr", "wd", "rho", "seed")}}
+        row.update({k: record.get(k) for k in CELL_COLUMNS if k not in row})
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=CELL_COLUMNS)
+    for col in ("test_mse", "train_mse", "test_accuracy", "train_accuracy"):
+        df[col] = df[col].astype(float)
+    return df.sort_values(["optimizer", "rho", "lr", "wd", "seed"], kind="stable").reset_index(drop=True)
+
+
+def cell_means(cells: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std of test MSE over seeds for each configuration; a configuration with a diverged seed has no mean."""
+    g = cells.groupby(["experiment", *GROUP], sort=True)
+    out = g.agg(
+        mean=("test_mse", "mean"),
+        std=("test_mse", "std"),
+        train_mean=("train_mse", "mean"),
+        seeds=("seed", "count"),
+        diverged=("diverged", "sum"),
+    ).reset_index()
+    out["diverged"] = out["diverged"].astype(int)
+    bad = out["diverged"] > 0
+    out.loc[bad, ["mean", "std", "train_mean"]] = math.nan
+    return out
+
+
+def mse_table(means: pd.DataFrame, optimizer: str, rho: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(mean, std) tables of one optimizer x rho: rows lr, columns wd."""
+    sel = means[(means["optimizer"] == optimizer) & (means["rho"] == rho)]
+    mean = sel.pivot(index="lr", columns="wd", values="mean").sort_index().sort_index(axis=1)
+    std = sel.pivot(index="lr", columns="wd", values="std").reindex_like(mean)
+    return mean, std
+
+
+def format_cell(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "diverged"
+    return f"{mean:.4f} ± {std:.4f}" if not math.isnan(std) else f"{mean:.4f}"
+
+
+def table_markdown(mean: pd.DataFrame, std: pd.DataFrame, title: str) -> str:
+    headers = ["lr \\ wd", *(fmt_number(w) for w in mean.columns)]
+    rows = [
+        [fmt_number(lr), *(format_cell(mean.loc[lr, w], std.loc[lr, w]) for w in mean.columns)] for lr in mean.index
+    ]
+    return f"### {title}\n\n" + tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
+
+
+def table_csv(mean: pd.DataFrame, std: pd.DataFrame) -> str:
+    out = pd.DataFrame({"lr": [fmt_number(x) for x in mean.index]})
+    for w in mean.columns:
+        out[f"mean_wd={fmt_number(w)}"] = mean[w].to_numpy()
+    for w in mean.columns:
+        out[f"std_wd={fmt_number(w)}"] = std[w].to_numpy()
+    return out.to_csv(index=False, float_format="%.6g", na_rep="diverged")
+
+
+def write_experiment_outputs(experiment: str, metrics_paths: list[str], cells_csv: str, table_paths: list[str]) -> None:
+    """cells.csv plus one .md and one .csv table per optimizer x rho (paths as genboost.grid.table_paths)."""
+    cells = read_cells(experiment, metrics_paths)
+    files.write_text(cells_csv, cells.to_csv(index=False, float_format="%.9g"))
+    means = cell_means(cells)
+    for path in table_paths:
+        stem = Path(path).stem  # optimizer=<o>_rho=<rho>
+        optimizer = stem.split("_rho=")[0].removeprefix("optimizer=")
+        rho = float(stem.split("_rho=")[1])
+        mean, std = mse_table(means, optimizer, rho)
+        sam = f"SAM rho={fmt_number(rho)}" if rho > 0 else "no SAM"
+        title = f"{experiment}: {optimizer.upper()}, {sam}: test MSE, mean ± std over seeds"
+        text = table_markdown(mean, std, title) if path.endswith(".md") else table_csv(mean, std)
+        files.write_text(path, text)

@@ -1,0 +1,105 @@
+"""One train job: store reuse, interrupted jobs, damaged store entries, device errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+import yaml
+
+from genboost import data, engine, grid, jobs
+
+
+@pytest.fixture(scope="module")
+def split_csvs(tmp_path_factory, obesity_csv):
+    out = tmp_path_factory.mktemp("data")
+    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", ["Weight"], 0.2, 0)
+    return str(out / "train.csv"), str(out / "test.csv")
+
+
+@pytest.fixture
+def experiment(repo_root):
+    config = yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text())
+    config["model"]["hidden"] = [4]
+    config["train"].update(epochs=1, sam_epochs=1)
+    return grid.Study.from_config(config).experiment("main")
+
+
+def run(experiment, cells, results, csvs, **kw):
+    outputs = [experiment.metrics_path(str(results), c) for c in cells]
+    return jobs.run_train_job(experiment, cells, outputs, str(results), *csvs, **kw), outputs
+
+
+def test_second_run_reuses_every_cell_bit_for_bit(experiment, tmp_path, split_csvs):
+    cells = experiment.cells()[:6]
+    (trained, reused), outputs = run(experiment, cells, tmp_path, split_csvs)
+    assert (trained, reused) == (6, 0)
+    first = [json.loads(open(o).read()) for o in outputs]
+    (trained, reused), _ = run(experiment, cells, tmp_path, split_csvs)
+    assert (trained, reused) == (0, 6)
+    assert [json.loads(open(o).read()) for o in outputs] == first
+    assert all(r["config"] == c.to_dict() for r, c in zip(first, cells, strict=True))
+
+
+def test_interrupted_job_keeps_finished_blocks_and_writes_no_metrics(experiment, tmp_path, split_csvs, monkeypatch):
+    cells = experiment.cells()[:8]
+    real = engine.train_cells
+    calls = []
+
+    def interrupted(block, *args, **kw):
+        calls.append(len(block))
+        if len(calls) > 1:
+            raise KeyboardInterrupt  # as if the job were killed during its second block
+        return real(block, *args, **kw)
+
+    monkeypatch.setattr(engine, "BLOCK_SIZE", 4)
+    monkeypatch.setattr(engine, "train_cells", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(experiment, cells, tmp_path, split_csvs)
+    assert not list(tmp_path.rglob("metrics.json")) and not list(tmp_path.rglob("*.tmp"))
+    monkeypatch.setattr(engine, "train_cells", real)
+    (trained, reused), _ = run(experiment, cells, tmp_path, split_csvs)
+    assert (trained, reused) == (4, 4)
+
+
+def test_damaged_store_entry_is_retrained(experiment, tmp_path, split_csvs):
+    cells = experiment.cells()[:2]
+    _, outputs = run(experiment, cells, tmp_path, split_csvs)
+    good = json.loads(open(outputs[0]).read())
+    entry = next((tmp_path / "store").rglob(f"{good['store_key']}.json"))
+    entry.write_text(entry.read_text()[:50])  # a truncated entry
+    (trained, reused), _ = run(experiment, cells, tmp_path, split_csvs)
+    assert (trained, reused) == (1, 1)
+    assert json.loads(open(outputs[0]).read())["test_mse"] == good["test_mse"]
+
+
+def test_changed_cell_config_is_not_reused(experiment, tmp_path, split_csvs):
+    cells = experiment.cells()[:2]
+    run(experiment, cells, tmp_path, split_csvs)
+    other = grid.Experiment(experiment.name, experiment.grid, {**experiment.train, "momentum": 0.5}, experiment.hidden)
+    (trained, reused), _ = run(other, other.cells()[:2], tmp_path, split_csvs)
+    assert (trained, reused) == (2, 0)
+
+
+def test_outputs_must_match_the_cells(experiment, tmp_path, split_csvs):
+    cells = experiment.cells()[:2]
+    with pytest.raises(RuntimeError, match="do not match its cells"):
+        jobs.run_train_job(experiment, cells, [str(tmp_path / "x.json")], str(tmp_path), *split_csvs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the message on a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="train.device is 'cuda' but CUDA is not available"):
+        jobs.resolve_device("cuda")
+    assert jobs.resolve_device("auto").type == "cpu"
+
+
+def test_diverged_cell_is_recorded_not_raised(experiment, tmp_path, split_csvs):
+    wild = grid.Experiment(experiment.name, copy.deepcopy(experiment.grid), experiment.train, experiment.hidden)
+    wild.grid["lr"] = (1e6,)
+    cell = wild.cell("sgd", 1e6, 0.0, 0.0, 0)
+    (trained, _), outputs = run(wild, [cell], tmp_path, split_csvs)
+    record = json.loads(open(outputs[0]).read())
+    assert record["diverged"] is True and record["diverged_step"] >= 1 and record["test_mse"] is None

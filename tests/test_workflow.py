@@ -1,0 +1,169 @@
+"""The real Snakefile end to end on a tiny study: outputs, incremental reruns, cell reuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from workflow_helpers import make_workdir, planned, read_config, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, obesity_csv):
+    """The tiny study (packed jobs), run once for the whole module."""
+    workdir = make_workdir(tmp_path_factory.mktemp("tiny"), obesity_csv)
+    snakemake(workdir)
+    return workdir
+
+
+def metrics_files(workdir: Path, experiment: str = "main") -> list[Path]:
+    return sorted((workdir / "results" / experiment / "runs").rglob("metrics.json"))
+
+
+def test_every_cell_has_metrics_with_provenance(tiny_run):
+    files = metrics_files(tiny_run)
+    assert len(files) == 2 * 2 * 2 * 2 * 2
+    record = json.loads(files[0].read_text())
+    for key in (
+        "test_mse",
+        "train_mse",
+        "test_accuracy",
+        "diverged",
+        "epochs",
+        "config",
+        "wall_s",
+        "device",
+        "versions",
+    ):
+        assert key in record, key
+    assert record["versions"]["torch"] and record["device"].startswith("cpu")
+    # the path names the cell and the config inside agrees with it
+    parts = dict(p.split("=") for p in files[0].parent.relative_to(tiny_run / "results/main/runs").parts)
+    assert float(parts["lr"]) == record["config"]["lr"] and parts["optimizer"] == record["config"]["optimizer"]
+    assert record["epochs"] == (2 if record["config"]["rho"] > 0 else 4)
+    assert 0 <= record["test_accuracy"] <= 1 and record["test_mse"] > 0
+
+
+def test_tables_match_cells(tiny_run):
+    cells = pd.read_csv(tiny_run / "results/main/cells.csv")
+    assert len(cells) == 32
+    table = pd.read_csv(tiny_run / "results/main/tables/optimizer=adam_rho=0.05.csv")
+    sel = cells[(cells.optimizer == "adam") & (cells.rho == 0.05) & (cells.lr == 0.02) & (cells.wd == 0.001)]
+    row = table[table.lr == 0.02]
+    assert row["mean_wd=0.001"].item() == pytest.approx(sel.test_mse.mean(), rel=1e-5)
+    assert row["std_wd=0.001"].item() == pytest.approx(sel.test_mse.std(), rel=1e-5)
+    md = (tiny_run / "results/main/tables/optimizer=adam_rho=0.05.md").read_text()
+    assert "| lr \\ wd" in md and f"{sel.test_mse.mean():.4f}" in md
+
+
+def test_summary_names_the_best_configuration(tiny_run):
+    cells = pd.read_csv(tiny_run / "results/main/cells.csv")
+    means = cells.groupby(["optimizer", "lr", "wd", "rho"]).test_mse.mean()
+    opt, lr, wd, rho = means.idxmin()
+    summary = (tiny_run / "results/summary.md").read_text()
+    overall = next(line for line in summary.splitlines() if line.startswith("- Overall:"))
+    assert f"{opt.upper()}, lr={lr:g}" in overall and f"{means.min():.4f}" in overall
+    assert "## second_chance vs main" in summary
+
+
+def test_rerun_plans_nothing(tiny_run):
+    assert planned(tiny_run) == {}
+
+
+def test_rerun_reuses_stored_cells(tiny_run, tmp_path):
+    """Deleting results (but not the store) and adding an lr retrains only the new cells."""
+    config = read_config(tiny_run)
+    config["experiments"]["main"]["lrs"].append(3e-3)
+    write_config(tiny_run, config)
+    try:
+        snakemake(tiny_run)
+        logs = "\n".join(p.read_text() for p in (tiny_run / "results/logs/main/train").rglob("*.log"))
+        # four jobs (optimizer x rho), each with 2 wd x 2 seeds new cells and 8 stored ones
+        assert logs.count("trained 4, reused 8") == 4, logs
+    finally:
+        config["experiments"]["main"]["lrs"].pop()
+        write_config(tiny_run, config)
+
+
+@pytest.fixture(scope="module")
+def unpacked_run(tmp_path_factory, obesity_csv):
+    """One cell per job, one optimizer, two cells: the design card's shape, for dry-run planning tests."""
+
+    def edit(config):
+        config["train"]["pack"] = []
+        config["experiments"] = {
+            "main": {"optimizers": ["sgd"], "lrs": [1e-2], "wds": [0], "rhos": [0, 0.05], "seeds": [0]}
+        }
+
+    workdir = make_workdir(tmp_path_factory.mktemp("unpacked"), obesity_csv, edit, copy_package=True)
+    snakemake(workdir)
+    return workdir
+
+
+def train_outputs(jobs: dict) -> list[str]:
+    return sorted(o for rule, outs in jobs.items() if rule.startswith("train_") for o in outs)
+
+
+def changed_plan(workdir: Path, edit) -> dict:
+    config = read_config(workdir)
+    original = json.dumps(config)
+    edit(config)
+    write_config(workdir, config)
+    try:
+        return planned(workdir)
+    finally:
+        write_config(workdir, json.loads(original))
+
+
+def test_adding_an_lr_plans_only_the_new_cells(unpacked_run):
+    jobs = changed_plan(unpacked_run, lambda c: c["experiments"]["main"]["lrs"].append("3e-5"))
+    assert train_outputs(jobs) == sorted(
+        f"results/main/runs/optimizer=sgd/lr=3e-05/wd=0/rho={rho}/seed=0/metrics.json" for rho in ("0", "0.05")
+    )
+    assert set(jobs) == {"train_main", "aggregate_main", "summary", "all"}
+
+
+def test_same_number_written_differently_plans_nothing(unpacked_run):
+    assert changed_plan(unpacked_run, lambda c: c["experiments"]["main"].update(lrs=["0.01"])) == {}
+
+
+def test_changing_sam_epochs_plans_only_sam_cells(unpacked_run):
+    jobs = changed_plan(unpacked_run, lambda c: c["train"].update(sam_epochs=3))
+    assert train_outputs(jobs) == ["results/main/runs/optimizer=sgd/lr=0.01/wd=0/rho=0.05/seed=0/metrics.json"]
+
+
+def edit_file(path: Path):
+    original = path.read_text()
+    path.write_text(original + "\n# an edit\n")
+    return original
+
+
+@pytest.mark.parametrize("module", ["engine.py", "model.py", "sam.py", "data.py"])
+def test_editing_training_code_plans_every_train_job(unpacked_run, module):
+    path = unpacked_run / "genboost" / module
+    original = edit_file(path)
+    try:
+        assert len(train_outputs(planned(unpacked_run))) == 2
+    finally:
+        path.write_text(original)
+
+
+def test_editing_table_code_plans_no_training(unpacked_run):
+    path = unpacked_run / "genboost" / "tables.py"
+    original = edit_file(path)
+    try:
+        jobs = planned(unpacked_run)
+        assert train_outputs(jobs) == [] and "aggregate_main" in jobs
+    finally:
+        path.write_text(original)
+
+
+def test_invalid_config_fails_before_any_job(tmp_path, obesity_csv):
+    workdir = make_workdir(tmp_path, obesity_csv, lambda c: c["train"].update(batch_size=0))
+    proc = snakemake(workdir, check=False)
+    assert proc.returncode != 0
+    assert "batch_size" in proc.stdout + proc.stderr and not (workdir / "results").exists()

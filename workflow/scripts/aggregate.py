@@ -1,0 +1,10 @@
+"""Snakemake adapter: one experiment's cells.csv and tables."""
+
+from genboost import tables
+
+tables.write_experiment_outputs(
+    experiment=snakemake.params.experiment,
+    metrics_paths=list(snakemake.input),
+    cells_csv=snakemake.output.cells,
+    table_paths=list(snakemake.output.tables),
+)
