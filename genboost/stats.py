@@ -1,0 +1,288 @@
+"""Statistics over seeds: confidence intervals, paired tests of SAM / weight decay / optimizer, rank correlations.
+
+Every comparison pairs two models that differ in one factor only and share every other coordinate and the
+seed (same initialization, same batch order), so the seed-to-seed noise cancels in the difference.
+A pair with a diverged side is dropped and counted. A conclusion is "supported" when both the paired
+t-test and the Wilcoxon signed-rank test reject "no difference" at `alpha`: the t-test alone can be
+carried by one outlying seed, the Wilcoxon alone ignores how large the differences are.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tabulate import tabulate
+
+from genboost.grid import fmt_number
+
+CONFIG = ["experiment", "optimizer", "lr", "wd", "rho"]
+FACTORS = ("sam", "wd", "optimizer")
+CONFIDENCE = 0.95
+
+
+def is_diverged(cells: pd.DataFrame) -> pd.Series:
+    """A model counts as diverged when flagged so or when it has no test MSE (an empty field in cells.csv)."""
+    flag = cells["diverged"]
+    if flag.dtype == object:  # read from CSV with gaps: normalize "True"/"False" strings
+        flag = flag.map(lambda v: str(v).strip().lower() in ("true", "1"))
+    return flag.fillna(False).astype(bool) | cells["test_mse"].isna()
+
+
+def _check_unique(cells: pd.DataFrame) -> None:
+    dup = cells.duplicated([*CONFIG, "seed"], keep=False)
+    if dup.any():
+        first = cells[dup].iloc[0]
+        raise ValueError(f"cells: more than one row for {dict(first[[*CONFIG, 'seed']])}")
+
+
+def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student-t confidence interval of the mean; (nan, nan) with fewer than 2 values."""
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
+    mean, sem = float(np.mean(values)), float(np.std(values, ddof=1)) / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sem
+    return mean - half, mean + half
+
+
+def cell_stats(cells: pd.DataFrame, value: str = "test_mse") -> pd.DataFrame:
+    """Per configuration: n seeds, diverged seeds, mean, std, 95% CI; NaN where a seed diverged or n < 2."""
+    _check_unique(cells)
+    cells = cells.assign(_div=is_diverged(cells))
+    rows = []
+    for key, g in cells.groupby(CONFIG, sort=True):
+        vals = g[value].to_numpy(dtype=float)
+        bad = bool(g["_div"].any())
+        mean = math.nan if bad else float(np.mean(vals))
+        std = math.nan if bad or len(vals) < 2 else float(np.std(vals, ddof=1))
+        lo, hi = (math.nan, math.nan) if bad else t_interval(vals)
+        rows.append([*key, len(g), int(g["_div"].sum()), mean, std, lo, hi])
+    return pd.DataFrame(rows, columns=[*CONFIG, "n", "diverged", "mean", "std", "ci_low", "ci_high"])
+
+
+def best_lrs(cells: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """(experiment, optimizer) -> lr of that optimizer's configuration with the lowest mean test MSE."""
+    s = cell_stats(cells).dropna(subset=["mean"])
+    return {key: float(g.loc[g["mean"].idxmin(), "lr"]) for key, g in s.groupby(["experiment", "optimizer"])}
+
+
+def paired_tests(diff: np.ndarray) -> dict:
+    """n, mean difference, its 95% CI, paired t-test p and Wilcoxon signed-rank p (NaN where not defined)."""
+    n = len(diff)
+    out = dict(n_pairs=n, mean_diff=math.nan, ci_low=math.nan, ci_high=math.nan, p_t=math.nan, p_wilcoxon=math.nan)
+    if n == 0:
+        return out
+    out["mean_diff"] = float(np.mean(diff))
+    if n < 2:
+        return out
+    out["ci_low"], out["ci_high"] = t_interval(diff)
+    if np.all(diff == 0):  # identical results: no evidence of any difference (scipy would give NaN)
+        return {**out, "p_t": 1.0, "p_wilcoxon": 1.0}
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        out["p_t"] = float(stats.ttest_1samp(diff, 0.0).pvalue)
+        out["p_wilcoxon"] = float(stats.wilcoxon(diff).pvalue)
+    return out
+
+
+def _levels(factor: str, cells: pd.DataFrame) -> tuple[str, list, object, list[str]]:
+    """(column, treatment values, control value, pairing keys besides experiment and seed) of a factor."""
+    if factor == "sam":
+        return "rho", sorted(v for v in cells["rho"].unique() if v > 0), 0.0, ["optimizer", "lr", "wd"]
+    if factor == "wd":
+        return "wd", sorted(v for v in cells["wd"].unique() if v > 0), 0.0, ["optimizer", "lr", "rho"]
+    if factor == "optimizer":
+        return "optimizer", ["adam"], "sgd", ["lr", "wd", "rho"]
+    raise ValueError(f"paired: factor must be one of {FACTORS}, got {factor!r}")
+
+
+def _label(factor: str, treat) -> str:
+    if factor == "sam":
+        return f"SAM rho={fmt_number(treat)} vs no SAM"
+    if factor == "wd":
+        return f"wd={fmt_number(treat)} vs wd=0"
+    return "Adam vs SGD"
+
+
+def _pair(sub: pd.DataFrame, column: str, treat, control, keys: list[str]) -> tuple[np.ndarray, int]:
+    """(treatment - control test MSE of the complete pairs, number of pairs dropped for divergence)."""
+    t, c = sub[sub[column] == treat], sub[sub[column] == control]
+    m = t.merge(c, on=["experiment", *keys, "seed"], suffixes=("_t", "_c"))
+    ok = ~(m["_div_t"] | m["_div_c"])
+    return (m.loc[ok, "test_mse_t"] - m.loc[ok, "test_mse_c"]).to_numpy(dtype=float), int((~ok).sum())
+
+
+def _at_best_lr(cells: pd.DataFrame) -> pd.DataFrame:
+    best = best_lrs(cells)
+    keep = [
+        best.get((e, o)) == lr for e, o, lr in zip(cells["experiment"], cells["optimizer"], cells["lr"], strict=True)
+    ]
+    return cells[keep]
+
+
+def paired(cells: pd.DataFrame, factor: str) -> pd.DataFrame:
+    """One row per comparison of `factor` (sam | wd | optimizer) in each experiment.
+
+    Columns: experiment, factor, comparison, optimizer ("all" or one optimizer), lrs ("all" or "best": each
+    optimizer at its best lr; Adam vs SGD then pairs the two best lrs), n_pairs, n_dropped, mean_diff
+    (treatment - control test MSE), ci_low, ci_high, p_t, p_wilcoxon.
+    """
+    _check_unique(cells)
+    column, treats, control, keys = _levels(factor, cells)
+    cells = cells.assign(_div=is_diverged(cells))
+    scopes = {"all": cells, "best": _at_best_lr(cells)}
+    opts = ["all"] if factor == "optimizer" else ["all", *sorted(cells["optimizer"].unique())]
+    rows = []
+    for (lrs, data), treat, opt in ((s, t, o) for s in scopes.items() for t in treats for o in opts):
+        sub = data if opt == "all" else data[data["optimizer"] == opt]
+        pair_keys = [k for k in keys if not (lrs == "best" and k == "lr")]  # lr is set by the optimizer there
+        for exp, part in sub.groupby("experiment", sort=True):
+            diff, dropped = _pair(part, column, treat, control, pair_keys)
+            if len(diff) + dropped == 0:
+                continue
+            head = dict(experiment=exp, factor=factor, comparison=_label(factor, treat), optimizer=opt, lrs=lrs)
+            rows.append({**head, "n_dropped": dropped, **paired_tests(diff)})
+    columns = ["experiment", "factor", "comparison", "optimizer", "lrs", "n_pairs", "n_dropped"]
+    return pd.DataFrame(rows, columns=[*columns, "mean_diff", "ci_low", "ci_high", "p_t", "p_wilcoxon"])
+
+
+def min_pairs(alpha: float = 0.05) -> int:
+    """The fewest pairs with which the two-sided Wilcoxon test can reach p < alpha at all (2 / 2**n < alpha)."""
+    return max(2, math.floor(math.log2(2 / alpha)) + 1)
+
+
+def verdict(result, alpha: float = 0.05) -> str:
+    """What a comparison row supports: both tests must reject at alpha for an effect to count.
+
+    With fewer than `min_pairs(alpha)` pairs (6 at 0.05) the Wilcoxon test cannot reject whatever the
+    data, so such a comparison is "not testable" rather than "within noise".
+    """
+    if result["n_pairs"] < min_pairs(alpha) or math.isnan(result["p_t"]) or math.isnan(result["p_wilcoxon"]):
+        return "not testable"
+    if result["p_t"] < alpha and result["p_wilcoxon"] < alpha:
+        return "supported: lowers test MSE" if result["mean_diff"] < 0 else "supported: raises test MSE"
+    return "within noise"
+
+
+def rank_correlations(cells: pd.DataFrame, measures, targets=("test_mse", "gap")) -> pd.DataFrame:
+    """Kendall tau-b (and p) of each measure with each target over all models and within each optimizer.
+
+    `gap` is test_mse - train_mse when cells has no such column. Diverged models and NaNs are left out.
+    """
+    cells = cells.assign(_div=is_diverged(cells))
+    if "gap" not in cells:
+        cells = cells.assign(gap=cells["test_mse"] - cells["train_mse"])
+    for col in [*measures, *targets]:
+        if col not in cells:
+            raise ValueError(f"rank_correlations: cells has no column {col!r}")
+    cells = cells[~cells["_div"]]
+    groups = [("all", cells), *((o, g) for o, g in cells.groupby("optimizer", sort=True))]
+    rows = []
+    for (scope, g), m, t in ((sg, m, t) for sg in groups for m in measures for t in targets):
+        pair = g[[m, t]].astype(float).dropna()
+        tau, p = math.nan, math.nan
+        if len(pair) >= 2 and pair[m].nunique() > 1 and pair[t].nunique() > 1:
+            res = stats.kendalltau(pair[m], pair[t])
+            tau, p = float(res.statistic), float(res.pvalue)
+        rows.append(dict(optimizer=scope, measure=m, target=t, n=len(pair), tau=tau, p=p))
+    return pd.DataFrame(rows, columns=["optimizer", "measure", "target", "n", "tau", "p"])
+
+
+def _fmt(x: float, spec: str = ".4f") -> str:
+    return "–" if x is None or math.isnan(x) else format(x, spec)
+
+
+def _p(p: float) -> str:
+    return "–" if math.isnan(p) else "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _scope(row) -> str:
+    opt = "all optimizers" if row["optimizer"] == "all" else row["optimizer"].upper()
+    return f"{opt}, {'each at its best lr' if row['lrs'] == 'best' else 'all lrs'}"
+
+
+def _sentence(row) -> str:
+    return (
+        f"{row['comparison']} ({_scope(row)}): {row['verdict']}: mean difference {_fmt(row['mean_diff'], '+.4f')} "
+        f"[95% CI {_fmt(row['ci_low'], '+.4f')}, {_fmt(row['ci_high'], '+.4f')}], n={row['n_pairs']} pairs, "
+        f"t-test p={_p(row['p_t'])}, Wilcoxon p={_p(row['p_wilcoxon'])}"
+    )
+
+
+def _comparison_table(comps: pd.DataFrame) -> str:
+    headers = ["comparison", "optimizer", "lrs", "pairs", "dropped", "mean diff", "95% CI", "p (t)", "p (W)", "verdict"]
+    rows = [
+        [r.comparison, r.optimizer, r.lrs, r.n_pairs, r.n_dropped, _fmt(r.mean_diff, "+.4f"),
+         f"[{_fmt(r.ci_low, '+.4f')}, {_fmt(r.ci_high, '+.4f')}]", _p(r.p_t), _p(r.p_wilcoxon), r.verdict]
+        for r in comps.itertuples()
+    ]  # fmt: skip
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _experiment_lines(exp: str, cells: pd.DataFrame, comps: pd.DataFrame, alpha: float) -> list[str]:
+    lines = [f"### {exp}", ""]
+    s = cell_stats(cells).dropna(subset=["mean"])
+    for opt, g in s.groupby("optimizer", sort=True):
+        b = g.loc[g["mean"].idxmin()]
+        lines.append(
+            f"- Best {opt.upper()} (defines its best lr): lr={fmt_number(b['lr'])}, wd={fmt_number(b['wd'])}, "
+            f"rho={fmt_number(b['rho'])}: test MSE {b['mean']:.4f} [95% CI {_fmt(b['ci_low'])}, "
+            f"{_fmt(b['ci_high'])}], n={int(b['n'])} seeds"
+        )
+    for title, rows in (
+        ("Supported by the data", comps[comps["verdict"].str.startswith("supported")]),
+        ("Within noise", comps[comps["verdict"] == "within noise"]),
+        (f"Not testable (fewer than {min_pairs(alpha)} complete pairs)", comps[comps["verdict"] == "not testable"]),
+    ):
+        if not rows.empty:
+            lines += ["", f"{title}:", "", *(f"- {_sentence(r)}" for _, r in rows.iterrows())]
+    return [
+        *lines,
+        "",
+        "All comparisons (difference = treatment - control test MSE):",
+        "",
+        _comparison_table(comps),
+        "",
+    ]
+
+
+def _flatness_lines(cells: pd.DataFrame, measures, targets, alpha: float) -> list[str]:
+    corr = rank_correlations(cells, measures, targets)
+    lines = ["### Flatness and generalization (Kendall tau over models)", ""]
+    for r in corr.itertuples():
+        if math.isnan(r.p):
+            said = "not testable"
+        elif r.p < alpha:
+            said = f"supported: higher {r.measure} goes with {'higher' if r.tau > 0 else 'lower'} {r.target}"
+        else:
+            said = "within noise"
+        scope = "all optimizers" if r.optimizer == "all" else r.optimizer.upper()
+        lines.append(f"- {r.measure} vs {r.target} ({scope}, {r.n} models): tau={_fmt(r.tau, '+.3f')}, "
+                     f"p={_p(r.p)}: {said}")  # fmt: skip
+    return [*lines, ""]
+
+
+def stats_markdown(cells: pd.DataFrame, measures=(), targets=("test_mse", "gap"), alpha: float = 0.05) -> str:
+    """A Markdown section: per experiment, which effects the seeds support and which are within noise."""
+    comps = pd.concat([paired(cells, f) for f in FACTORS], ignore_index=True)
+    comps["verdict"] = [verdict(r, alpha) for _, r in comps.iterrows()]
+    n_tests = int((comps["verdict"] != "not testable").sum())
+    lines = [
+        "## Statistics: what the seeds support",
+        "",
+        f"Each comparison pairs models that differ in one factor only, with the same other settings and seed; "
+        f"pairs with a diverged side are dropped. An effect counts as supported when both the paired t-test and "
+        f"the Wilcoxon signed-rank test give p < {alpha}. {n_tests} comparisons are tested, so about "
+        f"{n_tests * alpha:.1f} would pass by chance alone; the best lr is chosen on the same test MSE, "
+        f"so the best-lr rows are optimistic.",
+        "",
+    ]
+    for exp, part in cells.groupby("experiment", sort=True):
+        lines += _experiment_lines(exp, part, comps[comps["experiment"] == exp], alpha)
+    if measures:
+        lines += _flatness_lines(cells, measures, targets, alpha)
+    return "\n".join(lines).rstrip() + "\n"

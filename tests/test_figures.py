@@ -1,0 +1,135 @@
+"""Figures on synthetic cells: valid files, one shared color scale, diverged configurations marked."""
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import LogNorm
+
+from genboost.figures import best_configurations, heatmap_grid, learning_curves, lr_curves, mean_curve
+
+LRS, WDS, RHOS, SEEDS = [1e-4, 1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(3)
+DIVERGED = {("sgd", 1e-2, 0.0, 0.0), ("adam", 1e-2, 1e-3, 0.05)}  # (optimizer, lr, wd, rho) with a diverged seed
+
+
+def synthetic(scale=1.0, experiment="main"):
+    rng = np.random.default_rng(0)
+    rows = []
+    for opt, lr, wd, rho, s in itertools.product(["sgd", "adam"], LRS, WDS, RHOS, SEEDS):
+        mse = 0.7 + scale * abs(math.log10(lr) + 3) + 0.1 * (opt == "adam") - 0.05 * (rho > 0) + rng.normal(0, 0.01)
+        div = (opt, lr, wd, rho) in DIVERGED and s == 1
+        rows.append(
+            dict(experiment=experiment, optimizer=opt, lr=lr, wd=wd, rho=rho, seed=s, test_mse=math.nan if div else mse,
+                 train_mse=math.nan if div else mse - 0.2, diverged=div)
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def assert_valid_files(png, pdf):
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    data = pdf.read_bytes()
+    assert data[:5] == b"%PDF-" and data.rstrip().endswith(b"%%EOF") and len(data) > 5_000
+    assert not list(png.parent.glob(".*.tmp"))  # no temporary file left behind
+
+
+def panels(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def test_heatmap_grid_files_shared_scale_and_marks(tmp_path):
+    cells = synthetic()
+    fig = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
+    assert_valid_files(tmp_path / "h.png", tmp_path / "h.pdf")
+    axes = panels(fig)
+    assert len(axes) == 2 * len(RHOS)
+    norms = {(ax.images[0].norm.vmin, ax.images[0].norm.vmax, type(ax.images[0].norm)) for ax in axes}
+    assert len(norms) == 1  # one color scale for every panel
+    vmin, vmax, kind = norms.pop()
+    ok = cells[~cells.set_index(["optimizer", "lr", "wd", "rho"]).index.isin(DIVERGED)]
+    means = ok.groupby(["optimizer", "lr", "wd", "rho"])["test_mse"].mean()
+    assert (vmin, vmax) == pytest.approx((means.min(), means.max())) and kind is not LogNorm
+    marked = [p for ax in axes for p in ax.patches if p.get_gid() == "diverged"]
+    assert len(marked) == len(DIVERGED) and all(p.get_hatch() for p in marked)
+    assert sum(p.get_gid() == "best" for ax in axes for p in ax.patches) == 1
+    # Diverged cells carry no number; every other cell shows its mean.
+    assert sum(len(ax.texts) for ax in axes) == 2 * len(LRS) * len(WDS) * len(RHOS) - len(DIVERGED)
+
+
+def test_diverged_mark_position(tmp_path):
+    fig = heatmap_grid(synthetic(), tmp_path / "h.png", tmp_path / "h.pdf")
+    # Rows are optimizers in sorted order (adam, sgd), columns rho; inside, y = lr index, x = wd index.
+    sgd_no_sam = fig.axes[len(RHOS)]
+    assert sgd_no_sam.get_title() == "SGD, no SAM"
+    (mark,) = [p for p in sgd_no_sam.patches if p.get_gid() == "diverged"]
+    assert mark.get_xy() == (WDS.index(0.0) - 0.5, LRS.index(1e-2) - 0.5)
+
+
+def test_wide_range_gets_a_log_scale(tmp_path):
+    fig = heatmap_grid(synthetic(scale=100.0), tmp_path / "h.png", tmp_path / "h.pdf")
+    assert all(isinstance(ax.images[0].norm, LogNorm) for ax in panels(fig))
+    assert len({id(ax.images[0].norm) for ax in panels(fig)}) == 1
+
+
+def test_same_data_same_bytes(tmp_path):
+    for name in ("a", "b"):
+        heatmap_grid(synthetic(), tmp_path / f"{name}.png", tmp_path / f"{name}.pdf")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+
+
+def test_failed_write_leaves_neither_file(tmp_path):
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    with pytest.raises(OSError):
+        heatmap_grid(synthetic(), tmp_path / "h.png", tmp_path / "blocker" / "h.pdf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+def test_one_experiment_only(tmp_path):
+    cells = pd.concat([synthetic(), synthetic(experiment="other")])
+    with pytest.raises(ValueError, match="one experiment"):
+        heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
+    assert not list(tmp_path.iterdir())
+
+
+def test_lr_curves(tmp_path):
+    fig = lr_curves(synthetic(), tmp_path / "l.png", tmp_path / "l.pdf")
+    assert_valid_files(tmp_path / "l.png", tmp_path / "l.pdf")
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert len(axes) == 2 * len(RHOS) and all(ax.get_xscale() == "log" for ax in axes)
+    assert all(len(ax.collections) == len(WDS) for ax in axes)  # one seed band per wd
+    marks = [line for ax in axes for line in ax.lines if line.get_gid() == "diverged"]
+    assert sorted(float(line.get_xdata()[0]) for line in marks) == [1e-2, 1e-2]
+    sgd = next(ax for ax in axes if ax.get_title() == "SGD, no SAM")
+    wd0 = sgd.lines[0]  # the wd=0 mean line: no point at the diverged lr
+    assert list(wd0.get_xdata()) == LRS[:-1]
+
+
+def test_best_configurations_and_learning_curves(tmp_path):
+    best = best_configurations(synthetic())
+    assert [(b["optimizer"], b["rho"] > 0) for b in best] == [("adam", False), ("adam", True), ("sgd", False),
+                                                               ("sgd", True)]  # fmt: skip
+    assert all(b["lr"] == 1e-3 for b in best) and best[3]["label"].startswith("SGD, SAM ρ=0.05, lr=0.001")
+    records = [
+        {"curve": [{"epoch": e, "train_mse": 1.0 / e + s, "test_mse": 2.0 / e + s} for e in range(1, 31)]}
+        for s in (0.1, 0.3)
+    ]
+    curve = mean_curve(best[0]["label"], records)
+    assert curve["epochs"] == list(range(1, 31)) and curve["train_mse"][0] == pytest.approx(1.2)
+    curves = [curve, {**curve, "label": "other", "test_mse": [v * 1.1 for v in curve["test_mse"]]}]
+    fig = learning_curves(curves, tmp_path / "c.png", tmp_path / "c.pdf")
+    assert_valid_files(tmp_path / "c.png", tmp_path / "c.pdf")
+    train_ax, test_ax = fig.axes[:2]
+    assert len(train_ax.lines) == len(test_ax.lines) == 2
+    assert list(test_ax.lines[1].get_ydata()) == pytest.approx(curves[1]["test_mse"])
+
+
+def test_bad_curves_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="different epochs"):
+        mean_curve("x", [{"curve": [{"epoch": 1, "train_mse": 1, "test_mse": 1}]}, {"curve": []}])
+    with pytest.raises(ValueError, match="differ in length"):
+        learning_curves([{"label": "x", "epochs": [1, 2], "train_mse": [1], "test_mse": [1, 2]}], tmp_path / "c.png",
+                        tmp_path / "c.pdf")  # fmt: skip
+    assert not list(tmp_path.iterdir())

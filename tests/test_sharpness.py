@@ -1,0 +1,153 @@
+"""Flatness measures: the Hessian estimate against the exact Hessian, SAM sharpness against a hand computation."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from genboost.model import Cell, Split, init_params, layer_sizes
+from genboost.reference import train_cell
+from genboost.sharpness import _flat, _unflat, loss, measure, sam_sharpness, top_hessian_eigenvalue
+
+
+def data(n, f, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, f, generator=g, dtype=dtype)
+    y = torch.randint(0, 7, (n,), generator=g).to(dtype)
+    return x, y
+
+
+def exact_top_eig(params, x, y) -> float:
+    vec, shapes = _flat(params)
+    h = torch.autograd.functional.hessian(lambda v: loss(_unflat(v, shapes), x, y), vec)
+    assert torch.allclose(h, h.T)
+    eigs = torch.linalg.eigvalsh(h)
+    return eigs[eigs.abs().argmax()].item()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_power_iteration_matches_the_exact_hessian_on_a_tiny_mlp(seed):
+    x, y = data(40, 3, seed)
+    params = init_params(seed, layer_sizes(3, (4,)), torch.float64)  # 3 -> 4 -> 1: 21 parameters
+    exact = exact_top_eig(params, x, y)
+    estimate = top_hessian_eigenvalue(params, x, y, iters=2000, tol=1e-12)
+    assert estimate == pytest.approx(exact, rel=1e-6)
+
+
+def test_power_iteration_on_an_indefinite_hessian():
+    # Params far from a minimum: eigenvalues from -4.7 to 15.2; the estimate must still be the exact top one.
+    x, y = data(30, 3, 5)
+    params = [(w * 4, b) for w, b in init_params(7, layer_sizes(3, (4,)), torch.float64)]
+    vec, shapes = _flat(params)
+    eigs = torch.linalg.eigvalsh(torch.autograd.functional.hessian(lambda v: loss(_unflat(v, shapes), x, y), vec))
+    assert eigs[0] < -1 and eigs[-1] > 1
+    assert top_hessian_eigenvalue(params, x, y, iters=5000, tol=1e-13) == pytest.approx(
+        exact_top_eig(params, x, y), rel=1e-6
+    )
+
+
+def linear_model(seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(3, 1, generator=g, dtype=torch.float64), torch.randn(1, generator=g, dtype=torch.float64))]
+
+
+def test_linear_model_by_hand():
+    """One layer, no ReLU: loss = mean((Xw + b - y)^2), gradient 2/n A^T r, Hessian 2/n A^T A with A = [X 1]."""
+    x, y = data(25, 3, 4)
+    params = linear_model()
+    a = np.hstack([x.numpy(), np.ones((25, 1))])
+    theta = np.concatenate([params[0][0].numpy().ravel(), params[0][1].numpy()])
+    yy = y.numpy()
+
+    def hand_loss(t):
+        return np.mean((a @ t - yy) ** 2)
+
+    grad = 2 / 25 * a.T @ (a @ theta - yy)
+    for r, s in sam_sharpness(params, x, y, radii=(0.0, 0.05, 0.5)).items():
+        expected = hand_loss(theta + r * grad / np.linalg.norm(grad)) - hand_loss(theta)
+        assert s == pytest.approx(expected, rel=1e-10, abs=1e-14)
+    top = np.linalg.eigvalsh(2 / 25 * a.T @ a).max()
+    assert top_hessian_eigenvalue(params, x, y, iters=1000, tol=1e-13) == pytest.approx(top, rel=1e-8)
+    assert loss(params, x, y).item() == pytest.approx(hand_loss(theta), rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    x, y = data(120, 5, 9, torch.float32)
+    split = Split(x[:100], y[:100], x[100:], y[100:])
+    cell = Cell(optimizer="adam", lr=3e-3, wd=0.0, rho=0.0, seed=0, epochs=30, batch_size=20, hidden=(16, 16))
+    result = train_cell(cell, split, return_params=True)
+    return result["params"], split.x_train, split.y_train, result["train_mse"]
+
+
+def test_trained_model_sharpness_is_non_negative_and_grows_with_the_radius(trained):
+    params, x, y, train_mse = trained
+    m = measure(params, x, y, radii=(0.01, 0.05, 0.1), iters=100)
+    assert m["train_loss"] == pytest.approx(train_mse, rel=1e-5)
+    assert 0 <= m["sharpness_r0.01"] < m["sharpness_r0.05"] < m["sharpness_r0.1"]
+    assert m["hessian_top_eig"] > 0  # near a minimum the dominant curvature is positive
+    assert all(type(v) is float and math.isfinite(v) for v in m.values())
+    assert set(m) == {
+        "train_loss",
+        "grad_norm",
+        "sharpness_r0.01",
+        "sharpness_r0.05",
+        "sharpness_r0.1",
+        "hessian_top_eig",
+    }
+
+
+def test_deterministic_and_leaves_the_global_rng_and_params_alone(trained):
+    params, x, y, _ = trained
+    before = [(w.clone(), b.clone()) for w, b in params]
+    rng = torch.get_rng_state()
+    first, second = measure(params, x, y), measure(params, x, y)
+    assert first == second
+    assert torch.equal(rng, torch.get_rng_state())
+    assert all(torch.equal(w, w0) and torch.equal(b, b0) for (w, b), (w0, b0) in zip(params, before, strict=True))
+    other_start = top_hessian_eigenvalue(params, x, y, iters=300, tol=1e-9, seed=1)
+    assert other_start == pytest.approx(top_hessian_eigenvalue(params, x, y, iters=300, tol=1e-9), rel=1e-3)
+
+
+def test_stationary_point_has_zero_sharpness():
+    x = torch.zeros(10, 2, dtype=torch.float64)
+    y = torch.tensor([0.0, 2.0] * 5, dtype=torch.float64)
+    # Constant inputs and the exact mean (1.0) as prediction: the exact minimum, g = 0 to the last bit.
+    params = [(torch.zeros(2, 1, dtype=torch.float64), torch.ones(1, dtype=torch.float64))]
+    assert sam_sharpness(params, x, y) == {0.01: 0.0, 0.05: 0.0, 0.1: 0.0}
+
+
+def test_bad_input_is_refused():
+    x, y = data(10, 3, 1)
+    params = linear_model()
+    with pytest.raises(ValueError, match="NaN or inf"):
+        measure([(params[0][0] * math.nan, params[0][1])], x, y)
+    with pytest.raises(ValueError, match="features"):
+        measure(params, x[:, :2], y)
+    with pytest.raises(ValueError, match="expected x"):
+        measure(params, x, y[:5])
+    with pytest.raises(ValueError, match="radii"):
+        sam_sharpness(params, x, y, radii=(-0.1,))
+    with pytest.raises(ValueError, match="iters"):
+        top_hessian_eigenvalue(params, x, y, iters=0)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread, as a pipeline job has: timings do not then depend on what else runs on the machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_study_sized_model_is_fast(one_thread):
+    """64x64 MLP on 1688 training rows, default radii and iterations: well under a second per model (~0.2 s)."""
+    x, y = data(1688, 30, 2, torch.float32)
+    params = init_params(0, layer_sizes(30, (64, 64)))
+    measure(params, x, y)  # warm-up (first autograd call)
+    start = time.perf_counter()
+    measure(params, x, y)
+    assert time.perf_counter() - start < 1.0
