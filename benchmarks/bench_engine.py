@@ -1,0 +1,118 @@
+"""Per-model wall time of the reference trainer and of the stacked engine at K = 1, 8, 48, 96, 192, on the real data.
+
+    python benchmarks/bench_engine.py --out benchmarks/results/engine.json [--threads 1] [--quick]
+
+Each optimizer setting (SGD, Adam, each without and with SAM) trains cells spread over the study's lrs, wds
+and seeds for `--epochs` epochs (scaled down from the study's 200 / 100 with SAM: the time per epoch is flat).
+The reference trains a few of them one at a time, after a warm-up, so process start-up is not counted in
+either figure. Printed and written: seconds per model per epoch, the ratio reference / engine, and the
+per-model time extrapolated to the study's epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from genboost.data import load_split, preprocess  # noqa: E402
+from genboost.engine import BLOCK_SIZE, train_cells  # noqa: E402
+from genboost.files import write_json  # noqa: E402
+from genboost.model import Cell  # noqa: E402
+from genboost.reference import train_cell  # noqa: E402
+
+DEFAULT_CSV = ROOT.parent / "shared" / "data" / "ObesityDataSet_raw_and_data_sinthetic.csv"
+LRS = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 2e-2)
+WDS = (0.0, 1e-4, 1e-3, 1e-2)
+SETTINGS = {"sgd": ("sgd", 0.0), "adam": ("adam", 0.0), "sgd+sam": ("sgd", 0.05), "adam+sam": ("adam", 0.05)}
+STUDY_EPOCHS = {False: 200, True: 100}  # without / with SAM
+
+
+def load_data(csv: Path):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = [Path(tmp) / name for name in ("train.csv", "test.csv", "manifest.json")]
+        preprocess(csv, *out, drop_columns=["Weight"], test_fraction=0.2, split_seed=0)
+        return load_split(out[0], out[1])
+
+
+def grid_cells(optimizer: str, rho: float, k: int, epochs: int) -> list[Cell]:
+    """k cells over the study's lr x wd x seed axes."""
+    points = itertools.islice(itertools.product(range(k), LRS, WDS), k)
+    return [Cell(optimizer, lr, wd, rho, seed=seed, epochs=epochs) for seed, lr, wd in points]
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_setting(name: str, split, ks: list[int], n_reference: int, epochs: int) -> dict:
+    optimizer, rho = SETTINGS[name]
+    reference_cells = grid_cells(optimizer, rho, n_reference, epochs)[2::3] or grid_cells(optimizer, rho, 1, epochs)
+    train_cell(reference_cells[0], split, max_steps=2)  # warm-up: the first optimizer of a process is slow
+    ref = sum(timed(lambda c=c: train_cell(c, split)) for c in reference_cells) / len(reference_cells) / epochs
+    train_cells(grid_cells(optimizer, rho, 2, 1), split, max_steps=2)
+    engine = {}
+    for k in ks:
+        engine[k] = timed(lambda k=k: train_cells(grid_cells(optimizer, rho, k, epochs), split, block_size=k))
+        engine[k] /= k * epochs
+    study_epochs = STUDY_EPOCHS[rho > 0]
+    return {
+        "reference_s_per_model_epoch": ref,
+        "reference_cells": len(reference_cells),
+        "engine_s_per_model_epoch": {str(k): t for k, t in engine.items()},
+        "speedup": {str(k): ref / t for k, t in engine.items()},
+        "study_epochs": study_epochs,
+        "reference_s_per_model_study": ref * study_epochs,
+        "engine_s_per_model_study": {str(k): t * study_epochs for k, t in engine.items()},
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--quick", action="store_true", help="2 epochs, K up to 48, one reference cell")
+    parser.add_argument("--epochs", type=int, help="epochs per model (default 10, --quick 2)")
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="the raw obesity CSV")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    epochs = args.epochs or (2 if args.quick else 10)
+    ks = [1, 8, 48] if args.quick else [1, 8, 48, 96, 192]
+    split = load_data(args.csv)
+    figures = {
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "epochs": epochs,
+        "rows": {"train": split.x_train.shape[0], "test": split.x_test.shape[0], "features": split.x_train.shape[1]},
+        "block_size_default": BLOCK_SIZE,
+        "settings": {},
+    }
+    print(f"threads={args.threads} epochs={epochs}; seconds per model per epoch (speedup over the reference)")
+    for name in SETTINGS:
+        result = bench_setting(name, split, ks, 1 if args.quick else 6, epochs)
+        figures["settings"][name] = result
+        row = "  ".join(
+            f"K={k}: {result['engine_s_per_model_epoch'][str(k)] * 1e3:.2f} ms ({result['speedup'][str(k)]:.1f}x)"
+            for k in ks
+        )
+        print(f"{name:9s} reference {result['reference_s_per_model_epoch'] * 1e3:.1f} ms | {row}", flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(args.out, figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

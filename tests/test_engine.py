@@ -1,0 +1,210 @@
+"""The stacked engine: agreement with the reference trainer, packing invariance, determinism, divergence, options."""
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from genboost import engine
+from genboost.engine import plan_blocks, train_cells
+from genboost.model import Cell, Split, init_params, layer_sizes, steps_per_epoch
+from genboost.reference import flush_denormal_enabled, train_cell
+
+N_TRAIN, N_TEST, N_FEATURES, HIDDEN = 200, 60, 10, (16, 8)
+SPE = steps_per_epoch(N_TRAIN, 32)  # 7: the last batch of each epoch has 8 rows
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread, as the study runs: 2 threads on a busy 2-core machine make tiny ops stall on OpenMP."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def split():
+    """A learnable ordinal target (0..6) from a random linear map, so training is smooth and comparable."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(N_TRAIN + N_TEST, N_FEATURES, generator=g)
+    y = (x @ torch.randn(N_FEATURES, generator=g)).clamp(-3, 3).add(3).round()
+    return Split(x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:])
+
+
+def cell(optimizer="sgd", **kw):
+    lr = 0.01 if optimizer == "sgd" else 1e-3
+    base = dict(lr=lr, wd=0.0, rho=0.0, seed=0, epochs=100, t_max=50, hidden=HIDDEN)
+    return Cell(optimizer=optimizer, **{**base, **kw})
+
+
+# Every code path of the update: SGD / Adam, SAM off / on / adaptive, no wd, coupled wd, decoupled wd.
+VARIANTS = [
+    cell(opt, rho=rho, wd=wd, wd_mode=mode, sam_adaptive=adaptive, seed=i)
+    for i, (opt, rho, adaptive, wd, mode) in enumerate(
+        (opt, rho, adaptive, wd, mode)
+        for opt in ("sgd", "adam")
+        for rho, adaptive in ((0.0, False), (0.05, False), (0.1, True))
+        for wd, mode in ((0.0, "coupled"), (1e-2, "coupled"), (1e-2, "decoupled"))
+    )
+]
+METRICS = ("train_mse", "test_mse", "train_accuracy", "test_accuracy", "diverged", "diverged_step", "steps")
+
+
+def params_equal(a, b):
+    return all(torch.equal(x, y) for pa, pb in zip(a, b, strict=True) for x, y in zip(pa, pb, strict=True))
+
+
+def same_result(a, b):
+    """Bit-identical metrics and weights."""
+    return all(a[k] == b[k] for k in METRICS) and params_equal(a["params"], b["params"])
+
+
+def assert_agrees(cells, split, max_steps, rtol, atol, mse_rtol):
+    """Engine (all cells in one call) against the reference cell by cell: weights and test MSE."""
+    got = train_cells(cells, split, max_steps=max_steps, return_params=True)
+    for c, g in zip(cells, got, strict=True):
+        want = train_cell(c, split, max_steps=max_steps, return_params=True)
+        assert g["steps"] == want["steps"] == max_steps and not g["diverged"], c
+        for pg, pw in zip(g["params"], want["params"], strict=True):
+            for x, y in zip(pg, pw, strict=True):
+                torch.testing.assert_close(x, y, rtol=rtol, atol=atol, msg=lambda m, c=c: f"{c}: {m}")
+        assert g["test_mse"] == pytest.approx(want["test_mse"], rel=mse_rtol), c
+        assert g["train_mse"] == pytest.approx(want["train_mse"], rel=mse_rtol), c
+
+
+def test_float32_agrees_with_reference_to_rounding_after_50_steps(split):
+    assert_agrees(VARIANTS, split, max_steps=50, rtol=1e-5, atol=1e-5, mse_rtol=1e-5)
+
+
+def test_float32_agrees_with_reference_after_500_steps(split):
+    assert_agrees(VARIANTS, split, max_steps=500, rtol=1e-3, atol=1e-3, mse_rtol=1e-3)
+
+
+def test_float64_agrees_with_reference_tightly_after_500_steps(split):
+    cells = [replace(c, dtype="float64") for c in VARIANTS]
+    assert_agrees(cells, split, max_steps=500, rtol=1e-9, atol=1e-9, mse_rtol=1e-9)
+
+
+@pytest.mark.parametrize("optimizer,rho", [("sgd", 0.0), ("adam", 0.0), ("sgd", 0.05), ("adam", 0.05)])
+def test_a_cell_gives_the_same_bits_alone_inside_any_block_and_on_any_thread_count(split, optimizer, rho):
+    mates = [
+        cell(optimizer, rho=rho * (1 + i % 2), lr=cell(optimizer).lr * (1 + i), wd=1e-3 * (i % 3), seed=10 + i)
+        for i in range(6)
+    ]
+    runs = []
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(train_cells(mates, split, max_steps=20, return_params=True))
+            runs.append([train_cells([c], split, max_steps=20, return_params=True)[0] for c in mates])
+            runs.append(train_cells(mates, split, max_steps=20, return_params=True, block_size=4))  # blocks of 3
+    finally:
+        torch.set_num_threads(previous)
+    for run in runs[1:]:
+        assert all(same_result(a, b) for a, b in zip(runs[0], run, strict=True))
+
+
+def test_mixed_settings_are_split_into_blocks_and_results_keep_the_input_order(split):
+    cells = [VARIANTS[0], replace(VARIANTS[3], epochs=2), VARIANTS[1], replace(VARIANTS[9], dtype="float64")]
+    together = train_cells(cells, split, max_steps=20, return_params=True)
+    for c, got in zip(cells, together, strict=True):
+        assert same_result(got, train_cells([c], split, max_steps=20, return_params=True)[0])
+    assert together[1]["steps"] == 2 * SPE  # its own epochs
+    assert together[3]["params"][0][0].dtype == torch.float64
+
+
+def test_plan_blocks_groups_by_shared_settings_and_balances_chunks():
+    cells = [cell("sgd", seed=i) for i in range(10)] + [cell("adam", seed=i) for i in range(3)]
+    cells.insert(4, cell("sgd", seed=99, rho=0.05))  # SAM: its own block
+    blocks = plan_blocks(cells, block_size=4)
+    assert sorted(i for b in blocks for i in b) == list(range(len(cells)))
+    assert all(len({engine.block_key(cells[i]) for i in b}) == 1 for b in blocks)
+    sgd_sizes = sorted(len(b) for b in blocks if cells[b[0]].optimizer == "sgd" and not cells[b[0]].sam)
+    assert sgd_sizes == [3, 3, 4]  # 10 cells in chunks of at most 4, as even as possible
+    assert [4] in blocks
+
+
+def test_two_runs_are_bit_identical(split):
+    cells = VARIANTS[::2]
+    first, second = (train_cells(cells, split, max_steps=40, return_params=True) for _ in range(2))
+    assert all(same_result(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_absurd_lr_diverges_at_the_reference_step_and_leaves_block_mates_alone(split):
+    mates = [cell("sgd", seed=i) for i in range(3)]
+    wild = cell("sgd", lr=1e4, seed=5)
+    block = train_cells([mates[0], wild, *mates[1:]], split, max_steps=60, return_params=True)
+    want = train_cell(wild, split, max_steps=60)
+    assert block[1]["diverged"] and want["diverged"]
+    assert block[1]["diverged_step"] == want["diverged_step"] and 1 < want["diverged_step"] < 60
+    assert block[1]["steps"] == want["steps"] == want["diverged_step"] - 1
+    # It kept the weights it had when its loss went non-finite ...
+    frozen = train_cells([wild], split, max_steps=block[1]["steps"], return_params=True)[0]
+    for a, b in zip(block[1]["params"], frozen["params"], strict=True):
+        for x, y in zip(a, b, strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0, equal_nan=True)
+    # ... and the others trained as if it was not there.
+    for got, c in zip([block[0], *block[2:]], mates, strict=True):
+        assert same_result(got, train_cells([c], split, max_steps=60, return_params=True)[0])
+        assert not got["diverged"] and got["diverged_step"] is None and got["steps"] == 60
+
+
+def test_max_steps_stops_every_cell_there(split):
+    cells = [cell("adam", seed=1), cell("adam", seed=2, lr=3e-3)]
+    assert [r["steps"] for r in train_cells(cells, split, max_steps=SPE + 3)] == [SPE + 3] * 2
+    short = replace(cells[0], epochs=2)
+    assert train_cells([short], split, max_steps=10_000)[0]["steps"] == 2 * SPE
+    untouched = train_cells(cells, split, max_steps=0, return_params=True)
+    for c, r in zip(cells, untouched, strict=True):
+        assert r["steps"] == 0
+        assert params_equal(r["params"], init_params(c.seed, layer_sizes(N_FEATURES, HIDDEN)))
+
+
+def test_curve_records_every_n_epochs_and_the_end(split):
+    cells = [replace(c, epochs=5) for c in VARIANTS[:2]]
+    results = train_cells(cells, split, curve_every=2)
+    at_four = train_cells(cells, split, max_steps=4 * SPE)
+    for r, r4 in zip(results, at_four, strict=True):
+        assert [p["epoch"] for p in r["curve"]] == [2, 4, 5]
+        assert r["curve"][1]["test_mse"] == r4["test_mse"] and r["curve"][1]["train_mse"] == r4["train_mse"]
+        assert r["curve"][-1]["test_mse"] == r["test_mse"] and r["curve"][-1]["train_mse"] == r["train_mse"]
+    stopped = train_cells(cells, split, curve_every=1, max_steps=2 * SPE + 3)
+    assert [p["epoch"] for p in stopped[0]["curve"]] == [1, 2, pytest.approx(2 + 3 / SPE)]
+    assert stopped[0]["curve"][-1]["test_mse"] == stopped[0]["test_mse"]
+    assert "curve" not in at_four[0]
+
+
+def test_progress_is_reported_per_epoch_and_block(split):
+    cells = [replace(c, epochs=2) for c in (VARIANTS[0], VARIANTS[1], VARIANTS[9])]
+    calls = []
+    train_cells(cells, split, progress=lambda *a: calls.append(a), block_size=4)
+    assert calls == [(0, 3, 1, 2), (0, 3, 2, 2), (2, 3, 1, 2), (2, 3, 2, 2)]
+
+
+def test_flush_denormal_is_applied_for_the_run_and_restored(split):
+    torch.set_flush_denormal(False)
+    seen = []
+    train_cells([replace(VARIANTS[0], epochs=1)], split, progress=lambda *a: seen.append(flush_denormal_enabled()))
+    assert seen == [True] and not flush_denormal_enabled()
+    a = train_cells([replace(VARIANTS[0], flush_denormal=False)], split, max_steps=20, return_params=True)[0]
+    b = train_cells([VARIANTS[0]], split, max_steps=20, return_params=True)[0]
+    assert math.isfinite(a["test_mse"]) and a["test_mse"] == pytest.approx(b["test_mse"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(cells=[replace(VARIANTS[0], optimizer="rmsprop")]), r"cells\[0\]\.optimizer"),
+        (dict(cells=[replace(VARIANTS[0], wd_mode="l2")]), r"cells\[0\]\.wd_mode"),
+        (dict(block_size=0), "block_size"),
+        (dict(max_steps=-1), "max_steps"),
+        (dict(curve_every=0), "curve_every"),
+    ],
+)
+def test_bad_arguments_are_rejected_by_name(split, kwargs, message):
+    args = dict(cells=[VARIANTS[0]], split=split) | kwargs
+    with pytest.raises(ValueError, match=message):
+        train_cells(**args)
