@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from itertools import pairwise
 
 import torch
@@ -21,6 +20,7 @@ import torch
 from genboost.model import (
     Cell,
     Split,
+    flush_denormal,
     init_params,
     layer_sizes,
     lr_schedule,
@@ -82,7 +82,7 @@ def train_cells(
         # matrix-vector product, which would round the last layer differently than inside a block.
         padded = block * 2 if len(block) == 1 else block
         report = None if progress is None else (lambda e, n=done, ep=block[0].epochs: progress(n, len(cells), e, ep))
-        with _flush_denormal(block[0].flush_denormal):
+        with flush_denormal(block[0].flush_denormal):
             data = split.to(device=device, dtype=torch_dtype(block[0].dtype))
             out = _fit_block(padded, data, max_steps, return_params, curve_every, report)
         for i, result in zip(idx, out, strict=False):  # drops a lone cell's copy
@@ -222,17 +222,6 @@ class _Optimizer:
             # p.addcdiv_(exp_avg, denom, value=-step_size) computes p + (value * exp_avg) / denom
             torch._foreach_addcdiv_(params, torch._foreach_mul(self.buf, self._each(neg_step)), self.tmp)
         self.steps += 1
-
-
-@contextmanager
-def _flush_denormal(enabled: bool):
-    """torch's process-wide denormal flushing for the block; the previous mode (probed: no getter) after."""
-    previous = (torch.tensor([1e-310], dtype=torch.float64) * 1.0).item() == 0.0
-    torch.set_flush_denormal(enabled)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(previous)
 
 
 def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report) -> list[dict]:

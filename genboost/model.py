@@ -8,6 +8,7 @@ same batches in the same order: that is what makes the two comparable number for
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 
@@ -130,3 +131,20 @@ def prediction_metrics(pred: torch.Tensor, y: torch.Tensor) -> tuple[float, floa
     mse = torch.mean((pred - y) ** 2).item()
     acc = (pred.clamp(0, 6).round() == y).to(torch.float64).mean().item()
     return mse, acc
+
+
+def flush_denormal_enabled() -> bool:
+    """Whether the CPU flushes denormals now (torch has a setter but no getter, so probe it)."""
+    tiny = torch.tensor([1e-310], dtype=torch.float64)
+    return (tiny * 1.0).item() == 0.0
+
+
+@contextmanager
+def flush_denormal(enabled: bool):
+    """Set torch's process-wide denormal flushing for the block, restoring the previous mode after."""
+    previous = flush_denormal_enabled()
+    torch.set_flush_denormal(enabled)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)

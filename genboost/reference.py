@@ -18,30 +18,21 @@ below is part of a contract the engine copies op for op:
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-from genboost.model import Cell, Split, init_params, layer_sizes, prediction_metrics, shuffle_generator, torch_dtype
+from genboost.model import (
+    Cell,
+    Split,
+    flush_denormal,
+    init_params,
+    layer_sizes,
+    prediction_metrics,
+    shuffle_generator,
+    torch_dtype,
+)
 from genboost.sam import SAM
-
-
-def flush_denormal_enabled() -> bool:
-    """Whether the CPU flushes denormals now (torch has a setter but no getter, so probe it)."""
-    tiny = torch.tensor([1e-310], dtype=torch.float64)
-    return (tiny * 1.0).item() == 0.0
-
-
-@contextmanager
-def flush_denormal(enabled: bool):
-    """Set torch's process-wide denormal flushing for the block, restoring the previous mode after."""
-    previous = flush_denormal_enabled()
-    torch.set_flush_denormal(enabled)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(previous)
 
 
 def build_model(cell: Cell, n_features: int, device="cpu") -> nn.Sequential:

@@ -8,8 +8,8 @@ import torch
 
 from genboost import engine
 from genboost.engine import plan_blocks, train_cells
-from genboost.model import Cell, Split, init_params, layer_sizes, steps_per_epoch
-from genboost.reference import flush_denormal_enabled, train_cell
+from genboost.model import Cell, Split, flush_denormal_enabled, init_params, layer_sizes, steps_per_epoch
+from genboost.reference import train_cell
 
 N_TRAIN, N_TEST, N_FEATURES, HIDDEN = 200, 60, 10, (16, 8)
 SPE = steps_per_epoch(N_TRAIN, 32)  # 7: the last batch of each epoch has 8 rows
