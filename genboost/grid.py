@@ -27,6 +27,7 @@ TRAIN_KEYS = (
     "wd_mode",
     "sam_adaptive",
     "device",
+    "threads",
     "dtype",
     "flush_denormal",
     "pack",
@@ -39,6 +40,7 @@ TRAIN_DEFAULTS = {
     "dtype": "float32",
     "flush_denormal": True,
     "pack": [],
+    "threads": 1,
 }
 RUN_PATTERN = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
 # Modules whose code determines a trained result: editing one retrains every cell.
@@ -144,8 +146,8 @@ class Experiment:
         return f"{results}/logs/{self.name}/train/{name}.log"
 
     def job_threads(self) -> int:
-        """Torch threads of one job: two threads pay off only for big packs (notes: ~1.7x at K >= 48)."""
-        return 2 if self.job_size() >= 48 else 1
+        """Torch threads of one train job (`train.threads`); Snakemake caps it at --cores."""
+        return self.train["threads"]
 
     def job_resources(self) -> dict:
         """Slurm-sized resources: a generous runtime from the job's model-epochs, GPU only when training on CUDA."""
