@@ -2,7 +2,7 @@
 # This file only wires rules; all logic lives in the genboost package.
 from snakemake.utils import min_version, validate
 
-from genboost import grid
+from genboost import figures, grid
 
 min_version("9.0")
 
@@ -15,6 +15,10 @@ STUDY = grid.Study.from_config(config)
 R = STUDY.results
 DATA = f"{R}/data"
 RAW = f"resources/{config['data']['member']}"
+CURVES = STUDY.analysis["curve_every"] is not None
+
+
+report: "workflow/report/workflow.rst"
 
 
 wildcard_constraints:
@@ -31,6 +35,7 @@ rule all:
     input:
         f"{R}/summary.md",
         [grid.table_paths(R, e) for e in STUDY.experiments],
+        [figures.figure_paths(R, e.name, CURVES).values() for e in STUDY.experiments],
 
 
 rule download:
@@ -95,6 +100,7 @@ for exp in STUDY.experiments:
         params:
             experiment=exp.name,
             cells=exp.job_params,
+            analysis=STUDY.analysis,
             code=grid.code_fingerprint(),
         script:
             "workflow/scripts/train.py"
@@ -105,8 +111,25 @@ for exp in STUDY.experiments:
         input:
             [exp.metrics_path(R, c) for c in exp.cells()],
         output:
-            cells=f"{R}/{exp.name}/cells.csv",
-            tables=grid.table_paths(R, exp),
+            cells=report(
+                f"{R}/{exp.name}/cells.csv",
+                caption="workflow/report/cells.rst",
+                category="Cells",
+                subcategory=exp.name,
+            ),
+            tables=[
+                (
+                    report(
+                        t,
+                        caption="workflow/report/table.rst",
+                        category="Tables",
+                        subcategory=exp.name,
+                    )
+                    if t.endswith(".csv")
+                    else t
+                )
+                for t in grid.table_paths(R, exp)
+            ],
         log:
             f"{R}/logs/{exp.name}/aggregate.log",
         conda:
@@ -121,17 +144,57 @@ for exp in STUDY.experiments:
             "workflow/scripts/aggregate.py"
 
 
+for exp in STUDY.experiments:
+
+    rule:
+        name:
+            f"figures_{exp.name}"
+        input:
+            cells=f"{R}/{exp.name}/cells.csv",
+            metrics=[exp.metrics_path(R, c) for c in exp.cells()] if CURVES else [],
+        output:
+            **{
+                k: (
+                    report(
+                        v,
+                        caption="workflow/report/figure.rst",
+                        category="Figures",
+                        subcategory=exp.name,
+                    )
+                    if v.endswith(".png")
+                    else v
+                )
+                for k, v in figures.figure_paths(R, exp.name, CURVES).items()
+            },
+        log:
+            f"{R}/logs/{exp.name}/figures.log",
+        conda:
+            "envs/genboost.yaml"
+        resources:
+            runtime=10,
+            mem_mb=1000,
+        params:
+            experiment=exp.name,
+            code=grid.code_fingerprint(["figures.py", "tables.py"]),
+        script:
+            "workflow/scripts/figures.py"
+
+
 rule summary:
     input:
         cells=[f"{R}/{e.name}/cells.csv" for e in STUDY.experiments],
     output:
-        f"{R}/summary.md",
+        report(
+            f"{R}/summary.md",
+            caption="workflow/report/summary.rst",
+            category="Summary",
+        ),
     log:
         f"{R}/logs/summary.log",
     conda:
         "envs/genboost.yaml"
     params:
         experiments=[e.name for e in STUDY.experiments],
-        code=grid.code_fingerprint(["tables.py", "summary.py"]),
+        code=grid.code_fingerprint(["tables.py", "summary.py", "stats.py"]),
     script:
         "workflow/scripts/summary.py"

@@ -7,6 +7,7 @@ creation date, so the same data give the same bytes. Both files are written atom
 
 from __future__ import annotations
 
+import json
 import math
 
 import matplotlib as mpl
@@ -209,3 +210,31 @@ def learning_curves(curves: list[dict], path_png, path_pdf, title: str | None = 
     fig.suptitle(title or "Learning curves (mean over seeds)", fontsize=11)
     save(fig, path_png, path_pdf)
     return fig
+
+
+def figure_paths(results: str, experiment: str, curves: bool) -> dict[str, str]:
+    """Output paths of one experiment's figures: name -> path (PNG and PDF of each)."""
+    names = ["heatmap", "lr_curves"] + (["learning_curves"] if curves else [])
+    return {f"{n}_{ext}": f"{results}/{experiment}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")}
+
+
+def write_figures(experiment: str, cells_csv: str, metrics_paths: list[str], paths: dict[str, str]) -> None:
+    """One experiment's figures from its cells.csv (and, for learning curves, the cells' metrics.json)."""
+    cells = pd.read_csv(cells_csv)
+    heatmap_grid(cells, paths["heatmap_png"], paths["heatmap_pdf"], title=f"{experiment}: mean test MSE over seeds")
+    lr_curves(cells, paths["lr_curves_png"], paths["lr_curves_pdf"], title=f"{experiment}: test MSE against lr")
+    if "learning_curves_png" not in paths:
+        return
+    records = [json.loads(open(p).read()) for p in metrics_paths]
+    curves = []
+    for best in best_configurations(cells):
+        keys = ("optimizer", "lr", "wd", "rho")
+        seeds = [r for r in records if all(r["config"][k] == best[k] for k in keys) and r.get("curve")]
+        if seeds:
+            curves.append(mean_curve(best["label"], seeds))
+    learning_curves(
+        curves,
+        paths["learning_curves_png"],
+        paths["learning_curves_pdf"],
+        title=f"{experiment}: learning curves of the best configurations (mean over seeds)",
+    )

@@ -30,6 +30,7 @@ TRAIN_KEYS = (
     "threads",
     "dtype",
     "flush_denormal",
+    "shuffle_labels",
     "pack",
 )
 TRAIN_DEFAULTS = {
@@ -41,7 +42,9 @@ TRAIN_DEFAULTS = {
     "flush_denormal": True,
     "pack": [],
     "threads": 1,
+    "shuffle_labels": False,
 }
+ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None}
 RUN_PATTERN = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
 # Modules whose code determines a trained result: editing one retrains every cell.
 TRAINING_MODULES = ("model.py", "engine.py", "sam.py", "data.py")
@@ -103,6 +106,7 @@ class Experiment:
             hidden=self.hidden,
             dtype=t["dtype"],
             flush_denormal=t["flush_denormal"],
+            shuffle_labels=t["shuffle_labels"],
         )
 
     def cells(self) -> list[Cell]:
@@ -180,13 +184,25 @@ def wildcards_of(cell: Cell) -> dict:
 class Study:
     results: str
     experiments: tuple[Experiment, ...]
+    analysis: dict
 
     @classmethod
     def from_config(cls, config: dict) -> Study:
         train = {**TRAIN_DEFAULTS, **config["train"]}
         hidden = tuple(config["model"]["hidden"])
-        experiments = tuple(_experiment(name, spec, train, hidden) for name, spec in config["experiments"].items())
-        return cls(results=str(config.get("results", "results")).rstrip("/"), experiments=experiments)
+        experiments = tuple(
+            _experiment(name, spec, train, hidden)
+            for name, spec in config["experiments"].items()
+            if spec.get("enabled", True)
+        )
+        if not experiments:
+            raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
+        analysis = {**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})}
+        analysis["sharpness_radii"] = [
+            parse_number(r, "analysis.sharpness_radii") for r in analysis["sharpness_radii"] or []
+        ]
+        results = str(config.get("results", "results")).rstrip("/")
+        return cls(results=results, experiments=experiments, analysis=analysis)
 
     def all_metrics(self) -> list[str]:
         return [e.metrics_path(self.results, c) for e in self.experiments for c in e.cells()]
@@ -199,7 +215,7 @@ class Study:
 
 
 def _experiment(name: str, spec: dict, base_train: dict, hidden: tuple[int, ...]) -> Experiment:
-    unknown = set(spec) - set(GRID_KEYS.values()) - set(TRAIN_KEYS)
+    unknown = set(spec) - set(GRID_KEYS.values()) - set(TRAIN_KEYS) - {"enabled"}
     if unknown:
         raise ConfigError(f"config key experiments.{name}: unknown key(s) {sorted(unknown)}")
     train = {**base_train, **{k: v for k, v in spec.items() if k in TRAIN_KEYS}}

@@ -52,6 +52,19 @@ def _finite_or_none(x):
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
+def measure_flatness(params, split, diverged: bool, analysis: dict) -> dict:
+    """Sharpness and the top Hessian eigenvalue on the training set (CPU, the trained dtype)."""
+    from genboost import sharpness
+
+    names = [f"sharpness_r{r:g}" for r in analysis["sharpness_radii"]] + ["hessian_top_eig"]
+    if diverged:
+        return dict.fromkeys(names)
+    params = [(w.cpu(), b.cpu()) for w, b in params]
+    x, y = split.x_train.cpu().to(params[0][0].dtype), split.y_train.cpu().to(params[0][0].dtype)
+    out = sharpness.measure(params, x, y, radii=analysis["sharpness_radii"], iters=analysis["hessian_iters"])
+    return {k: out[k] for k in names}
+
+
 def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
     """The metrics.json of one cell: its numbers, its full config and where they came from."""
     diverged = bool(result["diverged"]) or not all(math.isfinite(result[k]) for k in METRIC_KEYS)
@@ -64,6 +77,8 @@ def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
         config=cell.to_dict(),
         **provenance,
     )
+    if "flatness" in result:
+        record["flatness"] = {k: _finite_or_none(v) for k, v in result["flatness"].items()}
     if "curve" in result:
         record["curve"] = [
             {k: _finite_or_none(v) if k != "epoch" else v for k, v in p.items()} for p in result["curve"]
@@ -79,10 +94,18 @@ def run_train_job(
     train_csv: str,
     test_csv: str,
     threads: int = 1,
-    curve_every: int | None = None,
+    analysis: dict | None = None,
 ) -> tuple[int, int]:
-    """Write one metrics.json per cell; returns (trained, reused)."""
+    """Write one metrics.json per cell; returns (trained, reused).
+
+    `analysis` (config key analysis): curve_every, sharpness_radii, hessian_iters; what is measured
+    besides the metrics is part of a result's identity in the store.
+    """
     from genboost import data, engine  # imported here: dry runs and tests of the wiring stay light
+
+    analysis = {**grid.ANALYSIS_DEFAULTS, **(analysis or {})}
+    curve_every = analysis["curve_every"]
+    flatness = analysis["hessian_iters"] is not None
 
     paths = {c: experiment.metrics_path(results, c) for c in cells}
     if sorted(paths.values()) != sorted(str(Path(o)) for o in outputs):
@@ -94,7 +117,7 @@ def run_train_job(
         "code": grid.code_fingerprint(),
         "torch": torch.__version__,
         "device_type": device.type,
-        "curve_every": curve_every,
+        "analysis": analysis,
     }
     store = CellStore(Path(results) / "store")
     keys = {c: result_key(c.to_dict(), context) for c in cells}
@@ -109,6 +132,10 @@ def run_train_job(
     )
     if missing:
         split = data.load_split(train_csv, test_csv)
+        if any(c.shuffle_labels for c in cells):
+            if not all(c.shuffle_labels for c in cells):
+                raise RuntimeError("a train job mixes random-label and real-label cells")
+            split = split.with_shuffled_labels()
         provenance = {
             "threads": threads,
             "device": device_description(device),
@@ -128,8 +155,12 @@ def run_train_job(
                 split,
                 device=str(device),
                 curve_every=curve_every,
+                return_params=flatness,
                 progress=lambda _d, _t, epoch, epochs, k=k: progress.update(k, epoch, epochs),
             )
+            if flatness:
+                for result in results_:
+                    result["flatness"] = measure_flatness(result.pop("params"), split, result["diverged"], analysis)
             progress.finish_block(len(block))
             wall = time.perf_counter() - start
             timing = {"wall_s": wall / len(block), "pack_wall_s": wall, "pack_size": len(block)}

@@ -16,6 +16,8 @@ import torch
 
 # Seeds the per-cell shuffling stream apart from the per-cell initialization stream.
 SHUFFLE_SEED_OFFSET = 0x5EED_0000_0000
+# The one permutation of the training labels in the random-label control.
+LABEL_SHUFFLE_SEED = 0x1ABE1
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Cell:
     hidden: tuple[int, ...] = (64, 64)
     dtype: str = "float32"
     flush_denormal: bool = True
+    shuffle_labels: bool = False  # a random-label control: train on permuted training labels
 
     @property
     def sam(self) -> bool:
@@ -66,6 +69,11 @@ class Split:
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+
+    def with_shuffled_labels(self, seed: int = LABEL_SHUFFLE_SEED) -> Split:
+        """The random-label control: training labels permuted once (the same for every cell), test labels kept."""
+        perm = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(seed))
+        return Split(self.x_train, self.y_train[perm], self.x_test, self.y_test)
 
     def to(self, device=None, dtype=None) -> Split:
         return Split(

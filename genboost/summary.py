@@ -7,8 +7,11 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
+from genboost import stats
 from genboost.grid import fmt_number
 from genboost.tables import cell_means
+
+FLATNESS_PREFIXES = ("sharpness_r", "hessian_top_eig")
 
 
 def describe(row) -> str:
@@ -143,5 +146,29 @@ def summarize(cells: pd.DataFrame, experiments: list[str]) -> str:
     lines += effect_section(base_name, per_exp[base_name])
     lines += optimizer_section(base_name, per_exp[base_name])
     for name in experiments[1:]:
-        lines += versus_section(name, per_exp[name], base_name, per_exp[base_name])
+        sub = cells[cells["experiment"] == name]
+        if sub["shuffle_labels"].astype(str).eq("True").all():
+            lines += random_label_section(name, per_exp[name], base_name, per_exp[base_name])
+        else:
+            lines += versus_section(name, per_exp[name], base_name, per_exp[base_name])
+    measures = [c for c in cells.columns if c.startswith(FLATNESS_PREFIXES) and cells[c].notna().any()]
+    real = cells[~cells["shuffle_labels"].astype(str).eq("True")]
+    lines += ["", stats.stats_markdown(real, measures=measures)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def random_label_section(name: str, means: pd.DataFrame, base_name: str, base: pd.DataFrame) -> list[str]:
+    """The random-label control: how far the model fits noise, and its test MSE then."""
+    ok = means.dropna(subset=["train_mean"])
+    lines = [f"## {name}: random-label control", ""]
+    if ok.empty:
+        return [*lines, "Every configuration diverged.", ""]
+    fit = ok.loc[ok["train_mean"].idxmin()]
+    lines.append(
+        f"- Lowest train MSE on shuffled labels: {fit['train_mean']:.4f} ({describe(fit)}), "
+        f"with test MSE {fit['mean']:.4f} on the real test labels"
+    )
+    b = best(base)
+    if b is not None:
+        lines.append(f"- The best of {base_name} on real labels: test MSE {b['mean']:.4f} ({describe(b)})")
+    return [*lines, ""]

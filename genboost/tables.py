@@ -14,7 +14,7 @@ from genboost.grid import fmt_number
 
 CELL_COLUMNS = [
     "experiment", "optimizer", "lr", "wd", "rho", "seed", "epochs", "steps", "test_mse", "train_mse",
-    "test_accuracy", "train_accuracy", "diverged", "diverged_step", "wall_s", "device",
+    "test_accuracy", "train_accuracy", "diverged", "diverged_step", "wd_mode", "shuffle_labels", "wall_s", "device",
 ]  # fmt: skip
 GROUP = ["optimizer", "lr", "wd", "rho"]
 
@@ -25,12 +25,16 @@ def read_cells(experiment: str, metrics_paths: list[str]) -> pd.DataFrame:
     for path in metrics_paths:
         record = json.loads(Path(path).read_text())
         cfg = record["config"]
-        row = {"experiment": experiment, **{k: cfg[k] for k in ("optimizer", "lr", "wd", "rho", "seed")}}
+        row = {"experiment": experiment, **{k: cfg.get(k) for k in ("optimizer", "lr", "wd", "rho", "seed")}}
+        row.update(wd_mode=cfg.get("wd_mode"), shuffle_labels=bool(cfg.get("shuffle_labels")))
         row.update({k: record.get(k) for k in CELL_COLUMNS if k not in row})
+        row.update(record.get("flatness") or {})
         rows.append(row)
-    df = pd.DataFrame(rows, columns=CELL_COLUMNS)
-    for col in ("test_mse", "train_mse", "test_accuracy", "train_accuracy"):
+    flatness = sorted({k for r in rows for k in r} - set(CELL_COLUMNS))
+    df = pd.DataFrame(rows, columns=[*CELL_COLUMNS, *flatness])
+    for col in ("test_mse", "train_mse", "test_accuracy", "train_accuracy", *flatness):
         df[col] = df[col].astype(float)
+    df.insert(df.columns.get_loc("train_mse") + 1, "gap", df["test_mse"] - df["train_mse"])
     return df.sort_values(["optimizer", "rho", "lr", "wd", "seed"], kind="stable").reset_index(drop=True)
 
 
@@ -84,7 +88,7 @@ def table_csv(mean: pd.DataFrame, std: pd.DataFrame) -> str:
 def write_experiment_outputs(experiment: str, metrics_paths: list[str], cells_csv: str, table_paths: list[str]) -> None:
     """cells.csv plus one .md and one .csv table per optimizer x rho (paths as genboost.grid.table_paths)."""
     cells = read_cells(experiment, metrics_paths)
-    files.write_text(cells_csv, cells.to_csv(index=False, float_format="%.9g"))
+    files.write_text(cells_csv, cells.to_csv(index=False))  # full precision: numbers round-trip
     means = cell_means(cells)
     for path in table_paths:
         stem = Path(path).stem  # optimizer=<o>_rho=<rho>

@@ -70,6 +70,20 @@ def test_summary_names_the_best_configuration(tiny_run):
     assert "## second_chance vs main" in summary
 
 
+def test_flatness_curves_and_statistics_are_recorded(tiny_run):
+    cells = pd.read_csv(tiny_run / "results/main/cells.csv")
+    for col in ("hessian_top_eig", "sharpness_r0.05", "gap"):
+        assert cells[col].notna().all(), col
+    assert (cells["gap"] - (cells["test_mse"] - cells["train_mse"])).abs().max() < 1e-9
+    record = json.loads(metrics_files(tiny_run)[0].read_text())
+    assert [p["epoch"] for p in record["curve"]] == list(range(2, record["epochs"] + 1, 2))
+    assert record["curve"][-1]["test_mse"] == pytest.approx(record["test_mse"], rel=1e-6)
+    summary = (tiny_run / "results/summary.md").read_text()
+    assert "## Statistics" in summary and "Kendall" in summary
+    png = (tiny_run / "results/main/figures/heatmap.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
 def test_rerun_plans_nothing(tiny_run):
     assert planned(tiny_run) == {}
 
@@ -124,7 +138,7 @@ def test_adding_an_lr_plans_only_the_new_cells(unpacked_run):
     assert train_outputs(jobs) == sorted(
         f"results/main/runs/optimizer=sgd/lr=3e-05/wd=0/rho={rho}/seed=0/metrics.json" for rho in ("0", "0.05")
     )
-    assert set(jobs) == {"train_main", "aggregate_main", "summary", "all"}
+    assert set(jobs) == {"train_main", "aggregate_main", "figures_main", "summary", "all"}
 
 
 def test_same_number_written_differently_plans_nothing(unpacked_run):

@@ -15,4 +15,5 @@ jobs.run_train_job(
     train_csv=snakemake.input.train,
     test_csv=snakemake.input.test,
     threads=snakemake.threads,
+    analysis=snakemake.params.analysis,
 )

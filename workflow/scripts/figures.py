@@ -1,0 +1,10 @@
+"""Snakemake adapter: one experiment's figures."""
+
+from genboost import figures
+
+figures.write_figures(
+    experiment=snakemake.params.experiment,
+    cells_csv=snakemake.input.cells,
+    metrics_paths=list(snakemake.input.metrics),
+    paths=dict(snakemake.output.items()),
+)
