@@ -84,6 +84,13 @@ def test_flatness_curves_and_statistics_are_recorded(tiny_run):
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
+def test_html_report_holds_tables_figures_and_summary(tiny_run):
+    snakemake(tiny_run, "--report", "report.html")
+    html = (tiny_run / "report.html").read_text()
+    for name in ("heatmap.png", "lr_curves.png", "learning_curves.png", "summary.md", "optimizer=adam_rho=0.05.csv"):
+        assert name in html, name
+
+
 def test_rerun_plans_nothing(tiny_run):
     assert planned(tiny_run) == {}
 
