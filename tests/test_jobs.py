@@ -103,3 +103,17 @@ def test_diverged_cell_is_recorded_not_raised(experiment, tmp_path, split_csvs):
     (trained, _), outputs = run(wild, [cell], tmp_path, split_csvs)
     record = json.loads(open(outputs[0]).read())
     assert record["diverged"] is True and record["diverged_step"] >= 1 and record["test_mse"] is None
+
+
+def test_random_label_cells_train_on_permuted_training_labels(experiment, tmp_path, split_csvs):
+    split = data.load_split(*split_csvs)
+    shuffled = split.with_shuffled_labels()
+    assert torch.equal(shuffled.y_train.sort().values, split.y_train.sort().values)
+    assert not torch.equal(shuffled.y_train, split.y_train) and torch.equal(shuffled.y_test, split.y_test)
+    noisy = grid.Experiment("noise", experiment.grid, {**experiment.train, "shuffle_labels": True}, experiment.hidden)
+    cell, real_cell = noisy.cells()[0], experiment.cells()[0]
+    _, (out,) = run(noisy, [cell], tmp_path, split_csvs)
+    _, (real_out,) = run(experiment, [real_cell], tmp_path, split_csvs)
+    noisy_record, real_record = json.loads(open(out).read()), json.loads(open(real_out).read())
+    assert noisy_record["config"]["shuffle_labels"] is True
+    assert noisy_record["train_mse"] != real_record["train_mse"]

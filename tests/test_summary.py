@@ -1,0 +1,49 @@
+"""Conclusions come from the numbers: synthetic cells with a known answer."""
+
+import itertools
+
+import pandas as pd
+
+from genboost import summary
+
+
+def synthetic_cells(sam_effect: float, wd_effect: float, experiment="main", shuffle=False) -> pd.DataFrame:
+    rows = []
+    for opt, lr, wd, rho, seed in itertools.product(["sgd", "adam"], [1e-3, 1e-2], [0, 1e-3], [0, 0.05], [0, 1, 2]):
+        base = 1.0 + (0.5 if opt == "adam" else 0) + (0.3 if lr == 1e-3 else 0)
+        mse = base + (sam_effect if rho else 0) + (wd_effect if wd else 0) + 0.001 * seed
+        rows.append(dict(experiment=experiment, optimizer=opt, lr=lr, wd=wd, rho=rho, seed=seed, epochs=10,
+                         test_mse=mse, train_mse=mse - 0.2, diverged=False, shuffle_labels=shuffle))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_best_configuration_and_effects_follow_the_numbers():
+    text = summary.summarize(synthetic_cells(sam_effect=-0.1, wd_effect=0.05), ["main"])
+    overall = next(line for line in text.splitlines() if line.startswith("- Overall"))
+    assert "SGD, lr=0.01, wd=0, SAM rho=0.05" in overall and "0.9010" in overall
+    assert "- SAM: the best with it" in text and "lowers the test MSE by 0.1000" in text
+    assert "- Weight decay: the best with it" in text and "raises the test MSE by 0.0500" in text
+    assert "SGD wins" in text
+
+
+def test_flipped_effects_flip_the_conclusions():
+    text = summary.summarize(synthetic_cells(sam_effect=0.1, wd_effect=-0.05), ["main"])
+    assert "raises the test MSE by 0.1000" in text and "lowers the test MSE by 0.0500" in text
+
+
+def test_diverged_configurations_are_not_best():
+    cells = synthetic_cells(sam_effect=-0.1, wd_effect=0.0)
+    best = (cells.optimizer == "sgd") & (cells.lr == 1e-2) & (cells.rho == 0.05) & (cells.wd == 0)
+    cells.loc[best & (cells.seed == 0), ["test_mse", "diverged"]] = [float("nan"), True]
+    overall = next(line for line in summary.summarize(cells, ["main"]).splitlines() if line.startswith("- Overall"))
+    assert "wd=0.001, SAM rho=0.05" in overall
+
+
+def test_random_label_experiment_reports_its_fit():
+    noise = synthetic_cells(0.0, 0.0, experiment="random_labels", shuffle=True)
+    noise["train_mse"] = 0.05
+    noise["test_mse"] = 4.0
+    cells = pd.concat([synthetic_cells(-0.1, 0.0), noise], ignore_index=True)
+    text = summary.summarize(cells, ["main", "random_labels"])
+    assert "## random_labels: random-label control" in text
+    assert "Lowest train MSE on shuffled labels: 0.0500" in text and "test MSE 4.0000" in text
