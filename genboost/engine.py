@@ -21,6 +21,7 @@ import torch
 from genboost.model import (
     Cell,
     Split,
+    final_metrics,
     flush_denormal,
     init_params,
     layer_sizes,
@@ -326,18 +327,8 @@ def _results(cells, stack: _Stack, data: Split, steps: int, dead: _Dead, return_
     train, test = _predict(stack, data.x_train), _predict(stack, data.x_test)
     results = []
     for i in range(len(cells)):
-        train_mse, train_acc = prediction_metrics(train[i], data.y_train)
-        test_mse, test_acc = prediction_metrics(test[i], data.y_test)
         died = dead.step.get(i)
-        result = dict(
-            train_mse=train_mse,
-            test_mse=test_mse,
-            train_accuracy=train_acc,
-            test_accuracy=test_acc,
-            diverged=died is not None,
-            diverged_step=died,
-            steps=steps if died is None else died - 1,
-        )
+        result = final_metrics(train[i], test[i], data, steps if died is None else died - 1, died)
         if return_params:
             views = stack.views
             result["params"] = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
@@ -55,3 +56,19 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextmanager
+def logging_to(log_files):
+    """Log INFO and up to a rule's log file (Snakemake's `log`); an error is logged there too, then raised."""
+    logging.basicConfig(
+        filename=log_files[0] if log_files else None,
+        filemode="w",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    try:
+        yield
+    except Exception as e:
+        logging.error("%s", e)  # the log then says what went wrong, not only stderr's traceback
+        raise

@@ -134,6 +134,21 @@ def lr_schedule(lr: float, epochs: int, t_max: int) -> tuple[float, ...]:
     return tuple(lrs)
 
 
+def final_metrics(train_pred, test_pred, split: Split, steps: int, diverged_step: int | None) -> dict:
+    """A trained cell's result: MSE and accuracy on the whole splits, divergence and steps done."""
+    train_mse, train_acc = prediction_metrics(train_pred, split.y_train)
+    test_mse, test_acc = prediction_metrics(test_pred, split.y_test)
+    return dict(
+        train_mse=train_mse,
+        test_mse=test_mse,
+        train_accuracy=train_acc,
+        test_accuracy=test_acc,
+        diverged=diverged_step is not None,
+        diverged_step=diverged_step,
+        steps=steps,
+    )
+
+
 def prediction_metrics(pred: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(MSE, accuracy) of ordinal predictions; accuracy rounds the prediction clamped to 0..6."""
     mse = torch.mean((pred - y) ** 2).item()

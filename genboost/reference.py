@@ -25,10 +25,10 @@ from torch import nn
 from genboost.model import (
     Cell,
     Split,
+    final_metrics,
     flush_denormal,
     init_params,
     layer_sizes,
-    prediction_metrics,
     shuffle_generator,
     torch_dtype,
 )
@@ -98,17 +98,8 @@ def train_cell(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(base, T_max=cell.t_max)
         steps, diverged_step = _fit(cell, model, opt, sched, data, max_steps)
         with torch.no_grad():
-            train_mse, train_acc = prediction_metrics(model(data.x_train).squeeze(-1), data.y_train)
-            test_mse, test_acc = prediction_metrics(model(data.x_test).squeeze(-1), data.y_test)
-    result = dict(
-        train_mse=train_mse,
-        test_mse=test_mse,
-        train_accuracy=train_acc,
-        test_accuracy=test_acc,
-        diverged=diverged_step is not None,
-        diverged_step=diverged_step,
-        steps=steps,
-    )
+            train_pred, test_pred = model(data.x_train).squeeze(-1), model(data.x_test).squeeze(-1)
+        result = final_metrics(train_pred, test_pred, data, steps, diverged_step)
     if return_params:
         linears = [m for m in model if isinstance(m, nn.Linear)]
         result["params"] = [(m.weight.detach().T.contiguous().cpu(), m.bias.detach().clone().cpu()) for m in linears]

@@ -1,16 +1,9 @@
 """Snakemake adapter: fetch the verified obesity CSV (from data.local_copy, or the UCI zip)."""
 
-import logging
+from genboost.data import fetch
+from genboost.files import logging_to
 
-from genboost.data import DataError, fetch
-
-logging.basicConfig(
-    filename=snakemake.log[0] if snakemake.log else None,
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
-try:
+with logging_to(snakemake.log):
     fetch(
         url=snakemake.params.url,
         member=snakemake.params.member,
@@ -18,6 +11,3 @@ try:
         dest=snakemake.output[0],
         local_copy=snakemake.params.local_copy or None,
     )
-except DataError as e:
-    logging.error("%s", e)  # the log then says what went wrong, not only stderr's traceback
-    raise

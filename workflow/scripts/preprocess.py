@@ -1,16 +1,9 @@
 """Snakemake adapter: validate, split, encode and standardize the raw CSV (see genboost.data.preprocess)."""
 
-import logging
+from genboost.data import preprocess
+from genboost.files import logging_to
 
-from genboost.data import DataError, preprocess
-
-logging.basicConfig(
-    filename=snakemake.log[0] if snakemake.log else None,
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
-try:
+with logging_to(snakemake.log):
     preprocess(
         raw_csv=snakemake.input[0],
         out_train=snakemake.output.train,
@@ -20,6 +13,3 @@ try:
         test_fraction=snakemake.params.test_fraction,
         split_seed=snakemake.params.split_seed,
     )
-except DataError as e:
-    logging.error("%s", e)  # the log then says what went wrong, not only stderr's traceback
-    raise
