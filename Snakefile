@@ -2,7 +2,7 @@
 # This file only wires rules; all logic lives in the genboost package.
 from snakemake.utils import min_version, validate
 
-from genboost import figures, grid
+from genboost import grid
 
 min_version("9.0")
 
@@ -35,7 +35,7 @@ rule all:
     input:
         f"{R}/summary.md",
         [grid.table_paths(R, e) for e in STUDY.experiments],
-        [figures.figure_paths(R, e.name, CURVES).values() for e in STUDY.experiments],
+        [grid.figure_paths(R, e.name, CURVES).values() for e in STUDY.experiments],
 
 
 rule download:
@@ -164,7 +164,7 @@ for exp in STUDY.experiments:
                     if v.endswith(".png")
                     else v
                 )
-                for k, v in figures.figure_paths(R, exp.name, CURVES).items()
+                for k, v in grid.figure_paths(R, exp.name, CURVES).items()
             },
         log:
             f"{R}/logs/{exp.name}/figures.log",

@@ -21,10 +21,8 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import numpy as np
-import torch
 
 from genboost.files import atomic_path, sha256_file, write_bytes, write_json, write_text
-from genboost.model import Split
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +278,13 @@ def _features_csv(names: list[str], columns: list[np.ndarray], labels: np.ndarra
     return "\n".join(lines) + "\n"
 
 
-def load_split(train_csv, test_csv, dtype: torch.dtype = torch.float32) -> Split:
+def load_split(train_csv, test_csv, dtype=None):
     """Read preprocess's outputs as tensors: features [n, f] and labels [n] (float), both in `dtype`."""
+    import torch  # here, not at the top: the download and preprocess jobs do not need torch
+
+    from genboost.model import Split
+
+    dtype = dtype or torch.float32
     (train_header, train), (test_header, test) = (_read_features(p) for p in (train_csv, test_csv))
     if train_header != test_header:
         raise DataError(f"{train_csv} and {test_csv} have different columns")

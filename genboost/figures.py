@@ -212,12 +212,6 @@ def learning_curves(curves: list[dict], path_png, path_pdf, title: str | None = 
     return fig
 
 
-def figure_paths(results: str, experiment: str, curves: bool) -> dict[str, str]:
-    """Output paths of one experiment's figures: name -> path (PNG and PDF of each)."""
-    names = ["heatmap", "lr_curves"] + (["learning_curves"] if curves else [])
-    return {f"{n}_{ext}": f"{results}/{experiment}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")}
-
-
 def write_figures(experiment: str, cells_csv: str, metrics_paths: list[str], paths: dict[str, str]) -> None:
     """One experiment's figures from its cells.csv (and, for learning curves, the cells' metrics.json)."""
     cells = pd.read_csv(cells_csv)

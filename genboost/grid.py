@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from genboost.model import Cell
+from genboost.cell import Cell
 
 AXES = ("optimizer", "lr", "wd", "rho", "seed")
 GRID_KEYS = {"optimizer": "optimizers", "lr": "lrs", "wd": "wds", "rho": "rhos", "seed": "seeds"}
@@ -47,7 +47,7 @@ TRAIN_DEFAULTS = {
 ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None}
 RUN_PATTERN = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
 # Modules whose code determines a trained result: editing one retrains every cell.
-TRAINING_MODULES = ("model.py", "engine.py", "sam.py", "data.py")
+TRAINING_MODULES = ("cell.py", "model.py", "engine.py", "sam.py", "data.py")
 
 
 class ConfigError(ValueError):
@@ -279,6 +279,12 @@ def code_fingerprint(modules=TRAINING_MODULES) -> str:
         h.update(name.encode() + b"\0")
         h.update(path.read_bytes() if path.exists() else b"<missing>")
     return h.hexdigest()
+
+
+def figure_paths(results: str, experiment: str, curves: bool) -> dict[str, str]:
+    """Output paths of one experiment's figures: name -> path (PNG and PDF of each)."""
+    names = ["heatmap", "lr_curves"] + (["learning_curves"] if curves else [])
+    return {f"{n}_{ext}": f"{results}/{experiment}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")}
 
 
 def table_paths(results: str, experiment: Experiment) -> list[str]:

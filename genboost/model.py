@@ -9,56 +9,17 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 
 import torch
+
+from genboost.cell import Cell as Cell  # re-exported: the trainers and tests take it from here
 
 # Seeds the per-cell shuffling stream apart from the per-cell initialization stream.
 SHUFFLE_SEED_OFFSET = 0x5EED_0000_0000
 # The one permutation of the training labels in the random-label control.
 LABEL_SHUFFLE_SEED = 0x1ABE1
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One model of the study: its grid coordinates and every setting that determines its result."""
-
-    optimizer: str  # "sgd" | "adam"
-    lr: float
-    wd: float
-    rho: float  # 0 means SAM off
-    seed: int
-    epochs: int
-    batch_size: int = 32
-    t_max: int = 100
-    momentum: float = 0.9
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    wd_mode: str = "coupled"  # "coupled" (L2 / Adam) | "decoupled" (AdamW / SGDW)
-    sam_adaptive: bool = False
-    hidden: tuple[int, ...] = (64, 64)
-    dtype: str = "float32"
-    flush_denormal: bool = True
-    shuffle_labels: bool = False  # a random-label control: train on permuted training labels
-
-    @property
-    def sam(self) -> bool:
-        return self.rho > 0
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able values (tuples become lists)."""
-        d = asdict(self)
-        d["adam_betas"] = list(self.adam_betas)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Cell:
-        d = dict(d)
-        d["adam_betas"] = tuple(d["adam_betas"])
-        d["hidden"] = tuple(d["hidden"])
-        return cls(**d)
 
 
 @dataclass
