@@ -157,8 +157,9 @@ class Experiment:
         """Slurm-sized resources: a generous runtime from the job's model-epochs, GPU only when training on CUDA."""
         epochs = max(self.train["epochs"], 2 * self.train["sam_epochs"] if any(r > 0 for r in self.grid["rho"]) else 0)
         model_epochs = self.job_size() * epochs
+        minutes = 10 + math.ceil(model_epochs * 0.03 / 60)  # ~10x the measured CPU cost
         resources = {
-            "runtime": 10 + math.ceil(model_epochs * 0.03 / 60),  # minutes; ~10x the measured CPU cost
+            "runtime": lambda wildcards, attempt: minutes * attempt,  # a retry after a time-out gets longer
             "mem_mb": 1000 + 4 * self.job_size(),
         }
         if self.device == "cuda":
