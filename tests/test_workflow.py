@@ -117,7 +117,7 @@ def unpacked_run(tmp_path_factory, obesity_csv):
     def edit(config):
         config["train"]["pack"] = []
         config["experiments"] = {
-            "main": {"optimizers": ["sgd"], "lrs": [1e-2], "wds": [0], "rhos": [0, 0.05], "seeds": [0]}
+            "main": {"optimizers": ["sgd"], "lrs": [2e-2], "wds": [0], "rhos": [0, 0.05], "seeds": [0]}
         }
 
     workdir = make_workdir(tmp_path_factory.mktemp("unpacked"), obesity_csv, edit, copy_package=True)
@@ -149,12 +149,24 @@ def test_adding_an_lr_plans_only_the_new_cells(unpacked_run):
 
 
 def test_same_number_written_differently_plans_nothing(unpacked_run):
-    assert changed_plan(unpacked_run, lambda c: c["experiments"]["main"].update(lrs=["0.01"])) == {}
+    assert changed_plan(unpacked_run, lambda c: c["experiments"]["main"].update(lrs=["0.020"])) == {}
 
 
 def test_changing_sam_epochs_plans_only_sam_cells(unpacked_run):
     jobs = changed_plan(unpacked_run, lambda c: c["train"].update(sam_epochs=3))
-    assert train_outputs(jobs) == ["results/main/runs/optimizer=sgd/lr=0.01/wd=0/rho=0.05/seed=0/metrics.json"]
+    assert train_outputs(jobs) == ["results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0.05/seed=0/metrics.json"]
+
+
+NUMBERS = ("test_mse", "train_mse", "test_accuracy", "train_accuracy", "diverged", "steps", "flatness", "curve")
+
+
+def test_a_cell_alone_equals_the_cell_in_a_pack(unpacked_run, tiny_run):
+    """One job per cell and 8 cells per job give bit-identical numbers for the same cell."""
+    for rho in ("0", "0.05"):
+        path = f"results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho={rho}/seed=0/metrics.json"
+        alone, packed = (json.loads((run / path).read_text()) for run in (unpacked_run, tiny_run))
+        assert alone["pack_size"] == 1 and packed["pack_size"] == 8
+        assert {k: alone[k] for k in NUMBERS} == {k: packed[k] for k in NUMBERS}
 
 
 def edit_file(path: Path):
