@@ -104,3 +104,15 @@ def test_runtime_grows_with_each_attempt(config):
     resources = grid.Study.from_config(config).experiments[0].job_resources()
     first, second = resources["runtime"]({}, 1), resources["runtime"]({}, 2)
     assert first >= 10 and second == 2 * first
+
+
+def test_extra_experiments_are_off_until_enabled(config):
+    names = [e.name for e in grid.Study.from_config(config).experiments]
+    assert names == ["main", "second_chance"]
+    cfg = copy.deepcopy(config)
+    cfg["experiments"]["random_labels"]["enabled"] = True
+    cfg["experiments"]["adam_decoupled"]["enabled"] = True
+    study = grid.Study.from_config(cfg)
+    noise, adamw = study.experiment("random_labels"), study.experiment("adam_decoupled")
+    assert all(c.shuffle_labels for c in noise.cells()) and not any(c.shuffle_labels for c in adamw.cells())
+    assert {c.wd_mode for c in adamw.cells()} == {"decoupled"} and len(adamw.cells()) == 72
