@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from genboost import files
 from genboost.grid import fmt_number
+from genboost.stats import t_interval
 
 CELL_COLUMNS = [
     "experiment", "optimizer", "lr", "wd", "rho", "seed", "epochs", "steps", "test_mse", "train_mse",
@@ -39,7 +40,7 @@ def read_cells(experiment: str, metrics_paths: list[str]) -> pd.DataFrame:
 
 
 def cell_means(cells: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std of test MSE over seeds for each configuration; a configuration with a diverged seed has no mean."""
+    """Mean, std and 95% t-interval of test MSE over seeds per configuration; none where a seed diverged."""
     g = cells.groupby(["experiment", *GROUP], sort=True)
     out = g.agg(
         mean=("test_mse", "mean"),
@@ -48,40 +49,48 @@ def cell_means(cells: pd.DataFrame) -> pd.DataFrame:
         seeds=("seed", "count"),
         diverged=("diverged", "sum"),
     ).reset_index()
+    intervals = g["test_mse"].apply(lambda v: t_interval(v.to_numpy(dtype=float))).reset_index(drop=True)
+    out["ci_low"], out["ci_high"] = [lo for lo, _ in intervals], [hi for _, hi in intervals]
     out["diverged"] = out["diverged"].astype(int)
     bad = out["diverged"] > 0
-    out.loc[bad, ["mean", "std", "train_mean"]] = math.nan
+    out.loc[bad, ["mean", "std", "train_mean", "ci_low", "ci_high"]] = math.nan
     return out
 
 
-def mse_table(means: pd.DataFrame, optimizer: str, rho: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(mean, std) tables of one optimizer x rho: rows lr, columns wd."""
+TABLE_VALUES = ("mean", "std", "ci_low", "ci_high")
+
+
+def mse_table(means: pd.DataFrame, optimizer: str, rho: float) -> dict[str, pd.DataFrame]:
+    """Tables of one optimizer x rho, rows lr, columns wd: value name (TABLE_VALUES) -> table."""
     sel = means[(means["optimizer"] == optimizer) & (means["rho"] == rho)]
     mean = sel.pivot(index="lr", columns="wd", values="mean").sort_index().sort_index(axis=1)
-    std = sel.pivot(index="lr", columns="wd", values="std").reindex_like(mean)
-    return mean, std
+    return {v: sel.pivot(index="lr", columns="wd", values=v).reindex_like(mean) for v in TABLE_VALUES}
 
 
-def format_cell(mean: float, std: float) -> str:
+def format_cell(mean: float, std: float, lo: float, hi: float) -> str:
     if math.isnan(mean):
         return "diverged"
-    return f"{mean:.4f} ± {std:.4f}" if not math.isnan(std) else f"{mean:.4f}"
+    if math.isnan(std):
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {std:.4f} [{lo:.3f}, {hi:.3f}]"
 
 
-def table_markdown(mean: pd.DataFrame, std: pd.DataFrame, title: str) -> str:
+def table_markdown(table: dict[str, pd.DataFrame], title: str) -> str:
+    mean = table["mean"]
     headers = ["lr \\ wd", *(fmt_number(w) for w in mean.columns)]
     rows = [
-        [fmt_number(lr), *(format_cell(mean.loc[lr, w], std.loc[lr, w]) for w in mean.columns)] for lr in mean.index
+        [fmt_number(lr), *(format_cell(*(table[v].loc[lr, w] for v in TABLE_VALUES)) for w in mean.columns)]
+        for lr in mean.index
     ]
     return f"### {title}\n\n" + tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
 
 
-def table_csv(mean: pd.DataFrame, std: pd.DataFrame) -> str:
+def table_csv(table: dict[str, pd.DataFrame]) -> str:
+    mean = table["mean"]
     out = pd.DataFrame({"lr": [fmt_number(x) for x in mean.index]})
-    for w in mean.columns:
-        out[f"mean_wd={fmt_number(w)}"] = mean[w].to_numpy()
-    for w in mean.columns:
-        out[f"std_wd={fmt_number(w)}"] = std[w].to_numpy()
+    for value in TABLE_VALUES:
+        for w in mean.columns:
+            out[f"{value}_wd={fmt_number(w)}"] = table[value][w].to_numpy()
     return out.to_csv(index=False, float_format="%.6g", na_rep="diverged")
 
 
@@ -94,8 +103,8 @@ def write_experiment_outputs(experiment: str, metrics_paths: list[str], cells_cs
         stem = Path(path).stem  # optimizer=<o>_rho=<rho>
         optimizer = stem.split("_rho=")[0].removeprefix("optimizer=")
         rho = float(stem.split("_rho=")[1])
-        mean, std = mse_table(means, optimizer, rho)
+        table = mse_table(means, optimizer, rho)
         sam = f"SAM rho={fmt_number(rho)}" if rho > 0 else "no SAM"
-        title = f"{experiment}: {optimizer.upper()}, {sam}: test MSE, mean ± std over seeds"
-        text = table_markdown(mean, std, title) if path.endswith(".md") else table_csv(mean, std)
+        title = f"{experiment}: {optimizer.upper()}, {sam}: test MSE, mean ± std [95% interval] over seeds"
+        text = table_markdown(table, title) if path.endswith(".md") else table_csv(table)
         files.write_text(path, text)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import scipy.stats
 from workflow_helpers import make_workdir, planned, read_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -56,6 +57,9 @@ def test_tables_match_cells(tiny_run):
     row = table[table.lr == 0.02]
     assert row["mean_wd=0.001"].item() == pytest.approx(sel.test_mse.mean(), rel=1e-5)
     assert row["std_wd=0.001"].item() == pytest.approx(sel.test_mse.std(), rel=1e-5)
+    half = scipy.stats.t.ppf(0.975, len(sel) - 1) * sel.test_mse.std() / len(sel) ** 0.5
+    assert row["ci_low_wd=0.001"].item() == pytest.approx(sel.test_mse.mean() - half, rel=1e-5)
+    assert row["ci_high_wd=0.001"].item() == pytest.approx(sel.test_mse.mean() + half, rel=1e-5)
     md = (tiny_run / "results/main/tables/optimizer=adam_rho=0.05.md").read_text()
     assert "| lr \\ wd" in md and f"{sel.test_mse.mean():.4f}" in md
 
