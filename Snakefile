@@ -92,6 +92,7 @@ for exp in STUDY.experiments:
             exp.job_outputs(R),
         log:
             exp.job_log(R),
+        priority: exp.job_cost() // 1000
         conda:
             "envs/genboost.yaml"
         threads: exp.job_threads()

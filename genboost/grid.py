@@ -153,11 +153,14 @@ class Experiment:
         """Torch threads of one train job (`train.threads`); Snakemake caps it at --cores."""
         return self.train["threads"]
 
+    def job_cost(self) -> int:
+        """Gradient evaluations of one job, in units of one model-epoch: the scheduler starts the longest first."""
+        epochs = max(self.train["epochs"], 2 * self.train["sam_epochs"] if any(r > 0 for r in self.grid["rho"]) else 0)
+        return self.job_size() * epochs
+
     def job_resources(self) -> dict:
         """Slurm-sized resources: a generous runtime from the job's model-epochs, GPU only when training on CUDA."""
-        epochs = max(self.train["epochs"], 2 * self.train["sam_epochs"] if any(r > 0 for r in self.grid["rho"]) else 0)
-        model_epochs = self.job_size() * epochs
-        minutes = 10 + math.ceil(model_epochs * 0.03 / 60)  # ~10x the measured CPU cost
+        minutes = 10 + math.ceil(self.job_cost() * 0.03 / 60)  # ~10x the measured CPU cost
         resources = {
             "runtime": lambda wildcards, attempt: minutes * attempt,  # a retry after a time-out gets longer
             "mem_mb": 1000 + 4 * self.job_size(),
