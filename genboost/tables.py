@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from genboost import files
 from genboost.grid import fmt_number
-from genboost.stats import t_interval
+from genboost.stats import cell_stats
 
 CELL_COLUMNS = [
     "experiment", "optimizer", "lr", "wd", "rho", "seed", "epochs", "steps", "test_mse", "train_mse",
@@ -40,20 +40,9 @@ def read_cells(experiment: str, metrics_paths: list[str]) -> pd.DataFrame:
 
 
 def cell_means(cells: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and 95% t-interval of test MSE over seeds per configuration; none where a seed diverged."""
-    g = cells.groupby(["experiment", *GROUP], sort=True)
-    out = g.agg(
-        mean=("test_mse", "mean"),
-        std=("test_mse", "std"),
-        train_mean=("train_mse", "mean"),
-        seeds=("seed", "count"),
-        diverged=("diverged", "sum"),
-    ).reset_index()
-    intervals = g["test_mse"].apply(lambda v: t_interval(v.to_numpy(dtype=float))).reset_index(drop=True)
-    out["ci_low"], out["ci_high"] = [lo for lo, _ in intervals], [hi for _, hi in intervals]
-    out["diverged"] = out["diverged"].astype(int)
-    bad = out["diverged"] > 0
-    out.loc[bad, ["mean", "std", "train_mean", "ci_low", "ci_high"]] = math.nan
+    """`stats.cell_stats` of test MSE (n as `seeds`) plus the mean train MSE; none where a seed diverged."""
+    out = cell_stats(cells).rename(columns={"n": "seeds"})
+    out["train_mean"] = cell_stats(cells, "train_mse")["mean"].to_numpy()
     return out
 
 
