@@ -165,8 +165,7 @@ def run_train_job(
             wall = time.perf_counter() - start
             timing = {"wall_s": wall / len(block), "pack_wall_s": wall, "pack_size": len(block)}
             for cell, result in zip(block, results_, strict=True):
-                store.put(keys[cell], make_record(cell, result, {**provenance, **timing}))
-                records[cell] = store.get(keys[cell])
+                records[cell] = store.put(keys[cell], make_record(cell, result, {**provenance, **timing}))
     for cell in cells:
         files.write_json(paths[cell], records[cell])
     log.info("trained %d, reused %d", len(missing), len(cells) - len(missing))

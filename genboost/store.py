@@ -35,5 +35,8 @@ class CellStore:
             return None
         return record if record.get("store_key") == key else None
 
-    def put(self, key: str, record: dict) -> None:
-        files.write_json(self.path(key), {**record, "store_key": key})
+    def put(self, key: str, record: dict) -> dict:
+        """Store the record under its key; returns it as stored (with `store_key`)."""
+        stored = {**record, "store_key": key}
+        files.write_json(self.path(key), stored)
+        return stored

@@ -17,7 +17,6 @@ CELL_COLUMNS = [
     "experiment", "optimizer", "lr", "wd", "rho", "seed", "epochs", "steps", "test_mse", "train_mse",
     "test_accuracy", "train_accuracy", "diverged", "diverged_step", "wd_mode", "shuffle_labels", "wall_s", "device",
 ]  # fmt: skip
-GROUP = ["optimizer", "lr", "wd", "rho"]
 
 
 def read_cells(experiment: str, metrics_paths: list[str]) -> pd.DataFrame:
