@@ -9,14 +9,14 @@ from tabulate import tabulate
 
 from genboost import stats
 from genboost.grid import fmt_number
-from genboost.tables import cell_means
+from genboost.tables import cell_means, sam_label
 
 FLATNESS_PREFIXES = ("sharpness_r", "hessian_top_eig")
 
 
 def describe(row) -> str:
-    sam = f"SAM rho={fmt_number(row['rho'])}" if row["rho"] > 0 else "no SAM"
-    return f"{row['optimizer'].upper()}, lr={fmt_number(row['lr'])}, wd={fmt_number(row['wd'])}, {sam}"
+    lr, wd = fmt_number(row["lr"]), fmt_number(row["wd"])
+    return f"{row['optimizer'].upper()}, lr={lr}, wd={wd}, {sam_label(row['rho'])}"
 
 
 def score(row) -> str:

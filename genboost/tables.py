@@ -38,6 +38,10 @@ def read_cells(experiment: str, metrics_paths: list[str]) -> pd.DataFrame:
     return df.sort_values(["optimizer", "rho", "lr", "wd", "seed"], kind="stable").reset_index(drop=True)
 
 
+def sam_label(rho: float) -> str:
+    return f"SAM rho={fmt_number(rho)}" if rho > 0 else "no SAM"
+
+
 def cell_means(cells: pd.DataFrame) -> pd.DataFrame:
     """`stats.cell_stats` of test MSE (n as `seeds`) plus the mean train MSE; none where a seed diverged."""
     out = cell_stats(cells).rename(columns={"n": "seeds"})
@@ -92,7 +96,6 @@ def write_experiment_outputs(experiment: str, metrics_paths: list[str], cells_cs
         optimizer = stem.split("_rho=")[0].removeprefix("optimizer=")
         rho = float(stem.split("_rho=")[1])
         table = mse_table(means, optimizer, rho)
-        sam = f"SAM rho={fmt_number(rho)}" if rho > 0 else "no SAM"
-        title = f"{experiment}: {optimizer.upper()}, {sam}: test MSE, mean ± std [95% interval] over seeds"
+        title = f"{experiment}: {optimizer.upper()}, {sam_label(rho)}: test MSE, mean ± std [95% interval] over seeds"
         text = table_markdown(table, title) if path.endswith(".md") else table_csv(table)
         files.write_text(path, text)
