@@ -82,16 +82,20 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 def lr_schedule(lr: float, epochs: int, t_max: int) -> tuple[float, ...]:
     """The lr of each epoch under torch's CosineAnnealingLR (eta_min 0), stepped once per epoch.
 
-    Computed by running the real scheduler, so that trainers which cannot hold a torch optimizer
-    per cell use exactly the numbers the reference trainer sees.
+    The same float operations, in the same order, as the scheduler's recursive form
+    (`CosineAnnealingLR.get_lr`), so the numbers equal the reference trainer's bit for bit (tested
+    against the real scheduler). Reading them off a real scheduler would need a torch optimizer,
+    whose first construction imports torch._dynamo: 1-2 s in every training process.
     """
-    dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(dummy, T_max=t_max)
-    lrs = []
-    for _ in range(epochs):
-        lrs.append(dummy.param_groups[0]["lr"])
-        dummy.step()
-        sched.step()
+    eta_min = 0.0
+    lrs = [lr]
+    for epoch in range(1, epochs):
+        last = lrs[-1]
+        if (epoch - 1 - t_max) % (2 * t_max) == 0:  # the restart after a trough, as torch special-cases it
+            lrs.append(last + (lr - eta_min) * (1 - math.cos(math.pi / t_max)) / 2)
+        else:
+            ratio = (1 + math.cos(math.pi * epoch / t_max)) / (1 + math.cos(math.pi * (epoch - 1) / t_max))
+            lrs.append(ratio * (last - eta_min) + eta_min)
     return tuple(lrs)
 
 

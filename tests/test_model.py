@@ -1,0 +1,38 @@
+"""What the trainers share (genboost.model): the lr schedule, bit for bit as torch's scheduler."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from genboost.model import lr_schedule
+
+
+@pytest.mark.parametrize(
+    "lr,epochs,t_max",
+    [(3e-5, 200, 100), (2e-2, 100, 100), (1e-3, 450, 100), (0.1, 30, 7), (1e-4, 6, 1), (0.3, 1, 50)],
+)
+def test_lr_schedule_equals_torch_cosine_annealing_bit_for_bit(lr, epochs, t_max):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
+    want = []
+    for _ in range(epochs):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lr_schedule(lr, epochs, t_max) == tuple(want)  # ==, not approx: the engine must see these numbers
+
+
+def test_training_does_not_import_torch_dynamo():
+    """A training process stays off torch._dynamo (1-2 s of import in each of the study's jobs)."""
+    code = (
+        "import sys, torch\n"
+        "from genboost.engine import train_cells\n"
+        "from genboost.model import Cell, Split\n"
+        "x = torch.randn(40, 5); y = torch.randint(0, 7, (40,)).float()\n"
+        "train_cells([Cell('adam', 1e-3, 1e-4, 0.05, seed=0, epochs=2, hidden=(4,))], Split(x, y, x, y))\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
