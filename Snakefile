@@ -151,8 +151,7 @@ for exp in STUDY.experiments:
         name:
             f"figures_{exp.name}"
         input:
-            cells=f"{R}/{exp.name}/cells.csv",
-            metrics=[exp.metrics_path(R, c) for c in exp.cells()] if CURVES else [],
+            metrics=[exp.metrics_path(R, c) for c in exp.cells()],
         output:
             **{
                 k: (

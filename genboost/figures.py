@@ -7,7 +7,6 @@ creation date, so the same data give the same bytes. Both files are written atom
 
 from __future__ import annotations
 
-import json
 import math
 
 import matplotlib as mpl
@@ -21,7 +20,7 @@ from matplotlib.patches import Patch, Rectangle
 from genboost.files import atomic_path
 from genboost.grid import fmt_number
 from genboost.stats import is_diverged
-from genboost.tables import cell_means
+from genboost.tables import cell_means, cells_frame, read_records
 
 WIDE_RANGE = 10.0  # max / min of the values above which a color or y scale is logarithmic
 CMAP = "viridis"
@@ -214,14 +213,15 @@ def learning_curves(curves: list[dict], path_png, path_pdf, title: str | None = 
     return fig
 
 
-def write_figures(experiment: str, cells_csv: str, metrics_paths: list[str], paths: dict[str, str]) -> None:
-    """One experiment's figures from its cells.csv (and, for learning curves, the cells' metrics.json)."""
-    cells = pd.read_csv(cells_csv)
+def write_figures(experiment: str, metrics_paths: list[str], paths: dict[str, str]) -> None:
+    """One experiment's figures from its cells' metrics.json (read here, not from cells.csv, so that the
+    figures job runs beside the aggregate job instead of after it)."""
+    records = read_records(metrics_paths)
+    cells = cells_frame(experiment, records)
     heatmap_grid(cells, paths["heatmap_png"], paths["heatmap_pdf"], title=f"{experiment}: mean test MSE over seeds")
     lr_curves(cells, paths["lr_curves_png"], paths["lr_curves_pdf"], title=f"{experiment}: test MSE against lr")
     if "learning_curves_png" not in paths:
         return
-    records = [json.loads(open(p).read()) for p in metrics_paths]
     curves = []
     for best in best_configurations(cells):
         keys = ("optimizer", "lr", "wd", "rho")

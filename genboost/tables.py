@@ -21,9 +21,17 @@ CELL_COLUMNS = [
 
 def read_cells(experiment: str, metrics_paths: list[str]) -> pd.DataFrame:
     """One row per trained model, from its metrics.json."""
+    return cells_frame(experiment, read_records(metrics_paths))
+
+
+def read_records(metrics_paths: list[str]) -> list[dict]:
+    return [json.loads(Path(path).read_text()) for path in metrics_paths]
+
+
+def cells_frame(experiment: str, records: list[dict]) -> pd.DataFrame:
+    """The rows of cells.csv from the cells' metrics.json records."""
     rows = []
-    for path in metrics_paths:
-        record = json.loads(Path(path).read_text())
+    for record in records:
         cfg = record["config"]
         row = {"experiment": experiment, **{k: cfg.get(k) for k in ("optimizer", "lr", "wd", "rho", "seed")}}
         row.update(wd_mode=cfg.get("wd_mode"), shuffle_labels=bool(cfg.get("shuffle_labels")))

@@ -4,7 +4,6 @@ from genboost import figures
 
 figures.write_figures(
     experiment=snakemake.params.experiment,
-    cells_csv=snakemake.input.cells,
     metrics_paths=list(snakemake.input.metrics),
     paths=dict(snakemake.output.items()),
 )
