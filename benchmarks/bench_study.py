@@ -3,7 +3,8 @@
     python benchmarks/bench_study.py --out benchmarks/results/cpu.json
 
 1. the engine micro-benchmark (benchmarks/bench_engine.py: reference trainer vs engine at K = 1, 8, 48, 192);
-2. the full default study (648 models) through `snakemake --cores N` from a clean results/;
+2. the full default study (648 models) through `snakemake --cores N` from a clean results/, `--repeats` times
+   (the median counts; each run's time before, during and after training is printed too);
 3. the one-process-per-model baseline: a sample of cells run with `pack: []` (one Snakemake job, so one fresh
    Python process, per model), extrapolated to the whole study;
 and the ratios, all measured in the same run. Everything runs in a temporary copy of the workflow.
@@ -16,10 +17,12 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -39,12 +42,37 @@ def workdir_with(config: dict, base: Path) -> Path:
     return base
 
 
-def timed_snakemake(workdir: Path, cores: int) -> float:
-    start = time.perf_counter()
+def timed_snakemake(workdir: Path, cores: int) -> tuple[float, float, float]:
+    """(start, end, wall) of one `snakemake --cores N all`, as epoch seconds and seconds."""
+    start, t0 = time.time(), time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", str(cores), "--quiet", "all"], cwd=workdir, check=True
     )
-    return time.perf_counter() - start
+    return start, time.time(), time.perf_counter() - t0
+
+
+def train_phase(workdir: Path) -> tuple[float, float, float]:
+    """(first train job's first log line, last train job's last log line, summed train-job log spans), epoch s."""
+    spans = []
+    for log in (workdir / "results" / "logs").glob("*/train/**/*.log"):
+        lines = [ln for ln in log.read_text().splitlines() if ln[:4].isdigit()]
+        stamps = [datetime.strptime(ln[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() for ln in (lines[0], lines[-1])]
+        spans.append(stamps)
+    return min(a for a, _ in spans), max(b for _, b in spans), sum(b - a for a, b in spans)
+
+
+def study_run(config: dict, base: Path, cores: int) -> dict:
+    """One full study from a clean results/, with where its wall time went."""
+    workdir = workdir_with(config, base)
+    start, end, wall = timed_snakemake(workdir, cores)
+    first, last, busy = train_phase(workdir)
+    return {
+        "wall_s": wall,
+        "before_training_s": first - start,  # start-up, download, preprocess, first job's imports
+        "training_s": last - first,
+        "after_training_s": end - last,  # tables, figures, summary, Snakemake's exit
+        "train_jobs_busy_s": busy,  # summed over jobs, from each job's first to last log line
+    }
 
 
 def count_models(config: dict) -> int:
@@ -74,6 +102,9 @@ def main() -> None:
         "--baseline-lrs", type=int, default=2, help="lrs in the baseline sample (x 2 optimizers x 2 rho)"
     )
     parser.add_argument("--skip-engine", action="store_true", help="skip the engine micro-benchmark")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="full-study runs (the VM's speed varies by ~15%%; the median counts)"
+    )
     args = parser.parse_args()
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -94,19 +125,27 @@ def main() -> None:
             )
             figures["engine"] = json.loads(engine_json.read_text())
 
-        full = workdir_with(config, Path(tmp) / "full")
         models = count_models(config)
-        wall = timed_snakemake(full, args.cores)
+        runs = []
+        for i in range(args.repeats):
+            runs.append(study_run(config, Path(tmp) / f"full{i}", args.cores))
+            r = runs[-1]
+            print(
+                f"full default study, run {i + 1}/{args.repeats}: {models} models in {r['wall_s']:.1f} s with "
+                f"--cores {args.cores} (before training {r['before_training_s']:.1f} s, training "
+                f"{r['training_s']:.1f} s, after {r['after_training_s']:.1f} s)"
+            )
+        wall = statistics.median(r["wall_s"] for r in runs)
         figures["study"] = {
             "models": models,
-            "wall_s": wall,
+            "wall_s": wall,  # the median run
+            "wall_s_runs": [r["wall_s"] for r in runs],
+            "runs": runs,
             "per_model_s": wall / models,
             "pack": config["train"]["pack"],
         }
-        print(
-            f"full default study: {models} models in {wall:.1f} s with --cores {args.cores} "
-            f"({wall / models:.3f} s per model, pack {config['train']['pack']})"
-        )
+        walls = ", ".join(f"{w:.1f}" for w in figures["study"]["wall_s_runs"])
+        print(f"full default study: median {wall:.1f} s of {len(runs)} runs ({walls}), {wall / models:.3f} s a model")
 
         base_cfg = baseline_config(config, args.baseline_lrs)
         base = workdir_with(base_cfg, Path(tmp) / "baseline")
@@ -125,7 +164,7 @@ def main() -> None:
             check=True,
         )
         n = count_models(base_cfg)
-        base_wall = timed_snakemake(base, args.cores)
+        base_wall = timed_snakemake(base, args.cores)[2]
         per_model = base_wall / n
         figures["baseline"] = {
             "sample_models": n,
