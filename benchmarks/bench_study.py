@@ -94,6 +94,20 @@ def plain_baseline(config: dict, data_dir: Path, cores: int) -> tuple[int, float
     return len(cells), time.perf_counter() - start
 
 
+def extrapolated(name: str, sample: int, wall: float, models: int) -> dict:
+    per_model = wall / sample
+    print(
+        f"{name}: {sample} sampled models in {wall:.1f} s -> {per_model:.2f} s per model, "
+        f"{per_model * models:.0f} s for {models} models (extrapolated)"
+    )
+    return {
+        "sample_models": sample,
+        "sample_wall_s": wall,
+        "per_model_s": per_model,
+        "extrapolated_study_s": per_model * models,
+    }
+
+
 def count_models(config: dict) -> int:
     """Models of the enabled experiments."""
     return len(Study.from_config(config).all_metrics())
@@ -182,31 +196,11 @@ def main() -> None:
             cwd=base,
             check=True,
         )
-        n = count_models(base_cfg)
-        base_wall = timed_snakemake(base, args.cores)[2]
-        per_model = base_wall / n
-        figures["baseline"] = {
-            "sample_models": n,
-            "sample_wall_s": base_wall,
-            "per_model_s": per_model,
-            "extrapolated_study_s": per_model * models,
-        }
-        print(
-            f"one job per model (pack: []): {n} sampled models in {base_wall:.1f} s -> {per_model:.2f} s per model, "
-            f"{per_model * models:.0f} s for {models} models (extrapolated)"
-        )
-        n, plain_wall = plain_baseline(base_cfg, base / "results" / "data", args.cores)
-        per_model = plain_wall / n
-        figures["plain_baseline"] = {
-            "sample_models": n,
-            "sample_wall_s": plain_wall,
-            "per_model_s": per_model,
-            "extrapolated_study_s": per_model * models,
-        }
-        print(
-            f"plain loop, one process per model: {n} sampled models in {plain_wall:.1f} s -> {per_model:.2f} s "
-            f"per model, {per_model * models:.0f} s for {models} models (extrapolated)"
-        )
+        sample = count_models(base_cfg)
+        wall = timed_snakemake(base, args.cores)[2]
+        figures["baseline"] = extrapolated("one job per model (pack: [])", sample, wall, models)
+        sample, wall = plain_baseline(base_cfg, base / "results" / "data", args.cores)
+        figures["plain_baseline"] = extrapolated("plain loop, one process per model", sample, wall, models)
 
     study_wall = figures["study"]["wall_s"]
     figures["speedup_vs_plain_baseline"] = figures["plain_baseline"]["extrapolated_study_s"] / study_wall
