@@ -56,15 +56,18 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_setting(name: str, split, ks: list[int], n_reference: int, epochs: int) -> dict:
+def bench_setting(name: str, split, ks: list[int], n_reference: int, epochs: int, device: str = "cpu") -> dict:
     optimizer, rho = SETTINGS[name]
     reference_cells = grid_cells(optimizer, rho, n_reference, epochs)[2::3] or grid_cells(optimizer, rho, 1, epochs)
-    train_cell(reference_cells[0], split, max_steps=2)  # warm-up: the first optimizer of a process is slow
-    ref = sum(timed(lambda c=c: train_cell(c, split)) for c in reference_cells) / len(reference_cells) / epochs
-    train_cells(grid_cells(optimizer, rho, 2, 1), split, max_steps=2)
+    train_cell(reference_cells[0], split, device=device, max_steps=2)  # warm-up: a process's first optimizer is slow
+    ref = sum(timed(lambda c=c: train_cell(c, split, device=device)) for c in reference_cells)
+    ref /= len(reference_cells) * epochs
+    train_cells(grid_cells(optimizer, rho, 2, 1), split, device=device, max_steps=2)
     engine = {}
     for k in ks:
-        engine[k] = timed(lambda k=k: train_cells(grid_cells(optimizer, rho, k, epochs), split, block_size=k))
+        cells = grid_cells(optimizer, rho, k, epochs)
+        # results are read back as Python floats at the end, so a CUDA run is timed to its last kernel
+        engine[k] = timed(lambda cells=cells, k=k: train_cells(cells, split, device=device, block_size=k))
         engine[k] /= k * epochs
     study_epochs = STUDY_EPOCHS[rho > 0]
     return {
@@ -85,23 +88,28 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="2 epochs, K up to 48, one reference cell")
     parser.add_argument("--epochs", type=int, help="epochs per model (default 10, --quick 2)")
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="the raw obesity CSV")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--ks", help="comma-separated block sizes K (default 1,8,48,72,96,192; --quick 1,8,48)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     epochs = args.epochs or (2 if args.quick else 10)
-    ks = [1, 8, 48] if args.quick else [1, 8, 48, 72, 96, 192]
+    ks = [int(k) for k in args.ks.split(",")] if args.ks else [1, 8, 48] if args.quick else [1, 8, 48, 72, 96, 192]
     split = load_data(args.csv)
     figures = {
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "threads": args.threads,
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "epochs": epochs,
         "rows": {"train": split.x_train.shape[0], "test": split.x_test.shape[0], "features": split.x_train.shape[1]},
         "block_size_default": BLOCK_SIZE,
         "settings": {},
     }
-    print(f"threads={args.threads} epochs={epochs}; seconds per model per epoch (speedup over the reference)")
+    print(
+        f"{figures['device']} threads={args.threads} epochs={epochs}; per model and epoch (speedup over the reference)"
+    )
     for name in SETTINGS:
-        result = bench_setting(name, split, ks, 1 if args.quick else 6, epochs)
+        result = bench_setting(name, split, ks, 1 if args.quick else 6, epochs, args.device)
         figures["settings"][name] = result
         row = "  ".join(
             f"K={k}: {result['engine_s_per_model_epoch'][str(k)] * 1e3:.2f} ms ({result['speedup'][str(k)]:.1f}x)"

@@ -94,6 +94,20 @@ def plain_baseline(config: dict, data_dir: Path, cores: int) -> tuple[int, float
     return len(cells), time.perf_counter() - start
 
 
+def baselines(config: dict, base: Path, cores: int, per_axis: int, models: int) -> dict:
+    """Both one-process-per-model baselines on one sample of the main grid, extrapolated to `models`."""
+    base_cfg = baseline_config(config, per_axis)
+    workdir_with(base_cfg, base)
+    # download + preprocess are not part of the per-model cost: build them first, untimed
+    target = str(Path("results") / "data" / "train.csv")
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), target, "--quiet"], cwd=base, check=True)
+    wall = timed_snakemake(base, cores)[2]
+    out = {"baseline": extrapolated("one job per model (pack: [])", count_models(base_cfg), wall, models)}
+    sample, wall = plain_baseline(base_cfg, base / "results" / "data", cores)
+    out["plain_baseline"] = extrapolated("plain loop, one process per model", sample, wall, models)
+    return out
+
+
 def extrapolated(name: str, sample: int, wall: float, models: int) -> dict:
     per_model = wall / sample
     print(
@@ -135,6 +149,8 @@ def main() -> None:
         "--baseline-lrs", type=int, default=2, help="lrs in the baseline sample (x 2 optimizers x 2 rho)"
     )
     parser.add_argument("--skip-engine", action="store_true", help="skip the engine micro-benchmark")
+    parser.add_argument("--device", default="cpu", help="train.device for the study and the engine benchmark")
+    parser.add_argument("--skip-baselines", action="store_true", help="skip the one-process-per-model baselines")
     parser.add_argument(
         "--repeats", type=int, default=3, help="full-study runs (the VM's speed varies by ~15%%; the median counts)"
     )
@@ -142,6 +158,7 @@ def main() -> None:
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["data"]["local_copy"] = str(args.csv)
+    config["train"]["device"] = args.device
     figures: dict = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
@@ -154,7 +171,10 @@ def main() -> None:
         if not args.skip_engine:
             engine_json = Path(tmp) / "engine.json"
             subprocess.run(
-                [sys.executable, str(ROOT / "benchmarks" / "bench_engine.py"), "--out", str(engine_json)], check=True
+                [sys.executable, str(ROOT / "benchmarks" / "bench_engine.py"), "--out", str(engine_json)]
+                + ["--device", args.device]
+                + (["--ks", "1,8,48,192,648"] if args.device == "cuda" else []),
+                check=True,
             )
             figures["engine"] = json.loads(engine_json.read_text())
 
@@ -180,35 +200,15 @@ def main() -> None:
         walls = ", ".join(f"{w:.1f}" for w in figures["study"]["wall_s_runs"])
         print(f"full default study: median {wall:.1f} s of {len(runs)} runs ({walls}), {wall / models:.3f} s a model")
 
-        base_cfg = baseline_config(config, args.baseline_lrs)
-        base = workdir_with(base_cfg, Path(tmp) / "baseline")
-        # download + preprocess are not part of the per-model cost: build them first, untimed
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "snakemake",
-                "--cores",
-                str(args.cores),
-                str(Path("results") / "data" / "train.csv"),
-                "--quiet",
-            ],
-            cwd=base,
-            check=True,
-        )
-        sample = count_models(base_cfg)
-        wall = timed_snakemake(base, args.cores)[2]
-        figures["baseline"] = extrapolated("one job per model (pack: [])", sample, wall, models)
-        sample, wall = plain_baseline(base_cfg, base / "results" / "data", args.cores)
-        figures["plain_baseline"] = extrapolated("plain loop, one process per model", sample, wall, models)
-
-    study_wall = figures["study"]["wall_s"]
-    figures["speedup_vs_plain_baseline"] = figures["plain_baseline"]["extrapolated_study_s"] / study_wall
-    figures["speedup_vs_baseline"] = figures["baseline"]["extrapolated_study_s"] / study_wall
-    print(
-        f"speed-up of the pipeline: {figures['speedup_vs_plain_baseline']:.1f}x over a plain loop in one process per "
-        f"model, {figures['speedup_vs_baseline']:.1f}x over one job per model (pack: [])"
-    )
+        if not args.skip_baselines:
+            figures.update(baselines(config, Path(tmp) / "baseline", args.cores, args.baseline_lrs, models))
+            study_wall = figures["study"]["wall_s"]
+            figures["speedup_vs_plain_baseline"] = figures["plain_baseline"]["extrapolated_study_s"] / study_wall
+            figures["speedup_vs_baseline"] = figures["baseline"]["extrapolated_study_s"] / study_wall
+            print(
+                f"speed-up of the pipeline: {figures['speedup_vs_plain_baseline']:.1f}x over a plain loop in one "
+                f"process per model, {figures['speedup_vs_baseline']:.1f}x over one job per model (pack: [])"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures written to {args.out}")

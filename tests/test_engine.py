@@ -61,11 +61,11 @@ def same_result(a, b):
     return all(a[k] == b[k] for k in METRICS) and params_equal(a["params"], b["params"])
 
 
-def assert_agrees(cells, split, max_steps, rtol, atol, mse_rtol):
+def assert_agrees(cells, split, max_steps, rtol, atol, mse_rtol, device="cpu"):
     """Engine (all cells in one call) against the reference cell by cell: weights and test MSE."""
-    got = train_cells(cells, split, max_steps=max_steps, return_params=True)
+    got = train_cells(cells, split, device=device, max_steps=max_steps, return_params=True)
     for c, g in zip(cells, got, strict=True):
-        want = train_cell(c, split, max_steps=max_steps, return_params=True)
+        want = train_cell(c, split, device=device, max_steps=max_steps, return_params=True)
         assert g["steps"] == want["steps"] == max_steps and not g["diverged"], c
         for pg, pw in zip(g["params"], want["params"], strict=True):
             for x, y in zip(pg, pw, strict=True):
@@ -85,6 +85,14 @@ def test_float32_agrees_with_reference_after_500_steps(split):
 def test_float64_agrees_with_reference_tightly_after_500_steps(split):
     cells = [replace(c, dtype="float64") for c in VARIANTS]
     assert_agrees(cells, split, max_steps=500, rtol=1e-9, atol=1e-9, mse_rtol=1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the device check runs it)")
+def test_on_cuda_agrees_with_the_reference_on_cuda(split):
+    """The CUDA path, every update variant: float64 tightly after 500 steps, float32 to rounding after 50."""
+    cells = [replace(c, dtype="float64") for c in VARIANTS]
+    assert_agrees(cells, split, max_steps=500, rtol=1e-9, atol=1e-9, mse_rtol=1e-9, device="cuda")
+    assert_agrees(VARIANTS, split, max_steps=50, rtol=1e-4, atol=1e-4, mse_rtol=1e-4, device="cuda")
 
 
 @pytest.mark.parametrize("optimizer,rho", [("sgd", 0.0), ("adam", 0.0), ("sgd", 0.05), ("adam", 0.05)])
