@@ -1,11 +1,10 @@
 """The stacked engine: trains a block of K cells at once, number for number like `genboost.reference`.
 
-The K cells' weights live stacked ([K, in, out], [K, 1, out]) in one flat buffer per kind of state
-(weights, gradients, moments), layer after layer, so a layer's stack is a contiguous view that
-bmm/baddbmm read and write directly and cell-independent optimizer ops run once on the whole buffer.
-Forward and backward are written by hand (autograd over the stacked graph is 2-4x slower); the
-optimizer updates follow torch's SGD / Adam / SAM, with each cell's own lr, wd and rho as [K, 1, 1]
-tensors (Adam through torch's fused kernel, rounding like `Adam(fused=True)`). Every op acts on each
+The K cells' weights live stacked, a layer as [K, in, out] and [K, 1, out], in one flat buffer per kind
+of state (weights, gradients, moments), so that bmm reads and writes a layer's stack directly. Forward
+and backward are written by hand (autograd over the stacked graph is 2-4x slower). The update is
+torch's own fused SGD / Adam / AdamW kernel, as `torch.optim`'s `fused=True` computes it, one call per
+group of cells that share lr and wd, after SAM's ascent with each cell's rho. Every op acts on each
 cell's slice alone, in the same way whatever K is, so a cell's numbers do not depend on its
 block-mates (CPU: bit-identical, see `tests/test_engine.py`).
 """
@@ -14,7 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from itertools import pairwise
+from dataclasses import dataclass
+from itertools import groupby, pairwise
 
 import torch
 
@@ -79,6 +79,7 @@ def train_cells(
     results: list[dict | None] = [None] * len(cells)
     done = 0
     for idx in plan_blocks(cells, block_size):
+        idx = sorted(idx, key=lambda i: (cells[i].lr, cells[i].wd))  # the optimizer steps each (lr, wd) run at once
         block = [cells[i] for i in idx]
         # A lone cell trains beside a copy of itself: bmm takes another kernel (gemv) for a batch of one
         # matrix-vector product, which would round the last layer differently than inside a block.
@@ -103,25 +104,33 @@ def _check_cell(i: int, cell: Cell) -> None:
             raise ValueError(f"cells[{i}].{field} must be >= 1, got {getattr(cell, field)!r}")
 
 
-# Flat buffers are padded with zeros to a multiple of this many elements (a multiple of every SIMD width):
-# a vectorized kernel then runs its vector body on every element and never its scalar tail, whose
-# rounding can differ (fused Adam's does), so an element's numbers do not depend on where K puts it.
+# Each cell's part of a layer is padded with zeros to a multiple of this many elements (a multiple of every
+# SIMD width): the fused kernels then run their vector body on every element and never a scalar tail, whose
+# rounding can differ, so an element's numbers do not depend on where K or its group puts it.
 _ALIGN = 64
 
 
 class _Stack:
-    """One flat buffer of a state (weights, grads, ...) of K cells, seen per layer as [K, in, out] and [K, 1, out]."""
+    """One flat buffer of a state (weights, grads, moments) of K cells.
+
+    Each weight and each bias is a block [K, width] of the buffer (a cell's numbers, padded to _ALIGN),
+    seen as `views[j]` [K, in, out] or [K, 1, out]. `rows(a, b)` are cells a..b-1's parts of every
+    block: contiguous and _ALIGN-sized, what one fused optimizer call steps.
+    """
 
     def __init__(self, k: int, sizes: list[int], dtype, device):
         self.k, self.sizes = k, sizes
-        self.shapes = [s for i, o in pairwise(sizes) for s in ((k, i, o), (k, 1, o))]
-        self.numels = [math.prod(s) for s in self.shapes]
-        self.flat = torch.zeros(-(-sum(self.numels) // _ALIGN) * _ALIGN, dtype=dtype, device=device)
-        self.views = self.split(self.flat)
+        shapes = [s for i, o in pairwise(sizes) for s in ((i, o), (1, o))]
+        widths = [-(-(i * o) // _ALIGN) * _ALIGN for i, o in shapes]
+        self.flat = torch.zeros(k * sum(widths), dtype=dtype, device=device)
+        self.blocks = [b.view(k, w) for b, w in zip(self.flat.split([k * w for w in widths]), widths, strict=True)]
+        self.views = [b[:, : i * o].view(k, i, o) for b, (i, o) in zip(self.blocks, shapes, strict=True)]
 
-    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        parts = flat[: sum(self.numels)].split(self.numels)
-        return [p.view(s) for p, s in zip(parts, self.shapes, strict=True)]
+    def like(self) -> _Stack:
+        return _Stack(self.k, self.sizes, self.flat.dtype, self.flat.device)
+
+    def rows(self, a: int, b: int) -> list[torch.Tensor]:
+        return [block[a:b] for block in self.blocks]
 
     def load_init(self, seeds: list[int]) -> None:
         """Cell i's weights from `init_params(seeds[i], ...)`, as the reference starts."""
@@ -130,78 +139,108 @@ class _Stack:
             for view, value in zip(self.views, init, strict=True):
                 view[i].copy_(value.view(view.shape[1:]))
 
-    def like(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        flat = torch.zeros_like(self.flat)
-        return flat, self.split(flat)
+    def cell_params(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Cell i's (W [in, out], b [out]) per layer, as the reference holds them."""
+        v = self.views
+        return [(v[j][i].cpu().clone(), v[j + 1][i, 0].cpu().clone()) for j in range(0, len(v), 2)]
 
 
-def _forward(params: list[torch.Tensor], h: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """(inputs of each layer, predictions [K, B]); h is [K, B, features]."""
-    acts = [h]
-    n_layers = len(params) // 2
-    for layer in range(n_layers):
-        h = torch.bmm(h, params[2 * layer]).add_(params[2 * layer + 1])  # = baddbmm, without its slow bias copy
-        if layer < n_layers - 1:
-            acts.append(h.relu_())
-    return acts, h.squeeze(-1)
+def _bmm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    if out.is_contiguous():
+        torch.bmm(a, b, out=out)
+    else:  # a padded layer: bmm would write a temporary anyway
+        out.copy_(torch.bmm(a, b))
 
 
-def _loss_and_grad(params, grads, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-    """Per-cell batch MSE [K]; writes its gradient into `grads` (autograd's mse_loss/addmm/relu backward)."""
-    acts, pred = _forward(params, xb)
-    diff = pred - yb
-    loss = diff.square().mean(1)
-    dz = diff.mul_(2.0 / yb.shape[1]).unsqueeze(-1)
-    for layer in reversed(range(len(params) // 2)):
-        torch.bmm(acts[layer].transpose(1, 2), dz, out=grads[2 * layer])
-        torch.sum(dz, 1, keepdim=True, out=grads[2 * layer + 1])
-        if layer:
-            da = torch.bmm(dz, params[2 * layer].transpose(1, 2))
-            dz = torch.ops.aten.threshold_backward.grad_input(da, acts[layer], 0, grad_input=da)  # in place: 2x faster
-    return loss
+class _Net:
+    """The stacked MLP's forward and hand-written backward (autograd's addmm / relu / mse_loss backward)."""
+
+    def __init__(self, stack: _Stack):
+        self.stack = stack
+
+    def forward(self, params, h: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(inputs of each layer, predictions [K, B]); h is [K, B, features]."""
+        acts = [h]
+        n_layers = len(params) // 2
+        for layer in range(n_layers):
+            h = torch.bmm(h, params[2 * layer]).add_(params[2 * layer + 1])  # = baddbmm, without its slow bias copy
+            if layer < n_layers - 1:
+                acts.append(h.relu_())
+        return acts, h.squeeze(-1)
+
+    def loss_and_grad(self, params, grads, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Per-cell batch MSE [K]; writes its gradient into `grads`."""
+        acts, pred = self.forward(params, xb)
+        diff = pred - yb
+        loss = diff.square().mean(1)
+        dz = diff.mul_(2.0 / yb.shape[1]).unsqueeze(-1)
+        for layer in reversed(range(len(params) // 2)):
+            _bmm_into(grads[2 * layer], acts[layer].transpose(1, 2), dz)
+            bias = grads[2 * layer + 1]
+            if bias.is_contiguous():
+                torch.sum(dz, 1, keepdim=True, out=bias)
+            else:  # padded (the output layer's single bias)
+                bias.copy_(dz.sum(1, keepdim=True))
+            if layer:
+                da = torch.bmm(dz, params[2 * layer].transpose(1, 2))
+                dz = torch.ops.aten.threshold_backward.grad_input(
+                    da, acts[layer], 0, grad_input=da
+                )  # in place: 2x faster
+        return loss
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predictions [K, n] of every cell on the whole of x [n, f]."""
+        return self.forward(self.stack.views, x.expand(self.stack.k, -1, -1))[1]
+
+
+@dataclass
+class _Group:
+    """Cells a..b-1 of a block, sharing lr and wd: one fused-kernel call steps them all."""
+
+    lrs: tuple[float, ...]  # per epoch
+    wd: float
+    params: list[torch.Tensor]
+    grads: list[torch.Tensor]
+    moments: list[torch.Tensor]  # SGD's momentum buffer / Adam's exp_avg
+    squares: list[torch.Tensor]  # Adam's exp_avg_sq
 
 
 class _Optimizer:
-    """torch's SGD / Adam(W) (+ SGDW decay, + SAM ascent) on a stack, per-cell lr/wd/rho.
+    """torch's fused SGD / Adam / AdamW step (+ SGDW decay, + SAM ascent) on a block, group by group."""
 
-    Plain SGD and the decays copy the single-tensor ops; the momentum buffer is one fused multiply-add and
-    Adam is torch's fused CPU/CUDA kernel, both rounding like torch's own fused optimizers (see the tests).
-    """
-
-    def __init__(self, cells: Sequence[Cell], stack: _Stack, grads: list[torch.Tensor], grad_flat: torch.Tensor):
-        c, dev = cells[0], stack.flat.device
-        self.cell, self.stack, self.grads, self.grad_flat = c, stack, grads, grad_flat
-        self.dtype = stack.flat.dtype
-        col = dict(dtype=torch.float64, device=dev)
-        self.lrs = torch.tensor([lr_schedule(x.lr, x.epochs, x.t_max) for x in cells], **col).T.contiguous()
-        self.wd64 = torch.tensor([x.wd for x in cells], **col)
-        self.wd = self._per_cell(self.wd64)
-        self.rho = self._per_cell(torch.tensor([x.rho for x in cells], **col))
-        self.any_wd = any(x.wd != 0 for x in cells)
+    def __init__(self, cells: Sequence[Cell], stack: _Stack, grads: _Stack):
+        c = self.cell = cells[0]
+        self.stack, self.grads = stack, grads
+        self.rho = torch.tensor([x.rho for x in cells], dtype=torch.float64).to(stack.flat).view(-1, 1, 1)
         self.decoupled = c.wd_mode == "decoupled"
-        self.buf_flat, self.buf = stack.like()  # momentum buffer / Adam exp_avg
-        if c.optimizer == "adam":
-            self.sq_flat, _ = stack.like()
-            self.dir_flat, self.dir = stack.like()  # Adam's step direction exp_avg_hat / denom
-            self.step_t = torch.zeros((), dtype=torch.float32, device=dev)  # the fused kernel's step count
+        moments = stack.like() if c.optimizer == "adam" or c.momentum else None
+        squares = stack.like() if c.optimizer == "adam" else None
+        self.step_t = torch.zeros((), dtype=torch.float32, device=stack.flat.device)  # Adam's count, as torch keeps it
+        self.groups = []
+        for (lr, wd), run in groupby(range(len(cells)), key=lambda i: (cells[i].lr, cells[i].wd)):
+            idx = list(run)
+            a, b = idx[0], idx[-1] + 1
+            self.groups.append(
+                _Group(
+                    lrs=lr_schedule(lr, c.epochs, c.t_max),
+                    wd=wd,
+                    params=stack.rows(a, b),
+                    grads=grads.rows(a, b),
+                    moments=moments.rows(a, b) if moments else [],
+                    squares=squares.rows(a, b) if squares else [],
+                )
+            )
         self.steps = 0
-
-    def _per_cell(self, values: torch.Tensor) -> torch.Tensor:
-        return values.to(self.dtype).view(-1, 1, 1)
-
-    def _each(self, t: torch.Tensor) -> list[torch.Tensor]:
-        return [t] * len(self.stack.views)
+        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.lr64 = self.lrs[epoch]
-        self.neg_lr = self._per_cell(-self.lr64)
-        self.decay = self._per_cell(1 - self.lr64 * self.wd64)  # SGDW / AdamW: p *= 1 - lr * wd, in double
+        self.epoch = epoch
 
     def sam_ascent(self, into: _Stack) -> None:
         """SAM's first step: w + e(w) into `into`, e = rho * g / (||g|| + 1e-12) per cell (ASAM: w^2 g).
 
         Writing the perturbed weights to a second stack leaves w in place: no copy out and back."""
-        params, grads, adaptive = self.stack.views, self.grads, self.cell.sam_adaptive
+        params, grads, adaptive = self.stack.views, self.grads.views, self.cell.sam_adaptive
         scaled = [p.abs() * g for p, g in zip(params, grads, strict=True)] if adaptive else grads
         norms = torch.stack([torch.linalg.vector_norm(s, dim=(1, 2)) for s in scaled], dim=1)
         scale = ((torch.linalg.vector_norm(norms, dim=1) + 1e-12).reciprocal() * self.rho.view(-1)).view(-1, 1, 1)
@@ -214,29 +253,25 @@ class _Optimizer:
             torch.addcmul(p, g, scale, out=out)  # = p + g * scale, rounded like the reference's two ops
 
     def step(self) -> None:
-        params, grads, c = self.stack.views, self.grads, self.cell
-        if self.any_wd and self.decoupled:
-            torch._foreach_mul_(params, self._each(self.decay))
-        elif self.any_wd:
-            torch._foreach_addcmul_(grads, params, self._each(self.wd))  # grad + wd * p
-        g = self.grad_flat
-        if c.optimizer == "sgd":
-            if c.momentum and self.steps == 0:
-                self.buf_flat.copy_(g)  # torch starts the buffer as a copy of the first gradient
-            elif c.momentum:
-                torch.add(g, self.buf_flat, alpha=c.momentum, out=self.buf_flat)  # buf * momentum + g, one pass
-            torch._foreach_addcmul_(params, self.buf if c.momentum else grads, self._each(self.neg_lr))
-        else:
-            # The fused kernel takes one lr: it runs with lr = -1 on a zeroed buffer, which leaves Adam's
-            # direction exp_avg / (1 - beta1^t) / denom there, and each cell then steps by its own lr.
+        c = self.cell
+        beta1, beta2 = c.adam_betas
+        if c.optimizer == "adam":
             self.step_t += 1
-            self.dir_flat.zero_()
-            beta1, beta2 = c.adam_betas
-            torch._fused_adam_(
-                [self.dir_flat], [g], [self.buf_flat], [self.sq_flat], [], [self.step_t],
-                lr=-1.0, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=c.adam_eps, amsgrad=False, maximize=False,
-            )  # fmt: skip
-            torch._foreach_addcmul_(params, self.dir, self._each(self.neg_lr))
+        for g in self.groups:
+            lr = g.lrs[self.epoch]
+            if c.optimizer == "sgd":
+                if self.decoupled and g.wd:
+                    torch._foreach_mul_(g.params, 1 - lr * g.wd)  # SGDW, as the reference's step pre-hook
+                torch._fused_sgd_(
+                    g.params, g.grads, g.moments, weight_decay=0.0 if self.decoupled else g.wd, momentum=c.momentum,
+                    lr=lr, dampening=0.0, nesterov=False, maximize=False, is_first_step=self.steps == 0,
+                )  # fmt: skip
+            else:
+                adam = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
+                adam(
+                    g.params, g.grads, g.moments, g.squares, [], [self.step_t] * len(g.params), lr=lr,
+                    beta1=beta1, beta2=beta2, weight_decay=g.wd, eps=c.adam_eps, amsgrad=False, maximize=False,
+                )  # fmt: skip
         self.steps += 1
 
 
@@ -245,9 +280,10 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
     n, n_features = data.x_train.shape
     stack = _Stack(k, layer_sizes(n_features, c.hidden), data.x_train.dtype, data.x_train.device)
     stack.load_init([cell.seed for cell in cells])
-    grad_flat, grads = stack.like()
-    opt = _Optimizer(cells, stack, grads, grad_flat)
-    perturbed = _Stack(k, stack.sizes, stack.flat.dtype, stack.flat.device) if c.sam else None
+    grads = stack.like()
+    opt = _Optimizer(cells, stack, grads)
+    perturbed = stack.like() if c.sam else None
+    net = _Net(stack)
     dead = _Dead(stack)
     gens = [shuffle_generator(cell.seed) for cell in cells]
     limit = math.inf if max_steps is None else max_steps
@@ -265,22 +301,22 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
             idx = perm[:, start : start + c.batch_size].reshape(-1)
             xb = data.x_train.index_select(0, idx).view(k, -1, n_features)  # 4x faster than x_train[idx]
             yb = data.y_train.index_select(0, idx).view(k, -1)
-            loss = _loss_and_grad(stack.views, grads, xb, yb)
+            loss = net.loss_and_grad(stack.views, grads.views, xb, yb)
             if not math.isfinite(loss.sum().item()):  # one cheap test; an overflowing sum only costs a look
                 dead.add(~torch.isfinite(loss), opt.steps + 1)
             if c.sam:
                 opt.sam_ascent(perturbed)
-                _loss_and_grad(perturbed.views, grads, xb, yb)
+                net.loss_and_grad(perturbed.views, grads.views, xb, yb)
             opt.step()
             dead.restore()
         if curve_every and (epoch + 1) % curve_every == 0 and opt.steps == (epoch + 1) * spe:
-            _add_curve_point(curves, stack, data, epoch + 1)
+            _add_curve_point(curves, net, data, epoch + 1)
         if report is not None:
             report(epoch + 1)
     if curve_every and (not curves[0] or curves[0][-1]["epoch"] * spe != opt.steps):
         epochs_done = opt.steps / spe
-        _add_curve_point(curves, stack, data, int(epochs_done) if epochs_done.is_integer() else epochs_done)
-    return _results(cells, stack, data, opt.steps, dead, return_params, curves if curve_every else None)
+        _add_curve_point(curves, net, data, int(epochs_done) if epochs_done.is_integer() else epochs_done)
+    return _results(cells, net, data, opt.steps, dead, return_params, curves if curve_every else None)
 
 
 class _Dead:
@@ -299,41 +335,37 @@ class _Dead:
         self.step.update({i: step for i in new})
         self.idx = torch.tensor(sorted(self.step), device=self.stack.flat.device)
         # Rows of cells that died earlier already hold their frozen weights (restored after each step).
-        self.frozen = [v.index_select(0, self.idx) for v in self.stack.views]
+        self.frozen = [b.index_select(0, self.idx) for b in self.stack.blocks]
 
     def restore(self) -> None:
         if self.idx is not None:
-            for view, frozen in zip(self.stack.views, self.frozen, strict=True):
-                view.index_copy_(0, self.idx, frozen)
+            for block, frozen in zip(self.stack.blocks, self.frozen, strict=True):
+                block.index_copy_(0, self.idx, frozen)
 
     def all_dead(self) -> bool:
         return len(self.step) == self.k
 
 
-def _predict(stack: _Stack, x: torch.Tensor) -> torch.Tensor:
-    """Predictions [K, n] of every cell on the whole of x [n, f]."""
-    return _forward(stack.views, x.expand(stack.k, -1, -1))[1]
-
-
-def _add_curve_point(curves, stack: _Stack, data: Split, epoch) -> None:
+def _predictions(net: _Net, data: Split) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
-        train, test = _predict(stack, data.x_train), _predict(stack, data.x_test)
+        return net.predict(data.x_train), net.predict(data.x_test)
+
+
+def _add_curve_point(curves, net: _Net, data: Split, epoch) -> None:
+    train, test = _predictions(net, data)
     for i, curve in enumerate(curves):
         mse = [prediction_metrics(train[i], data.y_train)[0], prediction_metrics(test[i], data.y_test)[0]]
         curve.append({"epoch": epoch, "train_mse": mse[0], "test_mse": mse[1]})
 
 
-def _results(cells, stack: _Stack, data: Split, steps: int, dead: _Dead, return_params: bool, curves) -> list[dict]:
-    train, test = _predict(stack, data.x_train), _predict(stack, data.x_test)
+def _results(cells, net: _Net, data: Split, steps: int, dead: _Dead, return_params: bool, curves) -> list[dict]:
+    train, test = _predictions(net, data)
     results = []
     for i in range(len(cells)):
         died = dead.step.get(i)
         result = final_metrics(train[i], test[i], data, steps if died is None else died - 1, died)
         if return_params:
-            views = stack.views
-            result["params"] = [
-                (views[j][i].cpu().clone(), views[j + 1][i, 0].cpu().clone()) for j in range(0, len(views), 2)
-            ]
+            result["params"] = net.stack.cell_params(i)
         if curves is not None:
             result["curve"] = curves[i]
         results.append(result)
