@@ -13,10 +13,12 @@ Everything runs in the params' dtype, full batch, from a seeded start vector: sa
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 DEFAULT_RADII = (0.01, 0.05, 0.1)
+HESSIAN_TOL = 1e-6  # power iteration stops once the Rayleigh quotient moves by less, relatively
 
 
 def forward(params, x: torch.Tensor) -> torch.Tensor:
@@ -60,30 +62,41 @@ def _unflat(vec: torch.Tensor, shapes: list[torch.Size]):
     return [(tensors[i], tensors[i + 1]) for i in range(0, len(tensors), 2)]
 
 
-def _prepare(params, x, y):
-    """(flat params, the loss as a function of a flat vector), data cast to the params' dtype and device."""
+@dataclass
+class _Problem:
+    """Checked inputs of a measure: flat params, their shapes, data in their dtype and on their device."""
+
+    vec: torch.Tensor
+    shapes: list[torch.Size]
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def loss(self, v: torch.Tensor) -> torch.Tensor:
+        return loss(_unflat(v, self.shapes), self.x, self.y)
+
+
+def _prepare(params, x, y) -> _Problem:
     _check(params, x, y)
     vec, shapes = _flat(params)
-    x, y = x.to(vec), y.to(vec)
-    return vec, lambda v: loss(_unflat(v, shapes), x, y)
+    return _Problem(vec, shapes, x.to(vec), y.to(vec))
 
 
-def _gradient(vec: torch.Tensor, f) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, gradient) at vec."""
-    w = vec.clone().requires_grad_(True)
-    value = f(w)
+def _gradient(p: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, gradient) at the params."""
+    w = p.vec.clone().requires_grad_(True)
+    value = p.loss(w)
     (g,) = torch.autograd.grad(value, w)
     return value.detach(), g
 
 
-def _sharpness(vec, f, base: torch.Tensor, g: torch.Tensor, radii) -> dict[float, float]:
+def _sharpness(p: _Problem, base: torch.Tensor, g: torch.Tensor, radii) -> dict[float, float]:
     norm = torch.linalg.vector_norm(g)
     out = {}
     with torch.no_grad():
         for r in radii:
             if not r >= 0:
                 raise ValueError(f"sam_sharpness: radii must be >= 0, got {r!r}")
-            out[r] = 0.0 if norm == 0 else (f(vec + (r / norm) * g) - base).item()
+            out[r] = 0.0 if norm == 0 else (p.loss(p.vec + (r / norm) * g) - base).item()
     return out
 
 
@@ -92,9 +105,9 @@ def sam_sharpness(params, x: torch.Tensor, y: torch.Tensor, radii=DEFAULT_RADII)
 
     A zero gradient (an exact stationary point) has no ascent direction: every sharpness is then 0.
     """
-    vec, f = _prepare(params, x, y)
-    base, g = _gradient(vec, f)
-    return _sharpness(vec, f, base, g, radii)
+    p = _prepare(params, x, y)
+    base, g = _gradient(p)
+    return _sharpness(p, base, g, radii)
 
 
 def hessian_vector_product(params, x: torch.Tensor, y: torch.Tensor):
@@ -104,10 +117,11 @@ def hessian_vector_product(params, x: torch.Tensor, y: torch.Tensor):
     same numbers as autograd's double backward (ReLU's second derivative is 0), with no graph of the
     backward to record and replay (1.5-2x faster here). The forward is run once, here.
     """
-    vec, _ = _prepare(params, x, y)
-    shapes = [p.shape for wb in params for p in wb]
-    params = _unflat(vec, shapes)  # in the dtype and on the device of the computation
-    x, y = x.to(vec), y.to(vec)
+    return _hvp(_prepare(params, x, y))
+
+
+def _hvp(p: _Problem):
+    params, x, y, shapes = _unflat(p.vec, p.shapes), p.x, p.y, p.shapes
     last = len(params) - 1
     inputs, masks = [x], []  # each layer's input; where each hidden pre-activation is > 0
     for i, (w, b) in enumerate(params):
@@ -142,11 +156,12 @@ def hessian_vector_product(params, x: torch.Tensor, y: torch.Tensor):
     return hvp
 
 
-def _power_iteration(hvp, n: int, like: torch.Tensor, iters: int, tol: float, seed: int) -> float:
+def _power_iteration(p: _Problem, iters: int, tol: float, seed: int) -> float:
     if iters < 1:
         raise ValueError(f"top_hessian_eigenvalue: iters must be >= 1, got {iters!r}")
+    hvp = _hvp(p)
     gen = torch.Generator().manual_seed(seed)  # its own stream: the global RNG is left alone
-    v = torch.randn(n, generator=gen, dtype=torch.float64).to(like)
+    v = torch.randn(p.vec.shape, generator=gen, dtype=torch.float64).to(p.vec)
     v = v / torch.linalg.vector_norm(v)
     eig = math.nan
     for _ in range(iters):
@@ -164,7 +179,7 @@ def _power_iteration(hvp, n: int, like: torch.Tensor, iters: int, tol: float, se
 
 
 def top_hessian_eigenvalue(
-    params, x: torch.Tensor, y: torch.Tensor, iters: int = 50, tol: float = 1e-6, seed: int = 0
+    params, x: torch.Tensor, y: torch.Tensor, iters: int = 50, tol: float = HESSIAN_TOL, seed: int = 0
 ) -> float:
     """The Hessian's eigenvalue of largest magnitude (signed), by power iteration on Hessian-vector products.
 
@@ -174,16 +189,15 @@ def top_hessian_eigenvalue(
     the same magnitude (far from a minimum, with large residuals) power iteration converges slowly
     and `iters` caps it.
     """
-    vec, _ = _prepare(params, x, y)
-    return _power_iteration(hessian_vector_product(params, x, y), vec.numel(), vec, iters, tol, seed)
+    return _power_iteration(_prepare(params, x, y), iters, tol, seed)
 
 
 def measure(params, x: torch.Tensor, y: torch.Tensor, radii=DEFAULT_RADII, iters: int = 50) -> dict[str, float]:
     """Plain floats: train_loss, grad_norm, sharpness_r<radius> for each radius, hessian_top_eig."""
-    vec, f = _prepare(params, x, y)
-    value, g = _gradient(vec, f)
+    p = _prepare(params, x, y)
+    value, g = _gradient(p)
     out = {"train_loss": value.item(), "grad_norm": torch.linalg.vector_norm(g).item()}
-    for r, s in _sharpness(vec, f, value, g, radii).items():
+    for r, s in _sharpness(p, value, g, radii).items():
         out[f"sharpness_r{r:g}"] = s
-    out["hessian_top_eig"] = top_hessian_eigenvalue(params, x, y, iters=iters)
+    out["hessian_top_eig"] = _power_iteration(p, iters, HESSIAN_TOL, seed=0)
     return out
