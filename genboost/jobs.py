@@ -59,9 +59,9 @@ def measure_flatness(params, split, diverged: bool, analysis: dict) -> dict:
     names = [f"sharpness_r{r:g}" for r in analysis["sharpness_radii"]] + ["hessian_top_eig"]
     if diverged:
         return dict.fromkeys(names)
-    params = [(w.cpu(), b.cpu()) for w, b in params]
-    x, y = split.x_train.cpu().to(params[0][0].dtype), split.y_train.cpu().to(params[0][0].dtype)
-    out = sharpness.measure(params, x, y, radii=analysis["sharpness_radii"], iters=analysis["hessian_iters"])
+    params = [(w.cpu(), b.cpu()) for w, b in params]  # sharpness casts the data to the params' dtype and device
+    radii, iters = analysis["sharpness_radii"], analysis["hessian_iters"]
+    out = sharpness.measure(params, split.x_train, split.y_train, radii=radii, iters=iters)
     return {k: out[k] for k in names}
 
 
