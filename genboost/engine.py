@@ -33,7 +33,7 @@ from genboost.model import (
 )
 
 # Cells per block, measured with benchmarks/bench_engine.py on the 2-core CPU (1 thread, real data, 64-64 MLP):
-# per-model time falls to K = 48 and is flat, within ~10%, from there to 192. A default job holds 72 cells.
+# per-model time falls to K = 48 and moves by at most ~12% from there to 192. A default job holds 72 cells.
 BLOCK_SIZE = 96
 
 # The settings a block's cells must share: they fix the loop, the optimizer's code path and the shapes.
