@@ -99,7 +99,7 @@ def test_on_cuda_agrees_with_the_reference_on_cuda(split):
 def test_a_cell_gives_the_same_bits_alone_inside_any_block_and_on_any_thread_count(split, optimizer, rho):
     mates = [
         cell(optimizer, rho=rho * (1 + i % 2), lr=cell(optimizer).lr * (1 + i), wd=1e-3 * (i % 3), seed=10 + i)
-        for i in range(6)
+        for i in range(7)
     ]
     runs = []
     previous = torch.get_num_threads()
@@ -108,7 +108,7 @@ def test_a_cell_gives_the_same_bits_alone_inside_any_block_and_on_any_thread_cou
             torch.set_num_threads(threads)
             runs.append(train_cells(mates, split, max_steps=20, return_params=True))
             runs.append([train_cells([c], split, max_steps=20, return_params=True)[0] for c in mates])
-            runs.append(train_cells(mates, split, max_steps=20, return_params=True, block_size=4))  # blocks of 3
+            runs.append(train_cells(mates, split, max_steps=20, return_params=True, block_size=4))  # blocks of 4 and 3
     finally:
         torch.set_num_threads(previous)
     for run in runs[1:]:
@@ -133,6 +133,14 @@ def test_plan_blocks_groups_by_shared_settings_and_balances_chunks():
     sgd_sizes = sorted(len(b) for b in blocks if cells[b[0]].optimizer == "sgd" and not cells[b[0]].sam)
     assert sgd_sizes == [3, 3, 4]  # 10 cells in chunks of at most 4, as even as possible
     assert [4] in blocks
+
+
+def test_even_chunks_cover_the_range_in_near_equal_parts_and_never_leave_a_lone_cell():
+    for n in range(2, 60):
+        chunks = engine.even_chunks(n, 4)
+        assert [i for a, b in chunks for i in range(a, b)] == list(range(n))
+        assert len(chunks) == -(-n // 4)
+        assert {b - a for a, b in chunks} <= {2, 3, 4}  # predict: bmm of one cell rounds differently
 
 
 def test_two_runs_are_bit_identical(split):
