@@ -64,7 +64,7 @@ def heatmap_grid(cells: pd.DataFrame, path_png, path_pdf, title: str | None = No
     "diverged"), the best configuration is outlined (gid "best"), every value is written in its cell.
     """
     experiment = _one_experiment(cells)
-    means = cell_means(cells)
+    means = cell_means(cells, intervals=False)
     opts, rhos = sorted(means["optimizer"].unique()), sorted(means["rho"].unique())
     lrs, wds = sorted(means["lr"].unique()), sorted(means["wd"].unique())
     norm = shared_norm(means["mean"])
@@ -169,7 +169,7 @@ def _lr_line(ax, rows: pd.DataFrame, color) -> None:
 
 def best_configurations(cells: pd.DataFrame) -> list[dict]:
     """The best configuration (lowest mean test MSE) per optimizer without and with SAM, with a label."""
-    means = cell_means(cells).dropna(subset=["mean"])
+    means = cell_means(cells, intervals=False).dropna(subset=["mean"])
     out = []
     for (opt, _sam), g in means.groupby([means["optimizer"], means["rho"] > 0], sort=True):
         b = g.loc[g["mean"].idxmin()]

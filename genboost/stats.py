@@ -14,7 +14,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tabulate import tabulate
 
 from genboost.grid import fmt_number
@@ -39,18 +38,26 @@ def _check_unique(cells: pd.DataFrame) -> None:
         raise ValueError(f"cells: more than one row for {dict(first[[*CONFIG, 'seed']])}")
 
 
+def _scipy_stats():
+    """scipy.stats, imported on first use: the figures need no interval and start ~0.6 s sooner without it."""
+    from scipy import stats
+
+    return stats
+
+
 def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Student-t confidence interval of the mean; (nan, nan) with fewer than 2 values."""
     n = len(values)
     if n < 2:
         return math.nan, math.nan
     mean, sem = float(np.mean(values)), float(np.std(values, ddof=1)) / math.sqrt(n)
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sem
+    half = float(_scipy_stats().t.ppf(0.5 + confidence / 2, n - 1)) * sem
     return mean - half, mean + half
 
 
-def cell_stats(cells: pd.DataFrame, value: str = "test_mse") -> pd.DataFrame:
-    """Per configuration: n seeds, diverged seeds, mean, std, 95% CI; NaN where a seed diverged or n < 2."""
+def cell_stats(cells: pd.DataFrame, value: str = "test_mse", intervals: bool = True) -> pd.DataFrame:
+    """Per configuration: n seeds, diverged seeds, mean, std, 95% CI; NaN where a seed diverged or n < 2
+    (the CI also NaN with intervals=False)."""
     _check_unique(cells)
     cells = cells.assign(_div=is_diverged(cells))
     rows = []
@@ -59,7 +66,7 @@ def cell_stats(cells: pd.DataFrame, value: str = "test_mse") -> pd.DataFrame:
         bad = bool(g["_div"].any())
         mean = math.nan if bad else float(np.mean(vals))
         std = math.nan if bad or len(vals) < 2 else float(np.std(vals, ddof=1))
-        lo, hi = (math.nan, math.nan) if bad else t_interval(vals)
+        lo, hi = t_interval(vals) if intervals and not bad else (math.nan, math.nan)
         rows.append([*key, len(g), int(g["_div"].sum()), mean, std, lo, hi])
     return pd.DataFrame(rows, columns=[*CONFIG, "n", "diverged", "mean", "std", "ci_low", "ci_high"])
 
@@ -84,8 +91,8 @@ def paired_tests(diff: np.ndarray) -> dict:
         return {**out, "p_t": 1.0, "p_wilcoxon": 1.0}
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        out["p_t"] = float(stats.ttest_1samp(diff, 0.0).pvalue)
-        out["p_wilcoxon"] = float(stats.wilcoxon(diff).pvalue)
+        out["p_t"] = float(_scipy_stats().ttest_1samp(diff, 0.0).pvalue)
+        out["p_wilcoxon"] = float(_scipy_stats().wilcoxon(diff).pvalue)
     return out
 
 
@@ -186,7 +193,7 @@ def rank_correlations(cells: pd.DataFrame, measures, targets=("test_mse", "gap")
         pair = g[[m, t]].astype(float).dropna()
         tau, p = math.nan, math.nan
         if len(pair) >= 2 and pair[m].nunique() > 1 and pair[t].nunique() > 1:
-            res = stats.kendalltau(pair[m], pair[t])
+            res = _scipy_stats().kendalltau(pair[m], pair[t])
             tau, p = float(res.statistic), float(res.pvalue)
         rows.append(dict(optimizer=scope, measure=m, target=t, n=len(pair), tau=tau, p=p))
     return pd.DataFrame(rows, columns=["optimizer", "measure", "target", "n", "tau", "p"])

@@ -50,10 +50,10 @@ def sam_label(rho: float) -> str:
     return f"SAM rho={fmt_number(rho)}" if rho > 0 else "no SAM"
 
 
-def cell_means(cells: pd.DataFrame) -> pd.DataFrame:
+def cell_means(cells: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
     """`stats.cell_stats` of test MSE (n as `seeds`) plus the mean train MSE; none where a seed diverged."""
-    out = cell_stats(cells).rename(columns={"n": "seeds"})
-    out["train_mean"] = cell_stats(cells, "train_mse")["mean"].to_numpy()
+    out = cell_stats(cells, intervals=intervals).rename(columns={"n": "seeds"})
+    out["train_mean"] = cell_stats(cells, "train_mse", intervals=False)["mean"].to_numpy()
     return out
 
 

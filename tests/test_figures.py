@@ -2,6 +2,9 @@
 
 import itertools
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -133,3 +136,19 @@ def test_bad_curves_are_refused(tmp_path):
         learning_curves([{"label": "x", "epochs": [1, 2], "train_mse": [1], "test_mse": [1, 2]}], tmp_path / "c.png",
                         tmp_path / "c.pdf")  # fmt: skip
     assert not list(tmp_path.iterdir())
+
+
+def test_drawing_figures_does_not_import_scipy(tmp_path):
+    """The figures job needs no confidence interval: it stays off scipy (~0.6 s of import per job)."""
+    code = (
+        "import sys, pathlib\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_figures import synthetic\n"
+        "from genboost.figures import heatmap_grid, lr_curves\n"
+        f"d = pathlib.Path({str(tmp_path)!r})\n"
+        "heatmap_grid(synthetic(), d / 'h.png', d / 'h.pdf'); lr_curves(synthetic(), d / 'l.png', d / 'l.pdf')\n"
+        "print('scipy' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.strip() == "False"
