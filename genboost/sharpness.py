@@ -123,15 +123,19 @@ def hessian_vector_product(params, x: torch.Tensor, y: torch.Tensor):
 def _hvp(p: _Problem):
     params, x, y, shapes = _unflat(p.vec, p.shapes), p.x, p.y, p.shapes
     last = len(params) - 1
-    inputs, masks = [x], []  # each layer's input; where each hidden pre-activation is > 0
+    inputs = [x]  # each layer's input; a hidden layer's input is > 0 exactly where ReLU passes gradients
     for i, (w, b) in enumerate(params):
         z = torch.addmm(b, inputs[-1], w)
         if i < last:
-            masks.append((z > 0).to(z.dtype))  # as 0/1 numbers: multiplying by a bool mask converts it each time
             inputs.append(z.clamp_min(0))
+
+    def through_relu(t: torch.Tensor, layer: int) -> torch.Tensor:
+        """t where layer's input is > 0, else 0 (ReLU's derivative applied to t, in place)."""
+        return torch.ops.aten.threshold_backward.grad_input(t, inputs[layer], 0, grad_input=t)
+
     deltas = [2 * (z - y.unsqueeze(1)) / len(y)]  # d loss / d z of each layer, from the last
     for i in range(last, 0, -1):
-        deltas.insert(0, (deltas[0] @ params[i][0].T) * masks[i - 1])
+        deltas.insert(0, through_relu(deltas[0] @ params[i][0].T, i))
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         dirs = _unflat(v, shapes)
@@ -141,7 +145,7 @@ def _hvp(p: _Problem):
             if r_inputs[i] is not None:
                 r_z.addmm_(r_inputs[i], w)
             if i < last:
-                r_inputs.append(r_z * masks[i])
+                r_inputs.append(through_relu(r_z, i + 1))
         r_delta = 2 * r_z / len(y)
         out = []
         for i in range(last, -1, -1):
@@ -150,7 +154,7 @@ def _hvp(p: _Problem):
                 r_w.addmm_(r_inputs[i].T, deltas[i])
             out = [r_w, r_delta.sum(0)] + out
             if i:
-                r_delta = (r_delta @ params[i][0].T).addmm_(deltas[i], dirs[i][0].T) * masks[i - 1]
+                r_delta = through_relu((r_delta @ params[i][0].T).addmm_(deltas[i], dirs[i][0].T), i)
         return torch.cat([t.reshape(-1) for t in out])
 
     return hvp
