@@ -2,7 +2,7 @@
 # This file only wires rules; all logic lives in the genboost package.
 from snakemake.utils import min_version, validate
 
-from genboost import grid
+from genboost import grid, resume
 
 min_version("9.0")
 
@@ -12,6 +12,7 @@ configfile: "config.yaml"
 
 validate(config, "workflow/schemas/config.schema.yaml")
 STUDY = grid.Study.from_config(config)
+LINEAGE = resume.Lineage(STUDY)
 R = STUDY.results
 DATA = f"{R}/data"
 RAW = f"resources/{config['data']['member']}"
@@ -88,11 +89,13 @@ for exp in STUDY.experiments:
         input:
             train=f"{DATA}/train.csv",
             test=f"{DATA}/test.csv",
+            # shorter runs of its cells in earlier experiments, whose end states it goes on from
+            shorter_runs=lambda wildcards, exp=exp: LINEAGE.job_inputs(exp, wildcards),
         output:
             exp.job_outputs(R),
         log:
             exp.job_log(R),
-        priority: exp.job_cost() // 1000
+        priority: lambda wildcards, exp=exp: LINEAGE.job_priority(exp, wildcards)
         conda:
             "envs/genboost.yaml"
         threads: exp.job_threads()

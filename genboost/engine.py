@@ -45,11 +45,12 @@ def block_key(cell: Cell) -> tuple:
     return tuple(getattr(cell, name) for name in _SHARED)
 
 
-def plan_blocks(cells: Sequence[Cell], block_size: int) -> list[list[int]]:
-    """Indices of `cells` grouped by `block_key`, each group cut into near-equal chunks of <= block_size."""
+def plan_blocks(cells: Sequence[Cell], block_size: int, starts: Sequence[int] | None = None) -> list[list[int]]:
+    """Indices of `cells` grouped by `block_key` (and start epoch, where some resume), each group cut into
+    near-equal chunks of <= block_size."""
     groups: dict[tuple, list[int]] = {}
     for i, cell in enumerate(cells):
-        groups.setdefault(block_key(cell), []).append(i)
+        groups.setdefault((block_key(cell), starts[i] if starts else 0), []).append(i)
     return [idx[a:b] for idx in groups.values() for a, b in even_chunks(len(idx), block_size)]
 
 
@@ -68,8 +69,14 @@ def train_cells(
     curve_every: int | None = None,
     progress: Callable | None = None,
     block_size: int = BLOCK_SIZE,
+    start_states: Sequence[dict | None] | None = None,
+    return_state: bool = False,
 ) -> list[dict]:
-    """Train every cell; results in the order of `cells`, with the keys of `reference.train_cell` (+ "curve")."""
+    """Train every cell; results in the order of `cells`, with the keys of `reference.train_cell` (+ "curve").
+
+    `start_states[i]`, where given, is the "state" that `return_state` returned for the same cell trained
+    for fewer epochs: cell i goes on from there, to the same bits as when trained from the start.
+    """
     for name, value, low in (("max_steps", max_steps, 0), ("curve_every", curve_every, 1)):
         if value is not None and (not isinstance(value, int) or value < low):
             raise ValueError(f"{name} must be an int >= {low} or None, got {value!r}")
@@ -77,18 +84,25 @@ def train_cells(
         raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
     for i, cell in enumerate(cells):
         _check_cell(i, cell)
+    states = list(start_states) if start_states is not None else [None] * len(cells)
+    if len(states) != len(cells):
+        raise ValueError(f"start_states has {len(states)} entries for {len(cells)} cells")
+    for i, state in enumerate(states):
+        if state is not None and not 0 < state["epoch"] <= cells[i].epochs:
+            raise ValueError(f"start_states[{i}] ends at epoch {state['epoch']}, cell {i} has {cells[i].epochs}")
     results: list[dict | None] = [None] * len(cells)
     done = 0
-    for idx in plan_blocks(cells, block_size):
+    for idx in plan_blocks(cells, block_size, [s["epoch"] if s else 0 for s in states]):
         idx = sorted(idx, key=lambda i: (cells[i].lr, cells[i].wd))  # the optimizer steps each (lr, wd) run at once
         block = [cells[i] for i in idx]
+        block_states = [states[i] for i in idx]
         # A lone cell trains beside a copy of itself: bmm takes another kernel (gemv) for a batch of one
         # matrix-vector product, which would round the last layer differently than inside a block.
-        padded = block * 2 if len(block) == 1 else block
+        padded, block_states = (block * 2, block_states * 2) if len(block) == 1 else (block, block_states)
         report = None if progress is None else (lambda e, n=done, ep=block[0].epochs: progress(n, len(cells), e, ep))
         with flush_denormal(block[0].flush_denormal):
             data = split.to(device=device, dtype=torch_dtype(block[0].dtype))
-            out = _fit_block(padded, data, max_steps, return_params, curve_every, report)
+            out = _fit_block(padded, data, max_steps, return_params, curve_every, report, block_states, return_state)
         for i, result in zip(idx, out, strict=False):  # drops a lone cell's copy
             results[i] = result
         done += len(idx)
@@ -228,8 +242,8 @@ class _Optimizer:
         self.stack, self.grads = stack, grads
         self.rho = torch.tensor([x.rho for x in cells], dtype=torch.float64).to(stack.flat)
         self.decoupled = c.wd_mode == "decoupled"
-        moments = stack.like() if c.optimizer == "adam" or c.momentum else None
-        squares = stack.like() if c.optimizer == "adam" else None
+        moments = self.moments = stack.like() if c.optimizer == "adam" or c.momentum else None
+        squares = self.squares = stack.like() if c.optimizer == "adam" else None
         self.step_t = torch.zeros((), dtype=torch.float32, device=stack.flat.device)  # Adam's count, as torch keeps it
         self.groups = []
         for (lr, wd), run in groupby(range(len(cells)), key=lambda i: (cells[i].lr, cells[i].wd)):
@@ -290,7 +304,7 @@ class _Optimizer:
         self.steps += 1
 
 
-def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report) -> list[dict]:
+def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report, states, return_state) -> list[dict]:
     c, k = cells[0], len(cells)
     n, n_features = data.x_train.shape
     stack = _Stack(k, layer_sizes(n_features, c.hidden), data.x_train.dtype, data.x_train.device)
@@ -304,7 +318,10 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
     limit = math.inf if max_steps is None else max_steps
     curves: list[list[dict]] = [[] for _ in cells]
     spe = steps_per_epoch(n, c.batch_size)
-    for epoch in range(c.epochs):
+    start = states[0]["epoch"] if states[0] else 0  # plan_blocks puts cells of one start epoch together
+    if start:
+        _resume(opt, gens, curves, states, n, curve_every)
+    for epoch in range(start, c.epochs):
         if opt.steps >= limit or dead.all_dead():
             break
         # Generators stay on the CPU (as in the reference); only the index tensor moves.
@@ -331,7 +348,44 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
     if curve_every and (not curves[0] or curves[0][-1]["epoch"] * spe != opt.steps):
         epochs_done = opt.steps / spe
         _add_curve_point(curves, net, data, int(epochs_done) if epochs_done.is_integer() else epochs_done)
-    return _results(cells, net, data, opt.steps, dead, return_params, curves if curve_every else None)
+    results = _results(cells, net, data, opt.steps, dead, return_params, curves if curve_every else None)
+    if return_state:  # a state only at the end of an epoch (not after max_steps mid-epoch)
+        epochs_done, rest = divmod(opt.steps, spe)
+        for i, result in enumerate(results):
+            result["state"] = None if rest or not epochs_done else _state(opt, i, epochs_done, curves[i])
+    return results
+
+
+# Training state: what a cell needs to go on later exactly as if it had never stopped.
+_STATE_STACKS = ("stack", "moments", "squares")
+
+
+def _state(opt: _Optimizer, i: int, epoch: int, curve: list[dict]) -> dict:
+    """Cell i's weights, optimizer moments, steps and curve after `epoch` epochs (tensors on the CPU)."""
+    tensors = {
+        name: [v[i].cpu().clone() for v in getattr(opt, name).views]
+        for name in _STATE_STACKS
+        if getattr(opt, name) is not None
+    }
+    return {"epoch": epoch, "steps": opt.steps, "curve": list(curve), **tensors}
+
+
+def _resume(opt: _Optimizer, gens, curves, states, n: int, curve_every) -> None:
+    """Load each cell's state; the shuffling streams skip the epochs already done (one permutation each)."""
+    steps = {s["steps"] for s in states}
+    if len(steps) != 1:
+        raise ValueError(f"cells of one block resume from different step counts {sorted(steps)}")
+    for i, state in enumerate(states):
+        for name in _STATE_STACKS:
+            if getattr(opt, name) is not None:
+                for view, value in zip(getattr(opt, name).views, state[name], strict=True):
+                    view[i].copy_(value)
+        for _ in range(state["epoch"]):
+            torch.randperm(n, generator=gens[i])
+        # A shorter run ends its curve with a point at its last epoch, which the longer run does not record.
+        curves[i].extend(p for p in state["curve"] if curve_every and p["epoch"] % curve_every == 0)
+    opt.steps = steps.pop()
+    opt.step_t.fill_(opt.steps)
 
 
 class _Dead:

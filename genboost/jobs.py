@@ -95,11 +95,15 @@ def run_train_job(
     test_csv: str,
     threads: int = 1,
     analysis: dict | None = None,
+    prefixes: dict[Cell, Cell] | None = None,
+    keep_state: set[Cell] | frozenset = frozenset(),
 ) -> tuple[int, int]:
     """Write one metrics.json per cell; returns (trained, reused).
 
     `analysis` (config key analysis): curve_every, sharpness_radii, hessian_iters; what is measured
-    besides the metrics is part of a result's identity in the store.
+    besides the metrics is part of a result's identity in the store. `prefixes` maps a cell to a shorter
+    run of it whose end state, where the store has it, the cell goes on from (`genboost.resume`); the
+    end states of the cells in `keep_state` are stored for longer runs.
     """
     from genboost import data, engine  # imported here: dry runs and tests of the wiring stay light
 
@@ -144,9 +148,10 @@ def run_train_job(
             "code_fingerprint": context["code"],
             "data_sha256": context["data_sha256"],
         }
+        starts = _start_states(store, missing, prefixes or {}, context)
         progress = ProgressLog(len(missing))
         # Block by block, each block's results stored at once: an interrupted job keeps what it finished.
-        for idx in engine.plan_blocks(missing, engine.BLOCK_SIZE):
+        for idx in engine.plan_blocks(missing, engine.BLOCK_SIZE, [s["epoch"] if s else 0 for s in starts]):
             block = [missing[i] for i in idx]
             k = len(block)
             start = time.perf_counter()
@@ -157,19 +162,42 @@ def run_train_job(
                 curve_every=curve_every,
                 return_params=flatness,
                 progress=lambda _d, _t, epoch, epochs, k=k: progress.update(k, epoch, epochs),
+                start_states=[starts[i] for i in idx],
+                return_state=any(c in keep_state for c in block),
             )
+            for cell, result in zip(block, results_, strict=True):
+                state = result.pop("state", None)
+                if cell in keep_state and state is not None and not result["diverged"]:
+                    store.put_state(keys[cell], state)
             if flatness:
                 for result in results_:
                     result["flatness"] = measure_flatness(result.pop("params"), split, result["diverged"], analysis)
             progress.finish_block(len(block))
             wall = time.perf_counter() - start
             timing = {"wall_s": wall / len(block), "pack_wall_s": wall, "pack_size": len(block)}
-            for cell, result in zip(block, results_, strict=True):
-                records[cell] = store.put(keys[cell], make_record(cell, result, {**provenance, **timing}))
+            for i, cell, result in zip(idx, block, results_, strict=True):
+                resumed = {"resumed_from_epoch": starts[i]["epoch"] if starts[i] else None}
+                records[cell] = store.put(keys[cell], make_record(cell, result, {**provenance, **timing, **resumed}))
     for cell in cells:
         files.write_json(paths[cell], records[cell])
     log.info("trained %d, reused %d", len(missing), len(cells) - len(missing))
     return len(missing), len(cells) - len(missing)
+
+
+def _start_states(store: CellStore, cells: list[Cell], prefixes: dict[Cell, Cell], context: dict) -> list:
+    """Per cell, the stored end state of its shorter run, or None (then it trains from the start)."""
+    states = []
+    for cell in cells:
+        prefix = prefixes.get(cell)
+        states.append(store.get_state(result_key(prefix.to_dict(), context)) if prefix else None)
+    found = [s for s in states if s is not None]
+    if found:
+        log.info(
+            "%d of them go on from the end of a shorter run (epoch %s): same numbers, less work",
+            len(found),
+            "/".join(sorted({str(s["epoch"]) for s in found})),
+        )
+    return states
 
 
 class ProgressLog:

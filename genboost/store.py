@@ -2,13 +2,15 @@
 
 A result is keyed by everything that determines it: the cell's full config, the preprocessed data, the
 training code, the torch version and the device type. A packed job that must rerun because one of its
-cells changed finds the others here and does not train them again.
+cells changed finds the others here and does not train them again. Beside a result, the store can keep
+the cell's end-of-training state, from which a longer run of the same cell goes on (`genboost.resume`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 from genboost import files
@@ -40,3 +42,22 @@ class CellStore:
         stored = {**record, "store_key": key}
         files.write_json(self.path(key), stored)
         return stored
+
+    def state_path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.state.pt"
+
+    def get_state(self, key: str) -> dict | None:
+        """The stored training state, or None when absent or unreadable (then the cell trains from the start)."""
+        import torch  # here: the Snakefile imports this module
+
+        try:
+            state = torch.load(self.state_path(key), weights_only=True)
+        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):
+            return None
+        return state if isinstance(state, dict) and state.get("store_key") == key else None
+
+    def put_state(self, key: str, state: dict) -> None:
+        import torch
+
+        with files.atomic_path(self.state_path(key)) as tmp:
+            torch.save({**state, "store_key": key}, tmp)

@@ -224,3 +224,24 @@ def test_bad_arguments_are_rejected_by_name(split, kwargs, message):
     args = dict(cells=[VARIANTS[0]], split=split) | kwargs
     with pytest.raises(ValueError, match=message):
         train_cells(**args)
+
+
+def test_a_longer_run_goes_on_from_a_shorter_runs_state_to_the_same_bits(split):
+    """The second-chance shortcut: epochs 1..3 stored by a 3-epoch run, 4..6 trained from there."""
+    longer = [replace(c, epochs=6, t_max=4) for c in VARIANTS]  # t_max 4: the schedule restarts inside
+    shorter = [replace(c, epochs=3) for c in longer]
+    whole = train_cells(longer, split, return_params=True, curve_every=2)
+    states = [r["state"] for r in train_cells(shorter, split, curve_every=2, return_state=True)]
+    assert all(s["epoch"] == 3 and s["steps"] == 3 * SPE for s in states)
+    resumed = train_cells(longer[::-1], split, return_params=True, curve_every=2, start_states=states[::-1])[::-1]
+    for a, b in zip(whole, resumed, strict=True):
+        assert same_result(a, b)
+        assert a["curve"] == b["curve"] and [p["epoch"] for p in b["curve"]] == [2, 4, 6]  # not the short run's 3
+
+
+def test_a_state_only_at_the_end_of_an_epoch_and_a_start_past_the_cells_epochs_is_refused(split):
+    c = cell("adam", epochs=2)
+    assert train_cells([c], split, max_steps=SPE + 1, return_state=True)[0]["state"] is None
+    state = train_cells([c], split, return_state=True)[0]["state"]
+    with pytest.raises(ValueError, match="ends at epoch 2, cell 0 has 1"):
+        train_cells([replace(c, epochs=1)], split, start_states=[state])

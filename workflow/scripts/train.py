@@ -1,18 +1,23 @@
 """Snakemake adapter: train (or reuse) the cells of one job and write their metrics.json files."""
 
-from genboost import grid, jobs
+from genboost import grid, jobs, resume
 from genboost.files import logging_to
 from genboost.model import Cell
 
 with logging_to(snakemake.log):
     study = grid.Study.from_config(snakemake.config)
+    experiment = study.experiment(snakemake.params.experiment)
+    cells = [Cell.from_dict(c) for c in snakemake.params.cells]
+    prefixes, keep_state = resume.Lineage(study).for_job(experiment, cells)
     jobs.run_train_job(
-        experiment=study.experiment(snakemake.params.experiment),
-        cells=[Cell.from_dict(c) for c in snakemake.params.cells],
+        experiment=experiment,
+        cells=cells,
         outputs=list(snakemake.output),
         results=study.results,
         train_csv=snakemake.input.train,
         test_csv=snakemake.input.test,
         threads=snakemake.threads,
         analysis=snakemake.params.analysis,
+        prefixes=prefixes,
+        keep_state=keep_state,
     )

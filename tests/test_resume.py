@@ -1,0 +1,106 @@
+"""Longer runs going on from shorter runs' end states: which cells, the job order, and the same numbers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from genboost import data, grid, jobs
+from genboost.resume import Lineage
+from genboost.store import CellStore
+
+
+@pytest.fixture
+def config(repo_root):
+    return yaml.safe_load((repo_root / "config.yaml").read_text())
+
+
+def wildcards(cell, experiment):
+    return {a: grid.fmt_value(a, getattr(cell, a)) for a in grid.AXES if a not in experiment.pack}
+
+
+def test_second_chance_goes_on_from_mains_adam_sam_002_cells(config):
+    study = grid.Study.from_config(config)
+    lineage, main, second = Lineage(study), study.experiment("main"), study.experiment("second_chance")
+    for cell in second.cells():
+        experiment, prefix = lineage.prefix(second, cell)
+        assert experiment is main and prefix == replace(cell, epochs=100)
+    extended = [c for c in main.cells() if lineage.extended(main, c)]
+    assert len(extended) == 72 and {(c.optimizer, c.rho, c.epochs) for c in extended} == {("adam", 0.02, 100)}
+    assert not any(lineage.prefix(main, c) for c in main.cells())
+    job = second.cells()[0]
+    assert lineage.job_inputs(second, wildcards(job, second)) == sorted(
+        main.metrics_path("results", c) for c in extended
+    )
+    assert lineage.job_inputs(main, wildcards(extended[0], main)) == []
+
+
+def test_the_lending_job_runs_first_and_the_borrowing_job_last(config):
+    study = grid.Study.from_config(config)
+    lineage, main, second = Lineage(study), study.experiment("main"), study.experiment("second_chance")
+    priority = {
+        (e.name, c.optimizer, c.rho): lineage.job_priority(e, wildcards(c, e))
+        for e in (main, second)
+        for c in e.cells()
+    }
+    lender, borrower = priority[("main", "adam", 0.02)], priority[("second_chance", "adam", 0.02)]
+    others = {p for k, p in priority.items() if k not in {("main", "adam", 0.02), ("second_chance", "adam", 0.02)}}
+    assert lender > max(others) and borrower < min(others)
+
+
+def test_only_an_earlier_experiment_lends_so_that_jobs_cannot_wait_on_each_other(config):
+    config = copy.deepcopy(config)
+    config["experiments"] = {"second_chance": config["experiments"]["second_chance"], **config["experiments"]}
+    study = grid.Study.from_config(config)
+    lineage = Lineage(study)
+    assert not any(lineage.prefix(e, c) or lineage.extended(e, c) for e in study.experiments for c in e.cells())
+
+
+@pytest.fixture(scope="module")
+def split_csvs(tmp_path_factory, obesity_csv):
+    out = tmp_path_factory.mktemp("data")
+    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", ["Weight"], 0.2, 0)
+    return str(out / "train.csv"), str(out / "test.csv")
+
+
+def run(study, name, results, csvs, lineage=None):
+    experiment = study.experiment(name)
+    cells = [c for c in experiment.cells() if c.optimizer == "adam" and c.rho > 0][:4]
+    prefixes, keep = lineage.for_job(experiment, cells) if lineage else ({}, set())
+    outputs = [experiment.metrics_path(str(results), c) for c in cells]
+    jobs.run_train_job(
+        experiment, cells, outputs, str(results), *csvs, analysis=study.analysis, prefixes=prefixes, keep_state=keep
+    )
+    return [json.loads(open(o).read()) for o in outputs]
+
+
+def test_a_job_going_on_from_stored_states_writes_a_whole_runs_numbers(repo_root, tmp_path, split_csvs, caplog):
+    config = yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text())  # second_chance: 4 SAM epochs, main 2
+    study = grid.Study.from_config(config)
+    lineage = Lineage(study)
+    whole = run(study, "second_chance", tmp_path / "whole", split_csvs)  # no shorter run to go on from
+    run(study, "main", tmp_path / "on", split_csvs, lineage)
+    store = CellStore(tmp_path / "on" / "store")
+    assert len(list(store.root.glob("*/*.state.pt"))) == 4  # main kept the states second_chance needs
+    with caplog.at_level(logging.INFO, logger="genboost"):
+        resumed = run(study, "second_chance", tmp_path / "on", split_csvs, lineage)
+    assert "4 of them go on from the end of a shorter run (epoch 2)" in caplog.text
+    assert [r["resumed_from_epoch"] for r in resumed] == [2] * 4
+    assert [r["resumed_from_epoch"] for r in whole] == [None] * 4
+    numbers = ("test_mse", "train_mse", "curve", "flatness", "steps")
+    for a, b in zip(whole, resumed, strict=True):
+        assert {k: a[k] for k in numbers} == {k: b[k] for k in numbers}
+
+
+def test_a_damaged_state_is_ignored_and_the_cell_trains_from_the_start(tmp_path):
+    store = CellStore(tmp_path)
+    store.put_state("ab" * 32, {"epoch": 1, "steps": 7})
+    assert store.get_state("ab" * 32)["steps"] == 7
+    store.state_path("ab" * 32).write_bytes(b"not a torch file")
+    assert store.get_state("ab" * 32) is None
+    assert store.get_state("cd" * 32) is None
