@@ -9,6 +9,10 @@
    plain reference loop (nn.Module, torch.optim) in a fresh Python process per model, `--cores` at a time,
    and the pipeline itself with `pack: []` (one Snakemake job, so one process, per model, engine at K = 1);
 and the ratios, all measured in the same run. Everything runs in a temporary copy of the workflow.
+
+The VM this was written on changes speed by 20-30% over an hour, so before each study run the engine trains
+72 Adam + SAM models for two epochs in this process: its time per model-epoch, printed beside the run's wall
+time, says how fast the machine was then.
 """
 
 from __future__ import annotations
@@ -63,8 +67,23 @@ def train_phase(workdir: Path) -> tuple[float, float, float]:
     return min(a for a, _ in spans), max(b for _, b in spans), sum(b - a for a, b in spans)
 
 
-def study_run(config: dict, base: Path, cores: int) -> dict:
-    """One full study from a clean results/, with where its wall time went."""
+def machine_speed(split) -> float:
+    """Engine ms per model-epoch, 72 Adam + SAM models, 2 epochs, 1 thread: how fast the machine is now."""
+    import torch
+    from bench_engine import grid_cells
+
+    from genboost.engine import train_cells
+
+    torch.set_num_threads(1)
+    cells = grid_cells("adam", 0.05, 72, 2)
+    start = time.perf_counter()
+    train_cells(cells, split)
+    return (time.perf_counter() - start) / (72 * 2) * 1e3
+
+
+def study_run(config: dict, base: Path, cores: int, split) -> dict:
+    """One full study from a clean results/, with where its wall time went and the machine's speed before it."""
+    speed = machine_speed(split)
     workdir = workdir_with(config, base)
     start, end, wall = timed_snakemake(workdir, cores)
     first, last, busy = train_phase(workdir)
@@ -74,6 +93,7 @@ def study_run(config: dict, base: Path, cores: int) -> dict:
         "training_s": last - first,
         "after_training_s": end - last,  # tables, figures, summary, Snakemake's exit
         "train_jobs_busy_s": busy,  # summed over jobs, from each job's first to last log line
+        "engine_ms_per_model_epoch_before": speed,  # machine_speed(): lower is a faster machine
     }
 
 
@@ -179,14 +199,18 @@ def main() -> None:
             figures["engine"] = json.loads(engine_json.read_text())
 
         models = count_models(config)
+        from bench_engine import load_data
+
+        split = load_data(args.csv)
         runs = []
         for i in range(args.repeats):
-            runs.append(study_run(config, Path(tmp) / f"full{i}", args.cores))
+            runs.append(study_run(config, Path(tmp) / f"full{i}", args.cores, split))
             r = runs[-1]
             print(
                 f"full default study, run {i + 1}/{args.repeats}: {models} models in {r['wall_s']:.1f} s with "
                 f"--cores {args.cores} (before training {r['before_training_s']:.1f} s, training "
-                f"{r['training_s']:.1f} s, after {r['after_training_s']:.1f} s)"
+                f"{r['training_s']:.1f} s, after {r['after_training_s']:.1f} s; machine speed before: "
+                f"{r['engine_ms_per_model_epoch_before']:.2f} ms per model-epoch)"
             )
         wall = statistics.median(r["wall_s"] for r in runs)
         figures["study"] = {
