@@ -206,13 +206,17 @@ class ProgressLog:
     def __init__(self, total_cells: int, every: float = 5.0):
         self.total, self.done, self.every = total_cells, 0, every
         self.start = self.last = time.perf_counter()
+        self.first_epoch = None  # of the current block: a block that goes on from a shorter run starts later
 
     def update(self, block_cells: int, epoch: int, epochs: int) -> None:
         now = time.perf_counter()
+        if self.first_epoch is None:
+            self.first_epoch = epoch - 1
         if now - self.last < self.every:
             return
         self.last = now
-        frac = (self.done + block_cells * epoch / max(epochs, 1)) / self.total
+        share = (epoch - self.first_epoch) / max(epochs - self.first_epoch, 1)
+        frac = (self.done + block_cells * share) / self.total
         eta = f"{(now - self.start) * (1 - frac) / frac:.0f}s" if frac > 0 else "unknown"
         log.info(
             "cells done %d/%d, epoch %d/%d of the current block, elapsed %.0fs, ETA %s",
@@ -221,3 +225,4 @@ class ProgressLog:
 
     def finish_block(self, block_cells: int) -> None:
         self.done += block_cells
+        self.first_epoch = None

@@ -129,3 +129,14 @@ def test_same_cell_twice_gives_bit_identical_numbers(experiment, tmp_path, split
         for key in ("wall_s", "pack_wall_s"):
             ra.pop(key), rb.pop(key)
         assert ra == rb
+
+
+def test_progress_eta_counts_only_the_epochs_a_block_trains(monkeypatch, caplog):
+    """A block that goes on from epoch 100 of 200: half done at epoch 150, so the ETA equals the time so far."""
+    clock = iter([0.0, 1.0, 50.0])
+    monkeypatch.setattr(jobs.time, "perf_counter", lambda: next(clock))
+    progress = jobs.ProgressLog(72, every=0.0)
+    with caplog.at_level("INFO", logger="genboost"):
+        progress.update(72, 101, 200)
+        progress.update(72, 150, 200)
+    assert "epoch 150/200 of the current block, elapsed 50s, ETA 50s" in caplog.text
