@@ -21,26 +21,26 @@ class Lineage:
 
     def __init__(self, study: Study):
         self.study = study
+        self._order = {e.name: order for order, e in enumerate(study.experiments)}
         self._runs: dict[Cell, list[tuple[int, Experiment, Cell]]] = {}
         for order, experiment in enumerate(study.experiments):
             for cell in experiment.cells():
                 self._runs.setdefault(replace(cell, epochs=0), []).append((order, experiment, cell))
 
-    def _order(self, experiment: Experiment) -> int:
-        return [e.name for e in self.study.experiments].index(experiment.name)
+    def _same_run(self, cell: Cell) -> list[tuple[int, Experiment, Cell]]:
+        """(experiment order, experiment, cell) of every cell of the study that is `cell` at some length."""
+        return self._runs.get(replace(cell, epochs=0), [])
 
     def prefix(self, experiment: Experiment, cell: Cell) -> tuple[Experiment, Cell] | None:
         """The longest shorter run of `cell` in an experiment listed before `experiment`, if any."""
-        order = self._order(experiment)
-        shorter = [
-            (e, c) for o, e, c in self._runs.get(replace(cell, epochs=0), []) if o < order and c.epochs < cell.epochs
-        ]
+        order = self._order[experiment.name]
+        shorter = [(e, c) for o, e, c in self._same_run(cell) if o < order and c.epochs < cell.epochs]
         return max(shorter, key=lambda ec: ec[1].epochs, default=None)
 
     def extended(self, experiment: Experiment, cell: Cell) -> bool:
         """Whether a later experiment has a longer run of `cell` (so its end state is worth keeping)."""
-        order = self._order(experiment)
-        return any(o > order and c.epochs > cell.epochs for o, _, c in self._runs.get(replace(cell, epochs=0), []))
+        order = self._order[experiment.name]
+        return any(o > order and c.epochs > cell.epochs for o, _, c in self._same_run(cell))
 
     def job_inputs(self, experiment: Experiment, wildcards) -> list[str]:
         """The metrics.json of the shorter runs a train job goes on from: Snakemake trains those first."""

@@ -13,6 +13,8 @@ import json
 import pickle
 from pathlib import Path
 
+import torch
+
 from genboost import files
 
 
@@ -48,8 +50,6 @@ class CellStore:
 
     def get_state(self, key: str) -> dict | None:
         """The stored training state, or None when absent or unreadable (then the cell trains from the start)."""
-        import torch  # here: the Snakefile imports this module
-
         try:
             state = torch.load(self.state_path(key), weights_only=True)
         except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):
@@ -57,7 +57,5 @@ class CellStore:
         return state if isinstance(state, dict) and state.get("store_key") == key else None
 
     def put_state(self, key: str, state: dict) -> None:
-        import torch
-
         with files.atomic_path(self.state_path(key)) as tmp:
             torch.save({**state, "store_key": key}, tmp)

@@ -26,3 +26,13 @@ def obesity_csv() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def split_csvs(tmp_path_factory, obesity_csv) -> tuple[str, str]:
+    """The real data preprocessed as the study does (train.csv, test.csv), for tests of train jobs."""
+    from genboost import data
+
+    out = tmp_path_factory.mktemp("data")
+    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", ["Weight"], 0.2, 0)
+    return str(out / "train.csv"), str(out / "test.csv")

@@ -12,13 +12,6 @@ import yaml
 from genboost import data, engine, grid, jobs
 
 
-@pytest.fixture(scope="module")
-def split_csvs(tmp_path_factory, obesity_csv):
-    out = tmp_path_factory.mktemp("data")
-    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", ["Weight"], 0.2, 0)
-    return str(out / "train.csv"), str(out / "test.csv")
-
-
 @pytest.fixture
 def experiment(repo_root):
     config = yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text())

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from genboost import data, grid, jobs
+from genboost import grid, jobs
 from genboost.resume import Lineage
 from genboost.store import CellStore
 
@@ -59,13 +59,6 @@ def test_only_an_earlier_experiment_lends_so_that_jobs_cannot_wait_on_each_other
     study = grid.Study.from_config(config)
     lineage = Lineage(study)
     assert not any(lineage.prefix(e, c) or lineage.extended(e, c) for e in study.experiments for c in e.cells())
-
-
-@pytest.fixture(scope="module")
-def split_csvs(tmp_path_factory, obesity_csv):
-    out = tmp_path_factory.mktemp("data")
-    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", ["Weight"], 0.2, 0)
-    return str(out / "train.csv"), str(out / "test.csv")
 
 
 def run(study, name, results, csvs, lineage=None):
