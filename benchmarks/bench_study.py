@@ -10,7 +10,7 @@
    and the pipeline itself with `pack: []` (one Snakemake job, so one process, per model, engine at K = 1);
 and the ratios, all measured in the same run. Everything runs in a temporary copy of the workflow.
 
-The VM this was written on changes speed by 20-30% over an hour, so before each study run the engine trains
+The VM this was written on changes speed by up to a third within an hour, so before each study run the engine trains
 72 Adam + SAM models for two epochs in this process: its time per model-epoch, printed beside the run's wall
 time, says how fast the machine was then.
 """
