@@ -1,8 +1,10 @@
 # genboost: download -> preprocess -> train (one job per cell or per pack of cells) -> tables -> summary.
 # This file only wires rules; all logic lives in the genboost package.
-from snakemake.utils import min_version, validate
+from pathlib import Path
 
-from genboost import grid, resume
+from snakemake.utils import min_version
+
+from genboost import grid, resume, settings
 
 min_version("9.0")
 
@@ -10,13 +12,23 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# YAML scalars read where the schema takes no string, then Snakemake's validate (defaults filled in)
+config.update(settings.checked(config, Path(workflow.basedir) / settings.SCHEMA))
 STUDY = grid.Study.from_config(config)
 LINEAGE = resume.Lineage(STUDY)
 R = STUDY.results
-DATA = f"{R}/data"
 RAW = f"resources/{config['data']['member']}"
 CURVES = STUDY.analysis["curve_every"] is not None
+REFERENCE = config["reference"]
+# Experiments compared with the reference table, each with its setup's partner for the talk's
+# conclusions that need two experiments (second chance against main).
+COMPARED = {
+    e.name: STUDY.partner(
+        e, "second_chance" if e.reference_experiment == "main" else "main"
+    )
+    for e in STUDY.experiments
+    if e.reference_experiment in grid.reference_experiments(REFERENCE)
+}
 
 
 report: "workflow/report/workflow.rst"
@@ -37,6 +49,7 @@ rule all:
         f"{R}/summary.md",
         [grid.table_paths(R, e) for e in STUDY.experiments],
         [grid.figure_paths(R, e.name, CURVES).values() for e in STUDY.experiments],
+        [grid.vs_talk_paths(R, name).values() for name in COMPARED],
 
 
 rule download:
@@ -62,20 +75,19 @@ rule preprocess:
     input:
         RAW,
     output:
-        train=f"{DATA}/train.csv",
-        test=f"{DATA}/test.csv",
-        manifest=f"{DATA}/manifest.json",
+        train=f"{R}/data/{{data}}/train.csv",
+        test=f"{R}/data/{{data}}/test.csv",
+        manifest=f"{R}/data/{{data}}/manifest.json",
     log:
-        f"{R}/logs/preprocess.log",
+        f"{R}/logs/preprocess/{{data}}.log",
     conda:
         "envs/genboost.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
     params:
-        drop_columns=config["preprocess"]["drop_columns"],
-        test_fraction=config["preprocess"]["test_fraction"],
-        split_seed=config["preprocess"]["split_seed"],
+        settings=lambda wildcards: STUDY.preprocessings()[wildcards.data],
+        sha256=config["data"]["sha256"],
         code=grid.code_fingerprint(["data.py"]),
     script:
         "workflow/scripts/preprocess.py"
@@ -87,8 +99,7 @@ for exp in STUDY.experiments:
         name:
             f"train_{exp.name}"
         input:
-            train=f"{DATA}/train.csv",
-            test=f"{DATA}/test.csv",
+            **exp.data_paths(R),
             # shorter runs of its cells in earlier experiments, whose end states it goes on from
             shorter_runs=lambda wildcards, exp=exp: LINEAGE.job_inputs(exp, wildcards),
         output:
@@ -183,6 +194,45 @@ for exp in STUDY.experiments:
             "workflow/scripts/figures.py"
 
 
+for name, partner in COMPARED.items():
+
+    rule:
+        name:
+            f"vs_talk_{name}"
+        input:
+            **({"partner_cells": f"{R}/{partner.name}/cells.csv"} if partner else {}),
+            cells=f"{R}/{name}/cells.csv",
+            reference=REFERENCE,
+        output:
+            **{
+                k: (
+                    report(
+                        v,
+                        caption="workflow/report/vs_talk.rst",
+                        category="Reference",
+                        subcategory=name,
+                    )
+                    if k in ("md", "png")
+                    else v
+                )
+                for k, v in grid.vs_talk_paths(R, name).items()
+            },
+        log:
+            f"{R}/logs/{name}/vs_talk.log",
+        conda:
+            "envs/genboost.yaml"
+        resources:
+            runtime=10,
+            mem_mb=1000,
+        params:
+            experiment=name,
+            reference_experiment=STUDY.experiment(name).reference_experiment,
+            partner=partner.name if partner else None,
+            code=grid.code_fingerprint(["compare.py"]),
+        script:
+            "workflow/scripts/vs_talk.py"
+
+
 rule summary:
     input:
         cells=[f"{R}/{e.name}/cells.csv" for e in STUDY.experiments],
@@ -198,6 +248,12 @@ rule summary:
         "envs/genboost.yaml"
     params:
         experiments=[e.name for e in STUDY.experiments],
+        # the setups the talk's conclusions are checked on: main-like experiment -> its second chance
+        setups={
+            n: p.name if p else None
+            for n, p in COMPARED.items()
+            if STUDY.experiment(n).reference_experiment == "main"
+        },
         code=grid.code_fingerprint(["tables.py", "summary.py", "stats.py"]),
     script:
         "workflow/scripts/summary.py"

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from genboost import settings
 from genboost.grid import Study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,7 @@ def workdir_with(config: dict, base: Path) -> Path:
     shutil.copy(ROOT / "Snakefile", base / "Snakefile")
     shutil.copytree(ROOT / "workflow", base / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "envs", base / "envs")
+    shutil.copytree(ROOT / "reference", base / "reference")
     (base / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return base
 
@@ -119,11 +121,13 @@ def baselines(config: dict, base: Path, cores: int, per_axis: int, models: int) 
     base_cfg = baseline_config(config, per_axis)
     workdir_with(base_cfg, base)
     # download + preprocess are not part of the per-model cost: build them first, untimed
-    target = str(Path("results") / "data" / "train.csv")
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), target, "--quiet"], cwd=base, check=True)
+    data = Study.from_config(base_cfg).experiment("main").data_paths("results")
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", str(cores), *data.values(), "--quiet"], cwd=base, check=True
+    )
     wall = timed_snakemake(base, cores)[2]
     out = {"baseline": extrapolated("one job per model (pack: [])", count_models(base_cfg), wall, models)}
-    sample, wall = plain_baseline(base_cfg, base / "results" / "data", cores)
+    sample, wall = plain_baseline(base_cfg, base / Path(data["train"]).parent, cores)
     out["plain_baseline"] = extrapolated("plain loop, one process per model", sample, wall, models)
     return out
 
@@ -176,7 +180,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = settings.checked(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / settings.SCHEMA)
     config["data"]["local_copy"] = str(args.csv)
     config["train"]["device"] = args.device
     figures: dict = {

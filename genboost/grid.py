@@ -5,45 +5,25 @@ Everything the Snakefile needs to wire the rules lives here, so that it can be t
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import itertools
+import json
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from genboost.cell import Cell
+from genboost.cell import AXES, DEFAULTS, SETTINGS, Cell
 
-AXES = ("optimizer", "lr", "wd", "rho", "seed")
+# Grid axes and the config's list key of each.
 GRID_KEYS = {"optimizer": "optimizers", "lr": "lrs", "wd": "wds", "rho": "rhos", "seed": "seeds"}
-# `train` keys that an experiment may override; the rest of an experiment's keys are its grid.
-TRAIN_KEYS = (
-    "batch_size",
-    "epochs",
-    "sam_epochs",
-    "t_max",
-    "momentum",
-    "adam_betas",
-    "adam_eps",
-    "wd_mode",
-    "sam_adaptive",
-    "device",
-    "threads",
-    "dtype",
-    "flush_denormal",
-    "shuffle_labels",
-    "pack",
-)
-TRAIN_DEFAULTS = {
-    "adam_betas": [0.9, 0.999],
-    "adam_eps": 1e-8,
-    "wd_mode": "coupled",
-    "sam_adaptive": False,
-    "dtype": "float32",
-    "flush_denormal": True,
-    "pack": [],
-    "threads": 1,
-    "shuffle_labels": False,
-}
+# `train` keys that decide how a job runs, not what a cell computes (Cell holds the rest).
+JOB_DEFAULTS = {"device": "auto", "threads": 1, "pack": []}
+# Every `train` key, all of which an experiment may override: the Cell's settings but `hidden` (from
+# `model.hidden`), plus `sam_epochs` (a SAM cell's `epochs`) and the job keys.
+TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_DEFAULTS)
+TRAIN_DEFAULTS = {**{k: list(v) if isinstance(v, tuple) else v for k, v in DEFAULTS.items()}, **JOB_DEFAULTS}
 ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None}
 RUN_PATTERN = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
 # Modules whose code determines a trained result: editing one retrains every cell.
@@ -62,22 +42,27 @@ def fmt_number(x: float | int) -> str:
     return repr(x)
 
 
-def parse_number(value, key: str) -> float:
-    """A float from a config value; YAML 1.1 reads `3e-5` as a string, so numeric strings are accepted."""
-    if isinstance(value, bool):
-        raise ConfigError(f"config key {key}: expected a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key {key}: expected a number, got {value!r}") from None
-
-
 @dataclass(frozen=True)
 class Experiment:
     name: str
     grid: dict  # axis -> tuple of canonical values (str for optimizer, float for lr/wd/rho, int for seed)
     train: dict  # resolved train settings
     hidden: tuple[int, ...]
+    preprocess: dict = field(default_factory=dict)  # resolved preprocessing settings
+    reference_experiment: str = ""  # the experiment of the reference table it is compared with
+
+    @property
+    def data_id(self) -> str:
+        """The name of its preprocessed split's folder: experiments with equal preprocessing share one."""
+        return preprocess_id(self.preprocess)
+
+    def data_paths(self, results: str) -> dict[str, str]:
+        return {name: f"{results}/data/{self.data_id}/{name}.csv" for name in ("train", "test")}
+
+    def setup(self) -> tuple:
+        """What makes two experiments one setup of the study, whatever their grids and run lengths."""
+        train = {k: v for k, v in self.train.items() if k not in ("epochs", "sam_epochs", *JOB_DEFAULTS)}
+        return (self.data_id, self.hidden, tuple(sorted((k, str(v)) for k, v in train.items())))
 
     @property
     def pack(self) -> tuple[str, ...]:
@@ -89,25 +74,10 @@ class Experiment:
 
     def cell(self, optimizer: str, lr: float, wd: float, rho: float, seed: int) -> Cell:
         t = self.train
-        return Cell(
-            optimizer=optimizer,
-            lr=lr,
-            wd=wd,
-            rho=rho,
-            seed=seed,
-            epochs=t["sam_epochs"] if rho > 0 else t["epochs"],
-            batch_size=t["batch_size"],
-            t_max=t["t_max"],
-            momentum=t["momentum"],
-            adam_betas=tuple(t["adam_betas"]),
-            adam_eps=t["adam_eps"],
-            wd_mode=t["wd_mode"],
-            sam_adaptive=t["sam_adaptive"],
-            hidden=self.hidden,
-            dtype=t["dtype"],
-            flush_denormal=t["flush_denormal"],
-            shuffle_labels=t["shuffle_labels"],
-        )
+        settings = {k: _like(DEFAULTS[k], t[k]) for k in DEFAULTS}
+        epochs = t["sam_epochs"] if rho > 0 else t["epochs"]
+        cell = Cell(optimizer, lr, wd, rho, seed, epochs=epochs, hidden=self.hidden, **settings)
+        return cell.without_unused_settings()
 
     def cells(self) -> list[Cell]:
         return [self.cell(*values) for values in itertools.product(*(self.grid[a] for a in AXES))]
@@ -161,9 +131,10 @@ class Experiment:
     def job_resources(self) -> dict:
         """Slurm-sized resources: a generous runtime from the job's model-epochs, GPU only when training on CUDA."""
         minutes = 10 + math.ceil(self.job_cost() * 0.03 / 60)  # ~10x the measured CPU cost
-        resources = {
-            "runtime": lambda wildcards, attempt: minutes * attempt,  # a retry after a time-out gets longer
-            "mem_mb": 1000 + 4 * self.job_size(),
+        mem_mb = 1000 + 4 * self.job_size()
+        resources = {  # a retry (after a time-out or running out of memory) gets more of both
+            "runtime": lambda wildcards, attempt: minutes * attempt,
+            "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
         }
         if self.device == "cuda":
             resources["gpu"] = 1
@@ -192,20 +163,19 @@ class Study:
 
     @classmethod
     def from_config(cls, config: dict) -> Study:
+        """The study of a config that the schema has validated (see genboost.settings)."""
+        _check_finite(config, "config")
         train = {**TRAIN_DEFAULTS, **config["train"]}
         hidden = tuple(config["model"]["hidden"])
         experiments = tuple(
-            _experiment(name, spec, train, hidden)
+            _experiment(name, spec, train, hidden, config["preprocess"])
             for name, spec in config["experiments"].items()
             if spec.get("enabled", True)
         )
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
         analysis = {**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})}
-        analysis["sharpness_radii"] = [
-            parse_number(r, "analysis.sharpness_radii") for r in analysis["sharpness_radii"] or []
-        ]
-        results = str(config.get("results", "results")).rstrip("/")
+        results = os.path.normpath(str(config.get("results", "results")))  # ./out, out/ and out are one folder
         return cls(results=results, experiments=experiments, analysis=analysis)
 
     def all_metrics(self) -> list[str]:
@@ -217,61 +187,81 @@ class Study:
                 return e
         raise ConfigError(f"no experiment named {name!r} in config key experiments")
 
+    def preprocessings(self) -> dict[str, dict]:
+        """Each distinct preprocessing of the study's experiments, by its data folder's name."""
+        return {e.data_id: e.preprocess for e in self.experiments}
 
-def _experiment(name: str, spec: dict, base_train: dict, hidden: tuple[int, ...]) -> Experiment:
-    unknown = set(spec) - set(GRID_KEYS.values()) - set(TRAIN_KEYS) - {"enabled"}
-    if unknown:
-        raise ConfigError(f"config key experiments.{name}: unknown key(s) {sorted(unknown)}")
+    def partner(self, experiment: Experiment, reference_experiment: str) -> Experiment | None:
+        """The first experiment of the same setup that is compared with `reference_experiment`, if any."""
+        for e in self.experiments:
+            if e.reference_experiment == reference_experiment and e.setup() == experiment.setup():
+                return e
+        return None
+
+
+def preprocess_id(settings: dict) -> str:
+    """A short stable name for a preprocessing: the start of the SHA-256 of its canonical JSON."""
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _check_finite(value, key: str) -> None:
+    """No inf or nan anywhere: JSON Schema has no word for a finite float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {key}: {value!r} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{key}.{k}" if key != "config" else k)
+    elif isinstance(value, list):
+        for v in value:
+            _check_finite(v, key)
+
+
+def _like(default, value):
+    """`value` in the type of the setting's default, so 0 and 0.0 (or [0.9, 0.999] and a tuple) are one cell."""
+    if isinstance(default, tuple):
+        return tuple(_like(d, v) for d, v in zip(default, value, strict=True))
+    return float(value) if isinstance(default, float) else value
+
+
+def _experiment(name: str, spec: dict, base_train: dict, hidden: tuple[int, ...], base_preprocess: dict) -> Experiment:
     train = {**base_train, **{k: v for k, v in spec.items() if k in TRAIN_KEYS}}
-    prefix = f"experiments.{name}"
-    for key in ("momentum", "adam_eps"):
-        train[key] = parse_number(train[key], f"{prefix}.{key}")
-    train["adam_betas"] = [parse_number(b, f"{prefix}.adam_betas") for b in train["adam_betas"]]
-    unknown_axes = set(train["pack"]) - set(AXES)
-    if unknown_axes:
-        raise ConfigError(f"config key {prefix}.pack: unknown axis {sorted(unknown_axes)}; axes are {list(AXES)}")
-    grid = {}
-    for axis, key in GRID_KEYS.items():
-        values = spec.get(key)
-        if not values:
-            raise ConfigError(f"config key {prefix}.{key}: needs at least one value, got {values!r}")
-        grid[axis] = _axis_values(axis, values, f"{prefix}.{key}")
-    return Experiment(name=name, grid=grid, train=train, hidden=hidden)
+    grid = {axis: tuple(_axis_value(axis, v) for v in spec[key]) for axis, key in GRID_KEYS.items()}
+    return Experiment(
+        name=name,
+        grid=grid,
+        train=train,
+        hidden=hidden,
+        preprocess={**base_preprocess, **spec.get("preprocess", {})},
+        reference_experiment=spec.get("reference_experiment", name),
+    )
 
 
-def _axis_values(axis: str, values: list, key: str) -> tuple:
+def _axis_value(axis: str, value):
     if axis == "optimizer":
-        parsed = [str(v).lower() for v in values]
-        bad = [v for v in parsed if v not in ("sgd", "adam")]
-        if bad:
-            raise ConfigError(f"config key {key}: unknown optimizer {bad[0]!r}; choose sgd or adam")
-    elif axis == "seed":
-        parsed = [int(v) for v in values]
-    else:
-        parsed = [parse_number(v, key) for v in values]
-        lower = 0.0 if axis != "lr" else None
-        for v in parsed:
-            if (
-                v != v
-                or v in (float("inf"), float("-inf"))
-                or (lower is not None and v < lower)
-                or (axis == "lr" and v <= 0)
-            ):
-                raise ConfigError(
-                    f"config key {key}: {fmt_number(v) if v == v else v} is out of range ({axis} must be "
-                    f"{'> 0' if axis == 'lr' else '>= 0'} and finite)"
-                )
-    texts = [fmt_value(axis, v) for v in parsed]
-    dupes = sorted({t for t in texts if texts.count(t) > 1})
-    if dupes:
-        raise ConfigError(f"config key {key}: duplicate value(s) {dupes}")
-    return tuple(parsed)
+        return str(value)
+    return int(value) if axis == "seed" else float(value)
 
 
 def wildcard_constraints() -> dict:
     """Regexes that only match canonical values, so 3e-5 and 0.00003 can never be two cells."""
     number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
-    return {"optimizer": "sgd|adam", "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
+    axes = {"optimizer": "sgd|adam", "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
+    return {**axes, "data": "[0-9a-f]{12}"}
+
+
+def reference_experiments(path: str | None) -> set[str]:
+    """The experiment names of a reference table (config key reference); empty when there is none."""
+    if not path:
+        return set()
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise ConfigError(f"config key reference: cannot read {path}: {e.strerror}") from None
+    if not rows or "experiment" not in rows[0]:
+        raise ConfigError(f"config key reference: {path} has no 'experiment' column (format: reference/README.md)")
+    return {row["experiment"] for row in rows}
 
 
 def code_fingerprint(modules=TRAINING_MODULES) -> str:
@@ -289,6 +279,12 @@ def figure_paths(results: str, experiment: str, curves: bool) -> dict[str, str]:
     """Output paths of one experiment's figures: name -> path (PNG and PDF of each)."""
     names = ["heatmap", "lr_curves"] + (["learning_curves"] if curves else [])
     return {f"{n}_{ext}": f"{results}/{experiment}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")}
+
+
+def vs_talk_paths(results: str, experiment: str) -> dict[str, str]:
+    """The comparison of one experiment with the reference table: Markdown, CSV and a figure."""
+    stem = f"{results}/{experiment}/vs_talk"
+    return {"md": f"{stem}.md", "csv": f"{stem}.csv", "png": f"{stem}.png", "pdf": f"{stem}.pdf"}
 
 
 def table_paths(results: str, experiment: Experiment) -> list[str]:

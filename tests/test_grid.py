@@ -4,13 +4,20 @@ import copy
 
 import pytest
 import yaml
+from snakemake.exceptions import WorkflowError
+from workflow_helpers import checked_config
 
 from genboost import grid
+from genboost.cell import Cell
 
 
 @pytest.fixture
 def config(repo_root):
-    return yaml.safe_load((repo_root / "config.yaml").read_text())
+    return checked_config(yaml.safe_load((repo_root / "config.yaml").read_text()))
+
+
+def study_of(config) -> grid.Study:
+    return grid.Study.from_config(checked_config(copy.deepcopy(config)))
 
 
 def test_numbers_round_trip_to_one_path():
@@ -39,21 +46,117 @@ def test_yaml_string_numbers_are_parsed(config):
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("lrs", [1e-3, "fast"], "experiments.main.lrs: expected a number, got 'fast'"),
-        ("lrs", [0], "experiments.main.lrs: 0 is out of range"),
-        ("wds", [-1e-3], "experiments.main.wds: -0.001 is out of range"),
-        ("lrs", ["3e-5", 0.00003], "experiments.main.lrs: duplicate value(s) ['3e-05']"),
-        ("optimizers", ["rmsprop"], "unknown optimizer 'rmsprop'"),
-        ("rhos", [], "experiments.main.rhos: needs at least one value"),
-        ("bogus", 1, "experiments.main: unknown key(s) ['bogus']"),
+        ("lrs", [1e-3, "fast"], "'fast' is not of type 'number'"),
+        ("lrs", [0], "0 is less than or equal to the minimum of 0"),
+        ("wds", [-1e-3], "-0.001 is less than the minimum of 0"),
+        ("lrs", ["3e-5", 0.00003], "has non-unique elements"),
+        ("optimizers", ["rmsprop"], "'rmsprop' is not one of ['sgd', 'adam']"),
+        ("rhos", [], "[] should be non-empty"),
+        ("bogus", 1, "'bogus' was unexpected"),
+        ("momentum", -1, "-1 is less than the minimum of 0"),
+        ("adam_betas", [1.0, 0.999], "1.0 is greater than or equal to the maximum of 1"),
+        ("adam_eps", 0, "0 is less than or equal to the minimum of 0"),
+        ("lrs", [".inf"], "inf is greater than the maximum"),
     ],
 )
-def test_invalid_values_name_the_key(config, key, value, message):
+def test_invalid_values_fail_validation_naming_the_key(config, key, value, message):
     bad = copy.deepcopy(config)
     bad["experiments"]["main"][key] = value
-    with pytest.raises(grid.ConfigError) as err:
-        grid.Study.from_config(bad)
-    assert message in str(err.value)
+    with pytest.raises(WorkflowError) as err:
+        checked_config(bad)
+    text = str(err.value) + str(err.value.args)
+    assert message in text and "['experiments']['main']" in text
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("analysis", "sharpness_radii", [-0.01], "-0.01 is less than or equal to the minimum of 0"),
+        ("analysis", "hessian_iters", 0, "0 is less than the minimum of 1"),
+        ("preprocess", "scale", "minmax", "'minmax' is not one of ['none', 'standard']"),
+        ("train", "momentum", "fast", "'fast' is not of type 'number'"),
+    ],
+)
+def test_invalid_section_values_fail_validation(config, section, key, value, message):
+    bad = copy.deepcopy(config)
+    bad[section][key] = value
+    with pytest.raises(WorkflowError) as err:
+        checked_config(bad)
+    text = str(err.value) + str(err.value.args)
+    assert message in text and f"['{section}']['{key}']" in text
+
+
+def test_nan_is_refused_naming_the_key(config):
+    bad = copy.deepcopy(config)
+    bad["train"]["adam_eps"] = ".nan"
+    with pytest.raises(grid.ConfigError, match="config key train.adam_eps: nan is not a finite number"):
+        study_of(bad)
+
+
+def test_train_keys_are_the_cell_settings_and_the_schema_lists_them(repo_root):
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    assert set(grid.TRAIN_KEYS) == set(schema["$defs"]["train"]["properties"])
+    assert set(grid.TRAIN_KEYS) - {"sam_epochs", *grid.JOB_DEFAULTS} == set(Cell.__dataclass_fields__) - {
+        *grid.AXES,
+        "hidden",
+    }
+
+
+def test_changing_sgd_momentum_leaves_adam_cells_as_they_were(config):
+    before = study_of(config).experiment("main").cells()
+    changed = copy.deepcopy(config)
+    changed["train"]["momentum"] = 0.9
+    after = study_of(changed).experiment("main").cells()
+    same = [a == b for a, b in zip(before, after, strict=True)]
+    assert [c.optimizer == "adam" for c in before] == same
+    assert {c.momentum for c in after if c.optimizer == "sgd"} == {0.9}
+
+
+def test_zero_written_as_int_or_float_is_one_cell(config):
+    as_float = copy.deepcopy(config)
+    as_float["train"]["momentum"] = 0.0
+    assert study_of(config).experiment("main").cells() == study_of(as_float).experiment("main").cells()
+
+
+@pytest.mark.parametrize("results", ["./out", "out/", "out//", "./out/."])
+def test_results_path_is_normalized(config, results):
+    cfg = copy.deepcopy(config)
+    cfg["results"] = results
+    study = study_of(cfg)
+    assert study.results == "out"
+    main = study.experiment("main")
+    assert main.metrics_path(study.results, main.cells()[0]).startswith("out/main/runs/")
+
+
+def test_experiments_with_equal_preprocessing_share_one_split(config):
+    cfg = copy.deepcopy(config)
+    for name in ("modern", "standardized", "sgd_momentum"):
+        cfg["experiments"][name]["enabled"] = True
+    study = study_of(cfg)
+    ids = {e.name: e.data_id for e in study.experiments}
+    assert ids["main"] == ids["second_chance"] == ids["sgd_momentum"]
+    assert ids["modern"] == ids["standardized"] != ids["main"]
+    assert study.preprocessings() == {
+        ids["main"]: {**config["preprocess"], "scale": "none"},
+        ids["modern"]: {**config["preprocess"], "scale": "standard"},
+    }
+    assert study.experiment("modern").data_paths("r")["train"] == f"r/data/{ids['modern']}/train.csv"
+
+
+def test_setup_partners(config):
+    cfg = copy.deepcopy(config)
+    cfg["experiments"]["modern"]["enabled"] = True
+    study = study_of(cfg)
+    main, second, modern = (study.experiment(n) for n in ("main", "second_chance", "modern"))
+    assert study.partner(main, "second_chance") is second and study.partner(second, "main") is main
+    assert study.partner(modern, "second_chance") is None and modern.reference_experiment == "main"
+
+
+def test_reference_experiments_are_read_from_the_table(repo_root, tmp_path):
+    assert grid.reference_experiments(str(repo_root / "reference/talk-tables.csv")) == {"main", "second_chance"}
+    assert grid.reference_experiments(None) == set()
+    with pytest.raises(grid.ConfigError, match="config key reference: cannot read"):
+        grid.reference_experiments(str(tmp_path / "missing.csv"))
 
 
 def test_packing_covers_every_cell_once(config):
@@ -100,10 +203,11 @@ def test_code_fingerprint_tracks_sources(tmp_path, monkeypatch):
     assert grid.code_fingerprint(["tables.py"]) != a
 
 
-def test_runtime_grows_with_each_attempt(config):
+def test_runtime_and_memory_grow_with_each_attempt(config):
     resources = grid.Study.from_config(config).experiments[0].job_resources()
-    first, second = resources["runtime"]({}, 1), resources["runtime"]({}, 2)
-    assert first >= 10 and second == 2 * first
+    for name, least in (("runtime", 10), ("mem_mb", 1000)):
+        first, second = resources[name]({}, 1), resources[name]({}, 2)
+        assert first >= least and second == 2 * first
 
 
 def test_extra_experiments_are_off_until_enabled(config):
@@ -112,7 +216,7 @@ def test_extra_experiments_are_off_until_enabled(config):
     cfg = copy.deepcopy(config)
     cfg["experiments"]["random_labels"]["enabled"] = True
     cfg["experiments"]["adam_decoupled"]["enabled"] = True
-    study = grid.Study.from_config(cfg)
+    study = study_of(cfg)
     noise, adamw = study.experiment("random_labels"), study.experiment("adam_decoupled")
     assert all(c.shuffle_labels for c in noise.cells()) and not any(c.shuffle_labels for c in adamw.cells())
     assert {c.wd_mode for c in adamw.cells()} == {"decoupled"} and len(adamw.cells()) == 72

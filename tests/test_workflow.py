@@ -204,3 +204,41 @@ def test_invalid_config_fails_before_any_job(tmp_path, obesity_csv):
     proc = snakemake(workdir, check=False)
     assert proc.returncode != 0
     assert "batch_size" in proc.stdout + proc.stderr and not (workdir / "results").exists()
+
+
+def variant(config, name: str, **overrides) -> None:
+    """Add a variant of the tiny study's main experiment."""
+    config["experiments"][name] = {**config["experiments"]["main"], "reference_experiment": "main", **overrides}
+
+
+def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run):
+    jobs = changed_plan(tiny_run, lambda c: variant(c, "standardized", preprocess={"scale": "standard"}))
+    assert {r for r in jobs if r != "all"} - {"vs_talk_standardized"} == {
+        "preprocess",
+        "train_standardized",
+        "aggregate_standardized",
+        "figures_standardized",
+        "summary",
+    }
+    (train_csv,) = [o for o in jobs["preprocess"] if o.endswith("train.csv")]
+    assert train_csv.startswith("results/data/") and train_csv not in str(sorted((tiny_run / "results/data").iterdir()))
+    assert len(train_outputs(jobs)) == 32
+
+
+def test_an_sgd_momentum_variant_trains_only_its_sgd_cells(tiny_run):
+    """Adam does not read SGD's momentum: the variant's Adam cells come from the store, trained by main."""
+    config = read_config(tiny_run)
+    original = json.dumps(config)
+    variant(config, "sgd_momentum", momentum=0.5)
+    write_config(tiny_run, config)
+    try:
+        snakemake(tiny_run, "results/sgd_momentum/cells.csv")
+        logs = {str(p): p.read_text() for p in (tiny_run / "results/logs/sgd_momentum/train").rglob("*.log")}
+        assert len(logs) == 4
+        for path, text in logs.items():
+            expected = "trained 8, reused 0" if "optimizer=sgd" in path else "trained 0, reused 8"
+            assert expected in text, (path, text)
+        cells = pd.read_csv(tiny_run / "results/sgd_momentum/cells.csv")
+        assert set(cells["optimizer"]) == {"sgd", "adam"}
+    finally:
+        write_config(tiny_run, json.loads(original))

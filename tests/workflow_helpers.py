@@ -21,6 +21,7 @@ def make_workdir(tmp: Path, csv: Path, edit=None, copy_package: bool = False) ->
     shutil.copy(REPO_ROOT / "Snakefile", tmp / "Snakefile")
     shutil.copytree(REPO_ROOT / "workflow", tmp / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO_ROOT / "envs", tmp / "envs")
+    shutil.copytree(REPO_ROOT / "reference", tmp / "reference")
     if copy_package:  # so a test can edit the package's code; PYTHONPATH puts this copy first
         shutil.copytree(REPO_ROOT / "genboost", tmp / "genboost", ignore=shutil.ignore_patterns("__pycache__"))
     config = yaml.safe_load((REPO_ROOT / "tests" / "configs" / "tiny.yaml").read_text())
@@ -29,6 +30,13 @@ def make_workdir(tmp: Path, csv: Path, edit=None, copy_package: bool = False) ->
         edit(config)
     write_config(tmp, config)
     return tmp
+
+
+def checked_config(config: dict) -> dict:
+    """A config as the Snakefile sees it (YAML scalars read, validated, defaults filled)."""
+    from genboost import settings
+
+    return settings.checked(config, REPO_ROOT / settings.SCHEMA)
 
 
 def write_config(workdir: Path, config: dict) -> None:
