@@ -111,6 +111,13 @@ def test_a_configuration_with_a_diverged_seed_cannot_be_best(main, second):
     assert (best["rho"], best["wd"]) != (0.0, 1e-4) and not np.isnan(best["mean"])
 
 
+def test_a_refuted_part_outweighs_an_untestable_one(main, second):
+    main = shifted(main, -0.8, **{**BEST_PLAIN, "optimizer": "sgd"})  # SGD best: "Adam at lr 3e-3 is best" fails
+    main.loc[where(main, **BEST_PLAIN) & (main["seed"] == 1), ["test_mse", "diverged"]] = [np.nan, True]
+    c1 = next(c for c in evaluate(main, second) if c.key == "C1")
+    assert [o.verdict for o in c1.parts] == [NOT_REPRODUCED, NOT_TESTABLE] and c1.verdict == NOT_REPRODUCED
+
+
 def test_a_published_table_can_only_point_the_other_way(main):
     means = main.groupby(["experiment", "optimizer", "rho", "lr", "wd"], as_index=False)["test_mse"].mean()
     rows = means.rename(columns={"test_mse": "mean_test_mse"})
