@@ -1,0 +1,18 @@
+"""Snakemake adapter: one experiment's tables and conclusions against the talk's published tables."""
+
+from genboost.compare_report import write_vs_talk
+from genboost.files import logging_to
+
+with logging_to(snakemake.log):
+    write_vs_talk(
+        experiment=snakemake.params.experiment,
+        cells_csv=snakemake.input.cells,
+        reference_csv=snakemake.input.reference,
+        reference_experiment=snakemake.params.reference_experiment,
+        out_md=snakemake.output.md,
+        out_csv=snakemake.output.csv,
+        out_png=snakemake.output.png,
+        out_pdf=snakemake.output.pdf,
+        main_cells_csv=snakemake.input.get("main_cells"),  # given for a second-chance-like experiment only
+        main_reference_experiment=snakemake.params.get("main_reference_experiment"),
+    )
