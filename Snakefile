@@ -227,7 +227,9 @@ for name, partner in COMPARED.items():
         params:
             experiment=name,
             reference_experiment=STUDY.experiment(name).reference_experiment,
-            partner=partner.name if partner else None,
+            partner_reference_experiment=(
+                partner.reference_experiment if partner else None
+            ),
             code=grid.code_fingerprint(["compare.py"]),
         script:
             "workflow/scripts/vs_talk.py"

@@ -22,7 +22,7 @@ from genboost.compare import (
 from genboost.compare_figure import comparison_figure
 from genboost.grid import fmt_number
 from genboost.tables import sam_label
-from genboost.verdicts import RULE, Conclusion, conclusions_markdown, evaluate, evaluate_published
+from genboost.verdicts import MAIN, RULE, Conclusion, conclusions_markdown, evaluate, evaluate_published
 
 LISTED = 12  # configurations on one side only named in full; the rest are counted
 
@@ -131,29 +131,36 @@ def write_vs_talk(
     out_csv: str,
     out_png: str,
     out_pdf: str,
-    main_cells_csv: str | None = None,
-    main_reference_experiment: str | None = None,
+    partner_cells_csv: str | None = None,
+    partner_reference_experiment: str | None = None,
 ) -> None:
     """Compare one experiment with a reference experiment's rows and evaluate the talk's conclusions.
 
-    Without `main_cells_csv` the experiment is main-like: C1-C3 come from its cells (and the reference rows),
-    C4 is not testable. With it the experiment is second-chance-like: C1-C3 come from the main cells, C4 from
-    this experiment against them; the talk's side of that uses the reference rows of
-    `main_reference_experiment` (default: the main cells' experiment name).
+    An experiment compared with the talk's `main` rows is main-like: C1-C3 come from its cells, C4 from its
+    partner (the second chance of the same setup) against them, or is not testable without one. Any other
+    experiment is second-chance-like: C1-C3 come from its partner (main of the same setup), C4 from it
+    against them. The talk's side of the partner uses the reference rows of `partner_reference_experiment`.
     """
     cells = _read_cells(cells_csv, experiment)
     reference = load_reference(reference_csv)
     rows = reference_rows(reference, reference_experiment)
     comparison = compare_configurations(cells, rows)
-    if main_cells_csv is None:
-        ours, talk = evaluate(cells), evaluate_published(rows)
-        sources = f"C1–C3 from the cells of `{experiment}`; C4 needs a second-chance experiment."
+    partner = partner_rows = None
+    if partner_cells_csv is not None:
+        partner = _read_cells(partner_cells_csv)
+        partner_rows = reference_rows(reference, partner_reference_experiment or one_experiment(partner))
+    if reference_experiment == MAIN:
+        ours, talk = evaluate(cells, partner), evaluate_published(rows, partner_rows)
+        main_name, second = experiment, one_experiment(partner) if partner is not None else None
     else:
-        main = _read_cells(main_cells_csv)
-        main_name = one_experiment(main)
-        main_rows = reference_rows(reference, main_reference_experiment or main_name)
-        ours, talk = evaluate(main, cells), evaluate_published(main_rows, rows)
-        sources = f"C1–C3 from the cells of `{main_name}`; C4 from `{experiment}` against `{main_name}`."
+        ours, talk = evaluate(partner, cells), evaluate_published(partner_rows, rows)
+        main_name, second = (one_experiment(partner) if partner is not None else None), experiment
+    sources = (
+        f"C1–C3 from the cells of `{main_name}`; "
+        + (f"C4 from `{second}` against `{main_name}`." if second and main_name else "C4 needs both experiments.")
+        if main_name
+        else "C1–C3 need a main-like experiment of the same setup."
+    )
     md = vs_talk_markdown(experiment, reference_experiment, comparison, ours, talk, sources)
     overall = agreement(comparison).iloc[-1].to_dict()
     comparison_figure(comparison, overall, f"{experiment} vs the talk ({reference_experiment})", out_png, out_pdf)

@@ -147,23 +147,26 @@ def test_shipped_talk_tables_load_and_say_what_the_talk_says(repo_root):
     assert [(c.key, c.verdict) for c in verdicts] == [(k, REPRODUCED) for k in ("C1", "C2", "C3", "C4")]
 
 
-def test_write_vs_talk_writes_all_four_files(tmp_path):
+@pytest.mark.parametrize(("experiment", "partner"), [("second_chance", "main"), ("main", "second_chance")])
+def test_write_vs_talk_writes_all_four_files(tmp_path, experiment, partner):
+    """Either experiment of a setup, given the other as its partner, evaluates all four conclusions."""
     main, second = cells_frame(), cells_frame("second_chance", opts=["adam"], rhos=[0.02], noise_seed=1)
     ref = pd.concat([reference_frame(main), reference_frame(second, "second_chance")], ignore_index=True)
     ref_csv = write_reference(tmp_path / "ref.csv", ref, lr_text={3e-5: "0.00003"})
     for name, frame in (("main", main), ("second_chance", second)):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     outs = {k: tmp_path / "out" / f"vs_talk.{k}" for k in ("md", "csv", "png", "pdf")}
-    write_vs_talk("second_chance", str(tmp_path / "second_chance.csv"), ref_csv, "second_chance",
-                  *(str(p) for p in outs.values()), main_cells_csv=str(tmp_path / "main.csv"))  # fmt: skip
+    write_vs_talk(experiment, str(tmp_path / f"{experiment}.csv"), ref_csv, experiment,
+                  *(str(p) for p in outs.values()), partner_cells_csv=str(tmp_path / f"{partner}.csv"))  # fmt: skip
     assert outs["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and outs["pdf"].read_bytes()[:5] == b"%PDF-"
     table = pd.read_csv(outs["csv"])
-    assert len(table) == 7 and list(table["side"].value_counts().sort_index()) == [6, 1]  # both, talk only
+    if experiment == "second_chance":
+        assert len(table) == 7 and list(table["side"].value_counts().sort_index()) == [6, 1]  # both, talk only
     md = outs["md"].read_text()
     assert RULE in md and "C4 from `second_chance` against `main`" in md
     verdict_lines = [line for line in md.splitlines() if line.startswith("- **C")]
     assert len(verdict_lines) == 4 and all(f"**{REPRODUCED}**" in line for line in verdict_lines)
-    assert "### ADAM, SAM rho=0.02" in md and "(talk " in md
+    assert "(talk " in md and ("### ADAM, SAM rho=0.02" in md) == (experiment == "second_chance")
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 

@@ -242,3 +242,22 @@ def test_an_sgd_momentum_variant_trains_only_its_sgd_cells(tiny_run):
         assert set(cells["optimizer"]) == {"sgd", "adam"}
     finally:
         write_config(tiny_run, json.loads(original))
+
+
+def test_a_deleted_model_comes_back_when_named(tiny_run):
+    """The README's recipe: name a model's metrics.json to rebuild it (from the store); delete its store entry
+    as well to train it again."""
+    path = tiny_run / "results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=1/metrics.json"
+    original = json.loads(path.read_text())
+    path.unlink()
+    assert planned(tiny_run) == {}  # Snakemake sees the tables up to date: the file must be asked for
+    snakemake(tiny_run, str(path.relative_to(tiny_run)))
+    assert json.loads(path.read_text()) == original
+    key = original["store_key"]
+    (tiny_run / "results/store" / key[:2] / f"{key}.json").unlink()
+    path.unlink()
+    snakemake(tiny_run, str(path.relative_to(tiny_run)))
+    retrained = json.loads(path.read_text())
+    assert {k: retrained[k] for k in NUMBERS} == {k: original[k] for k in NUMBERS}
+    log = (tiny_run / "results/logs/main/train/optimizer=sgd/rho=0.log").read_text()
+    assert "trained 1, reused 7" in log

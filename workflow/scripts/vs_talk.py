@@ -13,6 +13,7 @@ with logging_to(snakemake.log):
         out_csv=snakemake.output.csv,
         out_png=snakemake.output.png,
         out_pdf=snakemake.output.pdf,
-        main_cells_csv=snakemake.input.get("main_cells"),  # given for a second-chance-like experiment only
-        main_reference_experiment=snakemake.params.get("main_reference_experiment"),
+        # the other experiment of the same setup that the talk's conclusions need (main or second chance)
+        partner_cells_csv=snakemake.input.get("partner_cells"),
+        partner_reference_experiment=snakemake.params.partner_reference_experiment,
     )
