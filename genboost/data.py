@@ -151,7 +151,13 @@ def _parse_raw(raw_csv, data: bytes) -> pd.DataFrame:
     if text.empty:
         raise DataError(f"{raw_csv} has a header but no data rows")
     _check_fields(raw_csv, text)
-    return text.astype({c: np.float64 for c in NUMERIC})  # float64(str) is Python's float(): exact
+    table = text.copy()
+    for col in NUMERIC:
+        try:
+            table[col] = text[col].astype(np.float64)  # str to float64 is Python's float(): exact
+        except ValueError as e:  # rare text pandas' check takes but float() does not, e.g. '9E 6'
+            raise DataError(f"{raw_csv}, column {col!r}: {e}") from None
+    return table
 
 
 def _check_header(raw_csv, header: list[str]) -> None:
@@ -179,7 +185,7 @@ def _check_fields(raw_csv, text: pd.DataFrame) -> None:
         return
     row = int(bad.any(axis=1).to_numpy().argmax())
     col = bad.columns[bad.iloc[row].to_numpy().argmax()]
-    # Data row n is line n + 1 (the header is line 1), as the file has one record per line.
+    # Data row n is line n + 1 (the header is line 1): the file has no quoted line breaks.
     where = f"{raw_csv}, column {col!r}, data row {row + 1} (line {row + 2})"
     raise DataError(f"{where}: {_what_is_wrong(col, text[col].iloc[row])}")
 
@@ -208,7 +214,9 @@ def _split(raw_csv, labels: np.ndarray, test_fraction: float, split_seed: int):
         raise DataError(f"cannot split {raw_csv} stratified with test_fraction {test_fraction}: {e}") from None
 
 
-def _encode(table: pd.DataFrame, kept: list[str], train_idx: np.ndarray, scale: str) -> tuple[pd.DataFrame, dict]:
+def _encode(
+    table: pd.DataFrame, kept: list[str], train_idx: np.ndarray, scale: str
+) -> tuple[pd.DataFrame, dict | None]:
     """All rows' features in the order of the module docstring, and the scaler's train statistics (or None).
 
     Numeric features are float64; one-hot features are int64, so they print as 0 and 1. The transformers

@@ -143,6 +143,7 @@ def _drop(rows, column):
         (lambda rows: _set(rows, 9, "Height", ""), ["'Height'", "data row 9 (line 10)", "missing value"]),
         (lambda rows: _set(rows, 11, "FAF", "nan"), ["'FAF'", "data row 11 (line 12)", "'nan'", "not a finite"]),
         (lambda rows: _set(rows, 13, "TUE", "1e999"), ["'TUE'", "data row 13 (line 14)", "'1e999'", "not a finite"]),
+        (lambda rows: _set(rows, 15, "NCP", "+9E 6"), ["'NCP'", "'+9E 6'"]),  # pandas takes it, float() not
         (lambda rows: _set(rows, 2111, LABEL, "Obese"), [f"'{LABEL}'", "data row 2111 (line 2112)", "'Obese'"]),
         (lambda rows: rows[3].pop(), [f"'{LABEL}'", "data row 3 (line 4)", "missing value", "too few fields"]),
         (lambda rows: rows[4].append("1"), ["line 5", "saw 18"]),
@@ -153,8 +154,8 @@ def _drop(rows, column):
         (lambda rows: rows.clear(), ["is empty"]),
     ],
     ids=[
-        "unknown-category", "non-numeric", "empty", "nan", "infinite", "unknown-label", "short-row", "long-row",
-        "missing-col", "extra-col", "duplicate-col", "no-rows", "empty-file",
+        "unknown-category", "non-numeric", "empty", "nan", "infinite", "odd-number", "unknown-label", "short-row",
+        "long-row", "missing-col", "extra-col", "duplicate-col", "no-rows", "empty-file",
     ],
 )  # fmt: skip
 def test_schema_errors_name_file_column_row_and_value(obesity_csv, tmp_path, change, expected):
