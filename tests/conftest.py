@@ -34,5 +34,6 @@ def split_csvs(tmp_path_factory, obesity_csv) -> tuple[str, str]:
     from genboost import data
 
     out = tmp_path_factory.mktemp("data")
-    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", ["Weight"], 0.2, 0)
+    settings = {"drop_columns": ["Weight"], "test_fraction": 0.2, "split_seed": 0}  # config.yaml's; scale "none"
+    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", **settings)
     return str(out / "train.csv"), str(out / "test.csv")

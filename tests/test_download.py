@@ -1,4 +1,4 @@
-"""genboost.data.fetch against a real HTTP server on 127.0.0.1: good, missing, truncated and wrong data."""
+"""genboost.download.fetch against a real HTTP server on 127.0.0.1: good, missing, truncated and wrong data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import zipfile
 
 import pytest
 
-from genboost.data import DataError, fetch
+from genboost import data
+from genboost.download import DataError, fetch
 from genboost.files import sha256_file
 
 MEMBER = "ObesityDataSet_raw_and_data_sinthetic.csv"
@@ -160,3 +161,8 @@ def test_missing_local_copy_is_a_clear_error(tmp_path, dest, csv_sha):
         fetch("http://127.0.0.1:9/unused.zip", MEMBER, csv_sha, dest, local_copy=missing)
     assert str(missing) in str(err.value)
     _assert_nothing_left(dest)
+
+
+def test_data_error_is_one_class_for_both_modules():
+    # Callers catch genboost.data.DataError for download and preprocess errors alike.
+    assert data.DataError is DataError

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.model_selection import train_test_split
 
 from genboost.data import CATEGORIES, LABEL, NUMERIC, DataError, load_split, preprocess
 from genboost.files import sha256_file
@@ -25,6 +26,7 @@ SHARED_ORDER = (
     "Age,Gender,Height,Weight,CALC,FAVC,FCVC,NCP,SCC,SMOKE,CH2O,"
     "family_history_with_overweight,FAF,TUE,CAEC,MTRANS,NObeyesdad"
 ).split(",")
+KEPT_NUMERIC = [c for c in NUMERIC if c != "Weight"]
 
 
 def run(raw, out_dir, **overrides) -> dict:
@@ -52,10 +54,32 @@ def write_rows(path, rows) -> None:
     path.write_bytes("".join(",".join(r) + "\r\n" for r in rows).encode())
 
 
+def raw_table(csv_path) -> pd.DataFrame:
+    """The raw CSV's fields as text, read without genboost's (or pandas') parser."""
+    header, *rows = rows_of(csv_path)
+    return pd.DataFrame(rows, columns=header)
+
+
+def split_indices(raw: pd.DataFrame, test_fraction=0.2, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row indices as train_test_split gives them when called directly (as the old code did)."""
+    labels = [ORDINAL.index(v) for v in raw[LABEL]]
+    return train_test_split(np.arange(len(raw)), test_size=test_fraction, random_state=seed, stratify=labels)
+
+
+def numbers(raw: pd.DataFrame, column: str, idx: np.ndarray) -> np.ndarray:
+    return np.array([float(v) for v in raw[column].iloc[idx]])
+
+
 @pytest.fixture(scope="module")
 def default_out(tmp_path_factory, obesity_csv):
     out = tmp_path_factory.mktemp("default")
-    return out, run(obesity_csv, out)
+    return out, run(obesity_csv, out, sha256=sha256_file(obesity_csv))
+
+
+@pytest.fixture(scope="module")
+def standard_out(tmp_path_factory, obesity_csv):
+    out = tmp_path_factory.mktemp("standard")
+    return out, run(obesity_csv, out, scale="standard")
 
 
 def test_default_outputs_match_the_manifest(default_out, obesity_csv):
@@ -67,7 +91,7 @@ def test_default_outputs_match_the_manifest(default_out, obesity_csv):
     assert list(train.columns) == list(test.columns) == [*manifest["features"], "label"]
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert manifest["source_sha256"] == sha256_file(obesity_csv)
-    assert set(manifest["scaler"]) == set(NUMERIC) - {"Weight"}
+    assert (manifest["scale"], manifest["scaler"]) == ("none", None)
     assert not any(name.startswith("Weight") for name in manifest["features"])
     assert manifest["label_order"] == ORDINAL
     assert (manifest["drop_columns"], manifest["test_fraction"], manifest["split_seed"]) == (["Weight"], 0.2, 0)
@@ -86,6 +110,21 @@ def test_column_order_does_not_change_outputs(default_out, obesity_csv, tmp_path
     assert {**other, "source_sha256": None} == {**manifest, "source_sha256": None}
 
 
+def test_unscaled_features_are_the_raw_rows_of_the_old_split(default_out, obesity_csv):
+    # scale "none": each numeric feature is the CSV's number, each one-hot group marks the CSV's category,
+    # and the rows are those train_test_split picks when called directly, in its order.
+    out, manifest = default_out
+    raw = raw_table(obesity_csv)
+    for frame, idx in zip(read(out), split_indices(raw), strict=True):
+        for column in KEPT_NUMERIC:
+            assert np.array_equal(frame[column].to_numpy(), numbers(raw, column, idx)), column
+        for column, categories in manifest["categories"].items():
+            for category in categories:
+                expected = (raw[column].iloc[idx] == category).to_numpy(np.float64)
+                assert np.array_equal(frame[f"{column}={category}"].to_numpy(), expected)
+        assert frame["label"].tolist() == [ORDINAL.index(v) for v in raw[LABEL].iloc[idx]]
+
+
 def _set(rows, data_row, column, value):
     rows[data_row][rows[0].index(column)] = value  # rows[0] is the header, so data row n is rows[n]
 
@@ -102,14 +141,23 @@ def _drop(rows, column):
         (lambda rows: _set(rows, 5, "Gender", "Other"), ["'Gender'", "data row 5 (line 6)", "'Other'", "unknown"]),
         (lambda rows: _set(rows, 7, "Age", "twenty"), ["'Age'", "data row 7 (line 8)", "'twenty'", "not a number"]),
         (lambda rows: _set(rows, 9, "Height", ""), ["'Height'", "data row 9 (line 10)", "missing value"]),
-        (lambda rows: _set(rows, 11, "FAF", "nan"), ["'FAF'", "data row 11 (line 12)", "'nan'", "finite"]),
+        (lambda rows: _set(rows, 11, "FAF", "nan"), ["'FAF'", "data row 11 (line 12)", "'nan'", "not a finite"]),
+        (lambda rows: _set(rows, 13, "TUE", "1e999"), ["'TUE'", "data row 13 (line 14)", "'1e999'", "not a finite"]),
+        (lambda rows: _set(rows, 15, "NCP", "+9E 6"), ["'NCP'", "'+9E 6'"]),  # pandas takes it, float() not
         (lambda rows: _set(rows, 2111, LABEL, "Obese"), [f"'{LABEL}'", "data row 2111 (line 2112)", "'Obese'"]),
-        (lambda rows: rows[3].pop(), ["data row 3 (line 4)", "expected 17 fields, got 16"]),
+        (lambda rows: rows[3].pop(), [f"'{LABEL}'", "data row 3 (line 4)", "missing value", "too few fields"]),
+        (lambda rows: rows[4].append("1"), ["line 5", "saw 18"]),
         (lambda rows: _drop(rows, "CALC"), ["missing column", "'CALC'"]),
         (lambda rows: rows[0].__setitem__(1, "Age_years"), ["unexpected column 'Age_years'"]),
+        (lambda rows: rows[0].__setitem__(1, "Gender"), ["column 'Gender' appears 2 times"]),
+        (lambda rows: rows.__delitem__(slice(1, None)), ["has a header but no data rows"]),
+        (lambda rows: rows.clear(), ["is empty"]),
     ],
-    ids=["unknown-category", "non-numeric", "empty", "nan", "unknown-label", "short-row", "missing-col", "extra-col"],
-)
+    ids=[
+        "unknown-category", "non-numeric", "empty", "nan", "infinite", "odd-number", "unknown-label", "short-row",
+        "long-row", "missing-col", "extra-col", "duplicate-col", "no-rows", "empty-file",
+    ],
+)  # fmt: skip
 def test_schema_errors_name_file_column_row_and_value(obesity_csv, tmp_path, change, expected):
     rows = rows_of(obesity_csv)
     change(rows)
@@ -125,18 +173,51 @@ def test_schema_errors_name_file_column_row_and_value(obesity_csv, tmp_path, cha
     assert list(out.iterdir()) == [], "no output (nor temp file) may be left after an error"
 
 
+def test_the_first_bad_row_is_named(obesity_csv, tmp_path):
+    rows = rows_of(obesity_csv)
+    _set(rows, 30, "Age", "x")
+    _set(rows, 12, "MTRANS", "Boat")  # a later column, but an earlier row
+    _set(rows, 12, "TUE", "y")  # the same row, an earlier column
+    write_rows(tmp_path / "bad.csv", rows)
+    with pytest.raises(DataError, match=r"column 'TUE', data row 12 \(line 13\): not a number: 'y'"):
+        run(tmp_path / "bad.csv", tmp_path / "out")
+
+
 @pytest.mark.parametrize(
-    ("drop", "expected"), [(["Weight", "BMI"], "'BMI'"), ([LABEL], "label column")], ids=["unknown", "label"]
+    ("overrides", "expected"),
+    [
+        ({"drop_columns": ["Weight", "BMI"]}, ["'BMI'", "preprocess.drop_columns"]),
+        ({"drop_columns": [LABEL]}, ["label column"]),
+        ({"test_fraction": 1.0}, ["preprocess.test_fraction", "1.0"]),
+        ({"scale": "minmax"}, ["preprocess.scale", "'minmax'"]),
+    ],
+    ids=["unknown-drop", "label-drop", "test-fraction", "scale"],
 )
-def test_bad_drop_columns_are_refused(obesity_csv, tmp_path, drop, expected):
-    with pytest.raises(DataError, match=expected):
-        run(obesity_csv, tmp_path / "out", drop_columns=drop)
+def test_bad_settings_are_refused(obesity_csv, tmp_path, overrides, expected):
+    with pytest.raises(DataError) as err:
+        run(obesity_csv, tmp_path / "out", **overrides)
+    assert all(fragment in str(err.value) for fragment in expected)
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_tampered_raw_csv_is_refused_naming_both_checksums(obesity_csv, tmp_path):
+    rows = rows_of(obesity_csv)
+    _set(rows, 1, "Age", "22")  # still a valid CSV: only the checksum can tell
+    tampered = tmp_path / "raw.csv"
+    write_rows(tampered, rows)
+    expected, actual = sha256_file(obesity_csv), sha256_file(tampered)
+    with pytest.raises(DataError) as err:
+        run(tampered, tmp_path / "out", sha256=expected)
+    message = str(err.value)
+    for fragment in (str(tampered), expected, actual, "data.sha256", "Delete"):
+        assert fragment in message
+    assert list((tmp_path / "out").iterdir()) == []
+    run(tampered, tmp_path / "out", sha256=actual.upper())  # the right checksum, in either case, is accepted
+
+
 def test_dropping_nothing_keeps_weight(obesity_csv, tmp_path):
-    manifest = run(obesity_csv, tmp_path / "out", drop_columns=[])
-    assert len(manifest["features"]) == 31 and "Weight" in manifest["scaler"]
+    manifest = run(obesity_csv, tmp_path / "out", drop_columns=[], scale="standard")
+    assert len(manifest["features"]) == 31 and "Weight" in manifest["features"] and "Weight" in manifest["scaler"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -152,17 +233,37 @@ def test_rare_category_has_a_column_in_both_splits(obesity_csv, tmp_path, seed):
             assert (train[group].sum(axis=1) == 1).all() and (test[group].sum(axis=1) == 1).all()
 
 
-def test_standardization_uses_train_statistics_only(default_out, obesity_csv):
-    out, manifest = default_out
-    train, test = read(out)
-    raw = pd.read_csv(obesity_csv)
-    for column, stats in manifest["scaler"].items():
-        assert abs(train[column].mean()) < 1e-12
-        assert abs(train[column].std(ddof=0) - 1) < 1e-12
-        # Undoing the scaling gives back the raw values, split between train and test.
-        restored = np.sort(np.concatenate([train[column], test[column]]) * stats["std"] + stats["mean"])
-        np.testing.assert_allclose(restored, np.sort(raw[column].to_numpy()), rtol=1e-12, atol=1e-12)
-    assert max(abs(test[c].mean()) for c in manifest["scaler"]) > 1e-3, "test must not be scaled on its own"
+def test_standard_scaling_uses_the_train_rows_mean_and_std(standard_out, default_out, obesity_csv):
+    # StandardScaler's mean and variance may differ from np.mean / np.std in the last bits, hence the
+    # tight tolerances rather than bit equality (on this file they happen to agree exactly).
+    out, manifest = standard_out
+    raw = raw_table(obesity_csv)
+    (train, test), (train_idx, test_idx) = read(out), split_indices(raw)
+    assert (manifest["scale"], set(manifest["scaler"])) == ("standard", set(KEPT_NUMERIC))
+    for column in KEPT_NUMERIC:
+        train_raw = numbers(raw, column, train_idx)
+        mean, std = np.mean(train_raw), np.std(train_raw)
+        assert manifest["scaler"][column] == pytest.approx({"mean": mean, "std": std}, rel=1e-14)
+        np.testing.assert_allclose(train[column], (train_raw - mean) / std, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(test[column], (numbers(raw, column, test_idx) - mean) / std, rtol=0, atol=1e-12)
+        assert abs(train[column].mean()) < 1e-12 and abs(train[column].std(ddof=0) - 1) < 1e-12
+    assert max(abs(test[c].mean()) for c in KEPT_NUMERIC) > 1e-3, "test must not be scaled on its own"
+    unscaled, _ = read(default_out[0])  # the rest of the features is the same whether scaled or not
+    assert train.drop(columns=KEPT_NUMERIC).equals(unscaled.drop(columns=KEPT_NUMERIC))
+
+
+def test_scaler_statistics_come_from_train_rows_only(standard_out, obesity_csv, tmp_path):
+    _, manifest = standard_out
+    train_idx, test_idx = split_indices(raw_table(obesity_csv))
+    stats = {}
+    for name, row in (("test_row", test_idx[0]), ("train_row", train_idx[0])):
+        rows = rows_of(obesity_csv)
+        _set(rows, row + 1, "Age", "99")  # data row n + 1 is row index n; the labels, so the split, stay
+        write_rows(tmp_path / f"{name}.csv", rows)
+        stats[name] = run(tmp_path / f"{name}.csv", tmp_path / name, scale="standard")["scaler"]
+    assert stats["test_row"] == manifest["scaler"]
+    assert stats["train_row"]["Age"] != manifest["scaler"]["Age"]
+    assert {**stats["train_row"], "Age": None} == {**manifest["scaler"], "Age": None}
 
 
 def test_split_is_stratified(default_out):
@@ -185,19 +286,39 @@ def test_labels_follow_the_ordinal_order(obesity_csv, tmp_path):
             small.append([str(20 + k) if i == age else v for i, v in enumerate(row)])
     write_rows(tmp_path / "small.csv", small)
     manifest = run(tmp_path / "small.csv", tmp_path / "out", test_fraction=0.25)
-    stats = manifest["scaler"]["Age"]
     for frame in read(tmp_path / "out"):
-        np.testing.assert_allclose(frame["Age"] * stats["std"] + stats["mean"] - 20, frame["label"], atol=1e-9)
+        assert (frame["Age"] - 20).tolist() == frame["label"].tolist()
     assert manifest["rows"] == {"train": 21, "test": 7, "total": 28}
 
 
 def test_runs_are_deterministic_and_seeded(default_out, obesity_csv, tmp_path):
     out, _ = default_out
-    run(obesity_csv, tmp_path / "again")
+    run(obesity_csv, tmp_path / "again", sha256=sha256_file(obesity_csv))
     run(obesity_csv, tmp_path / "seed1", split_seed=1)
     for name in ("train.csv", "test.csv", "manifest.json"):
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes()
     assert (tmp_path / "seed1" / "test.csv").read_bytes() != (out / "test.csv").read_bytes()
+
+
+def test_written_features_read_back_as_the_same_float64(obesity_csv, tmp_path):
+    # Ages with 17 significant digits, extremes and subnormals pass through scale "none" unchanged, so the
+    # written features (and load_split in float64) must give back the very numbers of the raw CSV.
+    rows = rows_of(obesity_csv)
+    rng = np.random.default_rng(0)
+    ages = rng.standard_normal(len(rows) - 1) * 10.0 ** rng.integers(-300, 300, len(rows) - 1)
+    ages[:6] = [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1 + 0.2, 1e16, -0.0]
+    for n, age in enumerate(ages, start=1):
+        _set(rows, n, "Age", repr(float(age)))
+    write_rows(tmp_path / "raw.csv", rows)
+    run(tmp_path / "raw.csv", tmp_path / "out")
+    indices = split_indices(raw_table(tmp_path / "raw.csv"))
+    split = load_split(tmp_path / "out" / "train.csv", tmp_path / "out" / "test.csv", dtype=torch.float64)
+    frames = read(tmp_path / "out")
+    age = frames[0].columns.get_loc("Age")
+    for frame, x, idx in zip(frames, (split.x_train, split.x_test), indices, strict=True):
+        expected = ages[idx].view(np.int64)  # bit patterns: -0.0 must stay -0.0
+        assert np.array_equal(frame["Age"].to_numpy().view(np.int64), expected)
+        assert np.array_equal(x[:, age].numpy().view(np.int64), expected)
 
 
 def test_load_split_reads_exact_values(default_out):

@@ -1,4 +1,4 @@
-"""Snakemake adapter: validate, split, encode and standardize the raw CSV (see genboost.data.preprocess)."""
+"""Snakemake adapter: check, split, encode (and optionally scale) the raw CSV (see genboost.data.preprocess)."""
 
 from genboost.data import preprocess
 from genboost.files import logging_to
@@ -9,7 +9,6 @@ with logging_to(snakemake.log):
         out_train=snakemake.output.train,
         out_test=snakemake.output.test,
         out_manifest=snakemake.output.manifest,
-        drop_columns=snakemake.params.drop_columns,
-        test_fraction=snakemake.params.test_fraction,
-        split_seed=snakemake.params.split_seed,
+        sha256=snakemake.params.sha256,
+        **snakemake.params.settings,
     )
