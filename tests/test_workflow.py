@@ -212,6 +212,7 @@ def variant(config, name: str, **overrides) -> None:
 
 
 def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run):
+    snakemake(tiny_run)  # up to date again after the tests that changed the config and put it back
     jobs = changed_plan(tiny_run, lambda c: variant(c, "standardized", preprocess={"scale": "standard"}))
     assert {r for r in jobs if r != "all"} - {"vs_talk_standardized"} == {
         "preprocess",
@@ -247,6 +248,7 @@ def test_an_sgd_momentum_variant_trains_only_its_sgd_cells(tiny_run):
 def test_a_deleted_model_comes_back_when_named(tiny_run):
     """The README's recipe: name a model's metrics.json to rebuild it (from the store); delete its store entry
     as well to train it again."""
+    snakemake(tiny_run)  # up to date again after the tests that changed the config and put it back
     path = tiny_run / "results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=1/metrics.json"
     original = json.loads(path.read_text())
     path.unlink()
