@@ -2,7 +2,7 @@
 # This file only wires rules; all logic lives in the genboost package.
 from snakemake.utils import min_version, validate
 
-from genboost import grid, resume
+from genboost import fingerprint, grid, resume
 
 min_version("9.0")
 
@@ -54,6 +54,7 @@ rule download:
         member=config["data"]["member"],
         sha256=config["data"]["sha256"],
         local_copy=config["data"].get("local_copy"),
+        code=fingerprint.rule_code(workflow, "workflow/scripts/download.py"),
     script:
         "workflow/scripts/download.py"
 
@@ -76,7 +77,7 @@ rule preprocess:
         drop_columns=config["preprocess"]["drop_columns"],
         test_fraction=config["preprocess"]["test_fraction"],
         split_seed=config["preprocess"]["split_seed"],
-        code=grid.code_fingerprint(["data.py"]),
+        code=fingerprint.rule_code(workflow, "workflow/scripts/preprocess.py"),
     script:
         "workflow/scripts/preprocess.py"
 
@@ -105,7 +106,7 @@ for exp in STUDY.experiments:
             experiment=exp.name,
             cells=exp.job_params,
             analysis=STUDY.analysis,
-            code=grid.code_fingerprint(),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/train.py"),
         script:
             "workflow/scripts/train.py"
 
@@ -143,7 +144,7 @@ for exp in STUDY.experiments:
             mem_mb=1000,
         params:
             experiment=exp.name,
-            code=grid.code_fingerprint(["tables.py"]),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/aggregate.py"),
         script:
             "workflow/scripts/aggregate.py"
 
@@ -178,7 +179,7 @@ for exp in STUDY.experiments:
             mem_mb=1000,
         params:
             experiment=exp.name,
-            code=grid.code_fingerprint(["figures.py", "tables.py"]),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/figures.py"),
         script:
             "workflow/scripts/figures.py"
 
@@ -198,6 +199,6 @@ rule summary:
         "envs/genboost.yaml"
     params:
         experiments=[e.name for e in STUDY.experiments],
-        code=grid.code_fingerprint(["tables.py", "summary.py", "stats.py"]),
+        code=fingerprint.rule_code(workflow, "workflow/scripts/summary.py"),
     script:
         "workflow/scripts/summary.py"

@@ -1,15 +1,13 @@
-"""The study's grid: config validation beyond the schema, cells, job packing, paths and code fingerprints.
+"""The study's grid: config validation beyond the schema, cells, job packing and paths.
 
 Everything the Snakefile needs to wire the rules lives here, so that it can be tested without Snakemake.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from genboost.cell import Cell
 
@@ -46,8 +44,6 @@ TRAIN_DEFAULTS = {
 }
 ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None}
 RUN_PATTERN = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
-# Modules whose code determines a trained result: editing one retrains every cell.
-TRAINING_MODULES = ("cell.py", "model.py", "engine.py", "sam.py", "data.py")
 
 
 class ConfigError(ValueError):
@@ -272,17 +268,6 @@ def wildcard_constraints() -> dict:
     """Regexes that only match canonical values, so 3e-5 and 0.00003 can never be two cells."""
     number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
     return {"optimizer": "sgd|adam", "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
-
-
-def code_fingerprint(modules=TRAINING_MODULES) -> str:
-    """SHA-256 over the source of the training modules; Snakemake does not track what a script imports."""
-    root = Path(__file__).parent
-    h = hashlib.sha256()
-    for name in sorted(modules):
-        path = root / name
-        h.update(name.encode() + b"\0")
-        h.update(path.read_bytes() if path.exists() else b"<missing>")
-    return h.hexdigest()
 
 
 def figure_paths(results: str, experiment: str, curves: bool) -> dict[str, str]:
