@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-from genboost import grid, resume, settings
+from genboost import fingerprint, grid, resume, settings
 
 min_version("9.0")
 
@@ -67,6 +67,7 @@ rule download:
         member=config["data"]["member"],
         sha256=config["data"]["sha256"],
         local_copy=config["data"].get("local_copy"),
+        code=fingerprint.rule_code(workflow, "workflow/scripts/download.py"),
     script:
         "workflow/scripts/download.py"
 
@@ -88,7 +89,7 @@ rule preprocess:
     params:
         settings=lambda wildcards: STUDY.preprocessings()[wildcards.data],
         sha256=config["data"]["sha256"],
-        code=grid.code_fingerprint(["data.py"]),
+        code=fingerprint.rule_code(workflow, "workflow/scripts/preprocess.py"),
     script:
         "workflow/scripts/preprocess.py"
 
@@ -116,7 +117,7 @@ for exp in STUDY.experiments:
             experiment=exp.name,
             cells=exp.job_params,
             analysis=STUDY.analysis,
-            code=grid.code_fingerprint(),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/train.py"),
         script:
             "workflow/scripts/train.py"
 
@@ -154,7 +155,7 @@ for exp in STUDY.experiments:
             mem_mb=1000,
         params:
             experiment=exp.name,
-            code=grid.code_fingerprint(["tables.py"]),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/aggregate.py"),
         script:
             "workflow/scripts/aggregate.py"
 
@@ -189,7 +190,7 @@ for exp in STUDY.experiments:
             mem_mb=1000,
         params:
             experiment=exp.name,
-            code=grid.code_fingerprint(["figures.py", "tables.py"]),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/figures.py"),
         script:
             "workflow/scripts/figures.py"
 
@@ -230,7 +231,7 @@ for name, partner in COMPARED.items():
             partner_reference_experiment=(
                 partner.reference_experiment if partner else None
             ),
-            code=grid.code_fingerprint(["compare.py"]),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/vs_talk.py"),
         script:
             "workflow/scripts/vs_talk.py"
 
@@ -256,6 +257,6 @@ rule summary:
             for n, p in COMPARED.items()
             if STUDY.experiment(n).reference_experiment == "main"
         },
-        code=grid.code_fingerprint(["tables.py", "summary.py", "stats.py"]),
+        code=fingerprint.rule_code(workflow, "workflow/scripts/summary.py"),
     script:
         "workflow/scripts/summary.py"

@@ -1,4 +1,4 @@
-"""The study's grid: config validation beyond the schema, cells, job packing, paths and code fingerprints.
+"""The study's grid: config validation beyond the schema, cells, job packing and paths.
 
 Everything the Snakefile needs to wire the rules lives here, so that it can be tested without Snakemake.
 """
@@ -12,7 +12,6 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from genboost.cell import AXES, DEFAULTS, SETTINGS, Cell
 
@@ -26,8 +25,6 @@ TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_DEFAUL
 TRAIN_DEFAULTS = {**{k: list(v) if isinstance(v, tuple) else v for k, v in DEFAULTS.items()}, **JOB_DEFAULTS}
 ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None}
 RUN_PATTERN = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
-# Modules whose code determines a trained result: editing one retrains every cell.
-TRAINING_MODULES = ("cell.py", "model.py", "engine.py", "sam.py", "data.py")
 
 
 class ConfigError(ValueError):
@@ -262,17 +259,6 @@ def reference_experiments(path: str | None) -> set[str]:
     if not rows or "experiment" not in rows[0]:
         raise ConfigError(f"config key reference: {path} has no 'experiment' column (format: reference/README.md)")
     return {row["experiment"] for row in rows}
-
-
-def code_fingerprint(modules=TRAINING_MODULES) -> str:
-    """SHA-256 over the source of the training modules; Snakemake does not track what a script imports."""
-    root = Path(__file__).parent
-    h = hashlib.sha256()
-    for name in sorted(modules):
-        path = root / name
-        h.update(name.encode() + b"\0")
-        h.update(path.read_bytes() if path.exists() else b"<missing>")
-    return h.hexdigest()
 
 
 def figure_paths(results: str, experiment: str, curves: bool) -> dict[str, str]:

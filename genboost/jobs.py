@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from genboost import files, grid
+from genboost import files, fingerprint, grid
 from genboost.model import Cell
 from genboost.store import CellStore, result_key
 
@@ -97,13 +97,15 @@ def run_train_job(
     analysis: dict | None = None,
     prefixes: dict[Cell, Cell] | None = None,
     keep_state: set[Cell] | frozenset = frozenset(),
+    code: str | None = None,
 ) -> tuple[int, int]:
     """Write one metrics.json per cell; returns (trained, reused).
 
     `analysis` (config key analysis): curve_every, sharpness_radii, hessian_iters; what is measured
     besides the metrics is part of a result's identity in the store. `prefixes` maps a cell to a shorter
     run of it whose end state, where the store has it, the cell goes on from (`genboost.resume`); the
-    end states of the cells in `keep_state` are stored for longer runs.
+    end states of the cells in `keep_state` are stored for longer runs. `code`, the fingerprint of the code
+    that runs (`fingerprint.check_running_code`), keys the store; by default that of this module and its imports.
     """
     from genboost import data, engine  # imported here: dry runs and tests of the wiring stay light
 
@@ -118,7 +120,7 @@ def run_train_job(
     device = resolve_device(experiment.device)
     context = {
         "data_sha256": files.sha256_file(train_csv) + files.sha256_file(test_csv),
-        "code": grid.code_fingerprint(),
+        "code": code or fingerprint.script_fingerprint(__file__, fingerprint.PACKAGE_DIR),
         "torch": torch.__version__,
         "device_type": device.type,
         "analysis": analysis,

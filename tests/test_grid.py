@@ -197,12 +197,6 @@ def test_gpu_resources_only_on_cuda(config):
     assert grid.Study.from_config(cfg).experiments[0].job_resources()["gpu"] == 1
 
 
-def test_code_fingerprint_tracks_sources(tmp_path, monkeypatch):
-    a = grid.code_fingerprint()
-    assert a == grid.code_fingerprint() and len(a) == 64
-    assert grid.code_fingerprint(["tables.py"]) != a
-
-
 def test_runtime_and_memory_grow_with_each_attempt(config):
     resources = grid.Study.from_config(config).experiments[0].job_resources()
     for name, least in (("runtime", 10), ("mem_mb", 1000)):

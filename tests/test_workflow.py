@@ -179,7 +179,7 @@ def edit_file(path: Path):
     return original
 
 
-@pytest.mark.parametrize("module", ["engine.py", "model.py", "sam.py", "data.py"])
+@pytest.mark.parametrize("module", ["engine.py", "model.py", "sharpness.py", "data.py"])
 def test_editing_training_code_plans_every_train_job(unpacked_run, module):
     path = unpacked_run / "genboost" / module
     original = edit_file(path)

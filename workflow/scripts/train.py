@@ -1,10 +1,13 @@
 """Snakemake adapter: train (or reuse) the cells of one job and write their metrics.json files."""
 
-from genboost import grid, jobs, resume
+from genboost import fingerprint, grid, jobs, resume
 from genboost.files import logging_to
 from genboost.model import Cell
 
 with logging_to(snakemake.log):
+    # Snakemake sets __file__ to this script's own path. The store files results under the code that runs,
+    # which must be the code the Snakefile planned with: else a job would run stale code under a new key.
+    code = fingerprint.check_running_code(snakemake.params.code, __file__)
     study = grid.Study.from_config(snakemake.config)
     experiment = study.experiment(snakemake.params.experiment)
     cells = [Cell.from_dict(c) for c in snakemake.params.cells]
@@ -20,4 +23,5 @@ with logging_to(snakemake.log):
         analysis=snakemake.params.analysis,
         prefixes=prefixes,
         keep_state=keep_state,
+        code=code,
     )

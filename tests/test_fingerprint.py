@@ -1,0 +1,212 @@
+"""Code fingerprints: the import reader on a synthetic package; on the real workflow, the jobs an edit plans."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from workflow_helpers import SNAKEMAKE, make_workdir, planned, snakemake
+
+from genboost.fingerprint import CodeError, check_running_code, imported_modules, script_fingerprint
+
+# Every import form, imports inside functions, methods, except and else blocks, relative imports, a subpackage
+# and a cycle (top -> plain -> chain -> back -> top); unused.py is imported by nothing.
+SYNTHETIC = {
+    "script.py": "import json\n\nfrom genboost import top\n",
+    "genboost/__init__.py": 'VERSION = "1"\n',
+    "genboost/top.py": (
+        "import numpy\n\nimport genboost.plain as plain\n"
+        "from genboost import VERSION, pair_a, pair_b  # VERSION is a name of the package, not a module\n\n\n"
+        "def later():\n    from genboost.lazy import thing\n\n\n"
+        "class Holder:\n    def method(self):\n        try:\n            import genboost.in_method\n"
+        "        except ImportError:\n            from genboost import in_handler\n"
+        "        if not self:\n            pass\n        else:\n            import genboost.in_else\n"
+    ),
+    "genboost/plain.py": "from .chain import link\n",
+    "genboost/chain.py": "def link():\n    from . import back\n",
+    "genboost/back.py": "from genboost import top\n",
+    "genboost/pair_a.py": "",
+    "genboost/pair_b.py": "",
+    "genboost/lazy.py": "from genboost.sub.deep import x\n\nthing = 1\n",
+    "genboost/in_method.py": "",
+    "genboost/in_handler.py": "",
+    "genboost/in_else.py": "",
+    "genboost/sub/__init__.py": "from .helper import h\n",
+    "genboost/sub/helper.py": "h = 1\n",
+    "genboost/sub/deep.py": "from .. import pair_a\n\nx = 1\n",
+    "genboost/unused.py": "",
+}
+IMPORTED = (
+    "__init__.py back.py chain.py in_else.py in_handler.py in_method.py lazy.py pair_a.py pair_b.py plain.py "
+    "sub/__init__.py sub/deep.py sub/helper.py top.py"
+).split()
+
+
+@pytest.fixture
+def synthetic(tmp_path) -> Path:
+    """The root of a synthetic genboost package and its script.py."""
+    for name, source in SYNTHETIC.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(source)
+    return tmp_path
+
+
+def append(path: Path, text: str = "\n# an edit\n") -> bytes:
+    original = path.read_bytes()
+    path.write_bytes(original + text.encode())
+    return original
+
+
+def test_reader_finds_every_module_the_script_imports_and_no_other(synthetic):
+    package = synthetic / "genboost"
+    found = imported_modules(synthetic / "script.py", package)
+    assert [f.relative_to(package).as_posix() for f in found] == IMPORTED
+
+
+def test_fingerprint_follows_imported_code_only(synthetic):
+    script, package = synthetic / "script.py", synthetic / "genboost"
+    before = script_fingerprint(script, package)
+    append(package / "unused.py")
+    assert script_fingerprint(script, package) == before
+    original = append(package / "chain.py")  # imported lazily, three imports away
+    assert script_fingerprint(script, package) != before
+    (package / "chain.py").write_bytes(original)
+    assert script_fingerprint(script, package) == before
+    append(script)
+    assert script_fingerprint(script, package) != before
+
+
+def test_fingerprint_does_not_depend_on_where_the_package_lives(synthetic, tmp_path_factory):
+    """A checkout and an installed copy of the same code agree: the job compares the two."""
+    elsewhere = shutil.copytree(synthetic, tmp_path_factory.mktemp("site-packages") / "copy")
+    assert script_fingerprint(elsewhere / "script.py", elsewhere / "genboost") == script_fingerprint(
+        synthetic / "script.py", synthetic / "genboost"
+    )
+
+
+@pytest.mark.parametrize("statement", ["from genboost.missing import x", "import genboost.missing"])
+def test_a_missing_module_fails_naming_the_importer(synthetic, statement):
+    append(synthetic / "genboost" / "lazy.py", f"\n\ndef f():\n    {statement}\n")
+    with pytest.raises(CodeError, match=r"lazy\.py imports genboost\.missing, which is not in .*genboost"):
+        imported_modules(synthetic / "script.py", synthetic / "genboost")
+
+
+def test_running_code_must_be_the_planned_code(synthetic):
+    script, package = synthetic / "script.py", synthetic / "genboost"
+    planned_code = script_fingerprint(script, package)
+    assert check_running_code(planned_code, script, package) == planned_code
+    append(package / "lazy.py")  # as if the installed genboost were older or newer than the checkout
+    message = rf"installed genboost differ \(installed at {re.escape(str(package))}\).*pip install -e \."
+    with pytest.raises(CodeError, match=message):
+        check_running_code(planned_code, script, package)
+
+
+# The real workflow: one experiment of two cells trained in one job, so that a dry run shows each rule once.
+RULE_OF_SCRIPT = {
+    "download": "download",
+    "preprocess": "preprocess",
+    "train": "train_main",
+    "aggregate": "aggregate_main",
+    "figures": "figures_main",
+    "summary": "summary",
+}
+DOWNSTREAM = {  # the rules whose inputs a rule's outputs are
+    "download": {"preprocess"},
+    "preprocess": {"train_main"},
+    "train_main": {"aggregate_main", "figures_main"},
+    "aggregate_main": {"summary"},
+}
+MODULES = sorted(p.name for p in (Path(__file__).parent.parent / "genboost").glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, obesity_csv) -> Path:
+    def edit(config):
+        config["train"].update(pack=["optimizer", "lr", "wd", "rho", "seed"], epochs=2, sam_epochs=1)
+        config["analysis"].update(sharpness_radii=[0.01], hessian_iters=2)
+        config["experiments"] = {
+            "main": {"optimizers": ["sgd"], "lrs": [2e-2], "wds": [0], "rhos": [0, 0.05], "seeds": [0]}
+        }
+
+    workdir = make_workdir(tmp_path_factory.mktemp("study"), obesity_csv, edit, copy_package=True)
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def plan_after_editing(study):
+    """module -> the rules a dry run plans after a comment is appended to genboost/<module> (then restored)."""
+    plans = {}
+
+    def plan(module: str) -> set[str]:
+        if module not in plans:
+            path = study / "genboost" / module
+            original = append(path)
+            try:
+                plans[module] = set(planned(study))
+            finally:
+                path.write_bytes(original)
+        return plans[module]
+
+    return plan
+
+
+def with_downstream(rules: set[str]) -> set[str]:
+    todo, out = list(rules), set(rules)
+    while todo:
+        for rule in DOWNSTREAM.get(todo.pop(), ()):
+            if rule not in out:
+                out.add(rule)
+                todo.append(rule)
+    return out | {"all"} if out else out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["sharpness.py", "jobs.py"])
+def test_editing_code_that_only_train_jobs_run_plans_the_train_jobs(plan_after_editing, module):
+    assert plan_after_editing(module) == {"train_main", "aggregate_main", "figures_main", "summary", "all"}
+
+
+@pytest.mark.slow
+def test_editing_the_statistics_plans_tables_figures_and_summary_but_no_training(plan_after_editing):
+    assert plan_after_editing("stats.py") == {"aggregate_main", "figures_main", "summary", "all"}
+
+
+@pytest.mark.slow
+def test_editing_the_figures_plans_only_the_figures(plan_after_editing):
+    assert plan_after_editing("figures.py") == {"figures_main", "all"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", MODULES)
+def test_editing_a_module_plans_exactly_the_rules_whose_scripts_import_it(study, plan_after_editing, module):
+    importing = {
+        rule
+        for script, rule in RULE_OF_SCRIPT.items()
+        if study / "genboost" / module in imported_modules(study / f"workflow/scripts/{script}.py", study / "genboost")
+    }
+    assert plan_after_editing(module) == with_downstream(importing)
+
+
+@pytest.mark.slow
+def test_a_train_job_refuses_code_other_than_the_snakefiles(study, tmp_path):
+    """As after a non-editable `pip install .` and an edit: the Snakefile sees its checkout, jobs the installed copy."""
+    workdir = shutil.copytree(study, tmp_path / "study")
+    installed = tmp_path / "installed" / "genboost"
+    shutil.copytree(workdir / "genboost", installed, ignore=shutil.ignore_patterns("__pycache__"))
+    append(installed / "sharpness.py")
+    stored = sorted((workdir / "results" / "store").rglob("*"))
+    target = "results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=0/metrics.json"
+    env = {**os.environ, "PYTHONPATH": str(installed.parent)}  # jobs import this; the Snakefile its own directory's
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--cores", "1", "--force", target], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    log = (workdir / "results/logs/main/train/all.log").read_text()
+    assert proc.returncode != 0
+    assert f"the Snakefile's code and the installed genboost differ (installed at {installed.resolve()})" in log
+    assert "install with `pip install -e .` from the checkout" in log
+    assert sorted((workdir / "results" / "store").rglob("*")) == stored  # nothing trained, nothing stored
