@@ -113,12 +113,13 @@ RULE_OF_SCRIPT = {
     "aggregate": "aggregate_main",
     "figures": "figures_main",
     "summary": "summary",
+    "vs_talk": "vs_talk_main",
 }
 DOWNSTREAM = {  # the rules whose inputs a rule's outputs are
     "download": {"preprocess"},
     "preprocess": {"train_main"},
     "train_main": {"aggregate_main", "figures_main"},
-    "aggregate_main": {"summary"},
+    "aggregate_main": {"summary", "vs_talk_main"},
 }
 MODULES = sorted(p.name for p in (Path(__file__).parent.parent / "genboost").glob("*.py"))
 
@@ -168,12 +169,19 @@ def with_downstream(rules: set[str]) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["sharpness.py", "jobs.py"])
 def test_editing_code_that_only_train_jobs_run_plans_the_train_jobs(plan_after_editing, module):
-    assert plan_after_editing(module) == {"train_main", "aggregate_main", "figures_main", "summary", "all"}
+    assert plan_after_editing(module) == {
+        "train_main",
+        "aggregate_main",
+        "figures_main",
+        "vs_talk_main",
+        "summary",
+        "all",
+    }
 
 
 @pytest.mark.slow
 def test_editing_the_statistics_plans_tables_figures_and_summary_but_no_training(plan_after_editing):
-    assert plan_after_editing("stats.py") == {"aggregate_main", "figures_main", "summary", "all"}
+    assert plan_after_editing("stats.py") == {"aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
 
 
 @pytest.mark.slow

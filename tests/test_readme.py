@@ -1,0 +1,62 @@
+"""Every `snakemake` command the README (and slurm/README.md) shows plans (a dry run) on the real config."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_helpers import REPO_ROOT, snakemake
+
+README = "\n".join((REPO_ROOT / name).read_text() for name in ("README.md", "slurm/README.md"))
+
+
+def readme_commands() -> list[str]:
+    """The snakemake commands of the README's code blocks and inline code, one per `&&` part, comments cut."""
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    spans = [line for block in blocks for line in block.splitlines()]
+    spans += re.findall(r"`(snakemake [^`]+)`", README)
+    parts = [p.split(" #")[0].strip() for span in spans for p in span.split("&&")]
+    return sorted({p for p in parts if p.startswith("snakemake ")})
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_readme_shows_the_commands_a_user_needs():
+    assert "snakemake --cores 4" in COMMANDS
+    assert any("--config" in c and "modern" in c for c in COMMANDS)
+    assert any("--profile slurm" in c for c in COMMANDS)
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory, obesity_csv) -> Path:
+    """The workflow with the real config.yaml, reading the shared CSV instead of downloading."""
+    work = tmp_path_factory.mktemp("readme")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO_ROOT / name, work / name)
+    for name in ("workflow", "envs", "reference", "slurm"):
+        shutil.copytree(REPO_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    config["data"]["local_copy"] = str(obesity_csv)
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return work
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", COMMANDS)
+def test_readme_command_plans(checkout, command):
+    args = shlex.split(command)[1:]
+    if "--report" in args:
+        pytest.skip("a report needs a finished run: tests/test_workflow.py builds one on the tiny study")
+    if "--profile" in args and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("the Slurm plugin is not installed (pip install -e '.[slurm]')")
+    args = [a for a in args if a not in ("--cores", "4")] + ["-n"]  # the helper passes --cores 2
+    proc = snakemake(checkout, *args, check=False)
+    assert proc.returncode == 0, f"{command}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    said = proc.stdout + proc.stderr
+    assert any(words in said for words in ("Job stats", "Nothing to be done", "Unlocked working directory")), said
