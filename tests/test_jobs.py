@@ -22,7 +22,7 @@ def experiment(repo_root):
 
 def run(experiment, cells, results, csvs, **kw):
     outputs = [experiment.metrics_path(str(results), c) for c in cells]
-    return jobs.run_train_job(experiment, cells, outputs, str(results), *csvs, **kw), outputs
+    return jobs.run_train_job(jobs.TrainJob(experiment, cells, outputs, str(results), *csvs, **kw)), outputs
 
 
 def test_second_run_reuses_every_cell_bit_for_bit(experiment, tmp_path, split_csvs):
@@ -38,7 +38,7 @@ def test_second_run_reuses_every_cell_bit_for_bit(experiment, tmp_path, split_cs
 
 def test_interrupted_job_keeps_finished_blocks_and_writes_no_metrics(experiment, tmp_path, split_csvs, monkeypatch):
     cells = experiment.cells()[:8]
-    real = engine.train_cells
+    real = engine._fit_block
     calls = []
 
     def interrupted(block, *args, **kw):
@@ -48,11 +48,11 @@ def test_interrupted_job_keeps_finished_blocks_and_writes_no_metrics(experiment,
         return real(block, *args, **kw)
 
     monkeypatch.setattr(engine, "BLOCK_SIZE", 4)
-    monkeypatch.setattr(engine, "train_cells", interrupted)
+    monkeypatch.setattr(engine, "_fit_block", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(experiment, cells, tmp_path, split_csvs)
     assert not list(tmp_path.rglob("metrics.json")) and not list(tmp_path.rglob("*.tmp"))
-    monkeypatch.setattr(engine, "train_cells", real)
+    monkeypatch.setattr(engine, "_fit_block", real)
     (trained, reused), _ = run(experiment, cells, tmp_path, split_csvs)
     assert (trained, reused) == (4, 4)
 
@@ -79,7 +79,7 @@ def test_changed_cell_config_is_not_reused(experiment, tmp_path, split_csvs):
 def test_outputs_must_match_the_cells(experiment, tmp_path, split_csvs):
     cells = experiment.cells()[:2]
     with pytest.raises(RuntimeError, match="do not match its cells"):
-        jobs.run_train_job(experiment, cells, [str(tmp_path / "x.json")], str(tmp_path), *split_csvs)
+        jobs.run_train_job(jobs.TrainJob(experiment, cells, [str(tmp_path / "x.json")], str(tmp_path), *split_csvs))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests the message on a machine without CUDA")

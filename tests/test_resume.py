@@ -66,9 +66,10 @@ def run(study, name, results, csvs, lineage=None):
     cells = [c for c in experiment.cells() if c.optimizer == "adam" and c.rho > 0][:4]
     prefixes, keep = lineage.for_job(experiment, cells) if lineage else ({}, set())
     outputs = [experiment.metrics_path(str(results), c) for c in cells]
-    jobs.run_train_job(
+    job = jobs.TrainJob(
         experiment, cells, outputs, str(results), *csvs, analysis=study.analysis, prefixes=prefixes, keep_state=keep
     )
+    jobs.run_train_job(job)
     return [json.loads(open(o).read()) for o in outputs]
 
 
