@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-from genboost import stats
+from genboost import stats_report
 from genboost.grid import fmt_number
 from genboost.tables import cell_means, sam_label
 
@@ -153,7 +153,7 @@ def summarize(cells: pd.DataFrame, experiments: list[str]) -> str:
             lines += versus_section(name, per_exp[name], base_name, per_exp[base_name])
     measures = [c for c in cells.columns if c.startswith(FLATNESS_PREFIXES) and cells[c].notna().any()]
     real = cells[~cells["shuffle_labels"].astype(str).eq("True")]
-    lines += ["", stats.stats_markdown(real, measures=measures)]
+    lines += ["", stats_report.stats_markdown(real, measures=measures)]
     return "\n".join(lines).rstrip() + "\n"
 
 

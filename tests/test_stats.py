@@ -15,9 +15,9 @@ from genboost.stats import (
     paired,
     paired_tests,
     rank_correlations,
-    stats_markdown,
     verdict,
 )
+from genboost.stats_report import stats_markdown
 
 LRS, WDS, RHOS, SEEDS = [1e-4, 1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(4)
 
