@@ -20,6 +20,7 @@ from genboost.grid import fmt_number
 CONFIG = ["experiment", "optimizer", "lr", "wd", "rho"]
 FACTORS = ("sam", "wd", "optimizer")
 CONFIDENCE = 0.95
+NO_PAIRS = "nothing to compare"
 
 
 def is_diverged(cells: pd.DataFrame) -> pd.Series:
@@ -165,8 +166,11 @@ def verdict(result, alpha: float = 0.05) -> str:
     """What a comparison row supports: both tests must reject at alpha for an effect to count.
 
     With fewer than `min_pairs(alpha)` pairs (6 at 0.05) the Wilcoxon test cannot reject whatever the
-    data, so such a comparison is "not testable" rather than "within noise".
+    data, so such a comparison is "not testable" rather than "within noise"; with none (every pair has a
+    diverged side) there is nothing to compare (NO_PAIRS).
     """
+    if result["n_pairs"] == 0:
+        return NO_PAIRS
     if result["n_pairs"] < min_pairs(alpha) or math.isnan(result["p_t"]) or math.isnan(result["p_wilcoxon"]):
         return "not testable"
     if result["p_t"] < alpha and result["p_wilcoxon"] < alpha:
