@@ -128,7 +128,7 @@ def _at_best_lr(cells: pd.DataFrame) -> pd.DataFrame:
     keep = [
         best.get((e, o)) == lr for e, o, lr in zip(cells["experiment"], cells["optimizer"], cells["lr"], strict=True)
     ]
-    return cells[keep]
+    return cells[np.array(keep, dtype=bool)]  # an empty list would select no columns instead of no rows
 
 
 def paired(cells: pd.DataFrame, factor: str) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from genboost import data, engine, grid, jobs
+from genboost import data, engine, files, grid, jobs
 
 
 @pytest.fixture
@@ -175,3 +175,11 @@ def test_a_job_mixing_dtypes_is_refused(experiment, tmp_path, split_csvs):
     cells = [experiment.cells()[0], replace(experiment.cells()[1], dtype="float64")]
     with pytest.raises(RuntimeError, match=r"mixes cells of dtype \['float32', 'float64'\]"):
         run(experiment, cells, tmp_path, split_csvs)
+
+
+def test_a_failed_job_prints_its_error_on_one_line_on_stderr(tmp_path, capsys):
+    """Snakemake's terminal shows a failed script's stderr, not its log file: the cause must be there."""
+    with pytest.raises(data.DataError), files.logging_to([str(tmp_path / "job.log")]):
+        raise data.DataError("train.csv has no 'label' column;\n  rerun preprocess")
+    err = capsys.readouterr().err
+    assert "genboost: DataError: train.csv has no 'label' column; rerun preprocess\n" in err
