@@ -7,6 +7,7 @@ import math
 import platform
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import metadata
@@ -160,7 +161,9 @@ def look_up(store: CellStore, keys: dict[Cell, str], analysis: dict) -> dict[Cel
     return {cell: store.get(key, cell.to_dict(), required) for cell, key in keys.items()}
 
 
-def train_and_store(job: TrainJob, cells: list[Cell], store: CellStore, keys, device, context) -> dict[Cell, dict]:
+def train_and_store(
+    job: TrainJob, cells: list[Cell], store: CellStore, keys: dict[Cell, str], device: torch.device, context: dict
+) -> dict[Cell, dict]:
     """Train the cells, each block's results stored as soon as it is done (an interrupted job keeps the blocks
     it finished); returns their records."""
     split = load_split(job, cells)
@@ -180,7 +183,9 @@ def train_and_store(job: TrainJob, cells: list[Cell], store: CellStore, keys, de
     return records
 
 
-def measured_blocks(job: TrainJob, cells: list[Cell], split, starts: list, device):
+def measured_blocks(
+    job: TrainJob, cells: list[Cell], split, starts: list, device: torch.device
+) -> Iterator[tuple[list[int], list[dict], float]]:
     """`engine.train_blocks` with the progress logged and the flatness measured per block; yields each block's
     (positions in `cells`, results, seconds it took)."""
     from genboost import engine  # imported here: dry runs and tests of the wiring stay light
