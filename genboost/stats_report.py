@@ -130,7 +130,7 @@ def stats_markdown(cells: pd.DataFrame, measures=(), targets=("test_mse", "gap")
         "",
     ]
     if cells.empty:
-        return "\n".join([*lines, "No model trained on real labels: nothing to compare.", ""])
+        return "\n".join([*lines, "No models: nothing to compare.", ""])
     for exp, part in cells.groupby("experiment", sort=True):
         lines += _experiment_lines(exp, part, comps[comps["experiment"] == exp], alpha)
     if measures:
