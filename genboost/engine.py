@@ -12,7 +12,7 @@ block-mates (CPU: bit-identical, see `tests/test_engine.py`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby, pairwise
 
@@ -60,7 +60,23 @@ def even_chunks(n: int, size: int) -> list[tuple[int, int]]:
     return list(pairwise(round(j * n / n_chunks) for j in range(n_chunks + 1)))
 
 
-def train_cells(
+def train_cells(cells: Sequence[Cell], split: Split, progress: Callable | None = None, **options) -> list[dict]:
+    """Train every cell; results in the order of `cells`, with the keys of `reference.train_cell` (+ "curve").
+
+    `options` are `train_blocks`'s. `progress(cells_done, cells_total, epoch, epochs)` is called after each
+    epoch of each block.
+    """
+    results: list[dict | None] = [None] * len(cells)
+    done = 0
+    report = None if progress is None else lambda _k, epoch, epochs: progress(done, len(cells), epoch, epochs)
+    for idx, out in train_blocks(cells, split, progress=report, **options):
+        for i, result in zip(idx, out, strict=True):
+            results[i] = result
+        done += len(idx)
+    return results
+
+
+def train_blocks(
     cells: Sequence[Cell],
     split: Split,
     device="cpu",
@@ -68,30 +84,20 @@ def train_cells(
     return_params: bool = False,
     curve_every: int | None = None,
     progress: Callable | None = None,
-    block_size: int = BLOCK_SIZE,
+    block_size: int | None = None,
     start_states: Sequence[dict | None] | None = None,
     return_state: bool = False,
-) -> list[dict]:
-    """Train every cell; results in the order of `cells`, with the keys of `reference.train_cell` (+ "curve").
+) -> Iterator[tuple[list[int], list[dict]]]:
+    """Train the cells block by block (`plan_blocks`); yield each block as it finishes, as (positions of its
+    cells in `cells`, their results in that order), so that a caller can keep what is done before the rest.
 
+    `block_size` defaults to BLOCK_SIZE. `progress(block_cells, epoch, epochs)` is called after each epoch.
     `start_states[i]`, where given, is the "state" that `return_state` returned for the same cell trained
     for fewer epochs: cell i goes on from there, to the same bits as when trained from the start.
     """
-    for name, value, low in (("max_steps", max_steps, 0), ("curve_every", curve_every, 1)):
-        if value is not None and (not isinstance(value, int) or value < low):
-            raise ValueError(f"{name} must be an int >= {low} or None, got {value!r}")
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
-    for i, cell in enumerate(cells):
-        _check_cell(i, cell)
+    block_size = BLOCK_SIZE if block_size is None else block_size
     states = list(start_states) if start_states is not None else [None] * len(cells)
-    if len(states) != len(cells):
-        raise ValueError(f"start_states has {len(states)} entries for {len(cells)} cells")
-    for i, state in enumerate(states):
-        if state is not None and not 0 < state["epoch"] <= cells[i].epochs:
-            raise ValueError(f"start_states[{i}] ends at epoch {state['epoch']}, cell {i} has {cells[i].epochs}")
-    results: list[dict | None] = [None] * len(cells)
-    done = 0
+    _check_arguments(cells, max_steps, curve_every, block_size, states)
     for idx in plan_blocks(cells, block_size, [s["epoch"] if s else 0 for s in states]):
         idx = sorted(idx, key=lambda i: (cells[i].lr, cells[i].wd))  # the optimizer steps each (lr, wd) run at once
         block = [cells[i] for i in idx]
@@ -99,14 +105,27 @@ def train_cells(
         # A lone cell trains beside a copy of itself: bmm takes another kernel (gemv) for a batch of one
         # matrix-vector product, which would round the last layer differently than inside a block.
         padded, block_states = (block * 2, block_states * 2) if len(block) == 1 else (block, block_states)
-        report = None if progress is None else (lambda e, n=done, ep=block[0].epochs: progress(n, len(cells), e, ep))
+        k, epochs = len(block), block[0].epochs
+        report = None if progress is None else (lambda e, k=k, epochs=epochs: progress(k, e, epochs))
         with flush_denormal(block[0].flush_denormal):
             data = split.to(device=device, dtype=torch_dtype(block[0].dtype))
             out = _fit_block(padded, data, max_steps, return_params, curve_every, report, block_states, return_state)
-        for i, result in zip(idx, out, strict=False):  # drops a lone cell's copy
-            results[i] = result
-        done += len(idx)
-    return results
+        yield idx, out[: len(idx)]  # drops a lone cell's copy
+
+
+def _check_arguments(cells: Sequence[Cell], max_steps, curve_every, block_size, states: list) -> None:
+    for name, value, low in (("max_steps", max_steps, 0), ("curve_every", curve_every, 1)):
+        if value is not None and (not isinstance(value, int) or value < low):
+            raise ValueError(f"{name} must be an int >= {low} or None, got {value!r}")
+    if not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+    for i, cell in enumerate(cells):
+        _check_cell(i, cell)
+    if len(states) != len(cells):
+        raise ValueError(f"start_states has {len(states)} entries for {len(cells)} cells")
+    for i, state in enumerate(states):
+        if state is not None and not 0 < state["epoch"] <= cells[i].epochs:
+            raise ValueError(f"start_states[{i}] ends at epoch {state['epoch']}, cell {i} has {cells[i].epochs}")
 
 
 def _check_cell(i: int, cell: Cell) -> None:
@@ -242,8 +261,9 @@ class _Optimizer:
         self.stack, self.grads = stack, grads
         self.rho = torch.tensor([x.rho for x in cells], dtype=torch.float64).to(stack.flat)
         self.decoupled = c.wd_mode == "decoupled"
-        moments = self.moments = stack.like() if c.optimizer == "adam" or c.momentum else None
-        squares = self.squares = stack.like() if c.optimizer == "adam" else None
+        kept = _state_stacks(c)
+        moments = self.moments = stack.like() if "moments" in kept else None
+        squares = self.squares = stack.like() if "squares" in kept else None
         self.step_t = torch.zeros((), dtype=torch.float32, device=stack.flat.device)  # Adam's count, as torch keeps it
         self.groups = []
         for (lr, wd), run in groupby(range(len(cells)), key=lambda i: (cells[i].lr, cells[i].wd)):
@@ -358,6 +378,44 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
 
 # Training state: what a cell needs to go on later exactly as if it had never stopped.
 _STATE_STACKS = ("stack", "moments", "squares")
+
+
+def _state_stacks(cell: Cell) -> tuple[str, ...]:
+    """The stacks a cell's optimizer keeps: weights, a momentum / first moment, Adam's second moment."""
+    return (
+        "stack",
+        *(("moments",) if cell.optimizer == "adam" or cell.momentum else ()),
+        *(("squares",) if cell.optimizer == "adam" else ()),
+    )
+
+
+def state_problem(cell: Cell, state: dict, split: Split) -> str | None:
+    """Why `state` cannot be where `cell` goes on from, or None when it can.
+
+    Its epoch must lie in the cell's run and its steps make whole epochs of the split; each tensor must have
+    the shape and dtype of the cell's own (`_resume`'s copy_ would broadcast a wrong shape silently) and be
+    finite; its curve must be a list of points.
+    """
+    epoch, steps = state.get("epoch"), state.get("steps")
+    if type(epoch) is not int or not 0 < epoch <= cell.epochs:
+        return f"its epoch {epoch!r} is not in 1..{cell.epochs}"
+    n, n_features = split.x_train.shape
+    if steps != epoch * steps_per_epoch(n, cell.batch_size):
+        return f"its {steps!r} steps are not {epoch} epochs of {n} rows in batches of {cell.batch_size}"
+    shapes = [s for i, o in pairwise(layer_sizes(n_features, cell.hidden)) for s in ((i, o), (1, o))]
+    dtype = torch_dtype(cell.dtype)
+    for name in _state_stacks(cell):
+        tensors = state.get(name)
+        if not isinstance(tensors, list) or not all(isinstance(t, torch.Tensor) for t in tensors):
+            return f"its {name!r} is not a list of tensors"
+        if [tuple(t.shape) for t in tensors] != shapes or any(t.dtype != dtype for t in tensors):
+            return f"its {name!r} tensors are not {len(shapes)} {cell.dtype} tensors of shapes {shapes}"
+        if not all(bool(torch.isfinite(t).all()) for t in tensors):
+            return f"its {name!r} tensors are not all finite"
+    curve = state.get("curve")
+    if not isinstance(curve, list) or not all(isinstance(p, dict) and "epoch" in p for p in curve):
+        return "its curve is not a list of points"
+    return None
 
 
 def _state(opt: _Optimizer, i: int, epoch: int, curve: list[dict]) -> dict:

@@ -47,6 +47,22 @@ def _panel_title(optimizer: str, rho: float) -> str:
     return f"{optimizer.upper()}, " + ("no SAM" if rho == 0 else f"SAM ρ={fmt_number(rho)}")
 
 
+def nothing_to_plot(cells: pd.DataFrame) -> str | None:
+    """What a figure of these cells says in place of values when none has one: every model diverged, or every
+    configuration has a diverged seed (so no mean); None when there is something to plot."""
+    bad = is_diverged(cells)
+    if bad.all():
+        return f"Every model diverged ({len(bad)} of {len(bad)}): nothing to plot"
+    if cells.assign(_bad=bad).groupby(["optimizer", "lr", "wd", "rho"])["_bad"].any().all():
+        return f"Every configuration has a diverged seed ({int(bad.sum())} of {len(bad)} models): nothing to plot"
+    return None
+
+
+def _title(fig: Figure, title: str, note: str | None) -> None:
+    """The figure's title, with a second line saying why nothing is plotted where that is so."""
+    fig.suptitle(f"{title}\n{note}" if note else title, fontsize=11)
+
+
 def shared_norm(values) -> Normalize:
     """One color scale for all panels: logarithmic when the finite positive values span over WIDE_RANGE."""
     v = np.asarray(values, dtype=float)
@@ -79,13 +95,13 @@ def heatmap_grid(cells: pd.DataFrame, path_png, path_pdf, title: str | None = No
         ax.set_title(_panel_title(opt, rho), fontsize=9)
         ax.set_xlabel("weight decay" if i == len(opts) - 1 else "")
         ax.set_ylabel("learning rate" if j == 0 else "")
-    fig.colorbar(image, ax=axes, label="mean test MSE (lower is better)", shrink=0.9)
-    handles = [
-        Patch(facecolor="0.85", edgecolor="0.4", hatch=DIVERGED_HATCH, label="a seed diverged"),
-        Patch(facecolor="none", edgecolor="red", linewidth=2, label="best configuration"),
-    ]
+    if best is not None:  # with no mean anywhere, a color scale would show nothing
+        fig.colorbar(image, ax=axes, label="mean test MSE (lower is better)", shrink=0.9)
+    handles = [Patch(facecolor="0.85", edgecolor="0.4", hatch=DIVERGED_HATCH, label="a seed diverged")]
+    if best is not None:
+        handles.append(Patch(facecolor="none", edgecolor="red", linewidth=2, label="best configuration"))
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    fig.suptitle(title or f"{experiment}: mean test MSE", fontsize=11)
+    _title(fig, title or f"{experiment}: mean test MSE", nothing_to_plot(cells))
     save(fig, path_png, path_pdf)
     return fig
 
@@ -137,14 +153,21 @@ def lr_curves(cells: pd.DataFrame, path_png, path_pdf, title: str | None = None)
         ax.set_xlabel("learning rate" if i == len(opts) - 1 else "")
         ax.set_ylabel("test MSE" if j == 0 else "")
         ax.grid(True, which="major", alpha=0.3)
+    lrs = spread["lr"].to_numpy(dtype=float)
+    pad = (lrs.max() / lrs.min()) ** 0.05 if lrs.max() > lrs.min() else 2.0  # one lr: autoscale has no range
+    axes[0, 0].set_xlim(lrs.min() / pad, lrs.max() * pad)  # shared x: applies to every panel
     finite = spread[["low", "high"]].to_numpy(dtype=float)
     finite = finite[np.isfinite(finite) & (finite > 0)]
     if finite.size and finite.max() / finite.min() > WIDE_RANGE:
         axes[0, 0].set_yscale("log")  # shared y: applies to every panel
+    elif not finite.size:
+        axes[0, 0].set_yticks([])  # no value: an axis of made-up numbers would mislead
     handles = [Line2D([], [], color=c, label=f"wd={fmt_number(w)}") for w, c in zip(wds, colors, strict=True)]
     handles.append(Line2D([], [], color="0.3", marker="x", linestyle="none", label="a seed diverged"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(title or f"{experiment}: test MSE against lr (mean over seeds, band: min to max)", fontsize=11)
+    _title(
+        fig, title or f"{experiment}: test MSE against lr (mean over seeds, band: min to max)", nothing_to_plot(cells)
+    )
     save(fig, path_png, path_pdf)
     return fig
 
@@ -188,9 +211,13 @@ def mean_curve(label: str, records: list[dict]) -> dict:
     return dict(label=label, epochs=epochs, **mean)
 
 
-def learning_curves(curves: list[dict], path_png, path_pdf, title: str | None = None) -> Figure:
-    """Train and test MSE per epoch, one color per curve; curves: [{label, epochs, train_mse, test_mse}]."""
-    if not curves:
+def learning_curves(
+    curves: list[dict], path_png, path_pdf, title: str | None = None, note: str | None = None
+) -> Figure:
+    """Train and test MSE per epoch, one color per curve; curves: [{label, epochs, train_mse, test_mse}].
+
+    With no curve, `note` says why (the panels are drawn empty beneath it); no curve and no note is an error."""
+    if not curves and not note:
         raise ValueError("learning_curves: no curves to plot")
     for c in curves:
         n = len(c["epochs"])
@@ -205,10 +232,15 @@ def learning_curves(curves: list[dict], path_png, path_pdf, title: str | None = 
         ax.set_yscale("log")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")
-        ax.grid(True, which="both", alpha=0.3)
+        if curves:
+            ax.grid(True, which="both", alpha=0.3)
+        else:  # no made-up axis numbers on an empty panel
+            ax.tick_params(which="both", left=False, bottom=False, labelleft=False, labelbottom=False)
+            ax.text(0.5, 0.5, "no curve to plot", transform=ax.transAxes, ha="center", color="0.4", gid="note")
     axes[0].set_ylabel("MSE")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    fig.suptitle(title or "Learning curves (mean over seeds)", fontsize=11)
+    if curves:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    _title(fig, title or "Learning curves (mean over seeds)", None if curves else note)
     save(fig, path_png, path_pdf)
     return fig
 
@@ -233,4 +265,5 @@ def write_figures(experiment: str, metrics_paths: list[str], paths: dict[str, st
         paths["learning_curves_png"],
         paths["learning_curves_pdf"],
         title=f"{experiment}: learning curves of the best configurations (mean over seeds)",
+        note=nothing_to_plot(cells),
     )

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,7 +61,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 @contextmanager
 def logging_to(log_files):
-    """Log INFO and up to a rule's log file (Snakemake's `log`); an error is logged there too, then raised."""
+    """Log INFO and up to a rule's log file (Snakemake's `log`); an error is logged there too, and its one line
+    printed on stderr, then raised."""
     logging.basicConfig(
         filename=log_files[0] if log_files else None,
         filemode="w",
@@ -71,4 +73,12 @@ def logging_to(log_files):
         yield
     except Exception as e:
         logging.error("%s", e)  # the log then says what went wrong, not only stderr's traceback
+        # Snakemake's terminal shows only "CalledProcessError ... message: None" for a failed script: this line
+        # puts the cause there too, before the traceback.
+        print(error_line(e), file=sys.stderr, flush=True)
         raise
+
+
+def error_line(error: BaseException) -> str:
+    """'genboost: <type>: <message>' on one line."""
+    return f"genboost: {type(error).__name__}: {' '.join(str(error).split())}"

@@ -7,6 +7,9 @@ import math
 import platform
 import socket
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -14,10 +17,9 @@ import torch
 
 from genboost import files, fingerprint, grid
 from genboost.model import Cell
-from genboost.store import CellStore, result_key
+from genboost.store import METRIC_KEYS, CellStore, result_key
 
 log = logging.getLogger("genboost")
-METRIC_KEYS = ("train_mse", "test_mse", "train_accuracy", "test_accuracy")
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -86,20 +88,9 @@ def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
     return record
 
 
-def run_train_job(
-    experiment: grid.Experiment,
-    cells: list[Cell],
-    outputs: list[str],
-    results: str,
-    train_csv: str,
-    test_csv: str,
-    threads: int = 1,
-    analysis: dict | None = None,
-    prefixes: dict[Cell, Cell] | None = None,
-    keep_state: set[Cell] | frozenset = frozenset(),
-    code: str | None = None,
-) -> tuple[int, int]:
-    """Write one metrics.json per cell; returns (trained, reused).
+@dataclass(frozen=True)
+class TrainJob:
+    """What one train job needs: its cells, the files they go to, the data, and how to train them.
 
     `analysis` (config key analysis): curve_every, sharpness_radii, hessian_iters; what is measured
     besides the metrics is part of a result's identity in the store. `prefixes` maps a cell to a shorter
@@ -107,91 +98,152 @@ def run_train_job(
     end states of the cells in `keep_state` are stored for longer runs. `code`, the fingerprint of the code
     that runs (`fingerprint.check_running_code`), keys the store; by default that of this module and its imports.
     """
-    from genboost import data, engine  # imported here: dry runs and tests of the wiring stay light
 
-    analysis = {**grid.ANALYSIS_DEFAULTS, **(analysis or {})}
-    curve_every = analysis["curve_every"]
-    flatness = analysis["hessian_iters"] is not None
+    experiment: grid.Experiment
+    cells: list[Cell]
+    outputs: list[str]
+    results: str
+    train_csv: str
+    test_csv: str
+    threads: int = 1
+    analysis: dict | None = None
+    prefixes: dict[Cell, Cell] = field(default_factory=dict)
+    keep_state: set[Cell] | frozenset = frozenset()
+    code: str | None = None
 
-    paths = {c: experiment.metrics_path(results, c) for c in cells}
-    if sorted(paths.values()) != sorted(str(Path(o)) for o in outputs):
-        raise RuntimeError(f"train job outputs {sorted(outputs)} do not match its cells {sorted(paths.values())}")
-    torch.set_num_threads(threads)
-    device = resolve_device(experiment.device)
-    context = {
-        "data_sha256": files.sha256_file(train_csv) + files.sha256_file(test_csv),
-        "code": code or fingerprint.script_fingerprint(__file__, fingerprint.PACKAGE_DIR),
+    @property
+    def settings(self) -> dict:
+        """The analysis settings, defaults filled in."""
+        return {**grid.ANALYSIS_DEFAULTS, **(self.analysis or {})}
+
+    def metrics_paths(self) -> dict[Cell, str]:
+        """Each cell's metrics.json; they must be the job's outputs."""
+        paths = {c: self.experiment.metrics_path(self.results, c) for c in self.cells}
+        if sorted(paths.values()) != sorted(str(Path(o)) for o in self.outputs):
+            raise RuntimeError(
+                f"train job outputs {sorted(self.outputs)} do not match its cells {sorted(paths.values())}"
+            )
+        return paths
+
+
+def run_train_job(job: TrainJob) -> tuple[int, int]:
+    """Write one metrics.json per cell, from the store where it has the cell's result; returns (trained, reused)."""
+    paths = job.metrics_paths()
+    torch.set_num_threads(job.threads)
+    device = resolve_device(job.experiment.device)
+    context = store_context(job, device)
+    store = CellStore(Path(job.results) / "store")
+    keys = {c: result_key(c.to_dict(), context) for c in job.cells}
+    records = look_up(store, keys, job.settings)
+    missing = [c for c in job.cells if records[c] is None]
+    log.info("job of %d cells: %d in the store, %d to train on %s", len(job.cells), len(job.cells) - len(missing),
+             len(missing), device)  # fmt: skip
+    if missing:
+        records.update(train_and_store(job, missing, store, keys, device, context))
+    for cell in job.cells:
+        files.write_json(paths[cell], records[cell])
+    log.info("trained %d, reused %d", len(missing), len(job.cells) - len(missing))
+    return len(missing), len(job.cells) - len(missing)
+
+
+def store_context(job: TrainJob, device: torch.device) -> dict:
+    """What determines a result besides the cell's config: the other half of its store key."""
+    return {
+        "data_sha256": files.sha256_file(job.train_csv) + files.sha256_file(job.test_csv),
+        "code": job.code or fingerprint.script_fingerprint(__file__, fingerprint.PACKAGE_DIR),
         "torch": torch.__version__,
         "device_type": device.type,
-        "analysis": analysis,
+        "analysis": job.settings,
     }
-    store = CellStore(Path(results) / "store")
-    keys = {c: result_key(c.to_dict(), context) for c in cells}
-    records = {c: store.get(keys[c]) for c in cells}
-    missing = [c for c in cells if records[c] is None]
-    log.info(
-        "job of %d cells: %d in the store, %d to train on %s",
-        len(cells),
-        len(cells) - len(missing),
-        len(missing),
-        device,
-    )
-    if missing:
-        split = data.load_split(train_csv, test_csv)
-        if any(c.shuffle_labels for c in cells):
-            if not all(c.shuffle_labels for c in cells):
-                raise RuntimeError("a train job mixes random-label and real-label cells")
-            split = split.with_shuffled_labels()
-        provenance = {
-            "threads": threads,
-            "device": device_description(device),
-            "host": socket.gethostname(),
-            "versions": versions(),
-            "code_fingerprint": context["code"],
-            "data_sha256": context["data_sha256"],
-        }
-        starts = _start_states(store, missing, prefixes or {}, context)
-        progress = ProgressLog(len(missing))
-        # Block by block, each block's results stored at once: an interrupted job keeps what it finished.
-        for idx in engine.plan_blocks(missing, engine.BLOCK_SIZE, [s["epoch"] if s else 0 for s in starts]):
-            block = [missing[i] for i in idx]
-            k = len(block)
-            start = time.perf_counter()
-            results_ = engine.train_cells(
-                block,
-                split,
-                device=str(device),
-                curve_every=curve_every,
-                return_params=flatness,
-                progress=lambda _d, _t, epoch, epochs, k=k: progress.update(k, epoch, epochs),
-                start_states=[starts[i] for i in idx],
-                return_state=any(c in keep_state for c in block),
-            )
-            for cell, result in zip(block, results_, strict=True):
-                state = result.pop("state", None)
-                if cell in keep_state and state is not None and not result["diverged"]:
-                    store.put_state(keys[cell], state)
-            if flatness:
-                for result in results_:
-                    result["flatness"] = measure_flatness(result.pop("params"), split, result["diverged"], analysis)
-            progress.finish_block(len(block))
-            wall = time.perf_counter() - start
-            timing = {"wall_s": wall / len(block), "pack_wall_s": wall, "pack_size": len(block)}
-            for i, cell, result in zip(idx, block, results_, strict=True):
-                resumed = {"resumed_from_epoch": starts[i]["epoch"] if starts[i] else None}
-                records[cell] = store.put(keys[cell], make_record(cell, result, {**provenance, **timing, **resumed}))
-    for cell in cells:
-        files.write_json(paths[cell], records[cell])
-    log.info("trained %d, reused %d", len(missing), len(cells) - len(missing))
-    return len(missing), len(cells) - len(missing)
 
 
-def _start_states(store: CellStore, cells: list[Cell], prefixes: dict[Cell, Cell], context: dict) -> list:
-    """Per cell, the stored end state of its shorter run, or None (then it trains from the start)."""
+def look_up(store: CellStore, keys: dict[Cell, str], analysis: dict) -> dict[Cell, dict | None]:
+    """Each cell's stored record, None where the store has no whole result of that very cell."""
+    required = [k for k, on in (("curve", analysis["curve_every"]), ("flatness", analysis["hessian_iters"])) if on]
+    return {cell: store.get(key, cell.to_dict(), required) for cell, key in keys.items()}
+
+
+def train_and_store(
+    job: TrainJob, cells: list[Cell], store: CellStore, keys: dict[Cell, str], device: torch.device, context: dict
+) -> dict[Cell, dict]:
+    """Train the cells, each block's results stored as soon as it is done (an interrupted job keeps the blocks
+    it finished); returns their records."""
+    split = load_split(job, cells)
+    starts = start_states(store, cells, job.prefixes, context, split)
+    about = provenance(job.threads, device, context)
+    records = {}
+    for idx, results, wall in measured_blocks(job, cells, split, starts, device):
+        block = [cells[i] for i in idx]
+        for cell, result in zip(block, results, strict=True):
+            state = result.pop("state", None)
+            if cell in job.keep_state and state is not None and not result["diverged"]:
+                store.put_state(keys[cell], state)
+        timing = {"wall_s": wall / len(block), "pack_wall_s": wall, "pack_size": len(block)}
+        for i, cell, result in zip(idx, block, results, strict=True):
+            resumed = {"resumed_from_epoch": starts[i]["epoch"] if starts[i] else None}
+            records[cell] = store.put(keys[cell], make_record(cell, result, {**about, **timing, **resumed}))
+    return records
+
+
+def measured_blocks(
+    job: TrainJob, cells: list[Cell], split, starts: list, device: torch.device
+) -> Iterator[tuple[list[int], list[dict], float]]:
+    """`engine.train_blocks` with the progress logged and the flatness measured per block; yields each block's
+    (positions in `cells`, results, seconds it took)."""
+    from genboost import engine  # imported here: dry runs and tests of the wiring stay light
+
+    analysis = job.settings
+    flatness = analysis["hessian_iters"] is not None
+    progress = ProgressLog(len(cells))
+    blocks = engine.train_blocks(
+        cells, split, device=str(device), curve_every=analysis["curve_every"], return_params=flatness,
+        progress=progress.update, start_states=starts, return_state=any(c in job.keep_state for c in cells),
+    )  # fmt: skip
+    start = time.perf_counter()
+    for idx, results in blocks:
+        if flatness:
+            for result in results:
+                result["flatness"] = measure_flatness(result.pop("params"), split, result["diverged"], analysis)
+        progress.finish_block(len(idx))
+        yield idx, results, time.perf_counter() - start
+        start = time.perf_counter()
+
+
+def load_split(job: TrainJob, cells: list[Cell]):
+    """The job's data in its cells' dtype (float64 cells see the CSV's float64 values), the training labels
+    permuted for a random-label job."""
+    from genboost import data
+    from genboost.model import torch_dtype
+
+    for name in ("dtype", "shuffle_labels"):
+        values = {getattr(c, name) for c in cells}
+        if len(values) > 1:
+            raise RuntimeError(f"train job of {job.experiment.name} mixes cells of {name} {sorted(values)}")
+    split = data.load_split(job.train_csv, job.test_csv, dtype=torch_dtype(cells[0].dtype))
+    return split.with_shuffled_labels() if cells[0].shuffle_labels else split
+
+
+def provenance(threads: int, device: torch.device, context: dict) -> dict:
+    """Where a trained record's numbers came from."""
+    return {
+        "threads": threads,
+        "device": device_description(device),
+        "host": socket.gethostname(),
+        "versions": versions(),
+        "code_fingerprint": context["code"],
+        "data_sha256": context["data_sha256"],
+    }
+
+
+def start_states(store: CellStore, cells: list[Cell], prefixes: dict[Cell, Cell], context: dict, split) -> list:
+    """Per cell, the stored end state of its shorter run where it fits the cell, else None (then it trains
+    from the start)."""
+    from genboost import engine
+
     states = []
     for cell in cells:
-        prefix = prefixes.get(cell)
-        states.append(store.get_state(result_key(prefix.to_dict(), context)) if prefix else None)
+        prefix, check = prefixes.get(cell), partial(engine.state_problem, cell, split=split)
+        states.append(store.get_state(result_key(prefix.to_dict(), context), check) if prefix else None)
     found = [s for s in states if s is not None]
     if found:
         log.info(

@@ -14,13 +14,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from genboost.grid import fmt_number
 
 CONFIG = ["experiment", "optimizer", "lr", "wd", "rho"]
 FACTORS = ("sam", "wd", "optimizer")
 CONFIDENCE = 0.95
+NO_PAIRS = "nothing to compare"
 
 
 def is_diverged(cells: pd.DataFrame) -> pd.Series:
@@ -128,7 +128,7 @@ def _at_best_lr(cells: pd.DataFrame) -> pd.DataFrame:
     keep = [
         best.get((e, o)) == lr for e, o, lr in zip(cells["experiment"], cells["optimizer"], cells["lr"], strict=True)
     ]
-    return cells[keep]
+    return cells[np.array(keep, dtype=bool)]  # an empty list would select no columns instead of no rows
 
 
 def paired(cells: pd.DataFrame, factor: str) -> pd.DataFrame:
@@ -166,8 +166,11 @@ def verdict(result, alpha: float = 0.05) -> str:
     """What a comparison row supports: both tests must reject at alpha for an effect to count.
 
     With fewer than `min_pairs(alpha)` pairs (6 at 0.05) the Wilcoxon test cannot reject whatever the
-    data, so such a comparison is "not testable" rather than "within noise".
+    data, so such a comparison is "not testable" rather than "within noise"; with none (every pair has a
+    diverged side) there is nothing to compare (NO_PAIRS).
     """
+    if result["n_pairs"] == 0:
+        return NO_PAIRS
     if result["n_pairs"] < min_pairs(alpha) or math.isnan(result["p_t"]) or math.isnan(result["p_wilcoxon"]):
         return "not testable"
     if result["p_t"] < alpha and result["p_wilcoxon"] < alpha:
@@ -197,99 +200,3 @@ def rank_correlations(cells: pd.DataFrame, measures, targets=("test_mse", "gap")
             tau, p = float(res.statistic), float(res.pvalue)
         rows.append(dict(optimizer=scope, measure=m, target=t, n=len(pair), tau=tau, p=p))
     return pd.DataFrame(rows, columns=["optimizer", "measure", "target", "n", "tau", "p"])
-
-
-def _fmt(x: float, spec: str = ".4f") -> str:
-    return "–" if x is None or math.isnan(x) else format(x, spec)
-
-
-def _p(p: float) -> str:
-    return "–" if math.isnan(p) else "<0.0001" if p < 1e-4 else f"{p:.4f}"
-
-
-def _scope(row) -> str:
-    opt = "all optimizers" if row["optimizer"] == "all" else row["optimizer"].upper()
-    return f"{opt}, {'each at its best lr' if row['lrs'] == 'best' else 'all lrs'}"
-
-
-def _sentence(row) -> str:
-    return (
-        f"{row['comparison']} ({_scope(row)}): {row['verdict']}: mean difference {_fmt(row['mean_diff'], '+.4f')} "
-        f"[95% CI {_fmt(row['ci_low'], '+.4f')}, {_fmt(row['ci_high'], '+.4f')}], n={row['n_pairs']} pairs, "
-        f"t-test p={_p(row['p_t'])}, Wilcoxon p={_p(row['p_wilcoxon'])}"
-    )
-
-
-def _comparison_table(comps: pd.DataFrame) -> str:
-    headers = ["comparison", "optimizer", "lrs", "pairs", "dropped", "mean diff", "95% CI", "p (t)", "p (W)", "verdict"]
-    rows = [
-        [r.comparison, r.optimizer, r.lrs, r.n_pairs, r.n_dropped, _fmt(r.mean_diff, "+.4f"),
-         f"[{_fmt(r.ci_low, '+.4f')}, {_fmt(r.ci_high, '+.4f')}]", _p(r.p_t), _p(r.p_wilcoxon), r.verdict]
-        for r in comps.itertuples()
-    ]  # fmt: skip
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-
-
-def _experiment_lines(exp: str, cells: pd.DataFrame, comps: pd.DataFrame, alpha: float) -> list[str]:
-    lines = [f"### {exp}", ""]
-    s = cell_stats(cells).dropna(subset=["mean"])
-    for opt, g in s.groupby("optimizer", sort=True):
-        b = g.loc[g["mean"].idxmin()]
-        lines.append(
-            f"- Best {opt.upper()} (defines its best lr): lr={fmt_number(b['lr'])}, wd={fmt_number(b['wd'])}, "
-            f"rho={fmt_number(b['rho'])}: test MSE {b['mean']:.4f} [95% CI {_fmt(b['ci_low'])}, "
-            f"{_fmt(b['ci_high'])}], n={int(b['n'])} seeds"
-        )
-    for title, rows in (
-        ("Supported by the data", comps[comps["verdict"].str.startswith("supported")]),
-        ("Within noise", comps[comps["verdict"] == "within noise"]),
-        (f"Not testable (fewer than {min_pairs(alpha)} complete pairs)", comps[comps["verdict"] == "not testable"]),
-    ):
-        if not rows.empty:
-            lines += ["", f"{title}:", "", *(f"- {_sentence(r)}" for _, r in rows.iterrows())]
-    return [
-        *lines,
-        "",
-        "All comparisons (difference = treatment - control test MSE):",
-        "",
-        _comparison_table(comps),
-        "",
-    ]
-
-
-def _flatness_lines(cells: pd.DataFrame, measures, targets, alpha: float) -> list[str]:
-    corr = rank_correlations(cells, measures, targets)
-    lines = ["### Flatness and generalization (Kendall tau over models)", ""]
-    for r in corr.itertuples():
-        if math.isnan(r.p):
-            said = "not testable"
-        elif r.p < alpha:
-            said = f"supported: higher {r.measure} goes with {'higher' if r.tau > 0 else 'lower'} {r.target}"
-        else:
-            said = "within noise"
-        scope = "all optimizers" if r.optimizer == "all" else r.optimizer.upper()
-        lines.append(f"- {r.measure} vs {r.target} ({scope}, {r.n} models): tau={_fmt(r.tau, '+.3f')}, "
-                     f"p={_p(r.p)}: {said}")  # fmt: skip
-    return [*lines, ""]
-
-
-def stats_markdown(cells: pd.DataFrame, measures=(), targets=("test_mse", "gap"), alpha: float = 0.05) -> str:
-    """A Markdown section: per experiment, which effects the seeds support and which are within noise."""
-    comps = pd.concat([paired(cells, f) for f in FACTORS], ignore_index=True)
-    comps["verdict"] = [verdict(r, alpha) for _, r in comps.iterrows()]
-    n_tests = int((comps["verdict"] != "not testable").sum())
-    lines = [
-        "## Statistics: what the seeds support",
-        "",
-        f"Each comparison pairs models that differ in one factor only, with the same other settings and seed; "
-        f"pairs with a diverged side are dropped. An effect counts as supported when both the paired t-test and "
-        f"the Wilcoxon signed-rank test give p < {alpha}. {n_tests} comparisons are tested, so about "
-        f"{n_tests * alpha:.1f} would pass by chance alone; the best lr is chosen on the same test MSE, "
-        f"so the best-lr rows are optimistic.",
-        "",
-    ]
-    for exp, part in cells.groupby("experiment", sort=True):
-        lines += _experiment_lines(exp, part, comps[comps["experiment"] == exp], alpha)
-    if measures:
-        lines += _flatness_lines(cells, measures, targets, alpha)
-    return "\n".join(lines).rstrip() + "\n"

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-from genboost import stats
+from genboost import stats_report
 from genboost.grid import fmt_number
 from genboost.tables import cell_means, sam_label
 
@@ -20,13 +20,22 @@ def describe(row) -> str:
 
 
 def score(row) -> str:
-    return f"{row['mean']:.4f} ± {row['std']:.4f} (n={int(row['seeds'])})"
+    spread = "" if math.isnan(row["std"]) else f" ± {row['std']:.4f}"  # one seed: no std
+    return f"{row['mean']:.4f}{spread} (n={int(row['seeds'])})"
 
 
 def best(means: pd.DataFrame):
-    """The configuration with the lowest mean test MSE, or None when every one diverged."""
+    """The configuration with the lowest mean test MSE, or None when every one has a diverged seed."""
     ok = means.dropna(subset=["mean"])
     return None if ok.empty else ok.loc[ok["mean"].idxmin()]
+
+
+def no_best(means: pd.DataFrame) -> str:
+    """Why `best` found none: every model diverged, or every configuration lost a seed."""
+    models, lost = int(means["seeds"].sum()), int(means["diverged"].sum())
+    if lost == models:
+        return f"Every model diverged ({lost} of {models}): nothing to compare."
+    return f"Every configuration has a diverged seed ({lost} of {models} models diverged): none has a mean test MSE."
 
 
 def change(new: float, old: float) -> str:
@@ -41,7 +50,7 @@ def best_section(name: str, means: pd.DataFrame) -> list[str]:
     lines = [f"## Best configurations: {name}", ""]
     overall = best(means)
     if overall is None:
-        return [*lines, "Every configuration diverged.", ""]
+        return [*lines, no_best(means), ""]
     lines.append(f"- Overall: **{describe(overall)}**: test MSE {score(overall)}")
     for opt, sub in means.groupby("optimizer"):
         b = best(sub)
@@ -58,6 +67,8 @@ def best_section(name: str, means: pd.DataFrame) -> list[str]:
 def effect_section(name: str, means: pd.DataFrame) -> list[str]:
     """SAM vs no SAM and WD vs no WD at each optimizer's best lr."""
     lines = [f"## Does SAM or weight decay help? ({name}, at each optimizer's best lr)", ""]
+    if best(means) is None:
+        return [*lines, no_best(means), ""]
     for opt, sub in means.groupby("optimizer"):
         b = best(sub)
         if b is None:
@@ -83,9 +94,12 @@ def effect_section(name: str, means: pd.DataFrame) -> list[str]:
 
 
 def _comparison(label: str, at_lr: pd.DataFrame, on: pd.Series) -> list[str]:
+    if on.all() or not on.any():
+        return [f"- {label}: nothing to compare (no configuration {'without' if on.all() else 'with'} it)"]
     with_, without = best(at_lr[on]), best(at_lr[~on])
     if with_ is None or without is None:
-        return [f"- {label}: not comparable here (missing or diverged on one side)"]
+        side = "with" if with_ is None else "without"
+        return [f"- {label}: not comparable here (every configuration {side} it has a diverged seed)"]
     return [
         f"- {label}: the best with it ({describe(with_)}: {with_['mean']:.4f}) {change(with_['mean'], without['mean'])}"
         f" against the best without it ({describe(without)}: {without['mean']:.4f})"
@@ -98,9 +112,17 @@ def _fmt(x: float) -> str:
 
 def optimizer_section(name: str, means: pd.DataFrame) -> list[str]:
     bests = {opt: best(sub) for opt, sub in means.groupby("optimizer")}
+    lost = sorted(k.upper() for k, v in bests.items() if v is None)
     bests = {k: v for k, v in bests.items() if v is not None}
-    if len(bests) < 2:
-        return []
+    if not bests or len(bests) + len(lost) < 2:
+        return []  # one optimizer, or none left: the best section says so
+    if lost:
+        return [
+            f"## SGD vs Adam ({name})",
+            "",
+            f"- Not comparable: every {lost[0]} configuration has a diverged seed.",
+            "",
+        ]
     order = sorted(bests, key=lambda k: bests[k]["mean"])
     winner, runner = bests[order[0]], bests[order[1]]
     return [
@@ -116,7 +138,7 @@ def versus_section(name: str, means: pd.DataFrame, base_name: str, base: pd.Data
     """Another experiment against the base one: its best, and the base's best over the same optimizer x rho."""
     b = best(means)
     if b is None:
-        return [f"## {name} vs {base_name}", "", "Every configuration diverged.", ""]
+        return [f"## {name} vs {base_name}", "", no_best(means), ""]
     same = base[(base["optimizer"] == b["optimizer"]) & (base["rho"] == b["rho"])]
     lines = [f"## {name} vs {base_name}", "", f"- Best of {name}: {describe(b)}, {int(b['epochs'])} epochs: {score(b)}"]
     ref = best(same)
@@ -153,7 +175,7 @@ def summarize(cells: pd.DataFrame, experiments: list[str]) -> str:
             lines += versus_section(name, per_exp[name], base_name, per_exp[base_name])
     measures = [c for c in cells.columns if c.startswith(FLATNESS_PREFIXES) and cells[c].notna().any()]
     real = cells[~cells["shuffle_labels"].astype(str).eq("True")]
-    lines += ["", stats.stats_markdown(real, measures=measures)]
+    lines += ["", stats_report.stats_markdown(real, measures=measures)]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -245,3 +245,37 @@ def test_a_state_only_at_the_end_of_an_epoch_and_a_start_past_the_cells_epochs_i
     state = train_cells([c], split, return_state=True)[0]["state"]
     with pytest.raises(ValueError, match="ends at epoch 2, cell 0 has 1"):
         train_cells([replace(c, epochs=1)], split, start_states=[state])
+
+
+def test_train_blocks_yields_each_block_when_it_is_done_with_its_cells_positions(split):
+    cells = [replace(c, epochs=1) for c in (VARIANTS[0], VARIANTS[3], VARIANTS[1], VARIANTS[4])]  # no SAM, SAM, ...
+    calls = []
+    blocks = engine.train_blocks(cells, split, return_params=True, progress=lambda *a: calls.append(a))
+    idx, results = next(blocks)
+    assert idx == [0, 2] and calls == [(2, 1, 1)]  # the second block has not trained yet
+    rest = list(blocks)
+    assert [i for i, _ in rest] == [[1, 3]] and calls == [(2, 1, 1), (2, 1, 1)]
+    by_cell = dict(zip(idx + rest[0][0], results + rest[0][1], strict=True))
+    together = train_cells(cells, split, return_params=True)
+    assert all(same_result(by_cell[i], r) for i, r in enumerate(together))
+
+
+def test_a_state_that_does_not_fit_the_cell_is_named(split):
+    c = cell("adam", epochs=4)
+    state = train_cells([replace(c, epochs=2)], split, return_state=True)[0]["state"]
+    assert engine.state_problem(c, state, split) is None
+    w, b, *rest = state["stack"]
+    bad = {
+        "epoch 5 is not in 1..4": {**state, "epoch": 5},
+        "epoch 0 is not": {**state, "epoch": 0},
+        "steps are not 2 epochs": {**state, "steps": 3},
+        # a [1, 1] bias: copy_ would broadcast it over the cell's [1, 16] silently
+        "'stack' tensors are not": {**state, "stack": [w, b[:, :1], *rest]},
+        "'moments' tensors are not 6 float32": {**state, "moments": [t.double() for t in state["moments"]]},
+        "'squares' is not a list of tensors": {k: v for k, v in state.items() if k != "squares"},
+        "'stack' tensors are not all finite": {**state, "stack": [w.clone().fill_diagonal_(math.nan), b, *rest]},
+        "curve is not a list": {**state, "curve": None},
+    }
+    for why, wrong in bad.items():
+        assert why in engine.state_problem(c, wrong, split)
+    assert "'stack' tensors are not" in engine.state_problem(replace(c, hidden=(16, 4)), state, split)

@@ -1,6 +1,7 @@
 """Figures on synthetic cells: valid files, one shared color scale, diverged configurations marked."""
 
 import itertools
+import json
 import math
 import subprocess
 import sys
@@ -11,7 +12,15 @@ import pandas as pd
 import pytest
 from matplotlib.colors import LogNorm
 
-from genboost.figures import best_configurations, heatmap_grid, learning_curves, lr_curves, mean_curve
+from genboost.figures import (
+    best_configurations,
+    heatmap_grid,
+    learning_curves,
+    lr_curves,
+    mean_curve,
+    write_figures,
+)
+from genboost.tables import cells_frame, read_records
 
 LRS, WDS, RHOS, SEEDS = [1e-4, 1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(3)
 DIVERGED = {("sgd", 1e-2, 0.0, 0.0), ("adam", 1e-2, 1e-3, 0.05)}  # (optimizer, lr, wd, rho) with a diverged seed
@@ -30,9 +39,9 @@ def synthetic(scale=1.0, experiment="main"):
     return pd.DataFrame(rows)
 
 
-def assert_valid_files(png, pdf):
+def assert_valid_files(png, pdf, min_png=20_000):
     data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > min_png
     data = pdf.read_bytes()
     assert data[:5] == b"%PDF-" and data.rstrip().endswith(b"%%EOF") and len(data) > 5_000
     assert not list(png.parent.glob(".*.tmp"))  # no temporary file left behind
@@ -152,3 +161,56 @@ def test_drawing_figures_does_not_import_scipy(tmp_path):
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     assert out.strip() == "False"
+
+
+def metrics_files(tmp_path, optimizers, lrs, wds, rhos, seeds, diverged):
+    """metrics.json records as train jobs write them (a diverged model: null metrics and curve values)."""
+    paths = []
+    for i, (opt, lr, wd, rho, s) in enumerate(itertools.product(optimizers, lrs, wds, rhos, seeds)):
+        mse = None if diverged else 0.8 + lr + 0.01 * s
+        curve = [{"epoch": e, "train_mse": mse and mse / e, "test_mse": mse and 2 * mse / e} for e in (2, 4)]
+        config = dict(optimizer=opt, lr=lr, wd=wd, rho=rho, seed=s, wd_mode="coupled", shuffle_labels=False)
+        record = dict(config=config, test_mse=mse, train_mse=mse and mse - 0.1, test_accuracy=None,
+                      train_accuracy=None, diverged=diverged, diverged_step=3 if diverged else None, epochs=4,
+                      steps=8, curve=curve)  # fmt: skip
+        paths.append(tmp_path / f"m{i}.json")
+        paths[-1].write_text(json.dumps(record))
+    return [str(p) for p in paths]
+
+
+def figure_paths(tmp_path):
+    names = ("heatmap", "lr_curves", "learning_curves")
+    return {f"{n}_{e}": str(tmp_path / f"{n}.{e}") for n in names for e in ("png", "pdf")}
+
+
+def test_a_study_whose_every_model_diverged_draws_its_figures_and_says_so(tmp_path):
+    grid = (["sgd", "adam"], [50.0], [0.0, 1e-3], [0.0, 0.05], [0, 1])
+    metrics = metrics_files(tmp_path, *grid, diverged=True)
+    write_figures("main", metrics, figure_paths(tmp_path))
+    for name in ("heatmap", "lr_curves", "learning_curves"):
+        assert_valid_files(tmp_path / f"{name}.png", tmp_path / f"{name}.pdf", min_png=5_000)
+    cells = cells_frame("main", read_records(metrics))
+    note = "Every model diverged (16 of 16): nothing to plot"
+    heat = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
+    marks = [p.get_gid() for ax in panels(heat) for p in ax.patches]
+    assert marks == ["diverged"] * 8 and note in heat.get_suptitle()
+    assert len(heat.axes) == 4  # the four panels, no colour bar of made-up values
+    lines = lr_curves(cells, tmp_path / "l.png", tmp_path / "l.pdf")
+    assert note in lines.get_suptitle() and lines.axes[0].get_xlim()[0] < 50.0 < lines.axes[0].get_xlim()[1]
+    empty = learning_curves([], tmp_path / "c.png", tmp_path / "c.pdf", note=note)
+    assert (
+        note in empty.get_suptitle()
+        and [t.get_text() for ax in empty.axes for t in ax.texts] == ["no curve to plot"] * 2
+    )
+
+
+def test_a_study_with_one_configuration_and_one_seed_draws_its_figures(tmp_path):
+    metrics = metrics_files(tmp_path, ["adam"], [1e-3], [0.0], [0.0], [0], diverged=False)
+    write_figures("main", metrics, figure_paths(tmp_path))
+    cells = cells_frame("main", read_records(metrics))
+    heat = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
+    assert [t.get_text() for ax in panels(heat) for t in ax.texts] == ["0.801"] and "\n" not in heat.get_suptitle()
+    (curve,) = lr_curves(cells, tmp_path / "l.png", tmp_path / "l.pdf").axes[0].lines
+    assert list(curve.get_xdata()) == [1e-3]
+    with pytest.raises(ValueError, match="no curves to plot"):
+        learning_curves([], tmp_path / "c.png", tmp_path / "c.pdf")

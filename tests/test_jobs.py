@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
-from genboost import data, engine, grid, jobs
+from genboost import data, engine, files, grid, jobs
 
 
 @pytest.fixture
@@ -22,7 +24,7 @@ def experiment(repo_root):
 
 def run(experiment, cells, results, csvs, **kw):
     outputs = [experiment.metrics_path(str(results), c) for c in cells]
-    return jobs.run_train_job(experiment, cells, outputs, str(results), *csvs, **kw), outputs
+    return jobs.run_train_job(jobs.TrainJob(experiment, cells, outputs, str(results), *csvs, **kw)), outputs
 
 
 def test_second_run_reuses_every_cell_bit_for_bit(experiment, tmp_path, split_csvs):
@@ -38,7 +40,7 @@ def test_second_run_reuses_every_cell_bit_for_bit(experiment, tmp_path, split_cs
 
 def test_interrupted_job_keeps_finished_blocks_and_writes_no_metrics(experiment, tmp_path, split_csvs, monkeypatch):
     cells = experiment.cells()[:8]
-    real = engine.train_cells
+    real = engine._fit_block
     calls = []
 
     def interrupted(block, *args, **kw):
@@ -48,11 +50,11 @@ def test_interrupted_job_keeps_finished_blocks_and_writes_no_metrics(experiment,
         return real(block, *args, **kw)
 
     monkeypatch.setattr(engine, "BLOCK_SIZE", 4)
-    monkeypatch.setattr(engine, "train_cells", interrupted)
+    monkeypatch.setattr(engine, "_fit_block", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(experiment, cells, tmp_path, split_csvs)
     assert not list(tmp_path.rglob("metrics.json")) and not list(tmp_path.rglob("*.tmp"))
-    monkeypatch.setattr(engine, "train_cells", real)
+    monkeypatch.setattr(engine, "_fit_block", real)
     (trained, reused), _ = run(experiment, cells, tmp_path, split_csvs)
     assert (trained, reused) == (4, 4)
 
@@ -79,7 +81,7 @@ def test_changed_cell_config_is_not_reused(experiment, tmp_path, split_csvs):
 def test_outputs_must_match_the_cells(experiment, tmp_path, split_csvs):
     cells = experiment.cells()[:2]
     with pytest.raises(RuntimeError, match="do not match its cells"):
-        jobs.run_train_job(experiment, cells, [str(tmp_path / "x.json")], str(tmp_path), *split_csvs)
+        jobs.run_train_job(jobs.TrainJob(experiment, cells, [str(tmp_path / "x.json")], str(tmp_path), *split_csvs))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests the message on a machine without CUDA")
@@ -133,3 +135,51 @@ def test_progress_eta_counts_only_the_epochs_a_block_trains(monkeypatch, caplog)
         progress.update(72, 101, 200)
         progress.update(72, 150, 200)
     assert "epoch 150/200 of the current block, elapsed 50s, ETA 50s" in caplog.text
+
+
+def test_store_entries_of_the_wrong_shape_or_of_another_cell_are_retrained(experiment, tmp_path, split_csvs):
+    cells = experiment.cells()[:3]
+    _, outputs = run(experiment, cells, tmp_path, split_csvs)
+    good = [json.loads(open(o).read()) for o in outputs]
+    entries = [next((tmp_path / "store").rglob(f"{r['store_key']}.json")) for r in good]
+    entries[0].write_text("[]")
+    entries[1].write_text(json.dumps({"store_key": good[1]["store_key"], "config": good[1]["config"]}))
+    entries[2].write_text(json.dumps({**good[0], "store_key": good[2]["store_key"]}))  # cell 0's numbers
+    (trained, reused), _ = run(experiment, cells, tmp_path, split_csvs)
+    assert (trained, reused) == (3, 0)
+    assert [json.loads(open(o).read())["test_mse"] for o in outputs] == [r["test_mse"] for r in good]
+
+
+def test_a_float64_job_trains_on_the_csvs_float64_values(experiment, tmp_path, split_csvs, monkeypatch):
+    wide = grid.Experiment(
+        experiment.name, experiment.grid, {**experiment.train, "dtype": "float64"}, experiment.hidden
+    )
+    seen, real = [], engine.train_blocks
+    monkeypatch.setattr(
+        engine, "train_blocks", lambda cells, split, **kw: seen.append(split) or real(cells, split, **kw)
+    )
+    _, (output,) = run(wide, wide.cells()[:1], tmp_path, split_csvs)
+    assert json.loads(open(output).read())["config"]["dtype"] == "float64"
+    (split,) = seen
+    for tensors, path in (
+        ((split.x_train, split.y_train), split_csvs[0]),
+        ((split.x_test, split.y_test), split_csvs[1]),
+    ):
+        values = torch.from_numpy(np.loadtxt(path, delimiter=",", skiprows=1))  # exact: Python's float()
+        assert all(t.dtype == torch.float64 for t in tensors)
+        assert torch.equal(tensors[0], values[:, :-1]) and torch.equal(tensors[1], values[:, -1])
+    assert not torch.equal(split.x_train.float().double(), split.x_train)  # float32 would have rounded them
+
+
+def test_a_job_mixing_dtypes_is_refused(experiment, tmp_path, split_csvs):
+    cells = [experiment.cells()[0], replace(experiment.cells()[1], dtype="float64")]
+    with pytest.raises(RuntimeError, match=r"mixes cells of dtype \['float32', 'float64'\]"):
+        run(experiment, cells, tmp_path, split_csvs)
+
+
+def test_a_failed_job_prints_its_error_on_one_line_on_stderr(tmp_path, capsys):
+    """Snakemake's terminal shows a failed script's stderr, not its log file: the cause must be there."""
+    with pytest.raises(data.DataError), files.logging_to([str(tmp_path / "job.log")]):
+        raise data.DataError("train.csv has no 'label' column;\n  rerun preprocess")
+    err = capsys.readouterr().err
+    assert "genboost: DataError: train.csv has no 'label' column; rerun preprocess\n" in err

@@ -8,6 +8,7 @@ import logging
 from dataclasses import replace
 
 import pytest
+import torch
 import yaml
 
 from genboost import grid, jobs
@@ -66,9 +67,10 @@ def run(study, name, results, csvs, lineage=None):
     cells = [c for c in experiment.cells() if c.optimizer == "adam" and c.rho > 0][:4]
     prefixes, keep = lineage.for_job(experiment, cells) if lineage else ({}, set())
     outputs = [experiment.metrics_path(str(results), c) for c in cells]
-    jobs.run_train_job(
+    job = jobs.TrainJob(
         experiment, cells, outputs, str(results), *csvs, analysis=study.analysis, prefixes=prefixes, keep_state=keep
     )
+    jobs.run_train_job(job)
     return [json.loads(open(o).read()) for o in outputs]
 
 
@@ -97,3 +99,25 @@ def test_a_damaged_state_is_ignored_and_the_cell_trains_from_the_start(tmp_path)
     store.state_path("ab" * 32).write_bytes(b"not a torch file")
     assert store.get_state("ab" * 32) is None
     assert store.get_state("cd" * 32) is None
+
+
+def test_a_state_that_does_not_fit_its_cell_is_not_used_and_the_cell_trains_from_the_start(
+    repo_root, tmp_path, split_csvs, caplog
+):
+    config = yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text())
+    study = grid.Study.from_config(config)
+    lineage = Lineage(study)
+    whole = run(study, "second_chance", tmp_path / "whole", split_csvs)
+    run(study, "main", tmp_path / "on", split_csvs, lineage)
+    path = sorted(CellStore(tmp_path / "on" / "store").root.glob("*/*.state.pt"))[0]
+    state = torch.load(path, weights_only=True)
+    state["stack"][1] = state["stack"][1][:, :1]  # a [1, 1] bias: copy_ would broadcast it over the cell's [1, 16]
+    torch.save(state, path)
+    with caplog.at_level(logging.INFO, logger="genboost"):
+        resumed = run(study, "second_chance", tmp_path / "on", split_csvs, lineage)
+    assert f"store entry {path} not used: its 'stack' tensors are not" in caplog.text
+    assert "3 of them go on from the end of a shorter run" in caplog.text
+    assert sorted(r["resumed_from_epoch"] or 0 for r in resumed) == [0, 2, 2, 2]
+    numbers = ("test_mse", "train_mse", "curve", "flatness", "steps")
+    for a, b in zip(whole, resumed, strict=True):
+        assert {k: a[k] for k in numbers} == {k: b[k] for k in numbers}

@@ -9,15 +9,16 @@ import pytest
 from scipy import stats as sps
 
 from genboost.stats import (
+    NO_PAIRS,
     best_lrs,
     cell_stats,
     min_pairs,
     paired,
     paired_tests,
     rank_correlations,
-    stats_markdown,
     verdict,
 )
+from genboost.stats_report import stats_markdown
 
 LRS, WDS, RHOS, SEEDS = [1e-4, 1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(4)
 
@@ -194,3 +195,25 @@ def test_markdown_names_supported_and_noise_conclusions():
     assert "wd=0.001 vs wd=0 (all optimizers, all lrs): within noise" in main
     assert "SAM rho=0.05 vs no SAM (all optimizers, all lrs): within noise" in other
     assert "| SAM rho=0.05 vs no SAM | sgd" in main and "sharp vs test_mse (all optimizers" in text
+
+
+def test_a_comparison_whose_every_pair_has_a_diverged_side_has_nothing_to_compare():
+    cells = synthetic(sam_effect=-0.05)
+    cells.loc[cells.rho > 0, ["test_mse", "diverged"]] = [math.nan, True]
+    sam = paired(cells, "sam")
+    assert (sam["n_pairs"] == 0).all() and all(verdict(r) == NO_PAIRS for _, r in sam.iterrows())
+    text = stats_markdown(cells)
+    assert "Nothing to compare (every pair has a diverged side):" in text
+    assert f"SAM rho=0.05 vs no SAM (all optimizers, all lrs): nothing to compare: each of its {2 * 3 * 2 * 4}" in text
+    assert "wd=0.001 vs wd=0 (all optimizers, all lrs): within noise" in text
+
+
+def test_nothing_to_compare_and_no_models_are_said_not_raised():
+    one = synthetic().query("optimizer == 'adam' and wd == 0 and rho == 0 and lr == 1e-3")
+    text = stats_markdown(one, measures=["train_mse"], targets=["test_mse"])
+    assert "Nothing to compare: no two models differ in SAM, weight decay or optimizer alone" in text
+    assert "0 comparisons are tested" in text and "- Best ADAM (defines its best lr): lr=0.001" in text
+    assert "train_mse vs test_mse (all optimizers, 4 models)" in text
+    lone = stats_markdown(one[one.seed == 0], measures=["train_mse"], targets=["test_mse"])
+    assert "(all optimizers, 1 models): tau=–, p=–: nothing to compare" in lone
+    assert "No models: nothing to compare." in stats_markdown(one.iloc[:0])

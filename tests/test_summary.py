@@ -47,3 +47,33 @@ def test_random_label_experiment_reports_its_fit():
     text = summary.summarize(cells, ["main", "random_labels"])
     assert "## random_labels: random-label control" in text
     assert "Lowest train MSE on shuffled labels: 0.0500" in text and "test MSE 4.0000" in text
+
+
+def test_a_study_whose_every_model_diverged_says_so():
+    cells = synthetic_cells(0.0, 0.0)
+    cells[["test_mse", "train_mse", "diverged"]] = [float("nan"), float("nan"), True]
+    text = summary.summarize(cells, ["main"])
+    said = "Every model diverged (48 of 48): nothing to compare."
+    best, effects, stats = text.split("## Best configurations")[1].split("## ")[:3]
+    assert said in best and said in effects and "Statistics" in stats
+    assert "### main\n\nEvery model diverged (48 of 48): nothing to compare." in text
+    assert "SGD vs Adam" not in text
+
+
+def test_one_optimizer_without_wd_sam_or_second_seed_has_nothing_to_compare():
+    cells = synthetic_cells(0.0, 0.0)
+    cells = cells[(cells.optimizer == "adam") & (cells.lr == 1e-3) & (cells.wd == 0) & (cells.rho == 0)]
+    text = summary.summarize(cells[cells.seed == 0], ["main"])
+    assert "- Overall: **ADAM, lr=0.001, wd=0, no SAM**: test MSE 1.8000 (n=1)" in text  # no std of one seed
+    assert "- SAM: nothing to compare (no configuration with it)" in text
+    assert "- Weight decay: nothing to compare (no configuration with it)" in text
+    assert "Nothing to compare: no two models differ in SAM, weight decay or optimizer alone" in text
+    assert "SGD vs Adam" not in text and "nan" not in text
+
+
+def test_an_optimizer_whose_every_configuration_diverged_is_not_compared():
+    cells = synthetic_cells(-0.1, 0.0)
+    cells.loc[(cells.optimizer == "adam") & (cells.seed == 1), ["test_mse", "diverged"]] = [float("nan"), True]
+    text = summary.summarize(cells, ["main"])
+    assert "- ADAM: all diverged" in text
+    assert "- Not comparable: every ADAM configuration has a diverged seed." in text

@@ -12,7 +12,7 @@ with logging_to(snakemake.log):
     experiment = study.experiment(snakemake.params.experiment)
     cells = [Cell.from_dict(c) for c in snakemake.params.cells]
     prefixes, keep_state = resume.Lineage(study).for_job(experiment, cells)
-    jobs.run_train_job(
+    job = jobs.TrainJob(
         experiment=experiment,
         cells=cells,
         outputs=list(snakemake.output),
@@ -25,3 +25,4 @@ with logging_to(snakemake.log):
         keep_state=keep_state,
         code=code,
     )
+    jobs.run_train_job(job)
