@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-from genboost import stats_report
+from genboost import stats_report, verdicts
 from genboost.grid import fmt_number
 from genboost.tables import cell_means, sam_label
 
@@ -156,14 +156,29 @@ def versus_section(name: str, means: pd.DataFrame, base_name: str, base: pd.Data
     return [*lines, ""]
 
 
-def summarize(cells: pd.DataFrame, experiments: list[str]) -> str:
-    """The Markdown summary of the whole study; the first experiment is the base of comparisons."""
+def talk_section(cells: pd.DataFrame, setups: dict[str, str | None]) -> list[str]:
+    """The talk's four conclusions checked in each setup: main-like experiment -> its second chance (or None)."""
+    if not setups:
+        return []
+    frames = {
+        name: (cells[cells["experiment"] == name], cells[cells["experiment"] == second] if second else None)
+        for name, second in setups.items()
+    }
+    rule = "the verdicts' rule and each setup's tables beside the talk's: `<experiment>/vs_talk.md`"
+    return ["## The talk's conclusions, per setup", "", f"See {rule}.", "", verdicts.conclusion_matrix(frames)]
+
+
+def summarize(cells: pd.DataFrame, experiments: list[str], setups: dict[str, str | None] | None = None) -> str:
+    """The Markdown summary of the whole study; the first experiment is the base of comparisons. `setups`
+    (experiments compared with the talk's main tables -> the second chance of their setup) adds the matrix of
+    the talk's conclusions."""
     means = cell_means(cells)
     epochs = cells.groupby(["experiment", "optimizer", "lr", "wd", "rho"])["epochs"].max().reset_index()
     means = means.merge(epochs, on=["experiment", "optimizer", "lr", "wd", "rho"])
     per_exp = {e: means[means["experiment"] == e] for e in experiments}
     base_name = experiments[0]
     lines = ["# genboost summary", "", f"{len(cells)} trained models; test MSE is the mean over seeds (± std).", ""]
+    lines += talk_section(cells, setups or {})
     lines += best_section(base_name, per_exp[base_name])
     lines += effect_section(base_name, per_exp[base_name])
     lines += optimizer_section(base_name, per_exp[base_name])

@@ -77,3 +77,20 @@ def test_an_optimizer_whose_every_configuration_diverged_is_not_compared():
     text = summary.summarize(cells, ["main"])
     assert "- ADAM: all diverged" in text
     assert "- Not comparable: every ADAM configuration has a diverged seed." in text
+
+
+def test_the_talks_conclusions_per_setup_with_their_flips():
+    """Two setups: the talk-like one (SGD behind) and one where SGD wins: the matrix shows C3 flipping."""
+    talk_like = synthetic_cells(sam_effect=0.1, wd_effect=0.05)
+    talk_like.loc[talk_like.optimizer == "sgd", "test_mse"] += 1.0
+    sgd_wins = synthetic_cells(sam_effect=0.1, wd_effect=0.05, experiment="modern")
+    text = summary.summarize(pd.concat([talk_like, sgd_wins]), ["main", "modern"], {"main": None, "modern": None})
+    table = text.split("## The talk's conclusions, per setup")[1]
+    c3 = next(line for line in table.splitlines() if line.startswith("| C3"))
+    assert [cell.split(" (")[0].strip() for cell in c3.split("|")[2:4]] == ["reproduced", "not reproduced"]
+    assert "- modern: flips C3 (reproduced → not reproduced)" in table
+    assert "not testable" in next(line for line in table.splitlines() if line.startswith("| C4"))
+
+
+def test_no_setups_no_matrix():
+    assert "The talk's conclusions" not in summary.summarize(synthetic_cells(0.1, 0.05), ["main"])

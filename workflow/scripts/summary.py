@@ -3,6 +3,9 @@
 import pandas as pd
 
 from genboost import files, summary
+from genboost.files import logging_to
 
-cells = pd.concat([pd.read_csv(p) for p in snakemake.input.cells], ignore_index=True)
-files.write_text(snakemake.output[0], summary.summarize(cells, list(snakemake.params.experiments)))
+with logging_to(snakemake.log):
+    cells = pd.concat([pd.read_csv(p) for p in snakemake.input.cells], ignore_index=True)
+    text = summary.summarize(cells, list(snakemake.params.experiments), dict(snakemake.params.setups))
+    files.write_text(snakemake.output[0], text)
