@@ -24,8 +24,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from genboost.blocks import BLOCK_SIZE  # noqa: E402
 from genboost.data import load_split, preprocess  # noqa: E402
-from genboost.engine import BLOCK_SIZE, train_cells  # noqa: E402
+from genboost.engine import train_cells  # noqa: E402
 from genboost.files import write_json  # noqa: E402
 from genboost.model import Cell  # noqa: E402
 from genboost.reference import train_cell  # noqa: E402

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 # A cell's coordinates in the grid; every other field is a setting shared by the cells of an experiment.
 AXES = ("optimizer", "lr", "wd", "rho", "seed")
+# The coordinates the engine gives each cell of a block its own (a block shares all the others).
+PER_CELL = ("lr", "wd", "rho", "seed")
 # Settings that come from elsewhere than the config's `train` section: `epochs` is `train.epochs` or
 # `train.sam_epochs` by rho, `hidden` is `model.hidden`.
 DERIVED = ("epochs", "hidden")

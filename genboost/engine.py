@@ -18,6 +18,7 @@ from itertools import groupby, pairwise
 
 import torch
 
+from genboost import blocks, engine_state
 from genboost.model import (
     Cell,
     Split,
@@ -31,33 +32,6 @@ from genboost.model import (
     steps_per_epoch,
     torch_dtype,
 )
-
-# Cells per block, measured with benchmarks/bench_engine.py on the 2-core CPU (1 thread, real data, 64-64 MLP):
-# per-model time falls to K = 48 and moves by at most ~12% from there to 192. A default job holds 72 cells.
-BLOCK_SIZE = 96
-
-# The settings a block's cells must share: they fix the loop, the optimizer's code path and the shapes.
-_SHARED = ("optimizer", "sam", "epochs", "batch_size", "t_max", "momentum", "adam_betas", "adam_eps", "wd_mode")
-_SHARED += ("sam_adaptive", "hidden", "dtype", "flush_denormal")
-
-
-def block_key(cell: Cell) -> tuple:
-    return tuple(getattr(cell, name) for name in _SHARED)
-
-
-def plan_blocks(cells: Sequence[Cell], block_size: int, starts: Sequence[int] | None = None) -> list[list[int]]:
-    """Indices of `cells` grouped by `block_key` (and start epoch, where some resume), each group cut into
-    near-equal chunks of <= block_size."""
-    groups: dict[tuple, list[int]] = {}
-    for i, cell in enumerate(cells):
-        groups.setdefault((block_key(cell), starts[i] if starts else 0), []).append(i)
-    return [idx[a:b] for idx in groups.values() for a, b in even_chunks(len(idx), block_size)]
-
-
-def even_chunks(n: int, size: int) -> list[tuple[int, int]]:
-    """(start, stop) of the fewest near-equal chunks of range(n) that hold at most `size` each."""
-    n_chunks = math.ceil(n / size)
-    return list(pairwise(round(j * n / n_chunks) for j in range(n_chunks + 1)))
 
 
 def train_cells(cells: Sequence[Cell], split: Split, progress: Callable | None = None, **options) -> list[dict]:
@@ -91,14 +65,14 @@ def train_blocks(
     """Train the cells block by block (`plan_blocks`); yield each block as it finishes, as (positions of its
     cells in `cells`, their results in that order), so that a caller can keep what is done before the rest.
 
-    `block_size` defaults to BLOCK_SIZE. `progress(block_cells, epoch, epochs)` is called after each epoch.
+    `block_size` defaults to blocks.BLOCK_SIZE. `progress(block_cells, epoch, epochs)` is called after each epoch.
     `start_states[i]`, where given, is the "state" that `return_state` returned for the same cell trained
     for fewer epochs: cell i goes on from there, to the same bits as when trained from the start.
     """
-    block_size = BLOCK_SIZE if block_size is None else block_size
+    block_size = blocks.BLOCK_SIZE if block_size is None else block_size
     states = list(start_states) if start_states is not None else [None] * len(cells)
-    _check_arguments(cells, max_steps, curve_every, block_size, states)
-    for idx in plan_blocks(cells, block_size, [s["epoch"] if s else 0 for s in states]):
+    blocks.check_arguments(cells, max_steps, curve_every, block_size, states)
+    for idx in blocks.plan_blocks(cells, block_size, [s["epoch"] if s else 0 for s in states]):
         idx = sorted(idx, key=lambda i: (cells[i].lr, cells[i].wd))  # the optimizer steps each (lr, wd) run at once
         block = [cells[i] for i in idx]
         block_states = [states[i] for i in idx]
@@ -111,31 +85,6 @@ def train_blocks(
             data = split.to(device=device, dtype=torch_dtype(block[0].dtype))
             out = _fit_block(padded, data, max_steps, return_params, curve_every, report, block_states, return_state)
         yield idx, out[: len(idx)]  # drops a lone cell's copy
-
-
-def _check_arguments(cells: Sequence[Cell], max_steps, curve_every, block_size, states: list) -> None:
-    for name, value, low in (("max_steps", max_steps, 0), ("curve_every", curve_every, 1)):
-        if value is not None and (not isinstance(value, int) or value < low):
-            raise ValueError(f"{name} must be an int >= {low} or None, got {value!r}")
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
-    for i, cell in enumerate(cells):
-        _check_cell(i, cell)
-    if len(states) != len(cells):
-        raise ValueError(f"start_states has {len(states)} entries for {len(cells)} cells")
-    for i, state in enumerate(states):
-        if state is not None and not 0 < state["epoch"] <= cells[i].epochs:
-            raise ValueError(f"start_states[{i}] ends at epoch {state['epoch']}, cell {i} has {cells[i].epochs}")
-
-
-def _check_cell(i: int, cell: Cell) -> None:
-    allowed = {"optimizer": ("sgd", "adam"), "wd_mode": ("coupled", "decoupled"), "dtype": ("float32", "float64")}
-    for field, values in allowed.items():
-        if getattr(cell, field) not in values:
-            raise ValueError(f"cells[{i}].{field} must be one of {values}, got {getattr(cell, field)!r}")
-    for field in ("epochs", "batch_size", "t_max"):
-        if getattr(cell, field) < 1:
-            raise ValueError(f"cells[{i}].{field} must be >= 1, got {getattr(cell, field)!r}")
 
 
 # Each cell's part of a layer is padded with zeros to a multiple of this many elements (a multiple of every
@@ -236,7 +185,7 @@ class _Net:
         return torch.cat(
             [
                 self.forward([v[a:b] for v in views], x.expand(b - a, -1, -1))[1]
-                for a, b in even_chunks(self.stack.k, _PREDICT_CELLS)
+                for a, b in blocks.even_chunks(self.stack.k, _PREDICT_CELLS)
             ]
         )
 
@@ -261,7 +210,7 @@ class _Optimizer:
         self.stack, self.grads = stack, grads
         self.rho = torch.tensor([x.rho for x in cells], dtype=torch.float64).to(stack.flat)
         self.decoupled = c.wd_mode == "decoupled"
-        kept = _state_stacks(c)
+        kept = engine_state.stacks(c)
         moments = self.moments = stack.like() if "moments" in kept else None
         squares = self.squares = stack.like() if "squares" in kept else None
         self.step_t = torch.zeros((), dtype=torch.float32, device=stack.flat.device)  # Adam's count, as torch keeps it
@@ -340,7 +289,7 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
     spe = steps_per_epoch(n, c.batch_size)
     start = states[0]["epoch"] if states[0] else 0  # plan_blocks puts cells of one start epoch together
     if start:
-        _resume(opt, gens, curves, states, n, curve_every)
+        engine_state.load(opt, gens, curves, states, n, curve_every)
     for epoch in range(start, c.epochs):
         if opt.steps >= limit or dead.all_dead():
             break
@@ -372,78 +321,8 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
     if return_state:  # a state only at the end of an epoch (not after max_steps mid-epoch)
         epochs_done, rest = divmod(opt.steps, spe)
         for i, result in enumerate(results):
-            result["state"] = None if rest or not epochs_done else _state(opt, i, epochs_done, curves[i])
+            result["state"] = None if rest or not epochs_done else engine_state.save(opt, i, epochs_done, curves[i])
     return results
-
-
-# Training state: what a cell needs to go on later exactly as if it had never stopped.
-_STATE_STACKS = ("stack", "moments", "squares")
-
-
-def _state_stacks(cell: Cell) -> tuple[str, ...]:
-    """The stacks a cell's optimizer keeps: weights, a momentum / first moment, Adam's second moment."""
-    return (
-        "stack",
-        *(("moments",) if cell.optimizer == "adam" or cell.momentum else ()),
-        *(("squares",) if cell.optimizer == "adam" else ()),
-    )
-
-
-def state_problem(cell: Cell, state: dict, split: Split) -> str | None:
-    """Why `state` cannot be where `cell` goes on from, or None when it can.
-
-    Its epoch must lie in the cell's run and its steps make whole epochs of the split; each tensor must have
-    the shape and dtype of the cell's own (`_resume`'s copy_ would broadcast a wrong shape silently) and be
-    finite; its curve must be a list of points.
-    """
-    epoch, steps = state.get("epoch"), state.get("steps")
-    if type(epoch) is not int or not 0 < epoch <= cell.epochs:
-        return f"its epoch {epoch!r} is not in 1..{cell.epochs}"
-    n, n_features = split.x_train.shape
-    if steps != epoch * steps_per_epoch(n, cell.batch_size):
-        return f"its {steps!r} steps are not {epoch} epochs of {n} rows in batches of {cell.batch_size}"
-    shapes = [s for i, o in pairwise(layer_sizes(n_features, cell.hidden)) for s in ((i, o), (1, o))]
-    dtype = torch_dtype(cell.dtype)
-    for name in _state_stacks(cell):
-        tensors = state.get(name)
-        if not isinstance(tensors, list) or not all(isinstance(t, torch.Tensor) for t in tensors):
-            return f"its {name!r} is not a list of tensors"
-        if [tuple(t.shape) for t in tensors] != shapes or any(t.dtype != dtype for t in tensors):
-            return f"its {name!r} tensors are not {len(shapes)} {cell.dtype} tensors of shapes {shapes}"
-        if not all(bool(torch.isfinite(t).all()) for t in tensors):
-            return f"its {name!r} tensors are not all finite"
-    curve = state.get("curve")
-    if not isinstance(curve, list) or not all(isinstance(p, dict) and "epoch" in p for p in curve):
-        return "its curve is not a list of points"
-    return None
-
-
-def _state(opt: _Optimizer, i: int, epoch: int, curve: list[dict]) -> dict:
-    """Cell i's weights, optimizer moments, steps and curve after `epoch` epochs (tensors on the CPU)."""
-    tensors = {
-        name: [v[i].cpu().clone() for v in getattr(opt, name).views]
-        for name in _STATE_STACKS
-        if getattr(opt, name) is not None
-    }
-    return {"epoch": epoch, "steps": opt.steps, "curve": list(curve), **tensors}
-
-
-def _resume(opt: _Optimizer, gens, curves, states, n: int, curve_every) -> None:
-    """Load each cell's state; the shuffling streams skip the epochs already done (one permutation each)."""
-    steps = {s["steps"] for s in states}
-    if len(steps) != 1:
-        raise ValueError(f"cells of one block resume from different step counts {sorted(steps)}")
-    for i, state in enumerate(states):
-        for name in _STATE_STACKS:
-            if getattr(opt, name) is not None:
-                for view, value in zip(getattr(opt, name).views, state[name], strict=True):
-                    view[i].copy_(value)
-        for _ in range(state["epoch"]):
-            torch.randperm(n, generator=gens[i])
-        # A shorter run ends its curve with a point at its last epoch, which the longer run does not record.
-        curves[i].extend(p for p in state["curve"] if curve_every and p["epoch"] % curve_every == 0)
-    opt.steps = steps.pop()
-    opt.step_t.fill_(opt.steps)
 
 
 class _Dead:

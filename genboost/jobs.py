@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from genboost import files, fingerprint, grid
+from genboost import engine_state, files, fingerprint, grid
 from genboost.model import Cell
 from genboost.store import METRIC_KEYS, CellStore, result_key
 
@@ -238,11 +238,10 @@ def provenance(threads: int, device: torch.device, context: dict) -> dict:
 def start_states(store: CellStore, cells: list[Cell], prefixes: dict[Cell, Cell], context: dict, split) -> list:
     """Per cell, the stored end state of its shorter run where it fits the cell, else None (then it trains
     from the start)."""
-    from genboost import engine
 
     states = []
     for cell in cells:
-        prefix, check = prefixes.get(cell), partial(engine.state_problem, cell, split=split)
+        prefix, check = prefixes.get(cell), partial(engine_state.state_problem, cell, split=split)
         states.append(store.get_state(result_key(prefix.to_dict(), context), check) if prefix else None)
     found = [s for s in states if s is not None]
     if found:

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from genboost import engine
-from genboost.engine import plan_blocks, train_cells
+from genboost.blocks import block_key, even_chunks, plan_blocks
+from genboost.engine import train_cells
+from genboost.engine_state import state_problem
 from genboost.model import Cell, Split, flush_denormal_enabled, init_params, layer_sizes, steps_per_epoch
 from genboost.reference import train_cell
 
@@ -129,7 +131,7 @@ def test_plan_blocks_groups_by_shared_settings_and_balances_chunks():
     cells.insert(4, cell("sgd", seed=99, rho=0.05))  # SAM: its own block
     blocks = plan_blocks(cells, block_size=4)
     assert sorted(i for b in blocks for i in b) == list(range(len(cells)))
-    assert all(len({engine.block_key(cells[i]) for i in b}) == 1 for b in blocks)
+    assert all(len({block_key(cells[i]) for i in b}) == 1 for b in blocks)
     sgd_sizes = sorted(len(b) for b in blocks if cells[b[0]].optimizer == "sgd" and not cells[b[0]].sam)
     assert sgd_sizes == [3, 3, 4]  # 10 cells in chunks of at most 4, as even as possible
     assert [4] in blocks
@@ -137,7 +139,7 @@ def test_plan_blocks_groups_by_shared_settings_and_balances_chunks():
 
 def test_even_chunks_cover_the_range_in_near_equal_parts_and_never_leave_a_lone_cell():
     for n in range(2, 60):
-        chunks = engine.even_chunks(n, 4)
+        chunks = even_chunks(n, 4)
         assert [i for a, b in chunks for i in range(a, b)] == list(range(n))
         assert len(chunks) == -(-n // 4)
         assert {b - a for a, b in chunks} <= {2, 3, 4}  # predict: bmm of one cell rounds differently
@@ -263,7 +265,7 @@ def test_train_blocks_yields_each_block_when_it_is_done_with_its_cells_positions
 def test_a_state_that_does_not_fit_the_cell_is_named(split):
     c = cell("adam", epochs=4)
     state = train_cells([replace(c, epochs=2)], split, return_state=True)[0]["state"]
-    assert engine.state_problem(c, state, split) is None
+    assert state_problem(c, state, split) is None
     w, b, *rest = state["stack"]
     bad = {
         "epoch 5 is not in 1..4": {**state, "epoch": 5},
@@ -277,5 +279,5 @@ def test_a_state_that_does_not_fit_the_cell_is_named(split):
         "curve is not a list": {**state, "curve": None},
     }
     for why, wrong in bad.items():
-        assert why in engine.state_problem(c, wrong, split)
-    assert "'stack' tensors are not" in engine.state_problem(replace(c, hidden=(16, 4)), state, split)
+        assert why in state_problem(c, wrong, split)
+    assert "'stack' tensors are not" in state_problem(replace(c, hidden=(16, 4)), state, split)

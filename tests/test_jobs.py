@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from genboost import data, engine, files, grid, jobs
+from genboost import blocks, data, engine, files, grid, jobs
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_interrupted_job_keeps_finished_blocks_and_writes_no_metrics(experiment,
             raise KeyboardInterrupt  # as if the job were killed during its second block
         return real(block, *args, **kw)
 
-    monkeypatch.setattr(engine, "BLOCK_SIZE", 4)
+    monkeypatch.setattr(blocks, "BLOCK_SIZE", 4)
     monkeypatch.setattr(engine, "_fit_block", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(experiment, cells, tmp_path, split_csvs)
