@@ -264,3 +264,55 @@ def test_a_deleted_model_comes_back_when_named(tiny_run):
     assert {k: retrained[k] for k in NUMBERS} == {k: original[k] for k in NUMBERS}
     log = (tiny_run / "results/logs/main/train/optimizer=sgd/rho=0.log").read_text()
     assert "trained 1, reused 7" in log
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("train", "momentum", -1),
+        ("train", "adam_betas", [1.0, 0.999]),
+        ("train", "adam_eps", ".nan"),
+        ("analysis", "sharpness_radii", [-0.01]),
+    ],
+)
+def test_bad_values_fail_the_dry_run_naming_their_key(tmp_path, obesity_csv, section, key, value):
+    workdir = make_workdir(tmp_path, obesity_csv, lambda c: c[section].update({key: value}))
+    proc = snakemake(workdir, "-n", check=False)
+    assert proc.returncode != 0 and key in proc.stdout + proc.stderr
+
+
+def diverging_study(config, results: str = "results") -> None:
+    """Two SGD models at lr 50: both diverge."""
+    config["results"] = results
+    config["analysis"] = {"curve_every": 2, "sharpness_radii": [0.05], "hessian_iters": 2}
+    config["experiments"] = {"main": {"optimizers": ["sgd"], "lrs": [50], "wds": [0], "rhos": [0, 0.05], "seeds": [0]}}
+
+
+def test_a_study_where_every_model_diverges_writes_its_summary_and_figures(tmp_path, obesity_csv):
+    workdir = make_workdir(tmp_path, obesity_csv, diverging_study)
+    snakemake(workdir)
+    cells = pd.read_csv(workdir / "results/main/cells.csv")
+    assert cells["diverged"].all()
+    assert "Every model diverged" in (workdir / "results/summary.md").read_text()
+    assert (workdir / "results/main/figures/heatmap.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("results", ["./out", "out/"])
+def test_results_written_as_a_path_with_dots_or_slashes_works(tmp_path, obesity_csv, results):
+    workdir = make_workdir(tmp_path, obesity_csv, lambda c: diverging_study(c, results))
+    snakemake(workdir)
+    assert (workdir / "out/summary.md").is_file() and len(list((workdir / "out/main/runs").rglob("*.json"))) == 2
+
+
+def test_a_raw_csv_put_by_hand_with_other_content_is_refused(tmp_path, obesity_csv):
+    def edit(config):
+        config["data"]["local_copy"] = None  # the CSV is where the download would put it
+
+    workdir = make_workdir(tmp_path, obesity_csv, edit)
+    raw = workdir / "resources" / obesity_csv.name
+    raw.parent.mkdir()
+    raw.write_text(obesity_csv.read_text().replace("Female", "Male", 1))
+    proc = snakemake(workdir, check=False)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "checksum mismatch" in said and "data.sha256" in said
+    assert not (workdir / "results" / "data").exists() or not list((workdir / "results" / "data").rglob("*.csv"))
