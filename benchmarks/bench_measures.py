@@ -1,12 +1,13 @@
 """Time of `genboost.measures.block_measures` per block of 72 models on the real training set (1 thread).
 
-    python benchmarks/bench_measures.py [--samples 4] [--iters 10] [--epochs 20] [--repeats 3] [--csv PATH]
+    python benchmarks/bench_measures.py [--samples 32] [--iters 8] [--epochs 100] [--repeats 3] [--csv PATH]
 
 The 72 models are the engine's block of the study's lrs x wds x 3 seeds (Adam, no SAM), trained for
 `--epochs` epochs so that the measures see trained weights (the time does not depend on the weights: the
-bisection runs its `iters` steps whatever they are). Printed: the median wall time per block over
-`--repeats` calls, and, for the Monte Carlo error of the chosen `samples`, the median and largest ratio
-between the flatness of three different noise seeds, per measure.
+bisection runs its `iters` steps whatever they are). Printed: the median wall time per block over `--repeats`
+calls, against the block's training time scaled to the study's 200 epochs; the measures' range and the models
+the bisection left at a bound; and, for the Monte Carlo error of `samples`, the median and largest ratio
+max / min of each flatness under three different noise seeds.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ DEFAULT_CSV = Path(
 )
 LRS = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 2e-2)
 WDS = (0.0, 1e-4, 1e-3, 1e-2)
+STUDY_EPOCHS = 200
 
 
 def load_data(csv: Path):
@@ -45,11 +47,14 @@ def load_data(csv: Path):
         return load_split(out[0], out[1])
 
 
-def trained_block(split, epochs: int) -> tuple[list, list]:
+def trained_block(split, epochs: int) -> tuple[list, list, float]:
+    """The block's trained and initial params, and the seconds its training took."""
     cells = [Cell("adam", lr, wd, 0.0, seed=s, epochs=epochs) for s, lr, wd in itertools.product(range(3), LRS, WDS)]
+    start = time.perf_counter()
     results = train_cells(cells, split, return_params=True)
+    seconds = time.perf_counter() - start
     sizes = layer_sizes(split.x_train.shape[1], cells[0].hidden)
-    return [r["params"] for r in results], [init_params(c.seed, sizes) for c in cells]
+    return [r["params"] for r in results], [init_params(c.seed, sizes) for c in cells], seconds
 
 
 def spread(split, params, inits, settings) -> dict[str, tuple[float, float]]:
@@ -78,13 +83,13 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--samples", type=int, default=measures.FlatnessSettings.samples)
     parser.add_argument("--iters", type=int, default=measures.FlatnessSettings.iters)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     split = load_data(args.csv)
-    params, inits = trained_block(split, args.epochs)
+    params, inits, train_s = trained_block(split, args.epochs)
     settings = measures.FlatnessSettings(samples=args.samples, iters=args.iters)
     times = []
     for _ in range(args.repeats):
@@ -94,6 +99,10 @@ def main() -> None:
     print(f"block of {len(params)} models, {tuple(split.x_train.shape)} training set, {args.threads} thread(s), "
           f"samples={args.samples}, iters={args.iters}: {statistics.median(times):.3f} s per block "
           f"(runs: {', '.join(f'{t:.3f}' for t in times)})")  # fmt: skip
+    study_train_s = train_s * STUDY_EPOCHS / args.epochs
+    share = 100 * statistics.median(times) / study_train_s
+    print(f"  training this block for the study's {STUDY_EPOCHS} epochs (no SAM): ~{study_train_s:.0f} s "
+          f"(measured over {args.epochs}); the measures add {share:.1f}%")  # fmt: skip
     for key in measures.MEASURE_KEYS:
         values = [m[key] for m in out]
         print(f"  {key}: min {min(values):.4g}, median {statistics.median(values):.4g}, max {max(values):.4g}")

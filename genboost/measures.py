@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from genboost.model import init_params, layer_sizes, torch_dtype
+
 MEASURE_KEYS = ("pacbayes_flatness", "pacbayes_mag_flatness", "weight_norm", "dist_from_init")
 NOISE_SEED = 0x9AC_BA7E5
 CHUNK_MODELS = 2  # models evaluated together: their activations (2 n x width each) stay in the cache
@@ -100,6 +102,11 @@ def block_measures(
         values = (1 / plain[j] ** 2, 1 / mag[j] ** 2, norms[j], dists[j])
         results[i] = {key: v if math.isfinite(v) else None for key, v in zip(MEASURE_KEYS, values, strict=True)}
     return results
+
+
+def initializations(cells, n_features: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Each cell's initial params, recomputed as the trainers draw them (its seed, shape and dtype)."""
+    return [init_params(c.seed, layer_sizes(n_features, c.hidden), torch_dtype(c.dtype)) for c in cells]
 
 
 def stack_params(params_list) -> list[torch.Tensor]:
@@ -189,8 +196,8 @@ class _NoisyMSE:
     training point used under one pair. The antithetic pair cancels the loss's odd-order terms in the noise
     (the gradient's: zero in expectation, not in a few draws). Most of the rest of the Monte Carlo error is noise
     that shifts many predictions alike (a few degrees of freedom per draw); giving each share its own draw
-    averages `parts` independent such shifts for the cost of one pair on the whole set (per-draw error at
-    1 / sqrt(parts): benchmarks/bench_measures.py).
+    averages `parts` independent such shifts for the cost of one pair on the whole set: the error falls about
+    as 1 / sqrt(parts) (benchmarks/bench_measures.py).
 
     Each tensor t of a hidden layer is perturbed to base + sigma * scaled: plain noise has base = t and
     scaled = z; magnitude-aware noise has base = t + eps z' and scaled = |t| z. The output layer's noise is
@@ -206,14 +213,10 @@ class _NoisyMSE:
         w_out, b_out = (t.repeat_interleave(self.draws, 0) for t in chunk[-2:])
         self.out = [w_out, b_out]
         # The output layer's noise variance: sigma^2 * var_w + var_fixed per weight, likewise the bias.
-        if mag_eps is None:
-            self.var_w, self.var_b, self.var_fixed = (
-                torch.ones_like(w_out.squeeze(-1)),
-                torch.ones_like(b_out[:, 0]),
-                0.0,
-            )
-        else:
-            self.var_w, self.var_b, self.var_fixed = w_out.squeeze(-1).square(), b_out[:, 0].square(), mag_eps**2
+        plain = mag_eps is None
+        self.var_w = torch.ones_like(w_out[..., 0]) if plain else w_out[..., 0].square()
+        self.var_b = torch.ones_like(b_out[:, 0]) if plain else b_out[:, 0].square()
+        self.var_fixed = 0.0 if plain else mag_eps**2
         self.hidden = len(chunk) > 2
         if self.hidden:
             z = [torch.stack([d[j] for d in draws]).flatten(0, 1) for j in range(len(draws[0]))]  # [b, *shape]
@@ -243,7 +246,7 @@ class _NoisyMSE:
         if self.var_fixed:
             out_noise += self.var_fixed * (h_sq.sum(1) + rows)
         total = (sq_err + out_noise).view(self.c, self.draws).sum(1) / (2 * self.n)
-        return (total - self.unperturbed).to(torch.float64)
+        return (total - self.unperturbed).to("cpu", torch.float64)
 
     def _last_hidden(self, sig: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's activations [b, m, width] under the noise."""
@@ -284,7 +287,7 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (pred - y).square_().mean(-1)
+    return (pred - y).square_().mean(-1)  # per model
 
 
 def _difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[torch.Tensor]:
