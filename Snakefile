@@ -18,7 +18,6 @@ STUDY = grid.Study.from_config(config)
 LINEAGE = resume.Lineage(STUDY)
 R = STUDY.results
 RAW = f"resources/{config['data']['member']}"
-CURVES = STUDY.analysis["curve_every"] is not None
 REFERENCE = config["reference"]
 # Experiments compared with the reference table, each with its setup's partner for the talk's
 # conclusions that need two experiments (second chance against main).
@@ -48,7 +47,10 @@ rule all:
     input:
         f"{R}/summary.md",
         [grid.table_paths(R, e) for e in STUDY.experiments],
-        [grid.figure_paths(R, e.name, CURVES).values() for e in STUDY.experiments],
+        [
+            grid.figure_paths(R, e.name, STUDY.analysis).values()
+            for e in STUDY.experiments
+        ],
         [grid.vs_talk_paths(R, name).values() for name in COMPARED],
 
 
@@ -179,7 +181,7 @@ for exp in STUDY.experiments:
                     if v.endswith(".png")
                     else v
                 )
-                for k, v in grid.figure_paths(R, exp.name, CURVES).items()
+                for k, v in grid.figure_paths(R, exp.name, STUDY.analysis).items()
             },
         log:
             f"{R}/logs/{exp.name}/figures.log",

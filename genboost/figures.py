@@ -20,7 +20,7 @@ from matplotlib.patches import Patch, Rectangle
 from genboost.files import atomic_path
 from genboost.grid import fmt_number
 from genboost.stats import is_diverged
-from genboost.tables import cell_means, cells_frame, read_records
+from genboost.tables import cell_means
 
 WIDE_RANGE = 10.0  # max / min of the values above which a color or y scale is logarithmic
 CMAP = "viridis"
@@ -243,27 +243,3 @@ def learning_curves(
     _title(fig, title or "Learning curves (mean over seeds)", None if curves else note)
     save(fig, path_png, path_pdf)
     return fig
-
-
-def write_figures(experiment: str, metrics_paths: list[str], paths: dict[str, str]) -> None:
-    """One experiment's figures from its cells' metrics.json (read here, not from cells.csv, so that the
-    figures job runs beside the aggregate job instead of after it)."""
-    records = read_records(metrics_paths)
-    cells = cells_frame(experiment, records)
-    heatmap_grid(cells, paths["heatmap_png"], paths["heatmap_pdf"], title=f"{experiment}: mean test MSE over seeds")
-    lr_curves(cells, paths["lr_curves_png"], paths["lr_curves_pdf"], title=f"{experiment}: test MSE against lr")
-    if "learning_curves_png" not in paths:
-        return
-    curves = []
-    for best in best_configurations(cells):
-        keys = ("optimizer", "lr", "wd", "rho")
-        seeds = [r for r in records if all(r["config"][k] == best[k] for k in keys) and r.get("curve")]
-        if seeds:
-            curves.append(mean_curve(best["label"], seeds))
-    learning_curves(
-        curves,
-        paths["learning_curves_png"],
-        paths["learning_curves_pdf"],
-        title=f"{experiment}: learning curves of the best configurations (mean over seeds)",
-        note=nothing_to_plot(cells),
-    )

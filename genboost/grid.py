@@ -23,7 +23,7 @@ JOB_DEFAULTS = {"device": "auto", "threads": 1, "pack": []}
 # `model.hidden`), plus `sam_epochs` (a SAM cell's `epochs`) and the job keys.
 TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_DEFAULTS)
 TRAIN_DEFAULTS = {**{k: list(v) if isinstance(v, tuple) else v for k, v in DEFAULTS.items()}, **JOB_DEFAULTS}
-ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None}
+ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None, "pacbayes": None}
 RUN_PATTERN = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
 
 
@@ -261,9 +261,12 @@ def reference_experiments(path: str | None) -> set[str]:
     return {row["experiment"] for row in rows}
 
 
-def figure_paths(results: str, experiment: str, curves: bool) -> dict[str, str]:
-    """Output paths of one experiment's figures: name -> path (PNG and PDF of each)."""
-    names = ["heatmap", "lr_curves"] + (["learning_curves"] if curves else [])
+def figure_paths(results: str, experiment: str, analysis: dict) -> dict[str, str]:
+    """Output paths of one experiment's figures: name -> path (PNG and PDF of each); learning curves and the
+    measures against test MSE where the analysis records them."""
+    names = ["heatmap", "lr_curves"]
+    names += ["learning_curves"] if analysis.get("curve_every") is not None else []
+    names += ["measures"] if measured(analysis) else []
     return {f"{n}_{ext}": f"{results}/{experiment}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")}
 
 
@@ -271,6 +274,11 @@ def vs_talk_paths(results: str, experiment: str) -> dict[str, str]:
     """The comparison of one experiment with the reference table: Markdown, CSV and a figure."""
     stem = f"{results}/{experiment}/vs_talk"
     return {"md": f"{stem}.md", "csv": f"{stem}.csv", "png": f"{stem}.png", "pdf": f"{stem}.pdf"}
+
+
+def measured(analysis: dict) -> bool:
+    """Whether train jobs measure flatness or generalization measures (they then keep each model's weights)."""
+    return analysis.get("hessian_iters") is not None or analysis.get("pacbayes") is not None
 
 
 def table_paths(results: str, experiment: Experiment) -> list[str]:

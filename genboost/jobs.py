@@ -61,10 +61,27 @@ def measure_flatness(params, split, diverged: bool, analysis: dict) -> dict:
     names = [f"sharpness_r{r:g}" for r in analysis["sharpness_radii"]] + ["hessian_top_eig"]
     if diverged:
         return dict.fromkeys(names)
-    params = [(w.cpu(), b.cpu()) for w, b in params]  # sharpness casts the data to the params' dtype and device
     radii, iters = analysis["sharpness_radii"], analysis["hessian_iters"]
     out = sharpness.measure(params, split.x_train, split.y_train, radii=radii, iters=iters)
     return {k: out[k] for k in names}
+
+
+def measure_block(cells: list[Cell], results: list[dict], split, analysis: dict) -> None:
+    """Each model's measures on the training set, into its result's "flatness": sharpness and the top Hessian
+    eigenvalue one model at a time, the PAC-Bayes measures, norm and distance from init for the block at once."""
+    from genboost import measures
+
+    # on the CPU, in the trained dtype: sharpness and measures cast the data to the params' dtype and device
+    params = [[(w.cpu(), b.cpu()) for w, b in r.pop("params")] for r in results]
+    diverged = [bool(r["diverged"]) for r in results]
+    for result, p, bad in zip(results, params, diverged, strict=True):
+        result["flatness"] = measure_flatness(p, split, bad, analysis) if analysis["hessian_iters"] else {}
+    if analysis["pacbayes"] is not None:
+        inits = measures.initializations(cells, split.x_train.shape[1])
+        settings = measures.FlatnessSettings(**analysis["pacbayes"])
+        found = measures.block_measures(params, inits, split.x_train, split.y_train, diverged, settings=settings)
+        for result, values in zip(results, found, strict=True):
+            result["flatness"].update(values)
 
 
 def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
@@ -159,7 +176,9 @@ def store_context(job: TrainJob, device: torch.device) -> dict:
 
 def look_up(store: CellStore, keys: dict[Cell, str], analysis: dict) -> dict[Cell, dict | None]:
     """Each cell's stored record, None where the store has no whole result of that very cell."""
-    required = [k for k, on in (("curve", analysis["curve_every"]), ("flatness", analysis["hessian_iters"])) if on]
+    required = [
+        k for k, on in (("curve", analysis["curve_every"] is not None), ("flatness", grid.measured(analysis))) if on
+    ]
     return {cell: store.get(key, cell.to_dict(), required) for cell, key in keys.items()}
 
 
@@ -193,7 +212,7 @@ def measured_blocks(
     from genboost import engine  # imported here: dry runs and tests of the wiring stay light
 
     analysis = job.settings
-    flatness = analysis["hessian_iters"] is not None
+    flatness = grid.measured(analysis)
     progress = ProgressLog(len(cells))
     blocks = engine.train_blocks(
         cells, split, device=str(device), curve_every=analysis["curve_every"], return_params=flatness,
@@ -202,8 +221,7 @@ def measured_blocks(
     start = time.perf_counter()
     for idx, results in blocks:
         if flatness:
-            for result in results:
-                result["flatness"] = measure_flatness(result.pop("params"), split, result["diverged"], analysis)
+            measure_block([cells[i] for i in idx], results, split, analysis)
         progress.finish_block(len(idx))
         yield idx, results, time.perf_counter() - start
         start = time.perf_counter()

@@ -7,11 +7,9 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-from genboost import stats_report, verdicts
+from genboost import granulated, stats_report, verdicts
 from genboost.grid import fmt_number
-from genboost.tables import cell_means, sam_label
-
-FLATNESS_PREFIXES = ("sharpness_r", "hessian_top_eig")
+from genboost.tables import cell_means, measure_columns, sam_label
 
 
 def describe(row) -> str:
@@ -188,9 +186,12 @@ def summarize(cells: pd.DataFrame, experiments: list[str], setups: dict[str, str
             lines += random_label_section(name, per_exp[name], base_name, per_exp[base_name])
         else:
             lines += versus_section(name, per_exp[name], base_name, per_exp[base_name])
-    measures = [c for c in cells.columns if c.startswith(FLATNESS_PREFIXES) and cells[c].notna().any()]
+    measures = measure_columns(cells)
     real = cells[~cells["shuffle_labels"].astype(str).eq("True")]
     lines += ["", stats_report.stats_markdown(real, measures=measures)]
+    axes = [a for a in ("optimizer", "lr", "wd", "rho") if real[a].nunique() > 1]
+    if measures and axes:
+        lines += ["", granulated.generalization_markdown(real, measures, axes)]
     return "\n".join(lines).rstrip() + "\n"
 
 

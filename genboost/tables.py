@@ -19,6 +19,15 @@ CELL_COLUMNS = [
 ]  # fmt: skip
 
 
+# The columns of cells.csv that hold a measure of the trained model (its "flatness" in metrics.json).
+MEASURE_PREFIXES = ("sharpness_r", "hessian_top_eig", "pacbayes_", "weight_norm", "dist_from_init")
+
+
+def measure_columns(cells: pd.DataFrame) -> list[str]:
+    """The measures recorded for at least one model."""
+    return [c for c in cells.columns if c.startswith(MEASURE_PREFIXES) and cells[c].notna().any()]
+
+
 def read_cells(experiment: str, metrics_paths: list[str]) -> pd.DataFrame:
     """One row per trained model, from its metrics.json."""
     return cells_frame(experiment, read_records(metrics_paths))

@@ -76,16 +76,20 @@ def test_summary_names_the_best_configuration(tiny_run):
 
 def test_flatness_curves_and_statistics_are_recorded(tiny_run):
     cells = pd.read_csv(tiny_run / "results/main/cells.csv")
-    for col in ("hessian_top_eig", "sharpness_r0.05", "gap"):
+    measures = ("pacbayes_flatness", "pacbayes_mag_flatness", "weight_norm", "dist_from_init")
+    for col in ("hessian_top_eig", "sharpness_r0.05", "gap", *measures):
         assert cells[col].notna().all(), col
+    assert (cells["pacbayes_flatness"] > 0).all() and (cells["dist_from_init"] > 0).all()
     assert (cells["gap"] - (cells["test_mse"] - cells["train_mse"])).abs().max() < 1e-9
     record = json.loads(metrics_files(tiny_run)[0].read_text())
     assert [p["epoch"] for p in record["curve"]] == list(range(2, record["epochs"] + 1, 2))
     assert record["curve"][-1]["test_mse"] == pytest.approx(record["test_mse"], rel=1e-6)
     summary = (tiny_run / "results/summary.md").read_text()
     assert "## Statistics" in summary and "Kendall" in summary
-    png = (tiny_run / "results/main/figures/heatmap.png").read_bytes()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    assert "## Generalization measures: granulated Kendall coefficient" in summary and "pacbayes_flatness" in summary
+    for figure in ("heatmap", "measures"):
+        png = (tiny_run / f"results/main/figures/{figure}.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
 def test_html_report_holds_tables_figures_and_summary(tiny_run):

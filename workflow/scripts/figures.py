@@ -1,9 +1,11 @@
 """Snakemake adapter: one experiment's figures."""
 
-from genboost import figures
+from genboost.experiment_figures import write_figures
+from genboost.files import logging_to
 
-figures.write_figures(
-    experiment=snakemake.params.experiment,
-    metrics_paths=list(snakemake.input.metrics),
-    paths=dict(snakemake.output.items()),
-)
+with logging_to(snakemake.log):
+    write_figures(
+        experiment=snakemake.params.experiment,
+        metrics_paths=list(snakemake.input.metrics),
+        paths=dict(snakemake.output.items()),
+    )
