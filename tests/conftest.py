@@ -11,6 +11,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_CSV_NAME = "ObesityDataSet_raw_and_data_sinthetic.csv"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread, as the train jobs run: 2 threads on a busy 2-core machine make tiny ops stall on OpenMP."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

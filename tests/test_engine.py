@@ -13,17 +13,9 @@ from genboost.engine_state import state_problem
 from genboost.model import Cell, Split, flush_denormal_enabled, init_params, layer_sizes, steps_per_epoch
 from genboost.reference import train_cell
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N_TRAIN, N_TEST, N_FEATURES, HIDDEN = 200, 60, 10, (16, 8)
 SPE = steps_per_epoch(N_TRAIN, 32)  # 7: the last batch of each epoch has 8 rows
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as the study runs: 2 threads on a busy 2-core machine make tiny ops stall on OpenMP."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,8 @@ from genboost.engine import train_cells
 from genboost.measures import MEASURE_KEYS, FlatnessSettings, block_measures, initializations
 from genboost.model import Cell, Split, init_params, layer_sizes
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 F64 = torch.float64
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as the train jobs run: 2 threads on a busy 2-core machine make tiny ops stall on OpenMP."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 FINE = dict(iters=40, sigma_bounds=(1e-5, 1.0), mag_sigma_bounds=(1e-5, 1.0))  # bisection far finer than the checks
