@@ -279,11 +279,11 @@ def conclusion_matrix(setups: dict[str, tuple[pd.DataFrame | None, pd.DataFrame 
     table = tabulate(rows, headers=["conclusion", *names], tablefmt="github", disable_numparse=True)
     lines = [table, ""]
     for name in names[1:]:
-        flips = [
-            f"{a.key} ({a.verdict} → {b.verdict})"
-            for a, b in zip(results[names[0]], results[name], strict=True)
-            if a.verdict != b.verdict
-        ]
+        pairs = list(zip(results[names[0]], results[name], strict=True))
+        testable = [(a, b) for a, b in pairs if NOT_TESTABLE not in (a.verdict, b.verdict)]
+        flips = [f"{a.key} ({a.verdict} → {b.verdict})" for a, b in testable if a.verdict != b.verdict]
         said = f"flips {', '.join(flips)}" if flips else "flips no conclusion"
-        lines.append(f"- {name}: {said} relative to {names[0]}")
+        untested = [b.key for _, b in pairs if b.verdict == NOT_TESTABLE]
+        there = f" ({', '.join(untested)} not testable there)" if untested else ""
+        lines.append(f"- {name}: {said} relative to {names[0]}{there}")
     return "\n".join(lines).rstrip() + "\n"

@@ -129,9 +129,10 @@ def test_a_published_table_can_only_point_the_other_way(main):
 
 def test_conclusion_matrix_shows_a_flip_between_setups(main, second):
     sam_helps = shifted(main, -0.2, **SAM_BEST)
-    text = conclusion_matrix({"baseline": (main, second), "sam helps": (sam_helps, second), "again": (main, second)})
+    setups = {"baseline": (main, second), "sam helps": (sam_helps, second), "again": (main, second)}
+    text = conclusion_matrix({**setups, "no second chance": (main, None)})
     header, _, *rows = text.splitlines()[:6]
-    assert [h.strip() for h in header.strip("|").split("|")] == ["conclusion", "baseline", "sam helps", "again"]
+    assert [h.strip() for h in header.strip("|").split("|")] == ["conclusion", *setups, "no second chance"]
     c2_row = next(r for r in rows if r.startswith("| C2"))
     plain = seed_values(main, **BEST_PLAIN)
     before, after = plain - seed_values(main, **SAM_BEST), plain - seed_values(sam_helps, **SAM_BEST)
@@ -139,6 +140,8 @@ def test_conclusion_matrix_shows_a_flip_between_setups(main, second):
     assert f"not reproduced (Δ {after.mean():+.3f}, p {sps.ttest_1samp(after, 0).pvalue:.2g})" in c2_row
     assert "- sam helps: flips C2 (reproduced → not reproduced) relative to baseline" in text
     assert "- again: flips no conclusion relative to baseline" in text
+    # a conclusion a setup cannot test is said so, not counted as a flip
+    assert "- no second chance: flips no conclusion relative to baseline (C4 not testable there)" in text
 
 
 def test_conclusions_markdown_sets_the_talks_verdict_beside_ours(main, second):
