@@ -3,11 +3,13 @@
 import itertools
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from matplotlib.colors import LogNorm
 
-from genboost.granulated import PSI_ROW, generalization_markdown, granulated_kendall, lr_flag, rank_measures
+from genboost.granulated import PSI_ROW, generalization_markdown, granulated_kendall, kendall, lr_flag, rank_measures
 from genboost.measures_figure import measures_against_test_mse
 
 LRS, WDS, SEEDS = (1e-3, 1e-2, 1e-1), (0.0, 1e-3), (0, 1)
@@ -111,3 +113,14 @@ def test_figure_one_panel_per_measure_colored_by_lr(tmp_path):
         (points,) = ax.collections  # one optimizer: one set of points
         assert len(points.get_offsets()) == 11  # the diverged model is left out
         assert isinstance(points.norm, LogNorm) and (points.norm.vmin, points.norm.vmax) == (1e-3, 1e-1)
+
+
+def test_kendall_equals_scipys_tau_b_with_and_without_ties():
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 7, 40):
+        a, b = rng.normal(size=n), rng.normal(size=n)
+        ties_a, ties_b = np.round(a), np.round(b * 2) / 2
+        for x, y in ((a, b), (ties_a, b), (a, ties_b), (ties_a, ties_b)):
+            if len(set(x)) > 1 and len(set(y)) > 1:
+                assert kendall(x, y) == pytest.approx(scipy.stats.kendalltau(x, y).statistic, abs=1e-12)
+    assert math.isnan(kendall([1.0, 1.0], [1.0, 2.0])) and math.isnan(kendall([1.0], [2.0]))
