@@ -155,6 +155,7 @@ for exp in STUDY.experiments:
             mem_mb=1000,
         params:
             experiment=exp.name,
+            sweep=list(exp.sweep),
             code=fingerprint.rule_code(workflow, "workflow/scripts/aggregate.py"),
         script:
             "workflow/scripts/aggregate.py"
@@ -190,6 +191,7 @@ for exp in STUDY.experiments:
             mem_mb=1000,
         params:
             experiment=exp.name,
+            sweep=list(exp.sweep),
             code=fingerprint.rule_code(workflow, "workflow/scripts/figures.py"),
         script:
             "workflow/scripts/figures.py"

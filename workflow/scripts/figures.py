@@ -6,4 +6,5 @@ figures.write_figures(
     experiment=snakemake.params.experiment,
     metrics_paths=list(snakemake.input.metrics),
     paths=dict(snakemake.output.items()),
+    sweep=list(snakemake.params.sweep),
 )
