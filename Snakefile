@@ -21,13 +21,14 @@ RAW = f"resources/{config['data']['member']}"
 CURVES = STUDY.analysis["curve_every"] is not None
 REFERENCE = config["reference"]
 # Experiments compared with the reference table, each with its setup's partner for the talk's
-# conclusions that need two experiments (second chance against main).
+# conclusions that need two experiments (second chance against main). Not one that sweeps a setting
+# (genboost/sweep.py): the table holds one batch size, width... per lr x wd cell, so it has no match.
 COMPARED = {
     e.name: STUDY.partner(
         e, "second_chance" if e.reference_experiment == "main" else "main"
     )
     for e in STUDY.experiments
-    if e.reference_experiment in grid.reference_experiments(REFERENCE)
+    if e.reference_experiment in grid.reference_experiments(REFERENCE) and not e.sweep
 }
 
 

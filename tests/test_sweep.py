@@ -202,3 +202,15 @@ def test_a_longer_run_goes_on_from_the_shorter_run_of_the_same_batch_size(config
         )
     ]
     assert all(lineage.extended(short, c) for c in short.cells())
+
+
+def test_the_implicit_bias_experiment_sweeps_batch_size_and_is_not_compared_with_the_talk(config, repo_root):
+    assert config["experiments"]["implicit_bias"]["enabled"] is False
+    cfg = copy.deepcopy(config)
+    cfg["experiments"]["implicit_bias"]["enabled"] = True
+    study = grid.Study.from_config(checked_config(cfg))
+    bias, main = study.experiment("implicit_bias"), study.experiment("main")
+    assert len(bias.cells()) == 2 * 3 * 3 * 2 * 3 and {c.epochs for c in bias.cells()} == {200}
+    at_32 = {c for c in bias.cells() if c.batch_size == 32}
+    assert len(at_32) == 36 and at_32 <= set(main.cells())  # main's models: the store has them
+    assert bias.reference_experiment not in grid.reference_experiments(str(repo_root / "reference/talk-tables.csv"))
