@@ -251,15 +251,8 @@ def _experiment(name: str, spec: dict, base_train: dict, hidden: tuple[int, ...]
         hidden=hidden,
         preprocess={**base_preprocess, **spec.get("preprocess", {})},
         reference_experiment=spec.get("reference_experiment", name),
-        sweep=sweeping.levels(name, spec, _setting_value),
+        sweep=sweeping.levels(name, spec),
     )
-
-
-def _setting_value(key: str, value):
-    """A swept value in its setting's type (so 0 and 0.0 are one level)."""
-    if key == "hidden":
-        return tuple(int(v) for v in value)
-    return int(value) if key in ("epochs", "sam_epochs") else _like(DEFAULTS[key], value)
 
 
 def _axis_value(axis: str, value):

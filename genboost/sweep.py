@@ -75,9 +75,17 @@ def wildcard_constraint(key: str) -> str:
     return "[a-z][a-z0-9]*"
 
 
-def levels(name: str, spec: dict, cast) -> dict[str, tuple]:
-    """The experiment's swept settings, key -> its values (cast to the setting's type by `cast(key, value)`),
-    checked: a key that is also set as a plain override of the experiment is refused."""
+def cast(key: str, value):
+    """A swept value in its setting's type, so that 0 and 0.0 (or a list and a tuple) are one level."""
+    default = _TYPES[key]
+    if isinstance(default, tuple):
+        return tuple(type(default[0])(v) for v in value)
+    return value if isinstance(default, (bool, str)) else type(default)(value)
+
+
+def levels(name: str, spec: dict) -> dict[str, tuple]:
+    """An experiment's swept settings (config key `sweep` of its `spec`), key -> its values in the setting's
+    type, checked: a key that is also set as a plain override of the experiment is refused."""
     sweep = spec.get("sweep") or {}
     for key, values in sweep.items():
         if key not in SWEEPABLE:  # the schema refuses it first; this keeps the module safe on its own
