@@ -20,13 +20,14 @@ R = STUDY.results
 RAW = f"resources/{config['data']['member']}"
 REFERENCE = config["reference"]
 # Experiments compared with the reference table, each with its setup's partner for the talk's
-# conclusions that need two experiments (second chance against main).
+# conclusions that need two experiments (second chance against main). Not one that sweeps a setting
+# (genboost/sweep.py): the table holds one batch size, width... per lr x wd cell, so it has no match.
 COMPARED = {
     e.name: STUDY.partner(
         e, "second_chance" if e.reference_experiment == "main" else "main"
     )
     for e in STUDY.experiments
-    if e.reference_experiment in grid.reference_experiments(REFERENCE)
+    if e.reference_experiment in grid.reference_experiments(REFERENCE) and not e.sweep
 }
 
 
@@ -157,6 +158,7 @@ for exp in STUDY.experiments:
             mem_mb=1000,
         params:
             experiment=exp.name,
+            sweep=list(exp.sweep),
             code=fingerprint.rule_code(workflow, "workflow/scripts/aggregate.py"),
         script:
             "workflow/scripts/aggregate.py"
@@ -192,6 +194,7 @@ for exp in STUDY.experiments:
             mem_mb=1000,
         params:
             experiment=exp.name,
+            sweep=list(exp.sweep),
             code=fingerprint.rule_code(workflow, "workflow/scripts/figures.py"),
         script:
             "workflow/scripts/figures.py"

@@ -18,8 +18,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from genboost.files import atomic_path
-from genboost.grid import fmt_number
-from genboost.stats import is_diverged
+from genboost.grid import fmt_number, fmt_value
+from genboost.stats import config_columns, is_diverged, sweep_axes
 from genboost.tables import cell_means
 
 WIDE_RANGE = 10.0  # max / min of the values above which a color or y scale is logarithmic
@@ -43,8 +43,24 @@ def _one_experiment(cells: pd.DataFrame) -> str:
     return names[0]
 
 
-def _panel_title(optimizer: str, rho: float) -> str:
-    return f"{optimizer.upper()}, " + ("no SAM" if rho == 0 else f"SAM ρ={fmt_number(rho)}")
+def _panel_title(optimizer: str, rho: float, levels: dict | None = None) -> str:
+    swept = "".join(f", {k}={fmt_value(k, v)}" for k, v in (levels or {}).items())
+    return f"{optimizer.upper()}, " + ("no SAM" if rho == 0 else f"SAM ρ={fmt_number(rho)}") + swept
+
+
+def panel_rows(cells: pd.DataFrame) -> list[tuple[str, dict]]:
+    """The figures' rows of panels: each optimizer at each combination of the swept settings' values, as
+    (optimizer, swept setting -> value); without a sweep, one row per optimizer."""
+    axes = sweep_axes(cells)
+    combos = cells[["optimizer", *axes]].drop_duplicates().sort_values(["optimizer", *axes])
+    return [(row[0], dict(zip(axes, row[1:], strict=True))) for row in combos.itertuples(index=False)]
+
+
+def _at(frame: pd.DataFrame, optimizer: str, levels: dict) -> pd.DataFrame:
+    keep = frame["optimizer"] == optimizer
+    for key, value in levels.items():
+        keep &= frame[key] == value
+    return frame[keep]
 
 
 def nothing_to_plot(cells: pd.DataFrame) -> str | None:
@@ -53,7 +69,7 @@ def nothing_to_plot(cells: pd.DataFrame) -> str | None:
     bad = is_diverged(cells)
     if bad.all():
         return f"Every model diverged ({len(bad)} of {len(bad)}): nothing to plot"
-    if cells.assign(_bad=bad).groupby(["optimizer", "lr", "wd", "rho"])["_bad"].any().all():
+    if cells.assign(_bad=bad).groupby(config_columns(cells), dropna=False)["_bad"].any().all():
         return f"Every configuration has a diverged seed ({int(bad.sum())} of {len(bad)} models): nothing to plot"
     return None
 
@@ -81,18 +97,18 @@ def heatmap_grid(cells: pd.DataFrame, path_png, path_pdf, title: str | None = No
     """
     experiment = _one_experiment(cells)
     means = cell_means(cells, intervals=False)
-    opts, rhos = sorted(means["optimizer"].unique()), sorted(means["rho"].unique())
+    opts, rhos = panel_rows(cells), sorted(means["rho"].unique())
     lrs, wds = sorted(means["lr"].unique()), sorted(means["wd"].unique())
     norm = shared_norm(means["mean"])
     best = means.loc[means["mean"].idxmin()] if means["mean"].notna().any() else None
     size = (max(6.0, 1.5 + 0.75 * len(wds) * len(rhos)), max(4.0, 1.2 + 0.45 * len(lrs) * len(opts)))
     fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(len(opts), len(rhos), squeeze=False, sharex=True, sharey=True)
-    for (i, opt), (j, rho) in ((a, b) for a in enumerate(opts) for b in enumerate(rhos)):
+    for (i, (opt, levels)), (j, rho) in ((a, b) for a in enumerate(opts) for b in enumerate(rhos)):
         ax = axes[i, j]
-        sel = means[(means["optimizer"] == opt) & (means["rho"] == rho)]
+        sel = _at(means[means["rho"] == rho], opt, levels)
         image = _heatmap_panel(ax, sel, lrs, wds, norm, best)
-        ax.set_title(_panel_title(opt, rho), fontsize=9)
+        ax.set_title(_panel_title(opt, rho, levels), fontsize=9)
         ax.set_xlabel("weight decay" if i == len(opts) - 1 else "")
         ax.set_ylabel("learning rate" if j == 0 else "")
     if best is not None:  # with no mean anywhere, a color scale would show nothing
@@ -120,9 +136,7 @@ def _heatmap_panel(ax, sel: pd.DataFrame, lrs, wds, norm: Normalize, best):
         elif not math.isnan(value):
             dark = norm(value) < 0.55  # viridis is dark at the low end
             ax.text(x, y, f"{value:.3g}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
-        if best is not None and (best["optimizer"], best["rho"], best["lr"], best["wd"]) == (
-            sel["optimizer"].iloc[0], sel["rho"].iloc[0], lr, wd
-        ):  # fmt: skip
+        if best is not None and best.name in sel.index and (best["lr"], best["wd"]) == (lr, wd):
             ax.add_patch(_box(x, y, facecolor="none", edgecolor="red", linewidth=2, gid="best"))
     ax.set_xticks(range(len(wds)), [fmt_number(w) for w in wds], fontsize=7)
     ax.set_yticks(range(len(lrs)), [fmt_number(lr) for lr in lrs], fontsize=7)
@@ -139,17 +153,18 @@ def lr_curves(cells: pd.DataFrame, path_png, path_pdf, title: str | None = None)
     A configuration with a diverged seed has no point; an 'x' on the panel's top edge marks its lr.
     """
     experiment = _one_experiment(cells)
-    opts, rhos, wds = (sorted(cells[c].unique()) for c in ("optimizer", "rho", "wd"))
+    opts, (rhos, wds) = panel_rows(cells), (sorted(cells[c].unique()) for c in ("rho", "wd"))
     spread = _seed_spread(cells)
     colors = mpl.colormaps["plasma"](np.linspace(0.0, 0.85, len(wds)))
     fig = Figure(figsize=(max(6.0, 0.5 + 3.2 * len(rhos)), max(4.0, 0.6 + 2.6 * len(opts))), layout="constrained")
     axes = fig.subplots(len(opts), len(rhos), squeeze=False, sharex=True, sharey=True)
-    for (i, opt), (j, rho) in ((a, b) for a in enumerate(opts) for b in enumerate(rhos)):
+    for (i, (opt, levels)), (j, rho) in ((a, b) for a in enumerate(opts) for b in enumerate(rhos)):
         ax = axes[i, j]
+        panel = _at(spread[spread.rho == rho], opt, levels)
         for wd, color in zip(wds, colors, strict=True):
-            _lr_line(ax, spread[(spread.optimizer == opt) & (spread.rho == rho) & (spread.wd == wd)], color)
+            _lr_line(ax, panel[panel.wd == wd], color)
         ax.set_xscale("log")
-        ax.set_title(_panel_title(opt, rho), fontsize=9)
+        ax.set_title(_panel_title(opt, rho, levels), fontsize=9)
         ax.set_xlabel("learning rate" if i == len(opts) - 1 else "")
         ax.set_ylabel("test MSE" if j == 0 else "")
         ax.grid(True, which="major", alpha=0.3)
@@ -173,9 +188,9 @@ def lr_curves(cells: pd.DataFrame, path_png, path_pdf, title: str | None = None)
 
 
 def _seed_spread(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer, rho, wd, lr: mean, min and max test MSE over seeds, and whether a seed diverged."""
+    """Per optimizer, rho, swept values, wd, lr: mean, min and max test MSE over seeds, and whether a seed diverged."""
     c = cells.assign(bad=is_diverged(cells))
-    g = c.groupby(["optimizer", "rho", "wd", "lr"], sort=True)
+    g = c.groupby(["optimizer", "rho", *sweep_axes(cells), "wd", "lr"], sort=True)
     out = g.agg(mean=("test_mse", "mean"), low=("test_mse", "min"), high=("test_mse", "max"), bad=("bad", "any"))
     out.loc[out["bad"], ["mean", "low", "high"]] = math.nan
     return out.reset_index()
@@ -191,13 +206,17 @@ def _lr_line(ax, rows: pd.DataFrame, color) -> None:
 
 
 def best_configurations(cells: pd.DataFrame) -> list[dict]:
-    """The best configuration (lowest mean test MSE) per optimizer without and with SAM, with a label."""
+    """The best configuration (lowest mean test MSE) per optimizer without and with SAM, with a label; its
+    swept settings' values under "levels"."""
+    axes = sweep_axes(cells)
     means = cell_means(cells, intervals=False).dropna(subset=["mean"])
     out = []
     for (opt, _sam), g in means.groupby([means["optimizer"], means["rho"] > 0], sort=True):
         b = g.loc[g["mean"].idxmin()]
-        label = f"{_panel_title(opt, b['rho'])}, lr={fmt_number(b['lr'])}, wd={fmt_number(b['wd'])}"
-        out.append(dict(optimizer=opt, lr=float(b["lr"]), wd=float(b["wd"]), rho=float(b["rho"]), label=label))
+        levels = {k: b[k] for k in axes}
+        label = f"{_panel_title(opt, b['rho'], levels)}, lr={fmt_number(b['lr'])}, wd={fmt_number(b['wd'])}"
+        best = dict(optimizer=opt, lr=float(b["lr"]), wd=float(b["wd"]), rho=float(b["rho"]), label=label)
+        out.append({**best, "levels": levels})
     return out
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from genboost.stats import is_diverged
+from genboost.stats import is_diverged, sweep_axes
 
 COORDINATES = ("experiment", "optimizer", "lr", "wd", "rho", "seed")  # what identifies a model of the grid
 LR_CONTEXT = ("experiment", "optimizer")  # one lr is another step size under another optimizer
@@ -73,8 +73,9 @@ def group_taus(models: pd.DataFrame, measure: str, target: str, by: list[str]) -
 
 
 def fixed_coordinates(cells: pd.DataFrame, axes: list[str]) -> list[str]:
-    """The coordinates that stay fixed in every group: those of COORDINATES in cells that are not axes."""
-    return [c for c in COORDINATES if c in cells and c not in axes]
+    """The coordinates that stay fixed in every group: those of COORDINATES and the swept settings in cells that
+    are not axes."""
+    return [c for c in (*COORDINATES, *sweep_axes(cells)) if c in cells and c not in axes]
 
 
 def granulated_kendall(

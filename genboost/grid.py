@@ -13,7 +13,13 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from genboost import sweep as sweeping
 from genboost.cell import AXES, DEFAULTS, SETTINGS, Cell
+
+# Defined beside the sweep's checks and formats, and part of this module's API.
+from genboost.sweep import ConfigError as ConfigError
+from genboost.sweep import fmt_number as fmt_number
+from genboost.sweep import fmt_value as fmt_value
 
 # Grid axes and the config's list key of each.
 GRID_KEYS = {"optimizer": "optimizers", "lr": "lrs", "wd": "wds", "rho": "rhos", "seed": "seeds"}
@@ -24,19 +30,16 @@ JOB_DEFAULTS = {"device": "auto", "threads": 1, "pack": []}
 TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_DEFAULTS)
 TRAIN_DEFAULTS = {**{k: list(v) if isinstance(v, tuple) else v for k, v in DEFAULTS.items()}, **JOB_DEFAULTS}
 ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None, "pacbayes": None}
-RUN_PATTERN = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
 
 
-class ConfigError(ValueError):
-    """An invalid config value; the message names the key and the value."""
+def run_pattern(axes) -> str:
+    """The metrics.json path of a cell, one `axis={axis}` level per axis, in the experiment's axis order."""
+    levels = "/".join(f"{a}={{{a}}}" for a in axes)
+    return f"{{results}}/{{experiment}}/runs/{levels}/metrics.json"
 
 
-def fmt_number(x: float | int) -> str:
-    """Canonical text of a grid value, used in paths: 3e-05 and 0.00003 give the same string."""
-    x = float(x)
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    return repr(x)
+# The layout of an experiment that sweeps nothing (unchanged since before sweeps: its results stay valid).
+RUN_PATTERN = run_pattern(AXES)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Experiment:
     hidden: tuple[int, ...]
     preprocess: dict = field(default_factory=dict)  # resolved preprocessing settings
     reference_experiment: str = ""  # the experiment of the reference table it is compared with
+    sweep: dict = field(default_factory=dict)  # swept setting -> tuple of its values (genboost.sweep)
 
     @property
     def data_id(self) -> str:
@@ -59,47 +63,64 @@ class Experiment:
     def setup(self) -> tuple:
         """What makes two experiments one setup of the study, whatever their grids and run lengths."""
         train = {k: v for k, v in self.train.items() if k not in ("epochs", "sam_epochs", *JOB_DEFAULTS)}
-        return (self.data_id, self.hidden, tuple(sorted((k, str(v)) for k, v in train.items())))
+        swept = tuple(sorted((k, str(v)) for k, v in self.sweep.items()))
+        return (self.data_id, self.hidden, tuple(sorted((k, str(v)) for k, v in train.items())), swept)
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """Its axes in path order: the swept settings come between rho and seed."""
+        return (*AXES[:-1], *self.sweep, AXES[-1])
+
+    def levels(self, axis: str) -> tuple:
+        return self.grid[axis] if axis in self.grid else self.sweep[axis]
 
     @property
     def pack(self) -> tuple[str, ...]:
-        return tuple(a for a in AXES if a in self.train["pack"])
+        """The axes one job trains together (`train.pack` may name a setting this experiment does not sweep)."""
+        return tuple(a for a in self.axes if a in self.train["pack"])
 
     @property
     def device(self) -> str:
         return self.train["device"]
 
-    def cell(self, optimizer: str, lr: float, wd: float, rho: float, seed: int) -> Cell:
-        t = self.train
+    def cell(self, optimizer: str, lr: float, wd: float, rho: float, seed: int, **swept) -> Cell:
+        """The cell at these coordinates; `swept` gives the values of swept settings (else the experiment's)."""
+        t = {**self.train, **swept}
         settings = {k: _like(DEFAULTS[k], t[k]) for k in DEFAULTS}
         epochs = t["sam_epochs"] if rho > 0 else t["epochs"]
-        cell = Cell(optimizer, lr, wd, rho, seed, epochs=epochs, hidden=self.hidden, **settings)
+        hidden = tuple(swept.get("hidden", self.hidden))
+        cell = Cell(optimizer, lr, wd, rho, seed, epochs=epochs, hidden=hidden, **settings)
         return cell.without_unused_settings()
 
+    def coordinates(self, choices: dict | None = None) -> list[dict]:
+        """Every combination of the axes' values (`choices` narrows some axes), as axis -> value."""
+        choices = choices or {}
+        values = [choices.get(a, self.levels(a)) for a in self.axes]
+        return [dict(zip(self.axes, combo, strict=True)) for combo in itertools.product(*values)]
+
     def cells(self) -> list[Cell]:
-        return [self.cell(*values) for values in itertools.product(*(self.grid[a] for a in AXES))]
+        return [self.cell(**c) for c in self.coordinates()]
+
+    def wildcards(self, cell: Cell) -> dict:
+        """axis -> canonical text of the cell's value, the swept settings included."""
+        return {**wildcards_of(cell), **{k: fmt_value(k, sweeping.level_of(cell, k)) for k in self.sweep}}
 
     def metrics_path(self, results: str, cell: Cell) -> str:
-        return RUN_PATTERN.format(results=results, experiment=self.name, **wildcards_of(cell))
+        return run_pattern(self.axes).format(results=results, experiment=self.name, **self.wildcards(cell))
 
     def job_outputs(self, results: str) -> list[str]:
         """The output patterns of one train job: packed axes filled in, the others left as {wildcards}."""
-        fixed = {a: "{" + a + "}" for a in AXES if a not in self.pack}
-        packed = [[(a, fmt_value(a, v)) for v in self.grid[a]] for a in self.pack]
+        fixed = {a: "{" + a + "}" for a in self.axes if a not in self.pack}
+        packed = [[(a, fmt_value(a, v)) for v in self.levels(a)] for a in self.pack]
         return [
-            RUN_PATTERN.format(results=results, experiment=self.name, **fixed, **dict(combo))
+            run_pattern(self.axes).format(results=results, experiment=self.name, **fixed, **dict(combo))
             for combo in itertools.product(*packed)
         ]
 
     def job_cells(self, wildcards: dict) -> list[Cell]:
         """The cells one train job trains, from its wildcards (the non-packed axes)."""
-        choices = []
-        for axis in AXES:
-            if axis in self.pack:
-                choices.append(self.grid[axis])
-            else:
-                choices.append((self._lookup(axis, wildcards[axis]),))
-        return [self.cell(*values) for values in itertools.product(*choices)]
+        free = {a: (self._lookup(a, wildcards[a]),) for a in self.axes if a not in self.pack}
+        return [self.cell(**c) for c in self.coordinates(free)]
 
     def job_params(self, wildcards) -> list[dict]:
         """The cells of one job as plain dicts: a Snakemake param, so a changed cell reruns its job."""
@@ -108,11 +129,11 @@ class Experiment:
     def job_size(self) -> int:
         size = 1
         for axis in self.pack:
-            size *= len(self.grid[axis])
+            size *= len(self.levels(axis))
         return size
 
     def job_log(self, results: str) -> str:
-        free = [a for a in AXES if a not in self.pack]
+        free = [a for a in self.axes if a not in self.pack]
         name = "/".join(f"{a}={{{a}}}" for a in free) or "all"
         return f"{results}/logs/{self.name}/train/{name}.log"
 
@@ -122,7 +143,8 @@ class Experiment:
 
     def job_cost(self) -> int:
         """Gradient evaluations of one job, in units of one model-epoch: the scheduler starts the longest first."""
-        epochs = max(self.train["epochs"], 2 * self.train["sam_epochs"] if any(r > 0 for r in self.grid["rho"]) else 0)
+        longest = {k: max(self.sweep.get(k, (self.train[k],))) for k in ("epochs", "sam_epochs")}
+        epochs = max(longest["epochs"], 2 * longest["sam_epochs"] if any(r > 0 for r in self.grid["rho"]) else 0)
         return self.job_size() * epochs
 
     def job_resources(self) -> dict:
@@ -138,14 +160,10 @@ class Experiment:
         return resources
 
     def _lookup(self, axis: str, text: str):
-        for value in self.grid[axis]:
+        for value in self.levels(axis):
             if fmt_value(axis, value) == text:
                 return value
-        raise ConfigError(f"experiment {self.name}: {axis}={text!r} is not in the grid {self.grid[axis]}")
-
-
-def fmt_value(axis: str, value) -> str:
-    return value if axis == "optimizer" else fmt_number(value)
+        raise ConfigError(f"experiment {self.name}: {axis}={text!r} is not in the grid {self.levels(axis)}")
 
 
 def wildcards_of(cell: Cell) -> dict:
@@ -169,6 +187,8 @@ class Study:
             for name, spec in config["experiments"].items()
             if spec.get("enabled", True)
         )
+        for experiment in experiments:
+            sweeping.check(experiment)
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
         analysis = {**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})}
@@ -231,6 +251,7 @@ def _experiment(name: str, spec: dict, base_train: dict, hidden: tuple[int, ...]
         hidden=hidden,
         preprocess={**base_preprocess, **spec.get("preprocess", {})},
         reference_experiment=spec.get("reference_experiment", name),
+        sweep=sweeping.levels(name, spec),
     )
 
 
@@ -244,7 +265,8 @@ def wildcard_constraints() -> dict:
     """Regexes that only match canonical values, so 3e-5 and 0.00003 can never be two cells."""
     number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
     axes = {"optimizer": "sgd|adam", "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
-    return {**axes, "data": "[0-9a-f]{12}"}
+    swept = {k: sweeping.wildcard_constraint(k) for k in sweeping.SWEEPABLE}
+    return {**axes, **swept, "data": "[0-9a-f]{12}"}
 
 
 def reference_experiments(path: str | None) -> set[str]:
@@ -282,10 +304,9 @@ def measured(analysis: dict) -> bool:
 
 
 def table_paths(results: str, experiment: Experiment) -> list[str]:
-    """One Markdown and one CSV table of mean test MSE (rows lr, columns wd) per optimizer x rho."""
-    return [
-        f"{results}/{experiment.name}/tables/optimizer={o}_rho={fmt_number(r)}.{ext}"
-        for o in experiment.grid["optimizer"]
-        for r in experiment.grid["rho"]
-        for ext in ("md", "csv")
-    ]
+    """One Markdown and one CSV table of mean test MSE (rows lr, columns wd) per optimizer x rho x swept values:
+    tables/optimizer=<o>_rho=<rho>[_<key>=<value>...].{md,csv}."""
+    axes = ["optimizer", "rho", *experiment.sweep]
+    combos = itertools.product(*(experiment.levels(a) for a in axes))
+    names = ["_".join(f"{a}={fmt_value(a, v)}" for a, v in zip(axes, combo, strict=True)) for combo in combos]
+    return [f"{results}/{experiment.name}/tables/{name}.{ext}" for name in names for ext in ("md", "csv")]

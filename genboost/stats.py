@@ -1,7 +1,9 @@
 """Statistics over seeds: confidence intervals, paired tests of SAM / weight decay / optimizer, rank correlations.
 
 Every comparison pairs two models that differ in one factor only and share every other coordinate and the
-seed (same initialization, same batch order), so the seed-to-seed noise cancels in the difference.
+seed (same initialization, same batch order), so the seed-to-seed noise cancels in the difference. A setting
+an experiment sweeps (`genboost.sweep`: a column of cells.csv such as batch_size) is one more coordinate: the
+configurations of its levels are never averaged together, and it is a factor of its own.
 A pair with a diverged side is dropped and counted. A conclusion is "supported" when both the paired
 t-test and the Wilcoxon signed-rank test reject "no difference" at `alpha`: the t-test alone can be
 carried by one outlying seed, the Wilcoxon alone ignores how large the differences are.
@@ -15,7 +17,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from genboost.grid import fmt_number
+from genboost.grid import fmt_number, fmt_value
+from genboost.sweep import SWEEPABLE
 
 CONFIG = ["experiment", "optimizer", "lr", "wd", "rho"]
 FACTORS = ("sam", "wd", "optimizer")
@@ -31,11 +34,32 @@ def is_diverged(cells: pd.DataFrame) -> pd.Series:
     return flag.fillna(False).astype(bool) | cells["test_mse"].isna()
 
 
+def sweep_axes(cells: pd.DataFrame) -> list[str]:
+    """The swept settings among the columns of `cells`: those in which models with the same experiment,
+    optimizer, lr, wd, rho and seed differ (a setting that is the same in all of them is no axis)."""
+    candidates = [c for c in SWEEPABLE if c in cells.columns]
+    if not candidates or cells.empty:
+        return []
+    counts = cells.groupby([*CONFIG, "seed"], dropna=False)[candidates].nunique(dropna=False)
+    return [c for c in candidates if (counts[c] > 1).any()]
+
+
+def config_columns(cells: pd.DataFrame) -> list[str]:
+    """What identifies a configuration (a model but for its seed): CONFIG and the swept settings."""
+    return [*CONFIG, *sweep_axes(cells)]
+
+
+def factors(cells: pd.DataFrame) -> tuple[str, ...]:
+    """The factors `paired` compares in these cells: FACTORS and each swept setting."""
+    return (*FACTORS, *sweep_axes(cells))
+
+
 def _check_unique(cells: pd.DataFrame) -> None:
-    dup = cells.duplicated([*CONFIG, "seed"], keep=False)
+    keys = [*config_columns(cells), "seed"]
+    dup = cells.duplicated(keys, keep=False)
     if dup.any():
         first = cells[dup].iloc[0]
-        raise ValueError(f"cells: more than one row for {dict(first[[*CONFIG, 'seed']])}")
+        raise ValueError(f"cells: more than one row for {dict(first[keys])}")
 
 
 def _scipy_stats():
@@ -59,16 +83,17 @@ def cell_stats(cells: pd.DataFrame, value: str = "test_mse", intervals: bool = T
     """Per configuration: n seeds, diverged seeds, mean, std, 95% CI; NaN where a seed diverged or n < 2
     (the CI also NaN with intervals=False)."""
     _check_unique(cells)
+    config = config_columns(cells)
     cells = cells.assign(_div=is_diverged(cells))
     rows = []
-    for key, g in cells.groupby(CONFIG, sort=True):
+    for key, g in cells.groupby(config, sort=True, dropna=False):  # NaN: a setting another experiment sweeps
         vals = g[value].to_numpy(dtype=float)
         bad = bool(g["_div"].any())
         mean = math.nan if bad else float(np.mean(vals))
         std = math.nan if bad or len(vals) < 2 else float(np.std(vals, ddof=1))
         lo, hi = t_interval(vals) if intervals and not bad else (math.nan, math.nan)
         rows.append([*key, len(g), int(g["_div"].sum()), mean, std, lo, hi])
-    return pd.DataFrame(rows, columns=[*CONFIG, "n", "diverged", "mean", "std", "ci_low", "ci_high"])
+    return pd.DataFrame(rows, columns=[*config, "n", "diverged", "mean", "std", "ci_low", "ci_high"])
 
 
 def best_lrs(cells: pd.DataFrame) -> dict[tuple[str, str], float]:
@@ -96,23 +121,31 @@ def paired_tests(diff: np.ndarray) -> dict:
     return out
 
 
-def _levels(factor: str, cells: pd.DataFrame) -> tuple[str, list, object, list[str]]:
-    """(column, treatment values, control value, pairing keys besides experiment and seed) of a factor."""
+def _levels(factor: str, cells: pd.DataFrame) -> tuple[str, list[tuple], list[str]]:
+    """(column, its (treatment, control) values, pairing keys besides experiment and seed) of a factor. A swept
+    setting compares each level with each larger one (batch_size=16 vs batch_size=32)."""
+    axes = sweep_axes(cells)
     if factor == "sam":
-        return "rho", sorted(v for v in cells["rho"].unique() if v > 0), 0.0, ["optimizer", "lr", "wd"]
+        return "rho", [(v, 0.0) for v in sorted(cells["rho"].unique()) if v > 0], ["optimizer", "lr", "wd", *axes]
     if factor == "wd":
-        return "wd", sorted(v for v in cells["wd"].unique() if v > 0), 0.0, ["optimizer", "lr", "rho"]
+        return "wd", [(v, 0.0) for v in sorted(cells["wd"].unique()) if v > 0], ["optimizer", "lr", "rho", *axes]
     if factor == "optimizer":
-        return "optimizer", ["adam"], "sgd", ["lr", "wd", "rho"]
-    raise ValueError(f"paired: factor must be one of {FACTORS}, got {factor!r}")
+        return "optimizer", [("adam", "sgd")], ["lr", "wd", "rho", *axes]
+    if factor in axes:
+        values = sorted(cells[factor].dropna().unique())
+        pairs = [(a, b) for i, a in enumerate(values) for b in values[i + 1 :]]
+        return factor, pairs, ["optimizer", "lr", "wd", "rho", *(a for a in axes if a != factor)]
+    raise ValueError(f"paired: factor must be one of {FACTORS} or a setting the cells sweep {axes}, got {factor!r}")
 
 
-def _label(factor: str, treat) -> str:
+def _label(factor: str, treat, control) -> str:
     if factor == "sam":
         return f"SAM rho={fmt_number(treat)} vs no SAM"
     if factor == "wd":
         return f"wd={fmt_number(treat)} vs wd=0"
-    return "Adam vs SGD"
+    if factor == "optimizer":
+        return "Adam vs SGD"
+    return f"{factor}={fmt_value(factor, treat)} vs {factor}={fmt_value(factor, control)}"
 
 
 def _pair(sub: pd.DataFrame, column: str, treat, control, keys: list[str]) -> tuple[np.ndarray, int]:
@@ -132,26 +165,27 @@ def _at_best_lr(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired(cells: pd.DataFrame, factor: str) -> pd.DataFrame:
-    """One row per comparison of `factor` (sam | wd | optimizer) in each experiment.
+    """One row per comparison of `factor` (sam | wd | optimizer | a swept setting) in each experiment.
 
     Columns: experiment, factor, comparison, optimizer ("all" or one optimizer), lrs ("all" or "best": each
     optimizer at its best lr; Adam vs SGD then pairs the two best lrs), n_pairs, n_dropped, mean_diff
     (treatment - control test MSE), ci_low, ci_high, p_t, p_wilcoxon.
     """
     _check_unique(cells)
-    column, treats, control, keys = _levels(factor, cells)
+    column, contrasts, keys = _levels(factor, cells)
     cells = cells.assign(_div=is_diverged(cells))
     scopes = {"all": cells, "best": _at_best_lr(cells)}
     opts = ["all"] if factor == "optimizer" else ["all", *sorted(cells["optimizer"].unique())]
     rows = []
-    for (lrs, data), treat, opt in ((s, t, o) for s in scopes.items() for t in treats for o in opts):
+    for (lrs, data), (treat, control), opt in ((s, c, o) for s in scopes.items() for c in contrasts for o in opts):
         sub = data if opt == "all" else data[data["optimizer"] == opt]
         pair_keys = [k for k in keys if not (lrs == "best" and k == "lr")]  # lr is set by the optimizer there
         for exp, part in sub.groupby("experiment", sort=True):
             diff, dropped = _pair(part, column, treat, control, pair_keys)
             if len(diff) + dropped == 0:
                 continue
-            head = dict(experiment=exp, factor=factor, comparison=_label(factor, treat), optimizer=opt, lrs=lrs)
+            label = _label(factor, treat, control)
+            head = dict(experiment=exp, factor=factor, comparison=label, optimizer=opt, lrs=lrs)
             rows.append({**head, "n_dropped": dropped, **paired_tests(diff)})
     columns = ["experiment", "factor", "comparison", "optimizer", "lrs", "n_pairs", "n_dropped"]
     return pd.DataFrame(rows, columns=[*columns, "mean_diff", "ci_low", "ci_high", "p_t", "p_wilcoxon"])

@@ -10,8 +10,18 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-from genboost.grid import fmt_number
-from genboost.stats import FACTORS, NO_PAIRS, cell_stats, is_diverged, min_pairs, paired, rank_correlations, verdict
+from genboost.grid import fmt_number, fmt_value
+from genboost.stats import (
+    NO_PAIRS,
+    cell_stats,
+    factors,
+    is_diverged,
+    min_pairs,
+    paired,
+    rank_correlations,
+    sweep_axes,
+    verdict,
+)
 
 
 def _fmt(x: float, spec: str = ".4f") -> str:
@@ -59,7 +69,7 @@ def _experiment_lines(exp: str, cells: pd.DataFrame, comps: pd.DataFrame, alpha:
     lines = [f"### {exp}", ""]
     if is_diverged(cells).all():
         return [*lines, f"Every model diverged ({len(cells)} of {len(cells)}): nothing to compare.", ""]
-    lines += _best_lines(cells)
+    lines += _sweep_lines(cells) + _best_lines(cells)
     if comps.empty:
         return [*lines, "", NOTHING_TO_COMPARE, ""]
     groups = (
@@ -82,15 +92,25 @@ def _experiment_lines(exp: str, cells: pd.DataFrame, comps: pd.DataFrame, alpha:
     ]
 
 
+def _sweep_lines(cells: pd.DataFrame) -> list[str]:
+    """The settings this experiment sweeps besides the grid's five axes: each a factor of its own."""
+    said = [
+        f"{axis} ({', '.join(fmt_value(axis, v) for v in sorted(cells[axis].dropna().unique()))})"
+        for axis in sweep_axes(cells)
+    ]
+    return [f"- Axes besides optimizer, lr, wd, rho and seed: {'; '.join(said)}"] if said else []
+
+
 def _best_lines(cells: pd.DataFrame) -> list[str]:
     """Each optimizer's best configuration (it defines the best lr of the best-lr comparisons)."""
     lines = []
     s = cell_stats(cells).dropna(subset=["mean"])
     for opt, g in s.groupby("optimizer", sort=True):
         b = g.loc[g["mean"].idxmin()]
+        swept = "".join(f", {a}={fmt_value(a, b[a])}" for a in sweep_axes(cells))
         lines.append(
             f"- Best {opt.upper()} (defines its best lr): lr={fmt_number(b['lr'])}, wd={fmt_number(b['wd'])}, "
-            f"rho={fmt_number(b['rho'])}: test MSE {b['mean']:.4f} [95% CI {_fmt(b['ci_low'])}, "
+            f"rho={fmt_number(b['rho'])}{swept}: test MSE {b['mean']:.4f} [95% CI {_fmt(b['ci_low'])}, "
             f"{_fmt(b['ci_high'])}], n={int(b['n'])} seeds"
         )
     return lines
@@ -116,7 +136,7 @@ def _flatness_lines(cells: pd.DataFrame, measures, targets, alpha: float) -> lis
 
 def stats_markdown(cells: pd.DataFrame, measures=(), targets=("test_mse", "gap"), alpha: float = 0.05) -> str:
     """A Markdown section: per experiment, which effects the seeds support and which are within noise."""
-    comps = pd.concat([paired(cells, f) for f in FACTORS], ignore_index=True)
+    comps = pd.concat([paired(cells, f) for f in factors(cells)], ignore_index=True)
     comps["verdict"] = pd.Series([verdict(r, alpha) for _, r in comps.iterrows()], index=comps.index, dtype=object)
     n_tests = sum(v == "within noise" or v.startswith("supported") for v in comps["verdict"])
     lines = [

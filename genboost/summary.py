@@ -7,14 +7,23 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-from genboost import granulated, stats_report, verdicts
-from genboost.grid import fmt_number
+from genboost import granulated, implicit_bias, stats_report, verdicts
+from genboost.grid import fmt_number, fmt_value
+from genboost.stats import config_columns, sweep_axes
+from genboost.sweep import SWEEPABLE
 from genboost.tables import cell_means, measure_columns, sam_label
 
 
 def describe(row) -> str:
     lr, wd = fmt_number(row["lr"]), fmt_number(row["wd"])
-    return f"{row['optimizer'].upper()}, lr={lr}, wd={wd}, {sam_label(row['rho'])}"
+    swept = "".join(f", {k}={fmt_value(k, v)}" for k, v in swept_values(row).items())
+    return f"{row['optimizer'].upper()}, lr={lr}, wd={wd}, {sam_label(row['rho'])}{swept}"
+
+
+def swept_values(row) -> dict:
+    """The values of the settings its experiment sweeps (genboost.sweep) in a row of means; `epochs`, a column
+    of every row here, is said apart."""
+    return {k: row[k] for k in SWEEPABLE if k in row.index and k != "epochs" and not pd.isna(row[k])}
 
 
 def score(row) -> str:
@@ -72,7 +81,10 @@ def effect_section(name: str, means: pd.DataFrame) -> list[str]:
         if b is None:
             continue
         at_lr = sub[sub["lr"] == b["lr"]]
-        lines.append(f"### {opt.upper()} at lr={fmt_number(b['lr'])}")
+        for key, value in swept_values(b).items():  # the best's swept values: one configuration per rho x wd
+            at_lr = at_lr[at_lr[key] == value]
+        swept = "".join(f", {k}={fmt_value(k, v)}" for k, v in swept_values(b).items())
+        lines.append(f"### {opt.upper()} at lr={fmt_number(b['lr'])}{swept}")
         lines.append("")
         grid = at_lr.pivot(index="rho", columns="wd", values="mean")
         rows = [[fmt_number(r), *(_fmt(grid.loc[r, w]) for w in grid.columns)] for r in grid.index]
@@ -171,8 +183,9 @@ def summarize(cells: pd.DataFrame, experiments: list[str], setups: dict[str, str
     (experiments compared with the talk's main tables -> the second chance of their setup) adds the matrix of
     the talk's conclusions."""
     means = cell_means(cells)
-    epochs = cells.groupby(["experiment", "optimizer", "lr", "wd", "rho"])["epochs"].max().reset_index()
-    means = means.merge(epochs, on=["experiment", "optimizer", "lr", "wd", "rho"])
+    if "epochs" not in means:  # else epochs is swept, a column of the means already
+        config = config_columns(cells)
+        means = means.merge(cells.groupby(config, dropna=False)["epochs"].max().reset_index(), on=config)
     per_exp = {e: means[means["experiment"] == e] for e in experiments}
     base_name = experiments[0]
     lines = ["# genboost summary", "", f"{len(cells)} trained models; test MSE is the mean over seeds (± std).", ""]
@@ -186,10 +199,12 @@ def summarize(cells: pd.DataFrame, experiments: list[str], setups: dict[str, str
             lines += random_label_section(name, per_exp[name], base_name, per_exp[base_name])
         else:
             lines += versus_section(name, per_exp[name], base_name, per_exp[base_name])
+    for name in experiments:  # [] for an experiment that does not sweep batch_size
+        lines += implicit_bias.section(name, cells[cells["experiment"] == name])
     measures = measure_columns(cells)
     real = cells[~cells["shuffle_labels"].astype(str).eq("True")]
     lines += ["", stats_report.stats_markdown(real, measures=measures)]
-    axes = [a for a in ("optimizer", "lr", "wd", "rho") if real[a].nunique() > 1]
+    axes = [a for a in ("optimizer", "lr", "wd", "rho", *sweep_axes(real)) if real[a].nunique() > 1]
     if measures and axes:
         lines += ["", granulated.generalization_markdown(real, measures, axes)]
     return "\n".join(lines).rstrip() + "\n"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
 from genboost import files
-from genboost.grid import fmt_number
+from genboost.grid import fmt_number, fmt_value
 from genboost.stats import cell_stats
+from genboost.sweep import config_level
 
 CELL_COLUMNS = [
     "experiment", "optimizer", "lr", "wd", "rho", "seed", "epochs", "steps", "test_mse", "train_mse",
@@ -28,31 +30,40 @@ def measure_columns(cells: pd.DataFrame) -> list[str]:
     return [c for c in cells.columns if c.startswith(MEASURE_PREFIXES) and cells[c].notna().any()]
 
 
-def read_cells(experiment: str, metrics_paths: list[str]) -> pd.DataFrame:
+def read_cells(experiment: str, metrics_paths: list[str], sweep=()) -> pd.DataFrame:
     """One row per trained model, from its metrics.json."""
-    return cells_frame(experiment, read_records(metrics_paths))
+    return cells_frame(experiment, read_records(metrics_paths), sweep)
 
 
 def read_records(metrics_paths: list[str]) -> list[dict]:
     return [json.loads(Path(path).read_text()) for path in metrics_paths]
 
 
-def cells_frame(experiment: str, records: list[dict]) -> pd.DataFrame:
-    """The rows of cells.csv from the cells' metrics.json records."""
+def cells_frame(experiment: str, records: list[dict], sweep=()) -> pd.DataFrame:
+    """The rows of cells.csv from the cells' metrics.json records; a column after `seed` per swept setting
+    (`sweep`: the experiment's swept keys; tuples such as hidden written as in paths, 64x64)."""
+    swept = [k for k in sweep if k not in CELL_COLUMNS]
     rows = []
     for record in records:
         cfg = record["config"]
         row = {"experiment": experiment, **{k: cfg.get(k) for k in ("optimizer", "lr", "wd", "rho", "seed")}}
+        row.update({k: _level_text(k, config_level(cfg, k)) for k in swept})
         row.update(wd_mode=cfg.get("wd_mode"), shuffle_labels=bool(cfg.get("shuffle_labels")))
         row.update({k: record.get(k) for k in CELL_COLUMNS if k not in row})
         row.update(record.get("flatness") or {})
         rows.append(row)
-    flatness = sorted({k for r in rows for k in r} - set(CELL_COLUMNS))
-    df = pd.DataFrame(rows, columns=[*CELL_COLUMNS, *flatness])
+    flatness = sorted({k for r in rows for k in r} - {*CELL_COLUMNS, *swept})
+    columns = CELL_COLUMNS[: CELL_COLUMNS.index("seed") + 1] + swept + CELL_COLUMNS[CELL_COLUMNS.index("seed") + 1 :]
+    df = pd.DataFrame(rows, columns=[*columns, *flatness])
     for col in ("test_mse", "train_mse", "test_accuracy", "train_accuracy", *flatness):
         df[col] = df[col].astype(float)
     df.insert(df.columns.get_loc("train_mse") + 1, "gap", df["test_mse"] - df["train_mse"])
-    return df.sort_values(["optimizer", "rho", "lr", "wd", "seed"], kind="stable").reset_index(drop=True)
+    return df.sort_values(["optimizer", "rho", *swept, "lr", "wd", "seed"], kind="stable").reset_index(drop=True)
+
+
+def _level_text(key: str, value):
+    """A swept value as cells.csv holds it: lists (hidden, adam_betas) as their path text, others as they are."""
+    return fmt_value(key, value) if isinstance(value, (list, tuple)) else value
 
 
 def sam_label(rho: float) -> str:
@@ -67,6 +78,7 @@ def cell_means(cells: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
 
 
 TABLE_VALUES = ("mean", "std", "ci_low", "ci_high")
+INTERVALS = "mean ± std [95% interval] over seeds"
 
 
 def mse_table(means: pd.DataFrame, optimizer: str, rho: float) -> dict[str, pd.DataFrame]:
@@ -103,16 +115,36 @@ def table_csv(table: dict[str, pd.DataFrame]) -> str:
     return out.to_csv(index=False, float_format="%.6g", na_rep="diverged")
 
 
-def write_experiment_outputs(experiment: str, metrics_paths: list[str], cells_csv: str, table_paths: list[str]) -> None:
-    """cells.csv plus one .md and one .csv table per optimizer x rho (paths as genboost.grid.table_paths)."""
-    cells = read_cells(experiment, metrics_paths)
+def table_levels(path: str) -> dict[str, str]:
+    """axis -> canonical text of the values a table holds, from its name (genboost.grid.table_paths):
+    optimizer=<o>_rho=<rho>[_<key>=<value>...]; values never hold "_" or "=", keys may hold "_"."""
+    return dict(re.findall(r"([a-z][a-z_]*)=([^_=]+)", Path(path).stem))
+
+
+def select(cells: pd.DataFrame, levels: dict[str, str]) -> pd.DataFrame:
+    """The cells whose values of these axes have this canonical text."""
+    keep = pd.Series(True, index=cells.index)
+    for axis, text in levels.items():
+        keep &= cells[axis].map(lambda v, axis=axis: fmt_value(axis, v)) == text
+    return cells[keep]
+
+
+def write_experiment_outputs(
+    experiment: str, metrics_paths: list[str], cells_csv: str, table_paths: list[str], sweep=()
+) -> None:
+    """cells.csv plus one .md and one .csv table per optimizer x rho x swept values (paths as
+    genboost.grid.table_paths; `sweep`: the experiment's swept keys)."""
+    cells = read_cells(experiment, metrics_paths, sweep)
     files.write_text(cells_csv, cells.to_csv(index=False))  # full precision: numbers round-trip
-    means = cell_means(cells)
+    tables = {}  # the .md and the .csv of one table share its numbers
     for path in table_paths:
-        stem = Path(path).stem  # optimizer=<o>_rho=<rho>
-        optimizer = stem.split("_rho=")[0].removeprefix("optimizer=")
-        rho = float(stem.split("_rho=")[1])
-        table = mse_table(means, optimizer, rho)
-        title = f"{experiment}: {optimizer.upper()}, {sam_label(rho)}: test MSE, mean ± std [95% interval] over seeds"
+        levels = table_levels(path)
+        optimizer, rho = levels["optimizer"], float(levels["rho"])
+        key = tuple(levels.items())
+        if key not in tables:
+            tables[key] = mse_table(cell_means(select(cells, levels)), optimizer, rho)
+        table = tables[key]
+        swept = "".join(f", {k}={v}" for k, v in levels.items() if k not in ("optimizer", "rho"))
+        title = f"{experiment}: {optimizer.upper()}, {sam_label(rho)}{swept}: test MSE, " + INTERVALS
         text = table_markdown(table, title) if path.endswith(".md") else table_csv(table)
         files.write_text(path, text)

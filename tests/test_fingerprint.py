@@ -186,7 +186,8 @@ def test_editing_the_statistics_plans_tables_figures_and_summary_but_no_training
 
 @pytest.mark.slow
 def test_editing_the_figures_plans_only_the_figures(plan_after_editing):
-    assert plan_after_editing("figures.py") == {"figures_main", "all"}
+    """The figures, and the comparison with the talk, whose figure is saved by figures.save."""
+    assert plan_after_editing("figures.py") == {"figures_main", "vs_talk_main", "all"}
 
 
 @pytest.mark.slow

@@ -9,7 +9,15 @@ import pytest
 import scipy.stats
 from matplotlib.colors import LogNorm
 
-from genboost.granulated import PSI_ROW, generalization_markdown, granulated_kendall, kendall, lr_flag, rank_measures
+from genboost.granulated import (
+    PSI_ROW,
+    fixed_coordinates,
+    generalization_markdown,
+    granulated_kendall,
+    kendall,
+    lr_flag,
+    rank_measures,
+)
 from genboost.measures_figure import measures_against_test_mse
 
 LRS, WDS, SEEDS = (1e-3, 1e-2, 1e-1), (0.0, 1e-3), (0, 1)
@@ -124,3 +132,13 @@ def test_kendall_equals_scipys_tau_b_with_and_without_ties():
             if len(set(x)) > 1 and len(set(y)) > 1:
                 assert kendall(x, y) == pytest.approx(scipy.stats.kendalltau(x, y).statistic, abs=1e-12)
     assert math.isnan(kendall([1.0, 1.0], [1.0, 2.0])) and math.isnan(kendall([1.0], [2.0]))
+
+
+def test_a_swept_setting_is_held_fixed_in_groups_or_is_an_axis():
+    """Two batch sizes of each model: a group of lr never mixes them, and batch_size can be an axis itself."""
+    small = grid().assign(batch_size=16)
+    cells = pd.concat([small, small.assign(batch_size=64, lr_only=small["lr_only"] + 100)], ignore_index=True)
+    assert "batch_size" in fixed_coordinates(cells, ["lr", "wd"])
+    both, one = (psi(granulated_kendall(c, "lr_only", "test_mse", ["lr", "wd"])) for c in (cells, small))
+    assert both == {axis: (value, 2 * groups) for axis, (value, groups) in one.items()}  # each batch size apart
+    assert "batch_size" not in fixed_coordinates(cells, ["lr", "batch_size"])

@@ -7,4 +7,5 @@ tables.write_experiment_outputs(
     metrics_paths=list(snakemake.input),
     cells_csv=snakemake.output.cells,
     table_paths=list(snakemake.output.tables),
+    sweep=list(snakemake.params.sweep),
 )

@@ -8,4 +8,5 @@ with logging_to(snakemake.log):
         experiment=snakemake.params.experiment,
         metrics_paths=list(snakemake.input.metrics),
         paths=dict(snakemake.output.items()),
+        sweep=list(snakemake.params.sweep),
     )
