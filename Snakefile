@@ -12,7 +12,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# YAML scalars read where the schema takes no string, then Snakemake's validate (defaults filled in)
+# Experiments in the config file's order (--config moves the ones it names first); YAML scalars read where
+# the schema takes no string, then Snakemake's validate (defaults filled in)
+config.update(settings.in_file_order(config, workflow.configfiles))
 config.update(settings.checked(config, Path(workflow.basedir) / settings.SCHEMA))
 STUDY = grid.Study.from_config(config)
 LINEAGE = resume.Lineage(STUDY)
