@@ -21,16 +21,8 @@ LINEAGE = resume.Lineage(STUDY)
 R = STUDY.results
 RAW = f"resources/{config['data']['member']}"
 REFERENCE = config["reference"]
-# Experiments compared with the reference table, each with its setup's partner for the talk's
-# conclusions that need two experiments (second chance against main). Not one that sweeps a setting
-# (genboost/sweep.py): the table holds one batch size, width... per lr x wd cell, so it has no match.
-COMPARED = {
-    e.name: STUDY.partner(
-        e, "second_chance" if e.reference_experiment == "main" else "main"
-    )
-    for e in STUDY.experiments
-    if e.reference_experiment in grid.reference_experiments(REFERENCE) and not e.sweep
-}
+# Experiments compared with the reference table, each with its setup's partner (second chance or main)
+COMPARED = STUDY.compared(grid.reference_experiments(REFERENCE))
 
 
 report: "workflow/report/workflow.rst"
@@ -259,11 +251,7 @@ rule summary:
     params:
         experiments=[e.name for e in STUDY.experiments],
         # the setups the talk's conclusions are checked on: main-like experiment -> its second chance
-        setups={
-            n: p.name if p else None
-            for n, p in COMPARED.items()
-            if STUDY.experiment(n).reference_experiment == "main"
-        },
+        setups=STUDY.setups(COMPARED),
         code=fingerprint.rule_code(workflow, "workflow/scripts/summary.py"),
     script:
         "workflow/scripts/summary.py"

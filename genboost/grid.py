@@ -208,6 +208,21 @@ class Study:
         """Each distinct preprocessing of the study's experiments, by its data folder's name."""
         return {e.data_id: e.preprocess for e in self.experiments}
 
+    def compared(self, reference_names: set[str]) -> dict[str, Experiment | None]:
+        """The experiments compared with a reference table that has these experiments, each with its setup's
+        partner for the talk's conclusions that need two experiments (second chance against main). Not one that
+        sweeps a setting (genboost/sweep.py): the table holds one batch size, width... per lr x wd cell."""
+        return {
+            e.name: self.partner(e, "second_chance" if e.reference_experiment == "main" else "main")
+            for e in self.experiments
+            if e.reference_experiment in reference_names and not e.sweep
+        }
+
+    def setups(self, compared: dict[str, Experiment | None]) -> dict[str, str | None]:
+        """The setups the talk's conclusions are checked on: main-like experiment -> its second chance, if any."""
+        main_like = (n for n in compared if self.experiment(n).reference_experiment == "main")
+        return {n: compared[n].name if compared[n] else None for n in main_like}
+
     def partner(self, experiment: Experiment, reference_experiment: str) -> Experiment | None:
         """The first experiment of the same setup that is compared with `reference_experiment`, if any."""
         for e in self.experiments:

@@ -150,6 +150,10 @@ def test_setup_partners(config):
     main, second, modern = (study.experiment(n) for n in ("main", "second_chance", "modern"))
     assert study.partner(main, "second_chance") is second and study.partner(second, "main") is main
     assert study.partner(modern, "second_chance") is None and modern.reference_experiment == "main"
+    compared = study.compared({"main", "second_chance"})
+    assert compared == {"main": second, "second_chance": main, "modern": None}
+    assert study.setups(compared) == {"main": "second_chance", "modern": None}
+    assert study.compared({"main"}) == {"main": second, "modern": None}
 
 
 def test_reference_experiments_are_read_from_the_table(repo_root, tmp_path):
