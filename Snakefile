@@ -4,7 +4,10 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-from genboost import fingerprint, grid, resume, settings
+from genboost import fingerprint
+from genboost.config import settings
+from genboost.config import study as grid
+from genboost.train import resume
 
 min_version("9.0")
 

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench_engine import DEFAULT_CSV, load_data  # noqa: E402
 
-from genboost.engine import _Net, _Stack  # noqa: E402
 from genboost.files import write_json  # noqa: E402
-from genboost.model import layer_sizes  # noqa: E402
+from genboost.train.engine import _Net, _Stack  # noqa: E402
+from genboost.train.model import layer_sizes  # noqa: E402
 
 
 def per_call_us(fn, calls: int = 300) -> float:

@@ -24,12 +24,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genboost.blocks import BLOCK_SIZE  # noqa: E402
-from genboost.data import load_split, preprocess  # noqa: E402
-from genboost.engine import train_cells  # noqa: E402
+from genboost.data.preprocess import preprocess  # noqa: E402
+from genboost.data.tensors import load_split  # noqa: E402
 from genboost.files import write_json  # noqa: E402
-from genboost.model import Cell  # noqa: E402
-from genboost.reference import train_cell  # noqa: E402
+from genboost.train.blocks import BLOCK_SIZE  # noqa: E402
+from genboost.train.engine import train_cells  # noqa: E402
+from genboost.train.model import Cell  # noqa: E402
+from genboost.train.oracle import train_cell  # noqa: E402
 
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "ObesityDataSet_raw_and_data_sinthetic.csv"
 LRS = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 2e-2)

@@ -1,4 +1,4 @@
-"""Time of `genboost.measures.block_measures` per block of 72 models on the real training set (1 thread).
+"""Time of `genboost.measures.pacbayes.block_measures` per block of 72 models on the real training set (1 thread).
 
     python benchmarks/bench_measures.py [--samples 32] [--iters 8] [--epochs 100] [--repeats 3] [--csv PATH]
 
@@ -27,10 +27,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genboost import measures  # noqa: E402
-from genboost.data import load_split, preprocess  # noqa: E402
-from genboost.engine import train_cells  # noqa: E402
-from genboost.model import Cell, init_params, layer_sizes  # noqa: E402
+from genboost.data.preprocess import preprocess  # noqa: E402
+from genboost.data.tensors import load_split  # noqa: E402
+from genboost.measures import pacbayes as measures  # noqa: E402
+from genboost.train.engine import train_cells  # noqa: E402
+from genboost.train.model import Cell, init_params, layer_sizes  # noqa: E402
 
 DEFAULT_CSV = Path(
     os.environ.get("GENBOOST_DATA_CSV") or ROOT.parent / "shared" / "data" / "ObesityDataSet_raw_and_data_sinthetic.csv"

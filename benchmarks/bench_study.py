@@ -33,8 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from genboost import settings
-from genboost.grid import Study
+from genboost.config import settings
+from genboost.config.study import Study
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "ObesityDataSet_raw_and_data_sinthetic.csv"
@@ -74,7 +74,7 @@ def machine_speed(split) -> float:
     import torch
     from bench_engine import grid_cells
 
-    from genboost.engine import train_cells
+    from genboost.train.engine import train_cells
 
     torch.set_num_threads(1)
     cells = grid_cells("adam", 0.05, 72, 2)

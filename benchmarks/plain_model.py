@@ -1,4 +1,4 @@
-"""One model of the study trained by the plain reference loop (`genboost.reference`: nn.Module, torch.optim),
+"""One model of the study trained by the plain reference loop (`genboost.train.oracle`: nn.Module, torch.optim),
 in this fresh Python process: the per-model cost that bench_study.py's plain baseline times, start-up,
 imports and data loading included.
 
@@ -15,9 +15,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from genboost.data import load_split  # noqa: E402
-from genboost.model import Cell  # noqa: E402
-from genboost.reference import train_cell  # noqa: E402
+from genboost.data.tensors import load_split  # noqa: E402
+from genboost.train.model import Cell  # noqa: E402
+from genboost.train.oracle import train_cell  # noqa: E402
 
 
 def main(train_csv: str, test_csv: str, cell_json: str) -> None:

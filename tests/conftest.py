@@ -42,7 +42,7 @@ def obesity_csv() -> Path:
 @pytest.fixture(scope="session")
 def split_csvs(tmp_path_factory, obesity_csv) -> tuple[str, str]:
     """The real data preprocessed as the study does (train.csv, test.csv), for tests of train jobs."""
-    from genboost import data
+    from genboost.data import preprocess as data
 
     out = tmp_path_factory.mktemp("data")
     settings = {"drop_columns": ["Weight"], "test_fraction": 0.2, "split_seed": 0}  # config.yaml's; scale "none"

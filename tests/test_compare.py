@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 from compare_helpers import cells_frame
 
-from genboost.compare import (
+from genboost.compare.agreement import (
     ReferenceTableError,
     agreement,
     compare_configurations,
     load_reference,
     reference_rows,
 )
-from genboost.compare_report import write_vs_talk
-from genboost.verdicts import REPRODUCED, RULE, evaluate_published
+from genboost.compare.conclusions import REPRODUCED, RULE, evaluate_published
+from genboost.compare.report import write_vs_talk
 
 
 def reference_frame(cells: pd.DataFrame, experiment="main") -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""genboost.download.fetch against a real HTTP server on 127.0.0.1: good, missing, truncated and wrong data."""
+"""genboost.data.download.fetch against a real HTTP server on 127.0.0.1: good, missing, truncated and wrong data."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from genboost import data
-from genboost.download import DataError, fetch
+from genboost.data import preprocess as data
+from genboost.data.download import DataError, fetch
 from genboost.files import sha256_file
 
 MEMBER = "ObesityDataSet_raw_and_data_sinthetic.csv"
@@ -164,5 +164,5 @@ def test_missing_local_copy_is_a_clear_error(tmp_path, dest, csv_sha):
 
 
 def test_data_error_is_one_class_for_both_modules():
-    # Callers catch genboost.data.DataError for download and preprocess errors alike.
+    # Callers catch genboost.data.preprocess.DataError for download and preprocess errors alike.
     assert data.DataError is DataError

@@ -6,12 +6,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from genboost import engine
-from genboost.blocks import block_key, even_chunks, plan_blocks
-from genboost.engine import train_cells
-from genboost.engine_state import state_problem
-from genboost.model import Cell, Split, flush_denormal_enabled, init_params, layer_sizes, steps_per_epoch
-from genboost.reference import train_cell
+from genboost.train import engine
+from genboost.train.blocks import block_key, even_chunks, plan_blocks
+from genboost.train.checkpoint import state_problem
+from genboost.train.engine import train_cells
+from genboost.train.model import Cell, Split, flush_denormal_enabled, init_params, layer_sizes, steps_per_epoch
+from genboost.train.oracle import train_cell
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N_TRAIN, N_TEST, N_FEATURES, HIDDEN = 200, 60, 10, (16, 8)

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from matplotlib.colors import LogNorm
 
-from genboost.figures import (
+from genboost.analysis.figures import (
     best_configurations,
     heatmap_grid,
     learning_curves,
     lr_curves,
     mean_curve,
 )
-from genboost.tables import cells_frame, read_records
+from genboost.analysis.tables import cells_frame, read_records
 
 LRS, WDS, RHOS, SEEDS = [1e-4, 1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(3)
 DIVERGED = {("sgd", 1e-2, 0.0, 0.0), ("adam", 1e-2, 1e-3, 0.05)}  # (optimizer, lr, wd, rho) with a diverged seed
@@ -152,7 +152,7 @@ def test_drawing_figures_does_not_import_scipy(tmp_path):
         "import sys, pathlib\n"
         "sys.path.insert(0, 'tests')\n"
         "from test_figures import synthetic\n"
-        "from genboost.figures import heatmap_grid, lr_curves\n"
+        "from genboost.analysis.figures import heatmap_grid, lr_curves\n"
         f"d = pathlib.Path({str(tmp_path)!r})\n"
         "heatmap_grid(synthetic(), d / 'h.png', d / 'h.pdf'); lr_curves(synthetic(), d / 'l.png', d / 'l.pdf')\n"
         "print('scipy' in sys.modules)\n"
@@ -165,7 +165,7 @@ def test_drawing_figures_does_not_import_scipy(tmp_path):
 def write_figures(*args):
     """experiment_figures.write_figures, imported here: it draws the measures too, which imports scipy, and the
     test above runs this module in a process that must stay off scipy."""
-    from genboost.experiment_figures import write_figures as write
+    from genboost.analysis.experiment_figures import write_figures as write
 
     return write(*args)
 

@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 from matplotlib.colors import LogNorm
 
-from genboost.granulated import (
+from genboost.analysis.granulated import (
     PSI_ROW,
     fixed_coordinates,
     generalization_markdown,
@@ -18,7 +18,7 @@ from genboost.granulated import (
     lr_flag,
     rank_measures,
 )
-from genboost.measures_figure import measures_against_test_mse
+from genboost.analysis.measures_figure import measures_against_test_mse
 
 LRS, WDS, SEEDS = (1e-3, 1e-2, 1e-1), (0.0, 1e-3), (0, 1)
 # lr_only follows the lr, plus a small jitter that agrees with test MSE across wd for seed 0 and disagrees for

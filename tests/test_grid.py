@@ -7,8 +7,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
-from genboost import grid
-from genboost.cell import Cell
+from genboost.config import study as grid
+from genboost.config.cell import Cell
 
 
 @pytest.fixture

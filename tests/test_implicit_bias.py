@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genboost import implicit_bias, summary, tables
+from genboost.analysis import implicit_bias, tables
+from genboost.compare import summary
 
 BATCHES, LRS, WDS, SEEDS = [8, 32, 128], [1e-3, 3e-3, 2e-2], [0.0, 1e-4], [0, 1, 2]
 

@@ -11,7 +11,11 @@ import pytest
 import torch
 import yaml
 
-from genboost import blocks, data, engine, files, grid, jobs
+from genboost import files
+from genboost.config import study as grid
+from genboost.data import tensors
+from genboost.data.download import DataError
+from genboost.train import blocks, engine, jobs
 
 
 @pytest.fixture
@@ -101,7 +105,7 @@ def test_diverged_cell_is_recorded_not_raised(experiment, tmp_path, split_csvs):
 
 
 def test_random_label_cells_train_on_permuted_training_labels(experiment, tmp_path, split_csvs):
-    split = data.load_split(*split_csvs)
+    split = tensors.load_split(*split_csvs)
     shuffled = split.with_shuffled_labels()
     assert torch.equal(shuffled.y_train.sort().values, split.y_train.sort().values)
     assert not torch.equal(shuffled.y_train, split.y_train) and torch.equal(shuffled.y_test, split.y_test)
@@ -161,13 +165,13 @@ def test_a_float64_job_trains_on_the_csvs_float64_values(experiment, tmp_path, s
     _, (output,) = run(wide, wide.cells()[:1], tmp_path, split_csvs)
     assert json.loads(open(output).read())["config"]["dtype"] == "float64"
     (split,) = seen
-    for tensors, path in (
+    for pair, path in (
         ((split.x_train, split.y_train), split_csvs[0]),
         ((split.x_test, split.y_test), split_csvs[1]),
     ):
         values = torch.from_numpy(np.loadtxt(path, delimiter=",", skiprows=1))  # exact: Python's float()
-        assert all(t.dtype == torch.float64 for t in tensors)
-        assert torch.equal(tensors[0], values[:, :-1]) and torch.equal(tensors[1], values[:, -1])
+        assert all(t.dtype == torch.float64 for t in pair)
+        assert torch.equal(pair[0], values[:, :-1]) and torch.equal(pair[1], values[:, -1])
     assert not torch.equal(split.x_train.float().double(), split.x_train)  # float32 would have rounded them
 
 
@@ -179,7 +183,7 @@ def test_a_job_mixing_dtypes_is_refused(experiment, tmp_path, split_csvs):
 
 def test_a_failed_job_prints_its_error_on_one_line_on_stderr(tmp_path, capsys):
     """Snakemake's terminal shows a failed script's stderr, not its log file: the cause must be there."""
-    with pytest.raises(data.DataError), files.logging_to([str(tmp_path / "job.log")]):
-        raise data.DataError("train.csv has no 'label' column;\n  rerun preprocess")
+    with pytest.raises(DataError), files.logging_to([str(tmp_path / "job.log")]):
+        raise DataError("train.csv has no 'label' column;\n  rerun preprocess")
     err = capsys.readouterr().err
     assert "genboost: DataError: train.csv has no 'label' column; rerun preprocess\n" in err

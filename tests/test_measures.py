@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.optimize import brentq
 
-from genboost.engine import train_cells
-from genboost.measures import MEASURE_KEYS, FlatnessSettings, block_measures, initializations
-from genboost.model import Cell, Split, init_params, layer_sizes
+from genboost.measures.pacbayes import MEASURE_KEYS, FlatnessSettings, block_measures, initializations
+from genboost.train.engine import train_cells
+from genboost.train.model import Cell, Split, init_params, layer_sizes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 F64 = torch.float64

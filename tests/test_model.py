@@ -1,4 +1,4 @@
-"""What the trainers share (genboost.model): the lr schedule, bit for bit as torch's scheduler."""
+"""What the trainers share (genboost.train.model): the lr schedule, bit for bit as torch's scheduler."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from genboost.model import lr_schedule
+from genboost.train.model import lr_schedule
 
 
 @pytest.mark.parametrize(
@@ -28,8 +28,8 @@ def test_training_does_not_import_torch_dynamo():
     """A training process stays off torch._dynamo (1-2 s of import in each of the study's jobs)."""
     code = (
         "import sys, torch\n"
-        "from genboost.engine import train_cells\n"
-        "from genboost.model import Cell, Split\n"
+        "from genboost.train.engine import train_cells\n"
+        "from genboost.train.model import Cell, Split\n"
         "x = torch.randn(40, 5); y = torch.randint(0, 7, (40,)).float()\n"
         "train_cells([Cell('adam', 1e-3, 1e-4, 0.05, seed=0, epochs=2, hidden=(4,))], Split(x, y, x, y))\n"
         "print('torch._dynamo' in sys.modules)\n"

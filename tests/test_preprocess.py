@@ -1,4 +1,4 @@
-"""genboost.data.preprocess / load_split on the real CSV and on small copies changed to break one rule."""
+"""genboost.data.preprocess.preprocess / load_split on the real CSV and on small copies changed to break one rule."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 import torch
 from sklearn.model_selection import train_test_split
 
-from genboost.data import CATEGORIES, LABEL, NUMERIC, DataError, load_split, preprocess
+from genboost.data.preprocess import CATEGORIES, LABEL, NUMERIC, DataError, preprocess
+from genboost.data.tensors import load_split
 from genboost.files import sha256_file
 
 DEFAULTS = {"drop_columns": ["Weight"], "test_fraction": 0.2, "split_seed": 0}
 # The ordinal classes, lightest first: the study's definition, spelled out here so that a change to
-# genboost.data.LABEL_ORDER is caught.
+# genboost.data.preprocess.LABEL_ORDER is caught.
 ORDINAL = [
     "Insufficient_Weight", "Normal_Weight", "Overweight_Level_I", "Overweight_Level_II",
     "Obesity_Type_I", "Obesity_Type_II", "Obesity_Type_III",

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from genboost.model import Cell, Split, flush_denormal_enabled, init_params, layer_sizes, shuffle_generator
-from genboost.reference import train_cell
+from genboost.train.model import Cell, Split, flush_denormal_enabled, init_params, layer_sizes, shuffle_generator
+from genboost.train.oracle import train_cell
 
 N_TRAIN, N_TEST, N_FEATURES = 45, 15, 5
 

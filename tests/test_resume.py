@@ -11,9 +11,10 @@ import pytest
 import torch
 import yaml
 
-from genboost import grid, jobs
-from genboost.resume import Lineage
-from genboost.store import CellStore
+from genboost.config import study as grid
+from genboost.train import jobs
+from genboost.train.resume import Lineage
+from genboost.train.store import CellStore
 
 
 @pytest.fixture

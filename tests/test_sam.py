@@ -5,7 +5,7 @@ import io
 import pytest
 import torch
 
-from genboost.sam import SAM
+from genboost.train.sam import SAM
 
 A = torch.tensor([[2.0, 0.5, 0.0], [0.5, 1.0, -0.3], [0.0, -0.3, 3.0]], dtype=torch.float64)
 B = torch.tensor([[1.5, 0.2], [0.2, 0.7]], dtype=torch.float64)

@@ -5,7 +5,7 @@ import math
 import pytest
 import yaml
 
-from genboost import settings
+from genboost.config import settings
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from genboost.model import Cell, Split, init_params, layer_sizes
-from genboost.reference import train_cell
-from genboost.sharpness import (
+from genboost.measures.sharpness import (
     _flat,
     _unflat,
     hessian_vector_product,
@@ -17,6 +15,8 @@ from genboost.sharpness import (
     sam_sharpness,
     top_hessian_eigenvalue,
 )
+from genboost.train.model import Cell, Split, init_params, layer_sizes
+from genboost.train.oracle import train_cell
 
 
 def data(n, f, seed=0, dtype=torch.float64):

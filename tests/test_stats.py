@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from genboost.stats import (
+from genboost.analysis.stats import (
     NO_PAIRS,
     best_lrs,
     cell_stats,
@@ -18,7 +18,7 @@ from genboost.stats import (
     rank_correlations,
     verdict,
 )
-from genboost.stats_report import stats_markdown
+from genboost.analysis.stats_report import stats_markdown
 
 LRS, WDS, RHOS, SEEDS = [1e-4, 1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(4)
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from genboost.model import Cell
-from genboost.store import CellStore, record_problem
+from genboost.train.model import Cell
+from genboost.train.store import CellStore, record_problem
 
 KEY = "ab" * 32
 CELL = Cell("adam", 1e-3, 0.0, 0.05, seed=0, epochs=4, hidden=(4,))

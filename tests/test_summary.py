@@ -4,7 +4,7 @@ import itertools
 
 import pandas as pd
 
-from genboost import summary
+from genboost.compare import summary
 
 
 def synthetic_cells(sam_effect: float, wd_effect: float, experiment="main", shuffle=False) -> pd.DataFrame:

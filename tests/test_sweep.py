@@ -9,9 +9,10 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
-from genboost import grid, sweep
-from genboost.cell import AXES
-from genboost.resume import Lineage
+from genboost.config import study as grid
+from genboost.config import sweep
+from genboost.config.cell import AXES
+from genboost.train.resume import Lineage
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genboost import figures, grid, summary, tables
-from genboost.stats import cell_stats, config_columns, factors, paired, sweep_axes, verdict
-from genboost.stats_report import stats_markdown
+from genboost.analysis import figures, tables
+from genboost.analysis.stats import cell_stats, config_columns, factors, paired, sweep_axes, verdict
+from genboost.analysis.stats_report import stats_markdown
+from genboost.compare import summary
+from genboost.config import study as grid
 
 LRS, WDS, RHOS, SEEDS, BATCHES = [1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(6), [16, 32, 64]
 

@@ -6,7 +6,7 @@ import pytest
 from compare_helpers import SEEDS, cells_frame
 from scipy import stats as sps
 
-from genboost.verdicts import (
+from genboost.compare.conclusions import (
     NOT_REPRODUCED,
     NOT_TESTABLE,
     REPRODUCED,

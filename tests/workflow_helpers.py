@@ -34,7 +34,7 @@ def make_workdir(tmp: Path, csv: Path, edit=None, copy_package: bool = False) ->
 
 def checked_config(config: dict) -> dict:
     """A config as the Snakefile sees it (YAML scalars read, validated, defaults filled)."""
-    from genboost import settings
+    from genboost.config import settings
 
     return settings.checked(config, REPO_ROOT / settings.SCHEMA)
 

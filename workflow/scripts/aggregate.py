@@ -1,6 +1,6 @@
 """Snakemake adapter: one experiment's cells.csv and tables."""
 
-from genboost import tables
+from genboost.analysis import tables
 
 tables.write_experiment_outputs(
     experiment=snakemake.params.experiment,

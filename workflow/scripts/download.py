@@ -1,6 +1,6 @@
 """Snakemake adapter: fetch the verified obesity CSV (from data.local_copy, or the UCI zip)."""
 
-from genboost.download import fetch
+from genboost.data.download import fetch
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):

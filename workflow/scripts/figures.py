@@ -1,6 +1,6 @@
 """Snakemake adapter: one experiment's figures."""
 
-from genboost.experiment_figures import write_figures
+from genboost.analysis.experiment_figures import write_figures
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):

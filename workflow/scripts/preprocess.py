@@ -1,6 +1,6 @@
-"""Snakemake adapter: check, split, encode (and optionally scale) the raw CSV (see genboost.data.preprocess)."""
+"""Snakemake adapter: check, split, encode (and optionally scale) the raw CSV (genboost.data.preprocess)."""
 
-from genboost.data import preprocess
+from genboost.data.preprocess import preprocess
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):

@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from genboost import files, summary
+from genboost import files
+from genboost.compare import summary
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):

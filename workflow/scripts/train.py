@@ -1,8 +1,10 @@
 """Snakemake adapter: train (or reuse) the cells of one job and write their metrics.json files."""
 
-from genboost import fingerprint, grid, jobs, resume
+from genboost import fingerprint
+from genboost.config import study as grid
 from genboost.files import logging_to
-from genboost.model import Cell
+from genboost.train import jobs, resume
+from genboost.train.model import Cell
 
 with logging_to(snakemake.log):
     # Snakemake sets __file__ to this script's own path. The store files results under the code that runs,

@@ -1,6 +1,6 @@
 """Snakemake adapter: one experiment's tables and conclusions against the talk's published tables."""
 
-from genboost.compare_report import write_vs_talk
+from genboost.compare.report import write_vs_talk
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):

@@ -1,0 +1,50 @@
+"""All figures of one experiment, drawn from its cells' metrics.json (the figures job's work)."""
+
+from __future__ import annotations
+
+from genboost.analysis.figures import (
+    best_configurations,
+    heatmap_grid,
+    learning_curves,
+    lr_curves,
+    mean_curve,
+    nothing_to_plot,
+)
+from genboost.analysis.measures_figure import measures_against_test_mse
+from genboost.analysis.tables import MEASURE_PREFIXES, cells_frame, read_records
+from genboost.config.study import fmt_value
+from genboost.config.sweep import config_level
+
+
+def write_figures(experiment: str, metrics_paths: list[str], paths: dict[str, str], sweep=()) -> None:
+    """One experiment's figures from its cells' metrics.json (read here, not from cells.csv, so that the
+    figures job runs beside the aggregate job instead of after it); `sweep`: its swept settings."""
+    records = read_records(metrics_paths)
+    cells = cells_frame(experiment, records, sweep)
+    heatmap_grid(cells, paths["heatmap_png"], paths["heatmap_pdf"], title=f"{experiment}: mean test MSE over seeds")
+    lr_curves(cells, paths["lr_curves_png"], paths["lr_curves_pdf"], title=f"{experiment}: test MSE against lr")
+    if "measures_png" in paths:  # every recorded measure, with "no values" panels where every model diverged
+        measures = [c for c in cells.columns if c.startswith(MEASURE_PREFIXES)]
+        title = f"{experiment}: measures of the trained models against test MSE"
+        measures_against_test_mse(cells, measures, paths["measures_png"], paths["measures_pdf"], title=title)
+    if "learning_curves_png" not in paths:
+        return
+    curves = []
+    for best in best_configurations(cells):
+        seeds = [r for r in records if _is_configuration(r["config"], best) and r.get("curve")]
+        if seeds:
+            curves.append(mean_curve(best["label"], seeds))
+    learning_curves(
+        curves,
+        paths["learning_curves_png"],
+        paths["learning_curves_pdf"],
+        title=f"{experiment}: learning curves of the best configurations (mean over seeds)",
+        note=nothing_to_plot(cells),
+    )
+
+
+def _is_configuration(config: dict, best: dict) -> bool:
+    """Whether a metrics.json's config is a seed of the configuration `best` (`best_configurations`)."""
+    if any(config[k] != best[k] for k in ("optimizer", "lr", "wd", "rho")):
+        return False
+    return all(fmt_value(k, config_level(config, k)) == fmt_value(k, v) for k, v in best["levels"].items())

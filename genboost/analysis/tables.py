@@ -1,0 +1,150 @@
+"""Aggregation: per-cell rows, mean-test-MSE tables (rows lr, columns wd) and the study's conclusions."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from genboost import files
+from genboost.analysis.stats import cell_stats
+from genboost.config.study import fmt_number, fmt_value
+from genboost.config.sweep import config_level
+
+CELL_COLUMNS = [
+    "experiment", "optimizer", "lr", "wd", "rho", "seed", "epochs", "steps", "test_mse", "train_mse",
+    "test_accuracy", "train_accuracy", "diverged", "diverged_step", "wd_mode", "shuffle_labels", "wall_s", "device",
+]  # fmt: skip
+
+
+# The columns of cells.csv that hold a measure of the trained model (its "flatness" in metrics.json).
+MEASURE_PREFIXES = ("sharpness_r", "hessian_top_eig", "pacbayes_", "weight_norm", "dist_from_init")
+
+
+def measure_columns(cells: pd.DataFrame) -> list[str]:
+    """The measures recorded for at least one model."""
+    return [c for c in cells.columns if c.startswith(MEASURE_PREFIXES) and cells[c].notna().any()]
+
+
+def read_cells(experiment: str, metrics_paths: list[str], sweep=()) -> pd.DataFrame:
+    """One row per trained model, from its metrics.json."""
+    return cells_frame(experiment, read_records(metrics_paths), sweep)
+
+
+def read_records(metrics_paths: list[str]) -> list[dict]:
+    return [json.loads(Path(path).read_text()) for path in metrics_paths]
+
+
+def cells_frame(experiment: str, records: list[dict], sweep=()) -> pd.DataFrame:
+    """The rows of cells.csv from the cells' metrics.json records; a column after `seed` per swept setting
+    (`sweep`: the experiment's swept keys; tuples such as hidden written as in paths, 64x64)."""
+    swept = [k for k in sweep if k not in CELL_COLUMNS]
+    rows = []
+    for record in records:
+        cfg = record["config"]
+        row = {"experiment": experiment, **{k: cfg.get(k) for k in ("optimizer", "lr", "wd", "rho", "seed")}}
+        row.update({k: _level_text(k, config_level(cfg, k)) for k in swept})
+        row.update(wd_mode=cfg.get("wd_mode"), shuffle_labels=bool(cfg.get("shuffle_labels")))
+        row.update({k: record.get(k) for k in CELL_COLUMNS if k not in row})
+        row.update(record.get("flatness") or {})
+        rows.append(row)
+    flatness = sorted({k for r in rows for k in r} - {*CELL_COLUMNS, *swept})
+    columns = CELL_COLUMNS[: CELL_COLUMNS.index("seed") + 1] + swept + CELL_COLUMNS[CELL_COLUMNS.index("seed") + 1 :]
+    df = pd.DataFrame(rows, columns=[*columns, *flatness])
+    for col in ("test_mse", "train_mse", "test_accuracy", "train_accuracy", *flatness):
+        df[col] = df[col].astype(float)
+    df.insert(df.columns.get_loc("train_mse") + 1, "gap", df["test_mse"] - df["train_mse"])
+    return df.sort_values(["optimizer", "rho", *swept, "lr", "wd", "seed"], kind="stable").reset_index(drop=True)
+
+
+def _level_text(key: str, value):
+    """A swept value as cells.csv holds it: lists (hidden, adam_betas) as their path text, others as they are."""
+    return fmt_value(key, value) if isinstance(value, (list, tuple)) else value
+
+
+def sam_label(rho: float) -> str:
+    return f"SAM rho={fmt_number(rho)}" if rho > 0 else "no SAM"
+
+
+def cell_means(cells: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
+    """`stats.cell_stats` of test MSE (n as `seeds`) plus the mean train MSE; none where a seed diverged."""
+    out = cell_stats(cells, intervals=intervals).rename(columns={"n": "seeds"})
+    out["train_mean"] = cell_stats(cells, "train_mse", intervals=False)["mean"].to_numpy()
+    return out
+
+
+TABLE_VALUES = ("mean", "std", "ci_low", "ci_high")
+INTERVALS = "mean ± std [95% interval] over seeds"
+
+
+def mse_table(means: pd.DataFrame, optimizer: str, rho: float) -> dict[str, pd.DataFrame]:
+    """Tables of one optimizer x rho, rows lr, columns wd: value name (TABLE_VALUES) -> table."""
+    sel = means[(means["optimizer"] == optimizer) & (means["rho"] == rho)]
+    mean = sel.pivot(index="lr", columns="wd", values="mean").sort_index().sort_index(axis=1)
+    return {v: sel.pivot(index="lr", columns="wd", values=v).reindex_like(mean) for v in TABLE_VALUES}
+
+
+def format_cell(mean: float, std: float, lo: float, hi: float) -> str:
+    if math.isnan(mean):
+        return "diverged"
+    if math.isnan(std):
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {std:.4f} [{lo:.3f}, {hi:.3f}]"
+
+
+def table_markdown(table: dict[str, pd.DataFrame], title: str) -> str:
+    mean = table["mean"]
+    headers = ["lr \\ wd", *(fmt_number(w) for w in mean.columns)]
+    rows = [
+        [fmt_number(lr), *(format_cell(*(table[v].loc[lr, w] for v in TABLE_VALUES)) for w in mean.columns)]
+        for lr in mean.index
+    ]
+    return f"### {title}\n\n" + tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
+
+
+def table_csv(table: dict[str, pd.DataFrame]) -> str:
+    mean = table["mean"]
+    out = pd.DataFrame({"lr": [fmt_number(x) for x in mean.index]})
+    for value in TABLE_VALUES:
+        for w in mean.columns:
+            out[f"{value}_wd={fmt_number(w)}"] = table[value][w].to_numpy()
+    return out.to_csv(index=False, float_format="%.6g", na_rep="diverged")
+
+
+def table_levels(path: str) -> dict[str, str]:
+    """axis -> canonical text of the values a table holds, from its name (genboost.config.study.table_paths):
+    optimizer=<o>_rho=<rho>[_<key>=<value>...]; values never hold "_" or "=", keys may hold "_"."""
+    return dict(re.findall(r"([a-z][a-z_]*)=([^_=]+)", Path(path).stem))
+
+
+def select(cells: pd.DataFrame, levels: dict[str, str]) -> pd.DataFrame:
+    """The cells whose values of these axes have this canonical text."""
+    keep = pd.Series(True, index=cells.index)
+    for axis, text in levels.items():
+        keep &= cells[axis].map(lambda v, axis=axis: fmt_value(axis, v)) == text
+    return cells[keep]
+
+
+def write_experiment_outputs(
+    experiment: str, metrics_paths: list[str], cells_csv: str, table_paths: list[str], sweep=()
+) -> None:
+    """cells.csv plus one .md and one .csv table per optimizer x rho x swept values (paths as
+    genboost.config.study.table_paths; `sweep`: the experiment's swept keys)."""
+    cells = read_cells(experiment, metrics_paths, sweep)
+    files.write_text(cells_csv, cells.to_csv(index=False))  # full precision: numbers round-trip
+    tables = {}  # the .md and the .csv of one table share its numbers
+    for path in table_paths:
+        levels = table_levels(path)
+        optimizer, rho = levels["optimizer"], float(levels["rho"])
+        key = tuple(levels.items())
+        if key not in tables:
+            tables[key] = mse_table(cell_means(select(cells, levels)), optimizer, rho)
+        table = tables[key]
+        swept = "".join(f", {k}={v}" for k, v in levels.items() if k not in ("optimizer", "rho"))
+        title = f"{experiment}: {optimizer.upper()}, {sam_label(rho)}{swept}: test MSE, " + INTERVALS
+        text = table_markdown(table, title) if path.endswith(".md") else table_csv(table)
+        files.write_text(path, text)

@@ -1,0 +1,1 @@
+"""The compare layer: the study beside a published table, the talk's conclusions per setup, the summary."""

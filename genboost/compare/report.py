@@ -1,0 +1,168 @@
+"""vs_talk.md, .csv, .png and .pdf of one experiment: its tables beside the talk's and the talk's conclusions."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from tabulate import tabulate
+
+from genboost import files
+from genboost.analysis.tables import sam_label
+from genboost.compare.agreement import (
+    BOTH,
+    OURS_ONLY,
+    TALK_ONLY,
+    agreement,
+    compare_configurations,
+    comparison_csv,
+    load_reference,
+    one_experiment,
+    reference_rows,
+)
+from genboost.compare.conclusions import MAIN, RULE, Conclusion, conclusions_markdown, evaluate, evaluate_published
+from genboost.compare.figure import comparison_figure
+from genboost.config.study import fmt_number
+
+LISTED = 12  # configurations on one side only named in full; the rest are counted
+
+
+def _num(x: float, spec: str = ".4f") -> str:
+    return "–" if math.isnan(x) else format(x, spec)
+
+
+def _agreement_table(agree: pd.DataFrame) -> str:
+    headers = ["table", "compared", "diverged (ours)", "ours only", "talk only", "Spearman", "Pearson",
+               "mean \\|ours − talk\\|"]  # fmt: skip
+    rows = [
+        ["all" if r.optimizer == "all" else f"{r.optimizer.upper()}, {sam_label(r.rho)}", r.compared, r.diverged,
+         r.ours_only, r.talk_only, _num(r.spearman, ".3f"), _num(r.pearson, ".3f"), _num(r.mad)]
+        for r in agree.itertuples()
+    ]  # fmt: skip
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _one_side_lines(comparison: pd.DataFrame) -> list[str]:
+    lines = []
+    for side in (OURS_ONLY, TALK_ONLY):
+        sel = comparison[comparison["side"] == side]
+        if sel.empty:
+            continue
+        named = [
+            f"{r.optimizer.upper()} rho {fmt_number(r.rho)} lr {fmt_number(r.lr)} wd {fmt_number(r.wd)}"
+            for r in sel.head(LISTED).itertuples()
+        ]
+        more = f" and {len(sel) - LISTED} more" if len(sel) > LISTED else ""
+        lines.append(f"- {side} ({len(sel)}): {'; '.join(named)}{more}")
+    return lines
+
+
+def _cell(r) -> str:
+    ours = "diverged" if r.side != TALK_ONLY and math.isnan(r.ours_mean) else _num(r.ours_mean)
+    if r.side == OURS_ONLY:
+        return f"{ours} (talk –)"
+    if r.side == BOTH and not math.isnan(r.diff):
+        return f"{ours} (talk {r.talk_mean:.4f}, {r.diff:+.4f})"
+    return f"{ours} (talk {r.talk_mean:.4f})"
+
+
+def _layout_tables(comparison: pd.DataFrame) -> list[str]:
+    """One table per optimizer x rho, in the talk's layout: rows lr, columns wd."""
+    out = []
+    for (opt, rho), g in comparison.groupby(["optimizer", "rho"], sort=True):
+        text = g.assign(text=[_cell(r) for r in g.itertuples()])
+        grid = text.pivot(index="lr", columns="wd", values="text").sort_index().sort_index(axis=1)
+        headers = ["lr \\ wd", *(fmt_number(w) for w in grid.columns)]
+        rows = [[fmt_number(lr), *("" if pd.isna(v) else v for v in grid.loc[lr])] for lr in grid.index]
+        table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+        out += [f"### {opt.upper()}, {sam_label(rho)}", "", table, ""]
+    return out
+
+
+def vs_talk_markdown(
+    experiment: str,
+    reference_experiment: str,
+    comparison: pd.DataFrame,
+    ours: list[Conclusion],
+    talk: list[Conclusion],
+    sources: str,
+) -> str:
+    """The whole vs_talk.md: agreement, the talk's conclusions on our numbers, the tables side by side."""
+    agree = agreement(comparison)
+    return "\n".join([
+        f"# {experiment} against the talk's tables ({reference_experiment})",
+        "",
+        "Per configuration: our mean test MSE over seeds (none where a seed diverged) beside the talk's, "
+        "matched on optimizer, rho, lr and wd; difference = ours − talk.",
+        "",
+        "## How well the numbers agree",
+        "",
+        _agreement_table(agree),
+        "",
+        *_one_side_lines(comparison),
+        "",
+        "## The talk's conclusions on our numbers",
+        "",
+        RULE,
+        "",
+        sources,
+        "",
+        conclusions_markdown(ours, talk),
+        "## The tables: ours (talk, ours − talk); rows lr, columns wd",
+        "",
+        *_layout_tables(comparison),
+    ]).rstrip() + "\n"  # fmt: skip
+
+
+def _read_cells(path: str, experiment: str | None = None) -> pd.DataFrame:
+    cells = pd.read_csv(path)
+    name = one_experiment(cells)
+    if experiment is not None and name != experiment:
+        raise ValueError(f"{path}: holds the cells of experiment {name!r}, expected {experiment!r}")
+    return cells
+
+
+def write_vs_talk(
+    experiment: str,
+    cells_csv: str,
+    reference_csv: str,
+    reference_experiment: str,
+    out_md: str,
+    out_csv: str,
+    out_png: str,
+    out_pdf: str,
+    partner_cells_csv: str | None = None,
+    partner_reference_experiment: str | None = None,
+) -> None:
+    """Compare one experiment with a reference experiment's rows and evaluate the talk's conclusions.
+
+    An experiment compared with the talk's `main` rows is main-like: C1-C3 come from its cells, C4 from its
+    partner (the second chance of the same setup) against them, or is not testable without one. Any other
+    experiment is second-chance-like: C1-C3 come from its partner (main of the same setup), C4 from it
+    against them. The talk's side of the partner uses the reference rows of `partner_reference_experiment`.
+    """
+    cells = _read_cells(cells_csv, experiment)
+    reference = load_reference(reference_csv)
+    rows = reference_rows(reference, reference_experiment)
+    comparison = compare_configurations(cells, rows)
+    partner = partner_rows = None
+    if partner_cells_csv is not None:
+        partner = _read_cells(partner_cells_csv)
+        partner_rows = reference_rows(reference, partner_reference_experiment or one_experiment(partner))
+    if reference_experiment == MAIN:
+        ours, talk = evaluate(cells, partner), evaluate_published(rows, partner_rows)
+        main_name, second = experiment, one_experiment(partner) if partner is not None else None
+    else:
+        ours, talk = evaluate(partner, cells), evaluate_published(partner_rows, rows)
+        main_name, second = (one_experiment(partner) if partner is not None else None), experiment
+    sources = (
+        f"C1–C3 from the cells of `{main_name}`; "
+        + (f"C4 from `{second}` against `{main_name}`." if second and main_name else "C4 needs both experiments.")
+        if main_name
+        else "C1–C3 need a main-like experiment of the same setup."
+    )
+    md = vs_talk_markdown(experiment, reference_experiment, comparison, ours, talk, sources)
+    overall = agreement(comparison).iloc[-1].to_dict()
+    comparison_figure(comparison, overall, f"{experiment} vs the talk ({reference_experiment})", out_png, out_pdf)
+    files.write_text(out_csv, comparison_csv(comparison))
+    files.write_text(out_md, md)

@@ -1,0 +1,57 @@
+"""Preprocessed data as tensors: the split, read back from preprocess's CSVs (genboost.data.preprocess)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genboost.data.download import DataError
+
+# The one permutation of the training labels in the random-label control.
+LABEL_SHUFFLE_SEED = 0x1ABE1
+
+
+@dataclass
+class Split:
+    """Preprocessed data as tensors: features [n, f] and ordinal labels [n] (float)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    def with_shuffled_labels(self, seed: int = LABEL_SHUFFLE_SEED) -> Split:
+        """The random-label control: training labels permuted once (the same for every cell), test labels kept."""
+        perm = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(seed))
+        return Split(self.x_train, self.y_train[perm], self.x_test, self.y_test)
+
+    def to(self, device=None, dtype=None) -> Split:
+        return Split(
+            *(t.to(device=device, dtype=dtype) for t in (self.x_train, self.y_train, self.x_test, self.y_test))
+        )
+
+
+def load_split(train_csv, test_csv, dtype=None):
+    """Read preprocess's outputs as tensors: features [n, f] and labels [n] (float), both in `dtype`."""
+    dtype = dtype or torch.float32
+    train, test = (_read_features(p) for p in (train_csv, test_csv))
+    if list(train.columns) != list(test.columns):
+        raise DataError(f"{train_csv} and {test_csv} have different columns")
+    tensors = []
+    for table in (train.to_numpy(np.float64), test.to_numpy(np.float64)):
+        tensors += [torch.from_numpy(table[:, :-1]).to(dtype), torch.from_numpy(table[:, -1]).to(dtype)]
+    return Split(*tensors)
+
+
+def _read_features(path) -> pd.DataFrame:
+    """Header and float64 values; pandas' parser reads each written value back exactly."""
+    try:
+        table = pd.read_csv(path, dtype=np.float64)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read {path} as a preprocess output: {e}") from None
+    if list(table.columns[-1:]) != ["label"]:
+        raise DataError(f"{path} is not a preprocess output: expected feature columns, then 'label', then rows")
+    return table

@@ -1,0 +1,116 @@
+"""What every trainer shares: the cell, the MLP's shape and initialization, batch order and lr schedule.
+
+The reference trainer (`genboost.train.oracle`) and the stacked engine (`genboost.train.engine`) both build
+their models from these functions, so that the same cell starts from the same weights and sees the
+same batches in the same order: that is what makes the two comparable number for number.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from functools import cache
+
+import torch
+
+from genboost.config.cell import Cell as Cell  # re-exported: the trainers and tests take it from here
+from genboost.data.tensors import Split
+
+# Seeds the per-cell shuffling stream apart from the per-cell initialization stream.
+SHUFFLE_SEED_OFFSET = 0x5EED_0000_0000
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "float64": torch.float64}[name]
+
+
+def layer_sizes(n_features: int, hidden) -> list[int]:
+    return [n_features, *hidden, 1]
+
+
+def init_params(
+    seed: int, sizes: list[int], dtype: torch.dtype = torch.float32
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (W [in, out], b [out]), drawn like nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in)).
+
+    Drawn in float32 from the cell's own generator, then cast, so float32 and float64 runs start
+    from the same numbers.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
+        bound = 1.0 / math.sqrt(fan_in)
+        w = (torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound
+        b = (torch.rand(fan_out, generator=gen) * 2 - 1) * bound
+        params.append((w.to(dtype), b.to(dtype)))
+    return params
+
+
+def shuffle_generator(seed: int) -> torch.Generator:
+    """The cell's own shuffling stream: one torch.randperm(n, generator=...) per epoch."""
+    return torch.Generator().manual_seed(seed + SHUFFLE_SEED_OFFSET)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """The last, smaller batch is kept (as DataLoader's drop_last=False)."""
+    return math.ceil(n / batch_size)
+
+
+@cache
+def lr_schedule(lr: float, epochs: int, t_max: int) -> tuple[float, ...]:
+    """The lr of each epoch under torch's CosineAnnealingLR (eta_min 0), stepped once per epoch.
+
+    The same float operations, in the same order, as the scheduler's recursive form
+    (`CosineAnnealingLR.get_lr`), so the numbers equal the reference trainer's bit for bit (tested
+    against the real scheduler). Reading them off a real scheduler would need a torch optimizer,
+    whose first construction imports torch._dynamo: 1-2 s in every training process.
+    """
+    eta_min = 0.0
+    lrs = [lr]
+    for epoch in range(1, epochs):
+        last = lrs[-1]
+        if (epoch - 1 - t_max) % (2 * t_max) == 0:  # the restart after a trough, as torch special-cases it
+            lrs.append(last + (lr - eta_min) * (1 - math.cos(math.pi / t_max)) / 2)
+        else:
+            ratio = (1 + math.cos(math.pi * epoch / t_max)) / (1 + math.cos(math.pi * (epoch - 1) / t_max))
+            lrs.append(ratio * (last - eta_min) + eta_min)
+    return tuple(lrs)
+
+
+def final_metrics(train_pred, test_pred, split: Split, steps: int, diverged_step: int | None) -> dict:
+    """A trained cell's result: MSE and accuracy on the whole splits, divergence and steps done."""
+    train_mse, train_acc = prediction_metrics(train_pred, split.y_train)
+    test_mse, test_acc = prediction_metrics(test_pred, split.y_test)
+    return dict(
+        train_mse=train_mse,
+        test_mse=test_mse,
+        train_accuracy=train_acc,
+        test_accuracy=test_acc,
+        diverged=diverged_step is not None,
+        diverged_step=diverged_step,
+        steps=steps,
+    )
+
+
+def prediction_metrics(pred: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(MSE, accuracy) of ordinal predictions; accuracy rounds the prediction clamped to 0..6."""
+    mse = torch.mean((pred - y) ** 2).item()
+    acc = (pred.clamp(0, 6).round() == y).to(torch.float64).mean().item()
+    return mse, acc
+
+
+def flush_denormal_enabled() -> bool:
+    """Whether the CPU flushes denormals now (torch has a setter but no getter, so probe it)."""
+    tiny = torch.tensor([1e-310], dtype=torch.float64)
+    return (tiny * 1.0).item() == 0.0
+
+
+@contextmanager
+def flush_denormal(enabled: bool):
+    """Set torch's process-wide denormal flushing for the block, restoring the previous mode after."""
+    previous = flush_denormal_enabled()
+    torch.set_flush_denormal(enabled)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)

@@ -1,0 +1,143 @@
+"""The plain, obviously-correct trainer: one cell, stock PyTorch modules and optimizers.
+
+It is the oracle the fast stacked engine (`genboost.train.engine`) is checked against, so every choice
+below is part of a contract the engine copies op for op:
+
+- model: nn.Sequential(Linear, ReLU, ..., Linear) on `layer_sizes`, weights from `init_params`
+  (Linear.weight = W.T); optimizer parameters in `model.parameters()` order: W0, b0, W1, b1, ...
+- loss: mean squared error over the batch of `model(x).squeeze(-1)` against y;
+- optimizer: SGD (momentum, L2 `weight_decay`) or Adam, single-tensor path (foreach=False);
+  wd_mode "decoupled" is AdamW for Adam, and for SGD `p.mul_(1 - lr_now * wd)` just before each base
+  step (SGDW); with rho > 0 the optimizer is wrapped in `genboost.train.sam.SAM`;
+- schedule: CosineAnnealingLR(T_max=cell.t_max) on the base optimizer, stepped after each epoch;
+- batches: each epoch `torch.randperm(n_train, generator=shuffle_generator(seed))`, sliced in order,
+  last smaller batch kept;
+- divergence: the first non-finite batch loss stops the cell (diverged_step = completed steps + 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from genboost.train.model import (
+    Cell,
+    Split,
+    final_metrics,
+    flush_denormal,
+    init_params,
+    layer_sizes,
+    shuffle_generator,
+    torch_dtype,
+)
+from genboost.train.sam import SAM
+
+
+def build_model(cell: Cell, n_features: int, device="cpu") -> nn.Sequential:
+    dtype = torch_dtype(cell.dtype)
+    sizes = layer_sizes(n_features, cell.hidden)
+    layers = []
+    for w, b in init_params(cell.seed, sizes, dtype):
+        # skip_init: the weights are overwritten anyway, and nn.Linear's own init would draw from torch's global RNG.
+        linear = nn.utils.skip_init(nn.Linear, w.shape[0], w.shape[1], dtype=dtype, device=device)
+        with torch.no_grad():
+            linear.weight.copy_(w.T)
+            linear.bias.copy_(b)
+        layers += [linear, nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def build_optimizer(cell: Cell, params) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """(optimizer to step, base optimizer for the scheduler); the two are the same object without SAM."""
+    if cell.wd_mode not in ("coupled", "decoupled"):
+        raise ValueError(f"cell.wd_mode must be 'coupled' or 'decoupled', got {cell.wd_mode!r}")
+    decoupled = cell.wd_mode == "decoupled"
+    if cell.optimizer == "sgd":
+        cls = torch.optim.SGD
+        kwargs = dict(momentum=cell.momentum, weight_decay=0.0 if decoupled else cell.wd)
+    elif cell.optimizer == "adam":
+        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+        kwargs = dict(betas=cell.adam_betas, eps=cell.adam_eps, weight_decay=cell.wd)
+    else:
+        raise ValueError(f"cell.optimizer must be 'sgd' or 'adam', got {cell.optimizer!r}")
+    kwargs.update(lr=cell.lr, foreach=False)
+    if cell.rho > 0:
+        opt = SAM(params, cls, rho=cell.rho, adaptive=cell.sam_adaptive, **kwargs)
+        base = opt.base_optimizer
+    else:
+        opt = base = cls(params, **kwargs)
+    if cell.optimizer == "sgd" and decoupled and cell.wd != 0:
+        base.register_step_pre_hook(_sgdw_decay(cell.wd))
+    return opt, base
+
+
+def _sgdw_decay(wd: float):
+    """Step pre-hook: decoupled decay p *= 1 - lr_now * wd at the weights the base step starts from."""
+
+    def hook(optimizer, args, kwargs):
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.mul_(1 - group["lr"] * wd)
+
+    return hook
+
+
+def train_cell(
+    cell: Cell, split: Split, device="cpu", max_steps: int | None = None, return_params: bool = False
+) -> dict:
+    """Train one cell and report its train/test MSE and accuracy (see the module docstring for the contract)."""
+    if max_steps is not None and max_steps < 0:
+        raise ValueError(f"max_steps must be >= 0 or None, got {max_steps!r}")
+    data = split.to(device=device, dtype=torch_dtype(cell.dtype))
+    with flush_denormal(cell.flush_denormal):
+        model = build_model(cell, data.x_train.shape[1], device)
+        opt, base = build_optimizer(cell, model.parameters())
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(base, T_max=cell.t_max)
+        steps, diverged_step = _fit(cell, model, opt, sched, data, max_steps)
+        with torch.no_grad():
+            train_pred, test_pred = model(data.x_train).squeeze(-1), model(data.x_test).squeeze(-1)
+        result = final_metrics(train_pred, test_pred, data, steps, diverged_step)
+    if return_params:
+        linears = [m for m in model if isinstance(m, nn.Linear)]
+        result["params"] = [(m.weight.detach().T.contiguous().cpu(), m.bias.detach().clone().cpu()) for m in linears]
+    return result
+
+
+def _fit(cell: Cell, model, opt, sched, data: Split, max_steps: int | None) -> tuple[int, int | None]:
+    """Run the epochs; return (optimizer steps done, 1-based step of divergence or None)."""
+    n = data.x_train.shape[0]
+    limit = math.inf if max_steps is None else max_steps
+    gen = shuffle_generator(cell.seed)
+    steps = 0
+    for _ in range(cell.epochs):
+        perm = torch.randperm(n, generator=gen).to(data.x_train.device)
+        for start in range(0, n, cell.batch_size):
+            if steps >= limit:
+                return steps, None
+            idx = perm[start : start + cell.batch_size]
+            closure = _forward_backward(model, data.x_train[idx], data.y_train[idx])
+            opt.zero_grad()
+            loss = closure()
+            if not torch.isfinite(loss).item():
+                return steps, steps + 1
+            if isinstance(opt, SAM):
+                opt.step(closure)
+            else:
+                opt.step()
+            steps += 1
+        sched.step()
+    return steps, None
+
+
+def _forward_backward(model, xb: torch.Tensor, yb: torch.Tensor):
+    """The batch's closure: mean squared error of model(xb) against yb, backpropagated; returns the loss."""
+
+    def closure():
+        loss = nn.functional.mse_loss(model(xb).squeeze(-1), yb)
+        loss.backward()
+        return loss
+
+    return closure

@@ -1,0 +1,109 @@
+"""A content-addressed store of cell results.
+
+A result is keyed by everything that determines it: the cell's full config, the preprocessed data, the
+training code, the torch version and the device type. A packed job that must rerun because one of its
+cells changed finds the others here and does not train them again. Beside a result, the store can keep
+the cell's end-of-training state, from which a longer run of the same cell goes on (`genboost.train.resume`).
+An entry is used only when it is whole and of the expected cell: anything else counts as absent, so a
+damaged or foreign entry is trained again, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+
+from genboost import files
+
+log = logging.getLogger("genboost")
+METRIC_KEYS = ("train_mse", "test_mse", "train_accuracy", "test_accuracy")
+
+
+def result_key(cell_config: dict, context: dict) -> str:
+    """SHA-256 of the canonical JSON of (cell config, context)."""
+    blob = json.dumps({"cell": cell_config, "context": context}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _number_or_none(x) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def record_problem(record, key: str, config: dict, required: Iterable[str] = ()) -> str | None:
+    """Why `record` is not a whole result of the cell `config` stored under `key`, or None when it is.
+
+    A whole result holds the metrics (numbers, or null where not finite), `diverged`, `steps`, the cell's
+    config and every key of `required` (what the analysis adds, such as "curve" or "flatness")."""
+    if not isinstance(record, dict):
+        return f"it holds a JSON {type(record).__name__}, not an object"
+    if record.get("store_key") != key:
+        return f"its store_key is {record.get('store_key')!r}"
+    if record.get("config") != config:
+        return "its config is not the cell's"
+    missing = [k for k in (*METRIC_KEYS, "diverged", "steps", *required) if k not in record]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    wrong = [k for k in METRIC_KEYS if not _number_or_none(record[k])]
+    if wrong or not isinstance(record["diverged"], bool) or type(record["steps"]) is not int:
+        return f"its {', '.join(wrong) or 'diverged or steps'} are not of the right type"
+    return None
+
+
+class CellStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str, config: dict, required: Iterable[str] = ()) -> dict | None:
+        """The stored result of the cell `config` (see `record_problem`), or None when absent, unreadable or
+        not a whole result of that cell (then the cell is trained again)."""
+        try:
+            record = json.loads(self.path(key).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            return self._refused(self.path(key), f"it cannot be read as JSON ({e})")
+        problem = record_problem(record, key, config, required)
+        return self._refused(self.path(key), problem) if problem else record
+
+    def put(self, key: str, record: dict) -> dict:
+        """Store the record under its key; returns it as stored (with `store_key`)."""
+        stored = {**record, "store_key": key}
+        files.write_json(self.path(key), stored)
+        return stored
+
+    def state_path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.state.pt"
+
+    def get_state(self, key: str, check: Callable[[dict], str | None] | None = None) -> dict | None:
+        """The stored training state, or None when absent, unreadable or refused by `check` (which returns why
+        a state does not fit the cell, or None when it does): then the cell trains from the start."""
+        path = self.state_path(key)
+        try:
+            state = torch.load(path, weights_only=True)
+        except FileNotFoundError:
+            return None
+        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+            return self._refused(path, f"it cannot be read as a torch file ({type(e).__name__})")
+        if not isinstance(state, dict) or state.get("store_key") != key:
+            return self._refused(path, "it is not a state stored under its key")
+        problem = check(state) if check else None
+        return self._refused(path, problem) if problem else state
+
+    def put_state(self, key: str, state: dict) -> None:
+        with files.atomic_path(self.state_path(key)) as tmp:
+            torch.save({**state, "store_key": key}, tmp)
+
+    @staticmethod
+    def _refused(path: Path, why: str) -> None:
+        then = "the cell trains from the start" if path.name.endswith(".state.pt") else "the cell is trained again"
+        log.warning("store entry %s not used: %s; %s", path, why, then)
+        return None
