@@ -4,10 +4,12 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-from genboost import fingerprint
+from functools import partial
+
+from genboost import fingerprint, wiring
 from genboost.config import settings
-from genboost.config import study as grid
-from genboost.train import resume
+from genboost.config.study import Study
+from genboost.train.resume import Lineage
 
 min_version("9.0")
 
@@ -19,20 +21,20 @@ configfile: "config.yaml"
 # the schema takes no string, then Snakemake's validate (defaults filled in)
 config.update(settings.in_file_order(config, workflow.configfiles))
 config.update(settings.checked(config, Path(workflow.basedir) / settings.SCHEMA))
-STUDY = grid.Study.from_config(config)
-LINEAGE = resume.Lineage(STUDY)
+STUDY = Study.from_config(config)
+LINEAGE = Lineage(STUDY)
 R = STUDY.results
 RAW = f"resources/{config['data']['member']}"
 REFERENCE = config["reference"]
 # Experiments compared with the reference table, each with its setup's partner (second chance or main)
-COMPARED = STUDY.compared(grid.reference_experiments(REFERENCE))
+COMPARED = STUDY.compared(wiring.reference_experiments(REFERENCE))
 
 
 report: "workflow/report/workflow.rst"
 
 
 wildcard_constraints:
-    **grid.wildcard_constraints(),
+    **wiring.wildcard_constraints(),
 
 
 localrules:
@@ -44,12 +46,12 @@ localrules:
 rule all:
     input:
         f"{R}/summary.md",
-        [grid.table_paths(R, e) for e in STUDY.experiments],
+        [wiring.table_paths(R, e) for e in STUDY.experiments],
         [
-            grid.figure_paths(R, e.name, STUDY.analysis).values()
+            wiring.figure_paths(R, e.name, STUDY.analysis).values()
             for e in STUDY.experiments
         ],
-        [grid.vs_talk_paths(R, name).values() for name in COMPARED],
+        [wiring.vs_talk_paths(R, name).values() for name in COMPARED],
 
 
 rule download:
@@ -100,22 +102,24 @@ for exp in STUDY.experiments:
         name:
             f"train_{exp.name}"
         input:
-            **exp.data_paths(R),
+            **wiring.data_paths(exp, R),
             # shorter runs of its cells in earlier experiments, whose end states it goes on from
-            shorter_runs=lambda wildcards, exp=exp: LINEAGE.job_inputs(exp, wildcards),
+            shorter_runs=lambda wildcards, exp=exp: wiring.job_inputs(
+                LINEAGE, exp, wildcards
+            ),
         output:
-            exp.job_outputs(R),
+            wiring.job_outputs(exp, R),
         log:
-            exp.job_log(R),
-        priority: lambda wildcards, exp=exp: LINEAGE.job_priority(exp, wildcards)
+            wiring.job_log(exp, R),
+        priority: lambda wildcards, exp=exp: wiring.job_priority(LINEAGE, exp, wildcards)
         conda:
             "envs/genboost.yaml"
-        threads: exp.job_threads()
+        threads: wiring.job_threads(exp)
         resources:
-            **exp.job_resources(),
+            **wiring.job_resources(exp),
         params:
             experiment=exp.name,
-            cells=exp.job_params,
+            cells=partial(wiring.job_params, exp, R),
             analysis=STUDY.analysis,
             code=fingerprint.rule_code(workflow, "workflow/scripts/train.py"),
         script:
@@ -125,7 +129,7 @@ for exp in STUDY.experiments:
         name:
             f"aggregate_{exp.name}"
         input:
-            [exp.metrics_path(R, c) for c in exp.cells()],
+            [wiring.metrics_path(exp, R, c) for c in exp.cells()],
         output:
             cells=report(
                 f"{R}/{exp.name}/cells.csv",
@@ -144,7 +148,7 @@ for exp in STUDY.experiments:
                     if t.endswith(".csv")
                     else t
                 )
-                for t in grid.table_paths(R, exp)
+                for t in wiring.table_paths(R, exp)
             ],
         log:
             f"{R}/logs/{exp.name}/aggregate.log",
@@ -167,7 +171,7 @@ for exp in STUDY.experiments:
         name:
             f"figures_{exp.name}"
         input:
-            metrics=[exp.metrics_path(R, c) for c in exp.cells()],
+            metrics=[wiring.metrics_path(exp, R, c) for c in exp.cells()],
         output:
             **{
                 k: (
@@ -180,7 +184,7 @@ for exp in STUDY.experiments:
                     if v.endswith(".png")
                     else v
                 )
-                for k, v in grid.figure_paths(R, exp.name, STUDY.analysis).items()
+                for k, v in wiring.figure_paths(R, exp.name, STUDY.analysis).items()
             },
         log:
             f"{R}/logs/{exp.name}/figures.log",
@@ -218,7 +222,7 @@ for name, partner in COMPARED.items():
                     if k in ("md", "png")
                     else v
                 )
-                for k, v in grid.vs_talk_paths(R, name).items()
+                for k, v in wiring.vs_talk_paths(R, name).items()
             },
         log:
             f"{R}/logs/{name}/vs_talk.log",

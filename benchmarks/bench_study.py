@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from genboost import wiring
 from genboost.config import settings
 from genboost.config.study import Study
 
@@ -148,7 +149,7 @@ def extrapolated(name: str, sample: int, wall: float, models: int) -> dict:
 
 def count_models(config: dict) -> int:
     """Models of the enabled experiments."""
-    return len(Study.from_config(config).all_metrics())
+    return len(wiring.all_metrics(Study.from_config(config)))
 
 
 def baseline_config(config: dict, per_axis: int) -> dict:

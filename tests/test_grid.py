@@ -7,6 +7,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
+from genboost import wiring
 from genboost.config import study as grid
 from genboost.config.cell import Cell
 
@@ -32,7 +33,7 @@ def test_default_study_has_576_plus_72_models(config):
     study = grid.Study.from_config(config)
     main, second = study.experiments
     assert len(main.cells()) == 576 and len(second.cells()) == 72
-    assert len(set(study.all_metrics())) == 648
+    assert len(set(wiring.all_metrics(study))) == 648
     epochs = {(c.rho > 0, c.epochs) for c in main.cells()}
     assert epochs == {(False, 200), (True, 100)}
     assert {c.epochs for c in second.cells()} == {200} and {c.rho for c in second.cells()} == {0.02}
@@ -125,7 +126,7 @@ def test_results_path_is_normalized(config, results):
     study = study_of(cfg)
     assert study.results == "out"
     main = study.experiment("main")
-    assert main.metrics_path(study.results, main.cells()[0]).startswith("out/main/runs/")
+    assert wiring.metrics_path(main, study.results, main.cells()[0]).startswith("out/main/runs/")
 
 
 def test_experiments_with_equal_preprocessing_share_one_split(config):
@@ -140,7 +141,7 @@ def test_experiments_with_equal_preprocessing_share_one_split(config):
         ids["main"]: {**config["preprocess"], "scale": "none"},
         ids["modern"]: {**config["preprocess"], "scale": "standard"},
     }
-    assert study.experiment("modern").data_paths("r")["train"] == f"r/data/{ids['modern']}/train.csv"
+    assert wiring.data_paths(study.experiment("modern"), "r")["train"] == f"r/data/{ids['modern']}/train.csv"
 
 
 def test_setup_partners(config):
@@ -157,10 +158,10 @@ def test_setup_partners(config):
 
 
 def test_reference_experiments_are_read_from_the_table(repo_root, tmp_path):
-    assert grid.reference_experiments(str(repo_root / "reference/talk-tables.csv")) == {"main", "second_chance"}
-    assert grid.reference_experiments(None) == set()
+    assert wiring.reference_experiments(str(repo_root / "reference/talk-tables.csv")) == {"main", "second_chance"}
+    assert wiring.reference_experiments(None) == set()
     with pytest.raises(grid.ConfigError, match="config key reference: cannot read"):
-        grid.reference_experiments(str(tmp_path / "missing.csv"))
+        wiring.reference_experiments(str(tmp_path / "missing.csv"))
 
 
 def test_packing_covers_every_cell_once(config):
@@ -168,21 +169,31 @@ def test_packing_covers_every_cell_once(config):
     for pack in ([], ["seed"], ["lr", "wd", "seed"], list(grid.AXES)):
         cfg["train"]["pack"] = pack
         exp = grid.Study.from_config(cfg).experiments[0]
-        outputs = exp.job_outputs("r")
+        outputs = wiring.job_outputs(exp, "r")
         assert len(outputs) == exp.job_size()
         free = [a for a in grid.AXES if a not in pack]
         # every packed output keeps exactly the free axes as wildcards
         for out in outputs:
             assert sorted(p.split("=")[0] for p in out.split("/") if "{" in p) == sorted(free)
         cells = exp.job_cells({a: grid.fmt_value(a, exp.grid[a][-1]) for a in free})
-        paths = {exp.metrics_path("r", c) for c in cells}
+        paths = {wiring.metrics_path(exp, "r", c) for c in cells}
         filled = {o.format(**{a: grid.fmt_value(a, exp.grid[a][-1]) for a in free}) for o in outputs}
         assert paths == filled
 
 
+def test_job_params_are_in_the_order_of_the_outputs(config):
+    cfg = copy.deepcopy(config)
+    cfg["train"]["pack"] = ["seed", "lr"]
+    exp = grid.Study.from_config(cfg).experiments[0]
+    wildcards = {"optimizer": "sgd", "wd": "0.001", "rho": "0.02"}
+    cells = [Cell.from_dict(c) for c in wiring.job_params(exp, "r", wildcards)]
+    outputs = [o.format(**wildcards) for o in wiring.job_outputs(exp, "r")]
+    assert [wiring.metrics_path(exp, "r", c) for c in cells] == outputs and len(set(outputs)) == 6 * 3
+
+
 def test_job_params_are_plain_values(config):
     exp = grid.Study.from_config(config).experiments[0]
-    params = exp.job_params({"optimizer": "adam", "rho": "0.05"})
+    params = wiring.job_params(exp, "r", {"optimizer": "adam", "rho": "0.05"})
     assert len(params) == 6 * 4 * 3
     assert all(type(v) in (str, int, float, bool, list) for p in params for v in p.values())
     assert {p["epochs"] for p in params} == {100}
@@ -196,13 +207,13 @@ def test_unknown_wildcard_value_is_an_error(config):
 
 def test_gpu_resources_only_on_cuda(config):
     cfg = copy.deepcopy(config)
-    assert "gpu" not in grid.Study.from_config(cfg).experiments[0].job_resources()
+    assert "gpu" not in wiring.job_resources(grid.Study.from_config(cfg).experiments[0])
     cfg["train"]["device"] = "cuda"
-    assert grid.Study.from_config(cfg).experiments[0].job_resources()["gpu"] == 1
+    assert wiring.job_resources(grid.Study.from_config(cfg).experiments[0])["gpu"] == 1
 
 
 def test_runtime_and_memory_grow_with_each_attempt(config):
-    resources = grid.Study.from_config(config).experiments[0].job_resources()
+    resources = wiring.job_resources(grid.Study.from_config(config).experiments[0])
     for name, least in (("runtime", 10), ("mem_mb", 1000)):
         first, second = resources[name]({}, 1), resources[name]({}, 2)
         assert first >= least and second == 2 * first

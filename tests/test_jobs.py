@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from genboost import files
+from genboost import files, wiring
 from genboost.config import study as grid
 from genboost.data import tensors
 from genboost.data.download import DataError
@@ -27,7 +27,7 @@ def experiment(repo_root):
 
 
 def run(experiment, cells, results, csvs, **kw):
-    outputs = [experiment.metrics_path(str(results), c) for c in cells]
+    outputs = [wiring.metrics_path(experiment, str(results), c) for c in cells]
     return jobs.run_train_job(jobs.TrainJob(experiment, cells, outputs, str(results), *csvs, **kw)), outputs
 
 
@@ -84,7 +84,7 @@ def test_changed_cell_config_is_not_reused(experiment, tmp_path, split_csvs):
 
 def test_outputs_must_match_the_cells(experiment, tmp_path, split_csvs):
     cells = experiment.cells()[:2]
-    with pytest.raises(RuntimeError, match="do not match its cells"):
+    with pytest.raises(RuntimeError, match="train job has 1 outputs for 2 cells"):
         jobs.run_train_job(jobs.TrainJob(experiment, cells, [str(tmp_path / "x.json")], str(tmp_path), *split_csvs))
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from genboost import wiring
 from genboost.config import study as grid
 from genboost.train import jobs
 from genboost.train.resume import Lineage
@@ -36,17 +37,17 @@ def test_second_chance_goes_on_from_mains_adam_sam_002_cells(config):
     assert len(extended) == 72 and {(c.optimizer, c.rho, c.epochs) for c in extended} == {("adam", 0.02, 100)}
     assert not any(lineage.prefix(main, c) for c in main.cells())
     job = second.cells()[0]
-    assert lineage.job_inputs(second, wildcards(job, second)) == sorted(
-        main.metrics_path("results", c) for c in extended
+    assert wiring.job_inputs(lineage, second, wildcards(job, second)) == sorted(
+        wiring.metrics_path(main, "results", c) for c in extended
     )
-    assert lineage.job_inputs(main, wildcards(extended[0], main)) == []
+    assert wiring.job_inputs(lineage, main, wildcards(extended[0], main)) == []
 
 
 def test_the_lending_job_runs_first_and_the_borrowing_job_last(config):
     study = grid.Study.from_config(config)
     lineage, main, second = Lineage(study), study.experiment("main"), study.experiment("second_chance")
     priority = {
-        (e.name, c.optimizer, c.rho): lineage.job_priority(e, wildcards(c, e))
+        (e.name, c.optimizer, c.rho): wiring.job_priority(lineage, e, wildcards(c, e))
         for e in (main, second)
         for c in e.cells()
     }
@@ -67,7 +68,7 @@ def run(study, name, results, csvs, lineage=None):
     experiment = study.experiment(name)
     cells = [c for c in experiment.cells() if c.optimizer == "adam" and c.rho > 0][:4]
     prefixes, keep = lineage.for_job(experiment, cells) if lineage else ({}, set())
-    outputs = [experiment.metrics_path(str(results), c) for c in cells]
+    outputs = [wiring.metrics_path(experiment, str(results), c) for c in cells]
     job = jobs.TrainJob(
         experiment, cells, outputs, str(results), *csvs, analysis=study.analysis, prefixes=prefixes, keep_state=keep
     )

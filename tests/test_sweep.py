@@ -9,6 +9,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
+from genboost import wiring
 from genboost.config import study as grid
 from genboost.config import sweep
 from genboost.config.cell import AXES
@@ -36,15 +37,16 @@ def test_without_a_sweep_the_paths_are_as_they_always_were(config):
     study = grid.Study.from_config(checked_config(config))
     main = study.experiment("main")
     old = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
-    assert grid.RUN_PATTERN == grid.run_pattern(main.axes) == old and main.axes == AXES
+    assert wiring.RUN_PATTERN == wiring.run_pattern(main.axes) == old and main.axes == AXES
     assert (
-        main.metrics_path("r", main.cells()[0]) == "r/main/runs/optimizer=sgd/lr=3e-05/wd=0/rho=0/seed=0/metrics.json"
+        wiring.metrics_path(main, "r", main.cells()[0])
+        == "r/main/runs/optimizer=sgd/lr=3e-05/wd=0/rho=0/seed=0/metrics.json"
     )
-    assert grid.table_paths("r", main)[:2] == [
+    assert wiring.table_paths("r", main)[:2] == [
         "r/main/tables/optimizer=sgd_rho=0.md",
         "r/main/tables/optimizer=sgd_rho=0.csv",
     ]
-    assert main.job_log("r") == "r/logs/main/train/optimizer={optimizer}/rho={rho}.log"
+    assert wiring.job_log(main, "r") == "r/logs/main/train/optimizer={optimizer}/rho={rho}.log"
 
 
 def test_a_swept_batch_size_is_a_level_of_the_paths_and_a_setting_of_the_cells(config):
@@ -54,13 +56,13 @@ def test_a_swept_batch_size_is_a_level_of_the_paths_and_a_setting_of_the_cells(c
     }
     cells = exp.cells()
     assert len(cells) == 3 * 2 and sorted({c.batch_size for c in cells}) == [16, 32, 64]
-    paths = [exp.metrics_path("r", c) for c in cells]
+    paths = [wiring.metrics_path(exp, "r", c) for c in cells]
     assert len(set(paths)) == 6
     assert "r/swept/runs/optimizer=sgd/lr=0.001/wd=0/rho=0/batch_size=16/seed=1/metrics.json" in paths
-    assert grid.table_paths("r", exp) == [
+    assert wiring.table_paths("r", exp) == [
         f"r/swept/tables/optimizer=sgd_rho=0_batch_size={b}.{ext}" for b in (16, 32, 64) for ext in ("md", "csv")
     ]
-    assert exp.job_log("r") == "r/logs/swept/train/optimizer={optimizer}/rho={rho}/batch_size={batch_size}.log"
+    assert wiring.job_log(exp, "r") == "r/logs/swept/train/optimizer={optimizer}/rho={rho}/batch_size={batch_size}.log"
 
 
 def test_hidden_widths_and_betas_are_written_with_x(config):
@@ -75,7 +77,7 @@ def test_two_swept_settings_multiply_and_keep_their_order(config):
     exp = swept(config, sweep={"momentum": [0, 0.9], "batch_size": [8, 64]})
     assert exp.axes[4:6] == ("momentum", "batch_size") and len(exp.cells()) == 2 * 2 * 2
     cell = next(c for c in exp.cells() if (c.momentum, c.batch_size, c.seed) == (0.9, 8, 0))
-    assert "rho=0/momentum=0.9/batch_size=8/seed=0/" in exp.metrics_path("r", cell)
+    assert "rho=0/momentum=0.9/batch_size=8/seed=0/" in wiring.metrics_path(exp, "r", cell)
 
 
 def test_packing_a_swept_setting_covers_every_cell_once(config):
@@ -84,12 +86,12 @@ def test_packing_a_swept_setting_covers_every_cell_once(config):
     study = grid.Study.from_config(checked_config(cfg))
     exp, main = study.experiment("swept"), study.experiment("main")
     assert exp.pack == ("batch_size", "seed") and main.pack == ("seed",)  # main sweeps nothing: ignored there
-    outputs = exp.job_outputs("r")
+    outputs = wiring.job_outputs(exp, "r")
     assert len(outputs) == exp.job_size() == 4 and all("{batch_size}" not in o for o in outputs)
     free = {"optimizer": "sgd", "lr": "0.001", "wd": "0", "rho": "0"}
     cells = exp.job_cells(free)
-    assert sorted(exp.metrics_path("r", c) for c in cells) == sorted(o.format(**free) for o in outputs)
-    assert sorted(exp.metrics_path("r", c) for c in exp.cells()) == sorted(o.format(**free) for o in outputs)
+    assert sorted(wiring.metrics_path(exp, "r", c) for c in cells) == sorted(o.format(**free) for o in outputs)
+    assert sorted(wiring.metrics_path(exp, "r", c) for c in exp.cells()) == sorted(o.format(**free) for o in outputs)
 
 
 def test_unpacked_swept_setting_is_a_wildcard_of_the_job(config):
@@ -180,7 +182,7 @@ def test_the_schema_lists_every_sweepable_setting_and_pack_takes_them(repo_root)
 )
 def test_levels_are_written_canonically_and_the_wildcards_match_them(key, values, text, bad):
     assert [sweep.fmt_value(key, v) for v in values] == text
-    pattern = re.compile(grid.wildcard_constraints()[key])
+    pattern = re.compile(wiring.wildcard_constraints()[key])
     assert all(pattern.fullmatch(t) for t in text) and not any(pattern.fullmatch(t) for t in bad)
 
 
@@ -196,7 +198,7 @@ def test_a_longer_run_goes_on_from_the_shorter_run_of_the_same_batch_size(config
     for cell in long.cells():
         found = lineage.prefix(long, cell)
         assert (found[1] == replace(cell, epochs=2)) if cell.batch_size != 32 else found is None
-    inputs = lineage.job_inputs(long, {"optimizer": "adam", "rho": "0.05", "batch_size": "16"})
+    inputs = wiring.job_inputs(lineage, long, {"optimizer": "adam", "rho": "0.05", "batch_size": "16"})
     assert inputs == [
         "r/short/runs/optimizer=adam/lr=0.001/wd=0/rho=0.05/batch_size=16/seed=0/metrics.json".replace(
             "r/", f"{study.results}/", 1
@@ -214,4 +216,4 @@ def test_the_implicit_bias_experiment_sweeps_batch_size_and_is_not_compared_with
     assert len(bias.cells()) == 2 * 3 * 3 * 2 * 3 and {c.epochs for c in bias.cells()} == {200}
     at_32 = {c for c in bias.cells() if c.batch_size == 32}
     assert len(at_32) == 36 and at_32 <= set(main.cells())  # main's models: the store has them
-    assert bias.reference_experiment not in grid.reference_experiments(str(repo_root / "reference/talk-tables.csv"))
+    assert bias.reference_experiment not in wiring.reference_experiments(str(repo_root / "reference/talk-tables.csv"))

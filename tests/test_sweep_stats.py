@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genboost import wiring
 from genboost.analysis import figures, tables
 from genboost.analysis.stats import cell_stats, config_columns, factors, paired, sweep_axes, verdict
 from genboost.analysis.stats_report import stats_markdown
@@ -94,7 +95,7 @@ def write_records(tmp_path, experiment: grid.Experiment, mse) -> list[str]:
     """A metrics.json per cell of `experiment` with test MSE `mse(cell)`."""
     paths = []
     for cell in experiment.cells():
-        path = tmp_path / experiment.metrics_path("results", cell)
+        path = tmp_path / wiring.metrics_path(experiment, "results", cell)
         path.parent.mkdir(parents=True, exist_ok=True)
         record = dict(test_mse=mse(cell), train_mse=mse(cell) / 2, test_accuracy=0.5, train_accuracy=0.6,
                       diverged=False, diverged_step=None, epochs=cell.epochs, steps=10, config=cell.to_dict(),
@@ -114,7 +115,7 @@ def experiment_of(sweep: dict) -> grid.Experiment:
 def test_cells_csv_and_one_table_per_batch_size(tmp_path):
     exp = experiment_of({"batch_size": [16, 64]})
     paths = write_records(tmp_path, exp, lambda c: c.batch_size + 100 * c.lr + c.seed)
-    table_paths = [str(tmp_path / p) for p in grid.table_paths("results", exp)]
+    table_paths = [str(tmp_path / p) for p in wiring.table_paths("results", exp)]
     tables.write_experiment_outputs("swept", paths, str(tmp_path / "cells.csv"), table_paths, sweep=["batch_size"])
     cells = pd.read_csv(tmp_path / "cells.csv")
     assert list(cells.columns[:7]) == ["experiment", "optimizer", "lr", "wd", "rho", "seed", "batch_size"]

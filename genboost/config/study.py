@@ -1,11 +1,10 @@
-"""The study's grid: config validation beyond the schema, cells, job packing and paths.
+"""The study: its experiments and their cells, checked beyond the schema, and how cells pack into jobs.
 
-Everything the Snakefile needs to wire the rules lives here, so that it can be tested without Snakemake.
+Paths, wildcards and resources, which no result depends on, are the Snakefile's wiring (genboost.wiring).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import itertools
 import json
@@ -32,16 +31,6 @@ TRAIN_DEFAULTS = {**{k: list(v) if isinstance(v, tuple) else v for k, v in DEFAU
 ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None, "pacbayes": None}
 
 
-def run_pattern(axes) -> str:
-    """The metrics.json path of a cell, one `axis={axis}` level per axis, in the experiment's axis order."""
-    levels = "/".join(f"{a}={{{a}}}" for a in axes)
-    return f"{{results}}/{{experiment}}/runs/{levels}/metrics.json"
-
-
-# The layout of an experiment that sweeps nothing (unchanged since before sweeps: its results stay valid).
-RUN_PATTERN = run_pattern(AXES)
-
-
 @dataclass(frozen=True)
 class Experiment:
     name: str
@@ -56,9 +45,6 @@ class Experiment:
     def data_id(self) -> str:
         """The name of its preprocessed split's folder: experiments with equal preprocessing share one."""
         return preprocess_id(self.preprocess)
-
-    def data_paths(self, results: str) -> dict[str, str]:
-        return {name: f"{results}/data/{self.data_id}/{name}.csv" for name in ("train", "test")}
 
     def setup(self) -> tuple:
         """What makes two experiments one setup of the study, whatever their grids and run lengths."""
@@ -105,26 +91,10 @@ class Experiment:
         """axis -> canonical text of the cell's value, the swept settings included."""
         return {**wildcards_of(cell), **{k: fmt_value(k, sweeping.level_of(cell, k)) for k in self.sweep}}
 
-    def metrics_path(self, results: str, cell: Cell) -> str:
-        return run_pattern(self.axes).format(results=results, experiment=self.name, **self.wildcards(cell))
-
-    def job_outputs(self, results: str) -> list[str]:
-        """The output patterns of one train job: packed axes filled in, the others left as {wildcards}."""
-        fixed = {a: "{" + a + "}" for a in self.axes if a not in self.pack}
-        packed = [[(a, fmt_value(a, v)) for v in self.levels(a)] for a in self.pack]
-        return [
-            run_pattern(self.axes).format(results=results, experiment=self.name, **fixed, **dict(combo))
-            for combo in itertools.product(*packed)
-        ]
-
     def job_cells(self, wildcards: dict) -> list[Cell]:
         """The cells one train job trains, from its wildcards (the non-packed axes)."""
         free = {a: (self._lookup(a, wildcards[a]),) for a in self.axes if a not in self.pack}
         return [self.cell(**c) for c in self.coordinates(free)]
-
-    def job_params(self, wildcards) -> list[dict]:
-        """The cells of one job as plain dicts: a Snakemake param, so a changed cell reruns its job."""
-        return [c.to_dict() for c in self.job_cells(dict(wildcards))]
 
     def job_size(self) -> int:
         size = 1
@@ -132,32 +102,11 @@ class Experiment:
             size *= len(self.levels(axis))
         return size
 
-    def job_log(self, results: str) -> str:
-        free = [a for a in self.axes if a not in self.pack]
-        name = "/".join(f"{a}={{{a}}}" for a in free) or "all"
-        return f"{results}/logs/{self.name}/train/{name}.log"
-
-    def job_threads(self) -> int:
-        """Torch threads of one train job (`train.threads`); Snakemake caps it at --cores."""
-        return self.train["threads"]
-
     def job_cost(self) -> int:
         """Gradient evaluations of one job, in units of one model-epoch: the scheduler starts the longest first."""
         longest = {k: max(self.sweep.get(k, (self.train[k],))) for k in ("epochs", "sam_epochs")}
         epochs = max(longest["epochs"], 2 * longest["sam_epochs"] if any(r > 0 for r in self.grid["rho"]) else 0)
         return self.job_size() * epochs
-
-    def job_resources(self) -> dict:
-        """Slurm-sized resources: a generous runtime from the job's model-epochs, GPU only when training on CUDA."""
-        minutes = 10 + math.ceil(self.job_cost() * 0.03 / 60)  # ~10x the measured CPU cost
-        mem_mb = 1000 + 4 * self.job_size()
-        resources = {  # a retry (after a time-out or running out of memory) gets more of both
-            "runtime": lambda wildcards, attempt: minutes * attempt,
-            "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
-        }
-        if self.device == "cuda":
-            resources["gpu"] = 1
-        return resources
 
     def _lookup(self, axis: str, text: str):
         for value in self.levels(axis):
@@ -194,9 +143,6 @@ class Study:
         analysis = {**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})}
         results = os.path.normpath(str(config.get("results", "results")))  # ./out, out/ and out are one folder
         return cls(results=results, experiments=experiments, analysis=analysis)
-
-    def all_metrics(self) -> list[str]:
-        return [e.metrics_path(self.results, c) for e in self.experiments for c in e.cells()]
 
     def experiment(self, name: str) -> Experiment:
         for e in self.experiments:
@@ -276,52 +222,6 @@ def _axis_value(axis: str, value):
     return int(value) if axis == "seed" else float(value)
 
 
-def wildcard_constraints() -> dict:
-    """Regexes that only match canonical values, so 3e-5 and 0.00003 can never be two cells."""
-    number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
-    axes = {"optimizer": "sgd|adam", "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
-    swept = {k: sweeping.wildcard_constraint(k) for k in sweeping.SWEEPABLE}
-    return {**axes, **swept, "data": "[0-9a-f]{12}"}
-
-
-def reference_experiments(path: str | None) -> set[str]:
-    """The experiment names of a reference table (config key reference); empty when there is none."""
-    if not path:
-        return set()
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise ConfigError(f"config key reference: cannot read {path}: {e.strerror}") from None
-    if not rows or "experiment" not in rows[0]:
-        raise ConfigError(f"config key reference: {path} has no 'experiment' column (format: reference/README.md)")
-    return {row["experiment"] for row in rows}
-
-
-def figure_paths(results: str, experiment: str, analysis: dict) -> dict[str, str]:
-    """Output paths of one experiment's figures: name -> path (PNG and PDF of each); learning curves and the
-    measures against test MSE where the analysis records them."""
-    names = ["heatmap", "lr_curves"]
-    names += ["learning_curves"] if analysis.get("curve_every") is not None else []
-    names += ["measures"] if measured(analysis) else []
-    return {f"{n}_{ext}": f"{results}/{experiment}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")}
-
-
-def vs_talk_paths(results: str, experiment: str) -> dict[str, str]:
-    """The comparison of one experiment with the reference table: Markdown, CSV and a figure."""
-    stem = f"{results}/{experiment}/vs_talk"
-    return {"md": f"{stem}.md", "csv": f"{stem}.csv", "png": f"{stem}.png", "pdf": f"{stem}.pdf"}
-
-
 def measured(analysis: dict) -> bool:
     """Whether train jobs measure flatness or generalization measures (they then keep each model's weights)."""
     return analysis.get("hessian_iters") is not None or analysis.get("pacbayes") is not None
-
-
-def table_paths(results: str, experiment: Experiment) -> list[str]:
-    """One Markdown and one CSV table of mean test MSE (rows lr, columns wd) per optimizer x rho x swept values:
-    tables/optimizer=<o>_rho=<rho>[_<key>=<value>...].{md,csv}."""
-    axes = ["optimizer", "rho", *experiment.sweep]
-    combos = itertools.product(*(experiment.levels(a) for a in axes))
-    names = ["_".join(f"{a}={fmt_value(a, v)}" for a, v in zip(axes, combo, strict=True)) for combo in combos]
-    return [f"{results}/{experiment.name}/tables/{name}.{ext}" for name in names for ext in ("md", "csv")]

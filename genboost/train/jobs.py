@@ -135,19 +135,16 @@ class TrainJob:
         """The analysis settings, defaults filled in."""
         return {**grid.ANALYSIS_DEFAULTS, **(self.analysis or {})}
 
-    def metrics_paths(self) -> dict[Cell, str]:
-        """Each cell's metrics.json; they must be the job's outputs."""
-        paths = {c: self.experiment.metrics_path(self.results, c) for c in self.cells}
-        if sorted(paths.values()) != sorted(str(Path(o)) for o in self.outputs):
-            raise RuntimeError(
-                f"train job outputs {sorted(self.outputs)} do not match its cells {sorted(paths.values())}"
-            )
-        return paths
+    def output_of(self) -> dict[Cell, str]:
+        """Each cell's metrics.json: the outputs are in the order of the cells (genboost.wiring.job_params)."""
+        if len(self.outputs) != len(self.cells):
+            raise RuntimeError(f"train job has {len(self.outputs)} outputs for {len(self.cells)} cells")
+        return dict(zip(self.cells, self.outputs, strict=True))
 
 
 def run_train_job(job: TrainJob) -> tuple[int, int]:
     """Write one metrics.json per cell, from the store where it has the cell's result; returns (trained, reused)."""
-    paths = job.metrics_paths()
+    paths = job.output_of()
     torch.set_num_threads(job.threads)
     device = resolve_device(job.experiment.device)
     context = store_context(job, device)

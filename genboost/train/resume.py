@@ -42,15 +42,6 @@ class Lineage:
         order = self._order[experiment.name]
         return any(o > order and c.epochs > cell.epochs for o, _, c in self._same_run(cell))
 
-    def job_inputs(self, experiment: Experiment, wildcards) -> list[str]:
-        """The metrics.json of the shorter runs a train job goes on from: Snakemake trains those first."""
-        paths = set()
-        for cell in experiment.job_cells(dict(wildcards)):
-            found = self.prefix(experiment, cell)
-            if found:
-                paths.add(found[0].metrics_path(self.study.results, found[1]))
-        return sorted(paths)
-
     def for_job(self, experiment: Experiment, cells: list[Cell]) -> tuple[dict[Cell, Cell], set[Cell]]:
         """`jobs.run_train_job`'s prefixes (cell -> its shorter run) and keep_state (cells a longer run needs)."""
         prefixes = {}
@@ -59,13 +50,3 @@ class Lineage:
             if found:
                 prefixes[cell] = found[1]
         return prefixes, {c for c in cells if self.extended(experiment, c)}
-
-    def job_priority(self, experiment: Experiment, wildcards) -> int:
-        """A train job's Snakemake priority: the longest first; before them a job whose cells a later job goes
-        on from, and after them all that later job (short now, it runs while the other cores make tables)."""
-        cells = experiment.job_cells(dict(wildcards))
-        if any(self.extended(experiment, c) for c in cells):
-            return 1000 + experiment.job_cost() // 1000
-        if any(self.prefix(experiment, c) for c in cells):
-            return 0
-        return experiment.job_cost() // 1000

@@ -1,19 +1,20 @@
 """Snakemake adapter: train (or reuse) the cells of one job and write their metrics.json files."""
 
 from genboost import fingerprint
-from genboost.config import study as grid
+from genboost.config.study import Study
 from genboost.files import logging_to
-from genboost.train import jobs, resume
+from genboost.train import jobs
 from genboost.train.model import Cell
+from genboost.train.resume import Lineage
 
 with logging_to(snakemake.log):
     # Snakemake sets __file__ to this script's own path. The store files results under the code that runs,
     # which must be the code the Snakefile planned with: else a job would run stale code under a new key.
     code = fingerprint.check_running_code(snakemake.params.code, __file__)
-    study = grid.Study.from_config(snakemake.config)
+    study = Study.from_config(snakemake.config)
     experiment = study.experiment(snakemake.params.experiment)
     cells = [Cell.from_dict(c) for c in snakemake.params.cells]
-    prefixes, keep_state = resume.Lineage(study).for_job(experiment, cells)
+    prefixes, keep_state = Lineage(study).for_job(experiment, cells)
     job = jobs.TrainJob(
         experiment=experiment,
         cells=cells,

@@ -1,0 +1,153 @@
+"""The Snakefile's wiring: paths, wildcard constraints, job params, priorities and resources.
+
+Only the Snakefile imports this module (and tests), and no result depends on it: the train jobs' code
+fingerprint does not cover it, so editing a path, a resource or a priority here retrains nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+
+from genboost.config.cell import AXES, Cell
+from genboost.config.study import ConfigError, Experiment, Study, fmt_value, measured
+from genboost.config.sweep import SWEEPABLE, wildcard_constraint
+from genboost.train.resume import Lineage
+
+
+def run_pattern(axes) -> str:
+    """The metrics.json path of a cell, one `axis={axis}` level per axis, in the experiment's axis order."""
+    levels = "/".join(f"{a}={{{a}}}" for a in axes)
+    return f"{{results}}/{{experiment}}/runs/{levels}/metrics.json"
+
+
+# The layout of an experiment that sweeps nothing (unchanged since before sweeps: its results stay valid).
+RUN_PATTERN = run_pattern(AXES)
+
+
+def data_paths(experiment: Experiment, results: str) -> dict[str, str]:
+    """Its preprocessed split: experiments with equal preprocessing share one folder."""
+    return {name: f"{results}/data/{experiment.data_id}/{name}.csv" for name in ("train", "test")}
+
+
+def metrics_path(experiment: Experiment, results: str, cell: Cell) -> str:
+    pattern = run_pattern(experiment.axes)
+    return pattern.format(results=results, experiment=experiment.name, **experiment.wildcards(cell))
+
+
+def all_metrics(study: Study) -> list[str]:
+    return [metrics_path(e, study.results, c) for e in study.experiments for c in e.cells()]
+
+
+def job_outputs(experiment: Experiment, results: str) -> list[str]:
+    """The output patterns of one train job: packed axes filled in, the others left as {wildcards}; in the
+    order of `job_params`' cells."""
+    fixed = {a: "{" + a + "}" for a in experiment.axes if a not in experiment.pack}
+    packed = [[(a, fmt_value(a, v)) for v in experiment.levels(a)] for a in experiment.pack]
+    pattern = run_pattern(experiment.axes)
+    return [
+        pattern.format(results=results, experiment=experiment.name, **fixed, **dict(combo))
+        for combo in itertools.product(*packed)
+    ]
+
+
+def job_params(experiment: Experiment, results: str, wildcards) -> list[dict]:
+    """The cells of one job as plain dicts, in the order of its outputs: a Snakemake param, so a changed cell
+    reruns its job."""
+    cells = experiment.job_cells(dict(wildcards))
+    outputs = [o.format(**dict(wildcards)) for o in job_outputs(experiment, results)]
+    if [metrics_path(experiment, results, c) for c in cells] != outputs:
+        raise RuntimeError(f"train job of {experiment.name}: its cells are not in the order of its outputs")
+    return [c.to_dict() for c in cells]
+
+
+def job_log(experiment: Experiment, results: str) -> str:
+    free = [a for a in experiment.axes if a not in experiment.pack]
+    name = "/".join(f"{a}={{{a}}}" for a in free) or "all"
+    return f"{results}/logs/{experiment.name}/train/{name}.log"
+
+
+def job_threads(experiment: Experiment) -> int:
+    """Torch threads of one train job (`train.threads`); Snakemake caps it at --cores."""
+    return experiment.train["threads"]
+
+
+def job_resources(experiment: Experiment) -> dict:
+    """Slurm-sized resources: a generous runtime from the job's model-epochs, GPU only when training on CUDA."""
+    minutes = 10 + math.ceil(experiment.job_cost() * 0.03 / 60)  # ~10x the measured CPU cost
+    mem_mb = 1000 + 4 * experiment.job_size()
+    resources = {  # a retry (after a time-out or running out of memory) gets more of both
+        "runtime": lambda wildcards, attempt: minutes * attempt,
+        "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
+    }
+    if experiment.device == "cuda":
+        resources["gpu"] = 1
+    return resources
+
+
+def job_inputs(lineage: Lineage, experiment: Experiment, wildcards) -> list[str]:
+    """The metrics.json of the shorter runs a train job goes on from: Snakemake trains those first."""
+    paths = set()
+    for cell in experiment.job_cells(dict(wildcards)):
+        found = lineage.prefix(experiment, cell)
+        if found:
+            paths.add(metrics_path(found[0], lineage.study.results, found[1]))
+    return sorted(paths)
+
+
+def job_priority(lineage: Lineage, experiment: Experiment, wildcards) -> int:
+    """A train job's Snakemake priority: the longest first; before them a job whose cells a later job goes
+    on from, and after them all that later job (short now, it runs while the other cores make tables)."""
+    cells = experiment.job_cells(dict(wildcards))
+    if any(lineage.extended(experiment, c) for c in cells):
+        return 1000 + experiment.job_cost() // 1000
+    if any(lineage.prefix(experiment, c) for c in cells):
+        return 0
+    return experiment.job_cost() // 1000
+
+
+def wildcard_constraints() -> dict:
+    """Regexes that only match canonical values, so 3e-5 and 0.00003 can never be two cells."""
+    number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
+    axes = {"optimizer": "sgd|adam", "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
+    swept = {k: wildcard_constraint(k) for k in SWEEPABLE}
+    return {**axes, **swept, "data": "[0-9a-f]{12}"}
+
+
+def reference_experiments(path: str | None) -> set[str]:
+    """The experiment names of a reference table (config key reference); empty when there is none."""
+    if not path:
+        return set()
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise ConfigError(f"config key reference: cannot read {path}: {e.strerror}") from None
+    if not rows or "experiment" not in rows[0]:
+        raise ConfigError(f"config key reference: {path} has no 'experiment' column (format: reference/README.md)")
+    return {row["experiment"] for row in rows}
+
+
+def figure_paths(results: str, experiment: str, analysis: dict) -> dict[str, str]:
+    """Output paths of one experiment's figures: name -> path (PNG and PDF of each); learning curves and the
+    measures against test MSE where the analysis records them."""
+    names = ["heatmap", "lr_curves"]
+    names += ["learning_curves"] if analysis.get("curve_every") is not None else []
+    names += ["measures"] if measured(analysis) else []
+    return {f"{n}_{ext}": f"{results}/{experiment}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")}
+
+
+def vs_talk_paths(results: str, experiment: str) -> dict[str, str]:
+    """The comparison of one experiment with the reference table: Markdown, CSV and a figure."""
+    stem = f"{results}/{experiment}/vs_talk"
+    return {"md": f"{stem}.md", "csv": f"{stem}.csv", "png": f"{stem}.png", "pdf": f"{stem}.pdf"}
+
+
+def table_paths(results: str, experiment: Experiment) -> list[str]:
+    """One Markdown and one CSV table of mean test MSE (rows lr, columns wd) per optimizer x rho x swept values:
+    tables/optimizer=<o>_rho=<rho>[_<key>=<value>...].{md,csv}."""
+    axes = ["optimizer", "rho", *experiment.sweep]
+    combos = itertools.product(*(experiment.levels(a) for a in axes))
+    names = ["_".join(f"{a}={fmt_value(a, v)}" for a, v in zip(axes, combo, strict=True)) for combo in combos]
+    return [f"{results}/{experiment.name}/tables/{name}.{ext}" for name in names for ext in ("md", "csv")]
