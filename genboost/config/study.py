@@ -38,7 +38,8 @@ class Experiment:
     train: dict  # resolved train settings
     hidden: tuple[int, ...]
     preprocess: dict = field(default_factory=dict)  # resolved preprocessing settings
-    reference_experiment: str = ""  # the experiment of the reference table it is compared with
+    reference_experiment: str = ""  # the experiment of the published table (config key reference) it is compared with
+    continues: str = ""  # the experiment whose runs it trains longer (its setup's second chance), if any
     sweep: dict = field(default_factory=dict)  # swept setting -> tuple of its values (genboost.config.sweep)
 
     @property
@@ -138,6 +139,7 @@ class Study:
         )
         for experiment in experiments:
             sweeping.check(experiment)
+            _check_continues(experiment, config["experiments"], experiments)
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
         analysis = {**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})}
@@ -154,25 +156,25 @@ class Study:
         """Each distinct preprocessing of the study's experiments, by its data folder's name."""
         return {e.data_id: e.preprocess for e in self.experiments}
 
-    def compared(self, reference_names: set[str]) -> dict[str, Experiment | None]:
-        """The experiments compared with a reference table that has these experiments, each with its setup's
-        partner for the talk's conclusions that need two experiments (second chance against main). Not one that
-        sweeps a setting (genboost/config/sweep.py): the table holds one batch size, width... per lr x wd cell."""
+    def compared(self, published: set[str]) -> dict[str, Experiment | None]:
+        """The experiments compared with a published table that has these experiments, each with its `partner`
+        (the talk's conclusions that need two experiments compare a second chance with the run it continues).
+        Not one that sweeps a setting (genboost/config/sweep.py): the table holds one batch size, width... per
+        lr x wd cell."""
         return {
-            e.name: self.partner(e, "second_chance" if e.reference_experiment == "main" else "main")
-            for e in self.experiments
-            if e.reference_experiment in reference_names and not e.sweep
+            e.name: self.partner(e) for e in self.experiments if e.reference_experiment in published and not e.sweep
         }
 
     def setups(self, compared: dict[str, Experiment | None]) -> dict[str, str | None]:
-        """The setups the talk's conclusions are checked on: main-like experiment -> its second chance, if any."""
-        main_like = (n for n in compared if self.experiment(n).reference_experiment == "main")
-        return {n: compared[n].name if compared[n] else None for n in main_like}
+        """The setups the talk's conclusions are checked on: each compared experiment that continues none ->
+        the first experiment that continues it (its second chance), if any."""
+        return {n: p.name if p else None for n, p in compared.items() if not self.experiment(n).continues}
 
-    def partner(self, experiment: Experiment, reference_experiment: str) -> Experiment | None:
-        """The first experiment of the same setup that is compared with `reference_experiment`, if any."""
+    def partner(self, experiment: Experiment) -> Experiment | None:
+        """The experiment it continues (config key `continues`), else the first that continues it; None when
+        there is no such enabled experiment."""
         for e in self.experiments:
-            if e.reference_experiment == reference_experiment and e.setup() == experiment.setup():
+            if e.name == experiment.continues or (e.continues and e.continues == experiment.name):
                 return e
         return None
 
@@ -212,8 +214,28 @@ def _experiment(name: str, spec: dict, base_train: dict, hidden: tuple[int, ...]
         hidden=hidden,
         preprocess={**base_preprocess, **spec.get("preprocess", {})},
         reference_experiment=spec.get("reference_experiment", name),
+        continues=spec.get("continues", ""),
         sweep=sweeping.levels(name, spec),
     )
+
+
+def _check_continues(experiment: Experiment, specs: dict, experiments: tuple[Experiment, ...]) -> None:
+    """`continues` names another experiment of the config that continues none, of the same setup when enabled."""
+    name, target = experiment.name, experiment.continues
+    if not target:
+        return
+    key = f"config key experiments.{name}.continues"
+    if target == name or target not in specs:
+        others = [n for n in specs if n != name]
+        raise ConfigError(f"{key}: {target!r} is not another experiment of the config; one of {others}")
+    if specs[target].get("continues"):
+        raise ConfigError(f"{key}: {target!r} itself continues {specs[target]['continues']!r}; name the first run")
+    enabled = {e.name: e for e in experiments}
+    if target in enabled and enabled[target].setup() != experiment.setup():
+        raise ConfigError(
+            f"{key}: {target!r} has another setup (preprocessing, model or train settings besides epochs): "
+            f"a longer run of it must differ in its epochs only"
+        )
 
 
 def _axis_value(axis: str, value):
