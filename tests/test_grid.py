@@ -97,7 +97,7 @@ def test_nan_is_refused_naming_the_key(config):
 def test_train_keys_are_the_cell_settings_and_the_schema_lists_them(repo_root):
     schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
     assert set(grid.TRAIN_KEYS) == set(schema["$defs"]["train"]["properties"])
-    assert set(grid.TRAIN_KEYS) - {"sam_epochs", *grid.JOB_DEFAULTS} == set(Cell.__dataclass_fields__) - {
+    assert set(grid.TRAIN_KEYS) - {"sam_epochs", *grid.JOB_KEYS} == set(Cell.__dataclass_fields__) - {
         *grid.AXES,
         "hidden",
     }

@@ -217,3 +217,28 @@ def test_nothing_to_compare_and_no_models_are_said_not_raised():
     lone = stats_markdown(one[one.seed == 0], measures=["train_mse"], targets=["test_mse"])
     assert "(all optimizers, 1 models): tau=–, p=–: nothing to compare" in lone
     assert "No models: nothing to compare." in stats_markdown(one.iloc[:0])
+
+
+def test_only_scipys_precision_loss_warning_is_silenced(monkeypatch):
+    """Identical differences (every seed moved alike) make scipy warn of precision loss: expected, silenced.
+    Any other warning still reaches the caller."""
+    import warnings
+
+    from genboost.analysis import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = paired_tests(np.array([0.3, 0.3, 0.3]))
+    assert same["p_t"] == 0.0 and same["n_pairs"] == 3
+
+    class Noisy:
+        def ttest_1samp(self, *args):
+            warnings.warn("something else", RuntimeWarning, stacklevel=1)
+            return sps.ttest_1samp(*args)
+
+        def __getattr__(self, name):
+            return getattr(sps, name)
+
+    monkeypatch.setattr(stats, "_scipy_stats", Noisy)
+    with pytest.warns(RuntimeWarning, match="something else"):
+        paired_tests(np.array([0.1, -0.2, 0.3]))

@@ -33,6 +33,12 @@ def load_schema(path: str | Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
+def section_defaults(schema: dict, section: str) -> dict:
+    """The `default:` of each key of a top-level section of the schema: what Snakemake's validate fills in."""
+    properties = schema["properties"][section].get("properties", {})
+    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+
+
 def in_file_order(config: dict, configfiles) -> dict:
     """The config with its experiments in the order its config files list them, then any given only on the
     command line: Snakemake's --config moves the experiments it names to the front, and the order matters

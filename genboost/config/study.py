@@ -11,7 +11,10 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
+from genboost.config import settings
 from genboost.config import sweep as sweeping
 from genboost.config.cell import AXES, DEFAULTS, SETTINGS, Cell
 
@@ -23,11 +26,10 @@ from genboost.config.sweep import fmt_value as fmt_value
 # Grid axes and the config's list key of each.
 GRID_KEYS = {"optimizer": "optimizers", "lr": "lrs", "wd": "wds", "rho": "rhos", "seed": "seeds"}
 # `train` keys that decide how a job runs, not what a cell computes (Cell holds the rest).
-JOB_DEFAULTS = {"device": "auto", "threads": 1, "pack": []}
+JOB_KEYS = ("device", "threads", "pack")
 # Every `train` key, all of which an experiment may override: the Cell's settings but `hidden` (from
 # `model.hidden`), plus `sam_epochs` (a SAM cell's `epochs`) and the job keys.
-TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_DEFAULTS)
-TRAIN_DEFAULTS = {**{k: list(v) if isinstance(v, tuple) else v for k, v in DEFAULTS.items()}, **JOB_DEFAULTS}
+TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_KEYS)
 ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None, "pacbayes": None}
 
 
@@ -49,7 +51,7 @@ class Experiment:
 
     def setup(self) -> tuple:
         """What makes two experiments one setup of the study, whatever their grids and run lengths."""
-        train = {k: v for k, v in self.train.items() if k not in ("epochs", "sam_epochs", *JOB_DEFAULTS)}
+        train = {k: v for k, v in self.train.items() if k not in ("epochs", "sam_epochs", *JOB_KEYS)}
         swept = tuple(sorted((k, str(v)) for k, v in self.sweep.items()))
         return (self.data_id, self.hidden, tuple(sorted((k, str(v)) for k, v in train.items())), swept)
 
@@ -73,10 +75,10 @@ class Experiment:
     def cell(self, optimizer: str, lr: float, wd: float, rho: float, seed: int, **swept) -> Cell:
         """The cell at these coordinates; `swept` gives the values of swept settings (else the experiment's)."""
         t = {**self.train, **swept}
-        settings = {k: _like(DEFAULTS[k], t[k]) for k in DEFAULTS}
+        shared = {k: _like(DEFAULTS[k], t[k]) for k in DEFAULTS}
         epochs = t["sam_epochs"] if rho > 0 else t["epochs"]
         hidden = tuple(swept.get("hidden", self.hidden))
-        cell = Cell(optimizer, lr, wd, rho, seed, epochs=epochs, hidden=hidden, **settings)
+        cell = Cell(optimizer, lr, wd, rho, seed, epochs=epochs, hidden=hidden, **shared)
         return cell.without_unused_settings()
 
     def coordinates(self, choices: dict | None = None) -> list[dict]:
@@ -128,9 +130,10 @@ class Study:
 
     @classmethod
     def from_config(cls, config: dict) -> Study:
-        """The study of a config that the schema has validated (see genboost.config.settings)."""
+        """The study of a config that the schema has validated (see genboost.config.settings); the schema's
+        train defaults fill in what a config given directly (not through Snakemake's validate) leaves out."""
         _check_finite(config, "config")
-        train = {**TRAIN_DEFAULTS, **config["train"]}
+        train = {**train_defaults(), **config["train"]}
         hidden = tuple(config["model"]["hidden"])
         experiments = tuple(
             _experiment(name, spec, train, hidden, config["preprocess"])
@@ -179,9 +182,16 @@ class Study:
         return None
 
 
-def preprocess_id(settings: dict) -> str:
+@cache
+def train_defaults() -> dict:
+    """The schema's defaults of the `train` keys a config may leave out (workflow/schemas/config.schema.yaml)."""
+    schema = settings.load_schema(Path(__file__).resolve().parents[2] / settings.SCHEMA)
+    return settings.section_defaults(schema, "train")
+
+
+def preprocess_id(preprocessing: dict) -> str:
     """A short stable name for a preprocessing: the start of the SHA-256 of its canonical JSON."""
-    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(preprocessing, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
