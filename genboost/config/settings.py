@@ -84,13 +84,15 @@ def _coerce(value, schema: dict, root: dict):
 
 
 def _resolved(schema: dict, root: dict) -> dict:
-    """The schema with its local `$ref` merged in (properties of both kept)."""
+    """The schema with its local `$ref` merged in (properties of both kept; a property both give, such as a
+    `default:` beside the referenced type, merged too)."""
     ref = schema.get("$ref")
     if not ref:
         return schema
     target = _resolved(_lookup(root, ref), root)
     merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    merged["properties"] = {**target.get("properties", {}), **schema.get("properties", {})}
+    theirs, own = target.get("properties", {}), schema.get("properties", {})
+    merged["properties"] = {**theirs, **{k: {**theirs.get(k, {}), **v} for k, v in own.items()}}
     return merged
 
 
