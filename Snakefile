@@ -26,7 +26,7 @@ LINEAGE = Lineage(STUDY)
 R = STUDY.results
 RAW = f"resources/{config['data']['member']}"
 REFERENCE = config["reference"]
-# Experiments compared with the reference table, each with its setup's partner (second chance or main)
+# Experiments compared with the reference table, each with its partner: the run it continues, or its second chance
 COMPARED = STUDY.compared(wiring.reference_experiments(REFERENCE))
 
 
@@ -237,6 +237,8 @@ for name, partner in COMPARED.items():
             partner_reference_experiment=(
                 partner.reference_experiment if partner else None
             ),
+            # whether it is the second chance of its partner (config key continues)
+            continues_partner=bool(STUDY.experiment(name).continues),
             code=fingerprint.rule_code(workflow, "workflow/scripts/vs_talk.py"),
         script:
             "workflow/scripts/vs_talk.py"

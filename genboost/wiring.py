@@ -11,6 +11,7 @@ import itertools
 import math
 
 from genboost.config.cell import AXES, Cell
+from genboost.config.optimizers import NAMES as OPTIMIZERS
 from genboost.config.study import ConfigError, Experiment, Study, fmt_value, measured
 from genboost.config.sweep import SWEEPABLE, wildcard_constraint
 from genboost.train.resume import Lineage
@@ -110,7 +111,7 @@ def job_priority(lineage: Lineage, experiment: Experiment, wildcards) -> int:
 def wildcard_constraints() -> dict:
     """Regexes that only match canonical values, so 3e-5 and 0.00003 can never be two cells."""
     number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
-    axes = {"optimizer": "sgd|adam", "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
+    axes = {"optimizer": "|".join(OPTIMIZERS), "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
     swept = {k: wildcard_constraint(k) for k in SWEEPABLE}
     return {**axes, **swept, "data": "[0-9a-f]{12}"}
 

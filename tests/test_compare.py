@@ -8,11 +8,11 @@ import pytest
 from compare_helpers import cells_frame
 
 from genboost.compare.agreement import (
-    ReferenceTableError,
+    PublishedTableError,
     agreement,
     compare_configurations,
-    load_reference,
-    reference_rows,
+    load_published,
+    published_rows,
 )
 from genboost.compare.conclusions import REPRODUCED, RULE, evaluate_published
 from genboost.compare.report import write_vs_talk
@@ -91,7 +91,7 @@ def test_numbers_match_however_they_are_written(tmp_path):
     cells = cells_frame()
     path = write_reference(tmp_path / "ref.csv", reference_frame(cells), lr_text={3e-5: "0.00003", 3e-3: "3e-3"})
     assert "0.00003" in (tmp_path / "ref.csv").read_text()
-    comp = compare_configurations(cells, reference_rows(load_reference(path), "main"))
+    comp = compare_configurations(cells, published_rows(load_published(path), "main"))
     low = comp[comp["lr"] == 3e-5]
     assert len(low) == 8 and (low["side"] == "both").all()
     assert (comp["side"] == "talk only").sum() == 1 and (comp["side"] == "ours only").sum() == 1
@@ -122,28 +122,28 @@ GOOD = ["main,adam,0,3e-3,1e-4,0.85", "main,sgd,0.05,1e-3,0,1.3"]
 def test_load_reference_names_file_row_and_value(tmp_path, lines, says):
     path = tmp_path / "bad.csv"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ReferenceTableError) as err:
-        load_reference(path)
+    with pytest.raises(PublishedTableError) as err:
+        load_published(path)
     assert str(path) in str(err.value) and says in str(err.value)
 
 
 def test_load_reference_types_and_unknown_experiment(tmp_path):
     path = tmp_path / "ref.csv"
     path.write_text("\n".join([HEADER, *GOOD]) + "\n")
-    ref = load_reference(path)
+    ref = load_published(path)
     assert list(ref["lr"]) == [3e-3, 1e-3] and ref["mean_test_mse"].dtype == float and ref["rho"].dtype == float
-    with pytest.raises(ReferenceTableError, match=r"no rows for reference_experiment 'second_chance'.*\['main'\]"):
-        reference_rows(ref, "second_chance")
-    assert str(path) in str(pytest.raises(ReferenceTableError, reference_rows, ref, "x").value)
+    with pytest.raises(PublishedTableError, match=r"no rows for reference_experiment 'second_chance'.*\['main'\]"):
+        published_rows(ref, "second_chance")
+    assert str(path) in str(pytest.raises(PublishedTableError, published_rows, ref, "x").value)
 
 
 def test_shipped_talk_tables_load_and_say_what_the_talk_says(repo_root):
-    ref = load_reference(repo_root / "reference" / "talk-tables.csv")
+    ref = load_published(repo_root / "reference" / "talk-tables.csv")
     assert len(ref) == 216 and set(ref["experiment"]) == {"main", "second_chance"}
     assert ref.query("optimizer == 'adam' and rho == 0 and lr == 3e-3 and wd == 1e-4")["mean_test_mse"].item() == (
         pytest.approx(0.85182645)
     )
-    verdicts = evaluate_published(reference_rows(ref, "main"), reference_rows(ref, "second_chance"))
+    verdicts = evaluate_published(published_rows(ref, "main"), published_rows(ref, "second_chance"))
     assert [(c.key, c.verdict) for c in verdicts] == [(k, REPRODUCED) for k in ("C1", "C2", "C3", "C4")]
 
 
@@ -157,7 +157,8 @@ def test_write_vs_talk_writes_all_four_files(tmp_path, experiment, partner):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     outs = {k: tmp_path / "out" / f"vs_talk.{k}" for k in ("md", "csv", "png", "pdf")}
     write_vs_talk(experiment, str(tmp_path / f"{experiment}.csv"), ref_csv, experiment,
-                  *(str(p) for p in outs.values()), partner_cells_csv=str(tmp_path / f"{partner}.csv"))  # fmt: skip
+                  *(str(p) for p in outs.values()), partner_cells_csv=str(tmp_path / f"{partner}.csv"),
+                  continues_partner=experiment == "second_chance")  # fmt: skip
     assert outs["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and outs["pdf"].read_bytes()[:5] == b"%PDF-"
     table = pd.read_csv(outs["csv"])
     if experiment == "second_chance":

@@ -97,7 +97,7 @@ def test_nan_is_refused_naming_the_key(config):
 def test_train_keys_are_the_cell_settings_and_the_schema_lists_them(repo_root):
     schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
     assert set(grid.TRAIN_KEYS) == set(schema["$defs"]["train"]["properties"])
-    assert set(grid.TRAIN_KEYS) - {"sam_epochs", *grid.JOB_DEFAULTS} == set(Cell.__dataclass_fields__) - {
+    assert set(grid.TRAIN_KEYS) - {"sam_epochs", *grid.JOB_KEYS} == set(Cell.__dataclass_fields__) - {
         *grid.AXES,
         "hidden",
     }
@@ -149,12 +149,54 @@ def test_setup_partners(config):
     cfg["experiments"]["modern"]["enabled"] = True
     study = study_of(cfg)
     main, second, modern = (study.experiment(n) for n in ("main", "second_chance", "modern"))
-    assert study.partner(main, "second_chance") is second and study.partner(second, "main") is main
-    assert study.partner(modern, "second_chance") is None and modern.reference_experiment == "main"
+    assert second.continues == "main" and main.continues == ""
+    assert study.partner(main) is second and study.partner(second) is main
+    assert study.partner(modern) is None and modern.reference_experiment == "main"
     compared = study.compared({"main", "second_chance"})
     assert compared == {"main": second, "second_chance": main, "modern": None}
     assert study.setups(compared) == {"main": "second_chance", "modern": None}
     assert study.compared({"main"}) == {"main": second, "modern": None}
+
+
+def test_partners_follow_the_continues_key_not_the_names(config):
+    """Renamed experiments pair as the config says: the long run's partner is the run it continues."""
+    cfg = copy.deepcopy(config)
+    cfg["experiments"] = {"short": cfg["experiments"]["main"], "long": cfg["experiments"]["second_chance"]}
+    cfg["experiments"]["long"]["continues"] = "short"
+    study = study_of(cfg)
+    short, long = study.experiment("short"), study.experiment("long")
+    assert study.compared({"short", "long"}) == {"short": long, "long": short}
+    assert study.setups(study.compared({"short", "long"})) == {"short": "long"}
+    cfg["experiments"]["short"]["enabled"] = False  # the run it continues is off: no partner, no error
+    assert study_of(cfg).compared({"long"}) == {"long": None}
+
+
+@pytest.mark.parametrize(
+    ("continues", "says"),
+    [
+        ("nowhere", r"experiments.second_chance.continues: 'nowhere' is not another experiment"),
+        ("second_chance", r"'second_chance' is not another experiment"),
+        ("modern", r"'modern' has another setup"),
+        ("random_labels", r"'random_labels' has another setup"),
+    ],
+)
+def test_continues_must_name_another_experiment_of_the_same_setup(config, continues, says):
+    cfg = copy.deepcopy(config)
+    for name in ("modern", "random_labels"):
+        cfg["experiments"][name]["enabled"] = True
+    cfg["experiments"]["second_chance"]["continues"] = continues
+    with pytest.raises(grid.ConfigError, match=says):
+        study_of(cfg)
+
+
+def test_continues_refuses_a_chain_and_a_bad_name(config):
+    cfg = copy.deepcopy(config)
+    cfg["experiments"]["third"] = {**cfg["experiments"]["second_chance"], "continues": "second_chance"}
+    with pytest.raises(grid.ConfigError, match="'second_chance' itself continues 'main'; name the first run"):
+        study_of(cfg)
+    cfg["experiments"]["third"]["continues"] = "a b"
+    with pytest.raises(WorkflowError, match="continues"):
+        study_of(cfg)
 
 
 def test_reference_experiments_are_read_from_the_table(repo_root, tmp_path):

@@ -12,11 +12,11 @@ from genboost.analysis.stats import (
     NO_PAIRS,
     best_lrs,
     cell_stats,
+    effect_verdict,
     min_pairs,
     paired,
     paired_tests,
     rank_correlations,
-    verdict,
 )
 from genboost.analysis.stats_report import stats_markdown
 
@@ -81,12 +81,12 @@ def test_clear_sam_effect_is_supported_and_noise_is_not():
     for _, r in result.iterrows():
         assert r["mean_diff"] == pytest.approx(-0.05, abs=0.02) and r["ci_high"] < 0
         assert r["p_t"] < 1e-3 and r["p_wilcoxon"] < 0.01
-        assert verdict(r) == "supported: lowers test MSE"
+        assert effect_verdict(r) == "supported: lowers test MSE"
     overall = row(result, optimizer="all", lrs="all")
     assert overall["n_pairs"] == 2 * len(LRS) * len(WDS) * len(SEEDS)
     assert row(result, optimizer="sgd", lrs="best")["n_pairs"] == len(WDS) * len(SEEDS)
     up = paired(synthetic(wd_effect=+0.05), "wd")
-    assert all(verdict(r) == "supported: raises test MSE" for _, r in up.iterrows())
+    assert all(effect_verdict(r) == "supported: raises test MSE" for _, r in up.iterrows())
 
 
 def test_pure_noise_is_within_noise():
@@ -95,7 +95,7 @@ def test_pure_noise_is_within_noise():
     for seed in range(5):
         for factor in ("sam", "wd", "optimizer"):
             result = paired(synthetic(seed=seed), factor)
-            verdicts += [verdict(r) for _, r in result.iterrows()]
+            verdicts += [effect_verdict(r) for _, r in result.iterrows()]
             assert (result["ci_low"] < result["mean_diff"]).all() and (result["mean_diff"] < result["ci_high"]).all()
     # 5 x 14 comparisons at alpha 0.05 with two tests required: at most the nominal 5% false positives.
     assert len(verdicts) == 70 and len(verdicts) - verdicts.count("within noise") <= 0.05 * len(verdicts)
@@ -144,19 +144,19 @@ def test_optimizer_comparison_at_best_lrs_pairs_the_two_best_lrs():
 def test_paired_tests_edge_cases():
     assert paired_tests(np.array([]))["n_pairs"] == 0
     one = paired_tests(np.array([0.3]))
-    assert one["mean_diff"] == 0.3 and math.isnan(one["p_t"]) and verdict(one) == "not testable"
+    assert one["mean_diff"] == 0.3 and math.isnan(one["p_t"]) and effect_verdict(one) == "not testable"
     zeros = paired_tests(np.zeros(5))
     zeros = paired_tests(np.zeros(6))
-    assert zeros["p_t"] == 1.0 and zeros["p_wilcoxon"] == 1.0 and verdict(zeros) == "within noise"
+    assert zeros["p_t"] == 1.0 and zeros["p_wilcoxon"] == 1.0 and effect_verdict(zeros) == "within noise"
     # 5 pairs: the Wilcoxon cannot reach 0.05 (2/32), so even a clear t-test leaves it not testable; 6 can (2/64).
     assert min_pairs(0.05) == 6 and min_pairs(0.01) == 8
     five = paired_tests(np.array([-0.10, -0.11, -0.09, -0.10, -0.12]))
-    assert five["p_t"] < 0.001 and five["p_wilcoxon"] > 0.05 and verdict(five) == "not testable"
+    assert five["p_t"] < 0.001 and five["p_wilcoxon"] > 0.05 and effect_verdict(five) == "not testable"
     six = paired_tests(np.array([-0.10, -0.11, -0.09, -0.10, -0.12, -0.105]))
-    assert six["p_wilcoxon"] < 0.05 and verdict(six) == "supported: lowers test MSE"
+    assert six["p_wilcoxon"] < 0.05 and effect_verdict(six) == "supported: lowers test MSE"
     # Both tests must agree: four large drops carry the t-test, but half the signs go the other way.
     mixed = paired_tests(np.array([-1.0, -1.1, -0.9, -1.05, 0.01, 0.02, 0.015, 0.012]))
-    assert mixed["p_t"] < 0.05 and mixed["p_wilcoxon"] > 0.05 and verdict(mixed) == "within noise"
+    assert mixed["p_t"] < 0.05 and mixed["p_wilcoxon"] > 0.05 and effect_verdict(mixed) == "within noise"
 
 
 def test_bad_factor_and_duplicate_rows_are_refused():
@@ -201,7 +201,7 @@ def test_a_comparison_whose_every_pair_has_a_diverged_side_has_nothing_to_compar
     cells = synthetic(sam_effect=-0.05)
     cells.loc[cells.rho > 0, ["test_mse", "diverged"]] = [math.nan, True]
     sam = paired(cells, "sam")
-    assert (sam["n_pairs"] == 0).all() and all(verdict(r) == NO_PAIRS for _, r in sam.iterrows())
+    assert (sam["n_pairs"] == 0).all() and all(effect_verdict(r) == NO_PAIRS for _, r in sam.iterrows())
     text = stats_markdown(cells)
     assert "Nothing to compare (every pair has a diverged side):" in text
     assert f"SAM rho=0.05 vs no SAM (all optimizers, all lrs): nothing to compare: each of its {2 * 3 * 2 * 4}" in text
@@ -217,3 +217,28 @@ def test_nothing_to_compare_and_no_models_are_said_not_raised():
     lone = stats_markdown(one[one.seed == 0], measures=["train_mse"], targets=["test_mse"])
     assert "(all optimizers, 1 models): tau=–, p=–: nothing to compare" in lone
     assert "No models: nothing to compare." in stats_markdown(one.iloc[:0])
+
+
+def test_only_scipys_precision_loss_warning_is_silenced(monkeypatch):
+    """Identical differences (every seed moved alike) make scipy warn of precision loss: expected, silenced.
+    Any other warning still reaches the caller."""
+    import warnings
+
+    from genboost.analysis import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = paired_tests(np.array([0.3, 0.3, 0.3]))
+    assert same["p_t"] == 0.0 and same["n_pairs"] == 3
+
+    class Noisy:
+        def ttest_1samp(self, *args):
+            warnings.warn("something else", RuntimeWarning, stacklevel=1)
+            return sps.ttest_1samp(*args)
+
+        def __getattr__(self, name):
+            return getattr(sps, name)
+
+    monkeypatch.setattr(stats, "_scipy_stats", Noisy)
+    with pytest.warns(RuntimeWarning, match="something else"):
+        paired_tests(np.array([0.1, -0.2, 0.3]))

@@ -3,6 +3,7 @@
 import itertools
 
 import pandas as pd
+import pytest
 
 from genboost.compare import summary
 
@@ -94,3 +95,10 @@ def test_the_talks_conclusions_per_setup_with_their_flips():
 
 def test_no_setups_no_matrix():
     assert "The talk's conclusions" not in summary.summarize(synthetic_cells(0.1, 0.05), ["main"])
+
+
+def test_shuffled_labels_are_parsed_not_compared_as_text():
+    cells = pd.DataFrame({"shuffle_labels": [True, False, "True", " false", "TRUE"]})
+    assert summary.shuffled_labels(cells).tolist() == [True, False, True, False, True]
+    with pytest.raises(ValueError, match="shuffle_labels must be True or False, got 'yes'"):
+        summary.shuffled_labels(pd.DataFrame({"shuffle_labels": [True, "yes"]}))

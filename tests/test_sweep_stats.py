@@ -10,7 +10,7 @@ import pytest
 
 from genboost import wiring
 from genboost.analysis import figures, tables
-from genboost.analysis.stats import cell_stats, config_columns, factors, paired, sweep_axes, verdict
+from genboost.analysis.stats import cell_stats, config_columns, effect_verdict, factors, paired, sweep_axes
 from genboost.analysis.stats_report import stats_markdown
 from genboost.compare import summary
 from genboost.config import study as grid
@@ -62,11 +62,12 @@ def test_batch_size_comparisons_pair_every_other_setting_and_seed():
     assert sorted(set(result["comparison"])) == labels
     overall = result[(result.comparison == labels[1]) & (result.optimizer == "all") & (result.lrs == "all")].iloc[0]
     assert overall["n_pairs"] == 2 * len(LRS) * len(WDS) * len(RHOS) * len(SEEDS)
-    assert overall["mean_diff"] == pytest.approx(-0.048, abs=0.002) and verdict(overall) == "supported: lowers test MSE"
+    assert overall["mean_diff"] == pytest.approx(-0.048, abs=0.002)
+    assert effect_verdict(overall) == "supported: lowers test MSE"
     flipped = paired(synthetic(batch_effect=-0.001), "batch_size")
-    assert all(verdict(r) == "supported: raises test MSE" for _, r in flipped.iterrows())
+    assert all(effect_verdict(r) == "supported: raises test MSE" for _, r in flipped.iterrows())
     none = paired(synthetic(batch_effect=0.0, noise=0.01, seed=3), "batch_size")
-    assert sum(verdict(r).startswith("supported") for _, r in none.iterrows()) <= 0.1 * len(none)
+    assert sum(effect_verdict(r).startswith("supported") for _, r in none.iterrows()) <= 0.1 * len(none)
 
 
 def test_sam_is_paired_within_each_batch_size():

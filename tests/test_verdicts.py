@@ -151,3 +151,17 @@ def test_conclusions_markdown_sets_the_talks_verdict_beside_ours(main, second):
     assert "- **C4** a second chance for SAM (rho 0.02, 200 epochs) does not beat plain Adam: **reproduced** " in text
     assert "(the talk's own numbers: not testable)" in text  # the talk's side was given no second chance rows
     assert text.count("| C1 ") == 2  # C1 has two parts
+
+
+def test_the_rule_is_stated_under_python_OO(repo_root):
+    """vs_talk.md states the rule from a constant: `python -OO` drops docstrings, which it was once built from."""
+    import subprocess
+    import sys
+
+    from genboost.compare.conclusions import RULE
+
+    code = "from genboost.compare.conclusions import RULE; print(RULE)"
+    env = {"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True, cwd=repo_root, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == RULE and RULE.startswith("The rule, one for all four") and "\n" not in RULE

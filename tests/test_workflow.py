@@ -62,6 +62,8 @@ def test_tables_match_cells(tiny_run):
     assert row["ci_high_wd=0.001"].item() == pytest.approx(sel.test_mse.mean() + half, rel=1e-5)
     md = (tiny_run / "results/main/tables/optimizer=adam_rho=0.05.md").read_text()
     assert "| lr \\ wd" in md and f"{sel.test_mse.mean():.4f}" in md
+    log = (tiny_run / "results/logs/main/aggregate.log").read_text()
+    assert "main: wrote " in log and "cells.csv (32 models) and 8 tables" in log
 
 
 def test_summary_names_the_best_configuration(tiny_run):

@@ -17,9 +17,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from genboost.analysis.best import best, best_of_each
+from genboost.analysis.formats import panel_title as _panel_title
 from genboost.analysis.stats import config_columns, is_diverged, sweep_axes
 from genboost.analysis.tables import cell_means
-from genboost.config.study import fmt_number, fmt_value
+from genboost.config.study import fmt_number
 from genboost.files import atomic_path
 
 WIDE_RANGE = 10.0  # max / min of the values above which a color or y scale is logarithmic
@@ -41,11 +43,6 @@ def _one_experiment(cells: pd.DataFrame) -> str:
     if len(names) != 1:
         raise ValueError(f"figures: expected the cells of one experiment, got {names}")
     return names[0]
-
-
-def _panel_title(optimizer: str, rho: float, levels: dict | None = None) -> str:
-    swept = "".join(f", {k}={fmt_value(k, v)}" for k, v in (levels or {}).items())
-    return f"{optimizer.upper()}, " + ("no SAM" if rho == 0 else f"SAM ρ={fmt_number(rho)}") + swept
 
 
 def panel_rows(cells: pd.DataFrame) -> list[tuple[str, dict]]:
@@ -100,21 +97,21 @@ def heatmap_grid(cells: pd.DataFrame, path_png, path_pdf, title: str | None = No
     opts, rhos = panel_rows(cells), sorted(means["rho"].unique())
     lrs, wds = sorted(means["lr"].unique()), sorted(means["wd"].unique())
     norm = shared_norm(means["mean"])
-    best = means.loc[means["mean"].idxmin()] if means["mean"].notna().any() else None
+    overall = best(means)
     size = (max(6.0, 1.5 + 0.75 * len(wds) * len(rhos)), max(4.0, 1.2 + 0.45 * len(lrs) * len(opts)))
     fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(len(opts), len(rhos), squeeze=False, sharex=True, sharey=True)
     for (i, (opt, levels)), (j, rho) in ((a, b) for a in enumerate(opts) for b in enumerate(rhos)):
         ax = axes[i, j]
         sel = _at(means[means["rho"] == rho], opt, levels)
-        image = _heatmap_panel(ax, sel, lrs, wds, norm, best)
+        image = _heatmap_panel(ax, sel, lrs, wds, norm, overall)
         ax.set_title(_panel_title(opt, rho, levels), fontsize=9)
         ax.set_xlabel("weight decay" if i == len(opts) - 1 else "")
         ax.set_ylabel("learning rate" if j == 0 else "")
-    if best is not None:  # with no mean anywhere, a color scale would show nothing
+    if overall is not None:  # with no mean anywhere, a color scale would show nothing
         fig.colorbar(image, ax=axes, label="mean test MSE (lower is better)", shrink=0.9)
     handles = [Patch(facecolor="0.85", edgecolor="0.4", hatch=DIVERGED_HATCH, label="a seed diverged")]
-    if best is not None:
+    if overall is not None:
         handles.append(Patch(facecolor="none", edgecolor="red", linewidth=2, label="best configuration"))
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     _title(fig, title or f"{experiment}: mean test MSE", nothing_to_plot(cells))
@@ -209,14 +206,13 @@ def best_configurations(cells: pd.DataFrame) -> list[dict]:
     """The best configuration (lowest mean test MSE) per optimizer without and with SAM, with a label; its
     swept settings' values under "levels"."""
     axes = sweep_axes(cells)
-    means = cell_means(cells, intervals=False).dropna(subset=["mean"])
+    means = cell_means(cells, intervals=False)
     out = []
-    for (opt, _sam), g in means.groupby([means["optimizer"], means["rho"] > 0], sort=True):
-        b = g.loc[g["mean"].idxmin()]
+    for (opt, _sam), b in best_of_each(means, [means["optimizer"], means["rho"] > 0]).items():
         levels = {k: b[k] for k in axes}
         label = f"{_panel_title(opt, b['rho'], levels)}, lr={fmt_number(b['lr'])}, wd={fmt_number(b['wd'])}"
-        best = dict(optimizer=opt, lr=float(b["lr"]), wd=float(b["wd"]), rho=float(b["rho"]), label=label)
-        out.append({**best, "levels": levels})
+        chosen = dict(optimizer=opt, lr=float(b["lr"]), wd=float(b["wd"]), rho=float(b["rho"]), label=label)
+        out.append({**chosen, "levels": levels})
     return out
 
 

@@ -16,7 +16,8 @@ import math
 
 import pandas as pd
 
-from genboost.analysis.stats import NO_PAIRS, paired, rank_correlations, sweep_axes, verdict
+from genboost.analysis.formats import number
+from genboost.analysis.stats import NO_PAIRS, effect_verdict, paired, rank_correlations, sweep_axes
 from genboost.analysis.tables import measure_columns
 from genboost.config.study import fmt_value
 
@@ -33,12 +34,11 @@ def direction(variable: str, tau: float, p: float, alpha: float) -> str | None:
 
 
 def _tau(r) -> str:
-    tau = "–" if math.isnan(r.tau) else f"{r.tau:+.3f}"
-    return f"tau = {tau}, {_p(r.p)}, n = {r.n}"
+    return f"tau = {number(r.tau, '+.3f')}, {_p(r.p)}, n = {r.n}"
 
 
 def _p(p: float) -> str:
-    return "p = –" if math.isnan(p) else "p < 0.0001" if p < 1e-4 else f"p = {p:.4f}"
+    return "p < 0.0001" if p < 1e-4 else f"p = {number(p)}"  # NaN: "p = –"
 
 
 def flatness_line(variable: str, corr: pd.DataFrame, alpha: float) -> tuple[str, dict]:
@@ -58,7 +58,7 @@ def generalization_line(comparison: pd.Series | None, alpha: float) -> tuple[str
     batch against the largest on test MSE."""
     if comparison is None:
         return "Test MSE: nothing to compare (no two batch sizes with the same other settings and seed)", NO_PAIRS
-    said = verdict(comparison, alpha)
+    said = effect_verdict(comparison, alpha)
     word = {"supported: lowers test MSE": "better", "supported: raises test MSE": "worse"}.get(said, said)
     if said == NO_PAIRS:
         return f"Test MSE, {comparison['comparison']}: {NO_PAIRS} (every pair has a diverged side)", word

@@ -17,6 +17,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from genboost.analysis.best import best_of_each
+from genboost.config.optimizers import in_order, label
 from genboost.config.study import fmt_number, fmt_value
 from genboost.config.sweep import SWEEPABLE
 
@@ -24,6 +26,9 @@ CONFIG = ["experiment", "optimizer", "lr", "wd", "rho"]
 FACTORS = ("sam", "wd", "optimizer")
 CONFIDENCE = 0.95
 NO_PAIRS = "nothing to compare"
+# What scipy says of a t-test on nearly identical differences (all seeds moved alike): expected here, the p it
+# gives stands (0 for a constant nonzero difference), and the report would otherwise fill with the same line.
+PRECISION_LOSS = "Precision loss occurred in moment calculation"
 
 
 def is_diverged(cells: pd.DataFrame) -> pd.Series:
@@ -98,8 +103,7 @@ def cell_stats(cells: pd.DataFrame, value: str = "test_mse", intervals: bool = T
 
 def best_lrs(cells: pd.DataFrame) -> dict[tuple[str, str], float]:
     """(experiment, optimizer) -> lr of that optimizer's configuration with the lowest mean test MSE."""
-    s = cell_stats(cells).dropna(subset=["mean"])
-    return {key: float(g.loc[g["mean"].idxmin(), "lr"]) for key, g in s.groupby(["experiment", "optimizer"])}
+    return {key: float(b["lr"]) for key, b in best_of_each(cell_stats(cells), ["experiment", "optimizer"]).items()}
 
 
 def paired_tests(diff: np.ndarray) -> dict:
@@ -114,8 +118,8 @@ def paired_tests(diff: np.ndarray) -> dict:
     out["ci_low"], out["ci_high"] = t_interval(diff)
     if np.all(diff == 0):  # identical results: no evidence of any difference (scipy would give NaN)
         return {**out, "p_t": 1.0, "p_wilcoxon": 1.0}
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=PRECISION_LOSS, category=RuntimeWarning)
         out["p_t"] = float(_scipy_stats().ttest_1samp(diff, 0.0).pvalue)
         out["p_wilcoxon"] = float(_scipy_stats().wilcoxon(diff).pvalue)
     return out
@@ -130,7 +134,8 @@ def _levels(factor: str, cells: pd.DataFrame) -> tuple[str, list[tuple], list[st
     if factor == "wd":
         return "wd", [(v, 0.0) for v in sorted(cells["wd"].unique()) if v > 0], ["optimizer", "lr", "rho", *axes]
     if factor == "optimizer":
-        return "optimizer", [("adam", "sgd")], ["lr", "wd", "rho", *axes]
+        names = in_order(cells["optimizer"].unique())  # each later one (Adam) against each earlier one (SGD)
+        return "optimizer", [(b, a) for i, a in enumerate(names) for b in names[i + 1 :]], ["lr", "wd", "rho", *axes]
     if factor in axes:
         values = sorted(cells[factor].dropna().unique())
         pairs = [(a, b) for i, a in enumerate(values) for b in values[i + 1 :]]
@@ -144,7 +149,7 @@ def _label(factor: str, treat, control) -> str:
     if factor == "wd":
         return f"wd={fmt_number(treat)} vs wd=0"
     if factor == "optimizer":
-        return "Adam vs SGD"
+        return f"{label(treat)} vs {label(control)}"
     return f"{factor}={fmt_value(factor, treat)} vs {factor}={fmt_value(factor, control)}"
 
 
@@ -196,8 +201,8 @@ def min_pairs(alpha: float = 0.05) -> int:
     return max(2, math.floor(math.log2(2 / alpha)) + 1)
 
 
-def verdict(result, alpha: float = 0.05) -> str:
-    """What a comparison row supports: both tests must reject at alpha for an effect to count.
+def effect_verdict(result, alpha: float = 0.05) -> str:
+    """What a comparison row supports of an effect: both tests must reject at alpha for it to count.
 
     With fewer than `min_pairs(alpha)` pairs (6 at 0.05) the Wilcoxon test cannot reject whatever the
     data, so such a comparison is "not testable" rather than "within noise"; with none (every pair has a

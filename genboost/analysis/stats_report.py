@@ -10,26 +10,21 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
+from genboost.analysis.best import best_of_each
+from genboost.analysis.formats import number as _fmt
+from genboost.analysis.formats import p_value as _p
 from genboost.analysis.stats import (
     NO_PAIRS,
     cell_stats,
+    effect_verdict,
     factors,
     is_diverged,
     min_pairs,
     paired,
     rank_correlations,
     sweep_axes,
-    verdict,
 )
 from genboost.config.study import fmt_number, fmt_value
-
-
-def _fmt(x: float, spec: str = ".4f") -> str:
-    return "–" if x is None or math.isnan(x) else format(x, spec)
-
-
-def _p(p: float) -> str:
-    return "–" if math.isnan(p) else "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
 def _scope(row) -> str:
@@ -104,9 +99,7 @@ def _sweep_lines(cells: pd.DataFrame) -> list[str]:
 def _best_lines(cells: pd.DataFrame) -> list[str]:
     """Each optimizer's best configuration (it defines the best lr of the best-lr comparisons)."""
     lines = []
-    s = cell_stats(cells).dropna(subset=["mean"])
-    for opt, g in s.groupby("optimizer", sort=True):
-        b = g.loc[g["mean"].idxmin()]
+    for opt, b in best_of_each(cell_stats(cells), "optimizer").items():
         swept = "".join(f", {a}={fmt_value(a, b[a])}" for a in sweep_axes(cells))
         lines.append(
             f"- Best {opt.upper()} (defines its best lr): lr={fmt_number(b['lr'])}, wd={fmt_number(b['wd'])}, "
@@ -137,7 +130,8 @@ def _flatness_lines(cells: pd.DataFrame, measures, targets, alpha: float) -> lis
 def stats_markdown(cells: pd.DataFrame, measures=(), targets=("test_mse", "gap"), alpha: float = 0.05) -> str:
     """A Markdown section: per experiment, which effects the seeds support and which are within noise."""
     comps = pd.concat([paired(cells, f) for f in factors(cells)], ignore_index=True)
-    comps["verdict"] = pd.Series([verdict(r, alpha) for _, r in comps.iterrows()], index=comps.index, dtype=object)
+    said = [effect_verdict(r, alpha) for _, r in comps.iterrows()]
+    comps["verdict"] = pd.Series(said, index=comps.index, dtype=object)
     n_tests = sum(v == "within noise" or v.startswith("supported") for v in comps["verdict"])
     lines = [
         "## Statistics: what the seeds support",

@@ -11,6 +11,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from genboost import files
+from genboost.analysis.formats import sam_label
 from genboost.analysis.stats import cell_stats
 from genboost.config.study import fmt_number, fmt_value
 from genboost.config.sweep import config_level
@@ -64,10 +65,6 @@ def cells_frame(experiment: str, records: list[dict], sweep=()) -> pd.DataFrame:
 def _level_text(key: str, value):
     """A swept value as cells.csv holds it: lists (hidden, adam_betas) as their path text, others as they are."""
     return fmt_value(key, value) if isinstance(value, (list, tuple)) else value
-
-
-def sam_label(rho: float) -> str:
-    return f"SAM rho={fmt_number(rho)}" if rho > 0 else "no SAM"
 
 
 def cell_means(cells: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 """Our study beside a published table: per configuration our mean test MSE, the published one, how well they agree.
 
-A published (reference) table has one row per configuration: experiment, optimizer, rho, lr, wd,
+A published table (config key `reference`) has one row per configuration: experiment, optimizer, rho, lr, wd,
 mean_test_mse (the contract is in reference/README.md). One of our experiments is compared with the rows of
-one reference experiment, configuration by configuration, matched on canonical numbers
+one published experiment (its `reference_experiment`), configuration by configuration, matched on canonical numbers
 (`genboost.config.study.fmt_number`, so 3e-5 and 0.00003 are the same lr). Our number is the mean test MSE over
 seeds (`genboost.analysis.stats.cell_stats`: NaN where a seed diverged). Agreement is measured per table
 (optimizer x rho) and overall: Spearman and Pearson correlation, mean absolute difference, and how many
@@ -19,18 +19,18 @@ import pandas as pd
 from scipy import stats as sps
 
 from genboost.analysis.stats import cell_stats
+from genboost.config.optimizers import NAMES as OPTIMIZERS
 from genboost.config.study import fmt_number
 
-REFERENCE_COLUMNS = ["experiment", "optimizer", "rho", "lr", "wd", "mean_test_mse"]
-REFERENCE_NUMBERS = ["rho", "lr", "wd", "mean_test_mse"]
-OPTIMIZERS = ("sgd", "adam")
+PUBLISHED_COLUMNS = ["experiment", "optimizer", "rho", "lr", "wd", "mean_test_mse"]
+PUBLISHED_NUMBERS = ["rho", "lr", "wd", "mean_test_mse"]
 KEY = ["optimizer", "rho", "lr", "wd"]
 BOTH, OURS_ONLY, TALK_ONLY = "both", "ours only", "talk only"
 COMPARISON_COLUMNS = [*KEY, "side", "seeds", "diverged_seeds", "ours_mean", "ours_std", "talk_mean", "diff"]
 
 
-class ReferenceTableError(ValueError):
-    """A reference table that breaks the format of reference/README.md."""
+class PublishedTableError(ValueError):
+    """A published table that breaks the format of reference/README.md."""
 
 
 def _where(path: str, i: int) -> str:
@@ -38,10 +38,10 @@ def _where(path: str, i: int) -> str:
 
 
 def _check_columns(path: str, columns) -> None:
-    missing = [c for c in REFERENCE_COLUMNS if c not in columns]
-    extra = [c for c in columns if c not in REFERENCE_COLUMNS]
+    missing = [c for c in PUBLISHED_COLUMNS if c not in columns]
+    extra = [c for c in columns if c not in PUBLISHED_COLUMNS]
     if missing or extra:
-        raise ReferenceTableError(f"{path}: columns must be {REFERENCE_COLUMNS}; missing {missing}, unexpected {extra}")
+        raise PublishedTableError(f"{path}: columns must be {PUBLISHED_COLUMNS}; missing {missing}, unexpected {extra}")
 
 
 def _first(mask: pd.DataFrame) -> tuple[int, str]:
@@ -51,26 +51,26 @@ def _first(mask: pd.DataFrame) -> tuple[int, str]:
 
 
 def _parse_numbers(path: str, raw: pd.DataFrame) -> pd.DataFrame:
-    numbers = raw[REFERENCE_NUMBERS].apply(pd.to_numeric, errors="coerce")
+    numbers = raw[PUBLISHED_NUMBERS].apply(pd.to_numeric, errors="coerce")
     bad = ~np.isfinite(numbers)  # NaN covers empty and non-numeric text
     if bad.to_numpy().any():
         i, col = _first(bad)
-        raise ReferenceTableError(f"{_where(path, i)}: {col} must be a finite number, got {raw[col].iloc[i]!r}")
+        raise PublishedTableError(f"{_where(path, i)}: {col} must be a finite number, got {raw[col].iloc[i]!r}")
     negative = numbers < 0  # a radius, a rate, a decay and an MSE are never negative
     if negative.to_numpy().any():
         i, col = _first(negative)
-        raise ReferenceTableError(f"{_where(path, i)}: {col} must be >= 0, got {raw[col].iloc[i]!r}")
+        raise PublishedTableError(f"{_where(path, i)}: {col} must be >= 0, got {raw[col].iloc[i]!r}")
     return numbers.astype(float)
 
 
 def _check_labels(path: str, raw: pd.DataFrame) -> None:
     empty = raw["experiment"] == ""
     if empty.any():
-        raise ReferenceTableError(f"{_where(path, int(np.flatnonzero(empty)[0]))}: experiment is empty")
+        raise PublishedTableError(f"{_where(path, int(np.flatnonzero(empty)[0]))}: experiment is empty")
     unknown = ~raw["optimizer"].isin(OPTIMIZERS)
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
-        raise ReferenceTableError(
+        raise PublishedTableError(
             f"{_where(path, i)}: unknown optimizer {raw['optimizer'].iloc[i]!r}; choose one of {list(OPTIMIZERS)}"
         )
 
@@ -81,36 +81,36 @@ def _check_unique(path: str, table: pd.DataFrame) -> None:
     if repeats.any():
         again = int(np.flatnonzero(repeats)[0])
         first = int(np.flatnonzero((keys == keys.iloc[again]).all(axis=1))[0])
-        raise ReferenceTableError(
+        raise PublishedTableError(
             f"{_where(path, again)}: duplicate configuration {dict(keys.iloc[again])}, "
             f"first given in row {first + 1} (line {first + 2})"
         )
 
 
-def load_reference(path: str | os.PathLike) -> pd.DataFrame:
-    """A reference table, checked (ReferenceTableError names the file, row and value); its path in attrs["source"]."""
+def load_published(path: str | os.PathLike) -> pd.DataFrame:
+    """A published table, checked (PublishedTableError names the file, row and value); its path in attrs["source"]."""
     path = str(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)  # all text: a bad value is reported as written
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise ReferenceTableError(f"{path}: not a readable CSV table: {e}") from None
+        raise PublishedTableError(f"{path}: not a readable CSV table: {e}") from None
     raw.columns = [c.strip() for c in raw.columns]
     _check_columns(path, list(raw.columns))
-    raw = raw[REFERENCE_COLUMNS].apply(lambda col: col.str.strip())
+    raw = raw[PUBLISHED_COLUMNS].apply(lambda col: col.str.strip())
     _check_labels(path, raw)
-    table = pd.concat([raw[["experiment", "optimizer"]], _parse_numbers(path, raw)], axis=1)[REFERENCE_COLUMNS]
+    table = pd.concat([raw[["experiment", "optimizer"]], _parse_numbers(path, raw)], axis=1)[PUBLISHED_COLUMNS]
     _check_unique(path, table)
     table.attrs["source"] = path
     return table
 
 
-def reference_rows(reference: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    """The rows of one reference experiment; an experiment the table does not have is an error."""
-    rows = reference[reference["experiment"] == experiment]
+def published_rows(published: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """The rows of one published experiment; an experiment the table does not have is an error."""
+    rows = published[published["experiment"] == experiment]
     if rows.empty:
-        source = reference.attrs.get("source", "reference table")
-        have = sorted(reference["experiment"].unique())
-        raise ReferenceTableError(f"{source}: no rows for reference_experiment {experiment!r}; it has {have}")
+        source = published.attrs.get("source", "published table")
+        have = sorted(published["experiment"].unique())
+        raise PublishedTableError(f"{source}: no rows for reference_experiment {experiment!r}; it has {have}")
     return rows.reset_index(drop=True)
 
 
@@ -148,7 +148,7 @@ def compare_configurations(cells: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFr
     return merged[COMPARISON_COLUMNS]
 
 
-def compared(comparison: pd.DataFrame) -> pd.DataFrame:
+def on_both_sides(comparison: pd.DataFrame) -> pd.DataFrame:
     """The configurations with a number on both sides (ours not diverged)."""
     return comparison[(comparison["side"] == BOTH) & comparison["ours_mean"].notna()]
 
@@ -160,7 +160,7 @@ def _correlation(test, x: pd.Series, y: pd.Series) -> float:
 
 
 def _agreement_row(optimizer, rho, part: pd.DataFrame) -> dict:
-    both = compared(part)
+    both = on_both_sides(part)
     x, y = both["talk_mean"], both["ours_mean"]
     return dict(
         optimizer=optimizer,

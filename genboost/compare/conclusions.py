@@ -1,5 +1,36 @@
 """The talk's four conclusions, evaluated on a study's numbers (and, as a sanity check, on the talk's own).
 
+The rule, stated in every vs_talk.md, is `RULE` below (a constant: docstrings are gone under `python -OO`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from genboost.analysis.best import best
+from genboost.analysis.formats import number, p_value
+from genboost.analysis.stats import cell_stats, is_diverged, paired_tests
+from genboost.config.optimizers import label
+from genboost.config.study import fmt_number
+
+ALPHA = 0.05
+TALK_LR = 3e-3  # the talk's best Adam learning rate
+REPRODUCED, NOT_REPRODUCED, WITHIN_NOISE, NOT_TESTABLE = "reproduced", "not reproduced", "within noise", "not testable"
+CONFIG = ["experiment", "optimizer", "lr", "wd", "rho"]
+# The roles of the two experiments a claim's sides are picked from (not their names, which the config gives):
+# a main-like run, and its second chance (the experiment that `continues` it). The talk names them so.
+MAIN_LIKE, SECOND_CHANCE = "main", "second_chance"
+
+
+# The rule, one for all four conclusions, as every vs_talk.md states it (in one paragraph).
+RULE = " ".join(
+    """
 The rule, one for all four: each claim compares two quantities, e.g. the best SAM configuration against
 the best plain one, each the configuration with the lowest mean test MSE over seeds in its set (a
 configuration with a diverged seed has no mean and cannot be best). Δ = (the side the talk says is
@@ -15,27 +46,8 @@ optimistic for whichever side holds more configurations.
 
 On a published table (one mean per configuration, no seeds) only the direction can be checked:
 "reproduced" when the point estimates point the claimed way, else "not reproduced".
-"""
-
-from __future__ import annotations
-
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
-from tabulate import tabulate
-
-from genboost.analysis.stats import cell_stats, is_diverged, paired_tests
-from genboost.config.study import fmt_number
-
-ALPHA = 0.05
-TALK_LR = 3e-3  # the talk's best Adam learning rate
-REPRODUCED, NOT_REPRODUCED, WITHIN_NOISE, NOT_TESTABLE = "reproduced", "not reproduced", "within noise", "not testable"
-CONFIG = ["experiment", "optimizer", "lr", "wd", "rho"]
-MAIN, SECOND_CHANCE = "main", "second_chance"  # which input frame a claim's side is picked from
-OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
+""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -104,26 +116,26 @@ CONCLUSIONS: dict[str, tuple[str, tuple[Part, ...]]] = {
     "C1": (
         "Adam with lr 3e-3 works best, and weight decay improves it",
         (
-            Part("Adam at lr 3e-3 is the best configuration", "best Adam lr 3e-3", MAIN, _at_talk_lr,
-                 "best other configuration", MAIN, lambda m: ~_at_talk_lr(m), strict=True),
-            Part("weight decay improves Adam at lr 3e-3 (no SAM)", "best wd > 0", MAIN,
-                 lambda m: _at_talk_lr(m) & (m["rho"] == 0) & (m["wd"] > 0), "wd = 0", MAIN,
+            Part("Adam at lr 3e-3 is the best configuration", "best Adam lr 3e-3", MAIN_LIKE, _at_talk_lr,
+                 "best other configuration", MAIN_LIKE, lambda m: ~_at_talk_lr(m), strict=True),
+            Part("weight decay improves Adam at lr 3e-3 (no SAM)", "best wd > 0", MAIN_LIKE,
+                 lambda m: _at_talk_lr(m) & (m["rho"] == 0) & (m["wd"] > 0), "wd = 0", MAIN_LIKE,
                  lambda m: _at_talk_lr(m) & (m["rho"] == 0) & (m["wd"] == 0), strict=True),
         ),
     ),
     "C2": (
         "SAM does not help",
-        (Part("the best SAM configuration does not beat the best plain one", "best plain", MAIN,
-              lambda m: m["rho"] == 0, "best SAM", MAIN, lambda m: m["rho"] > 0, strict=False),),
+        (Part("the best SAM configuration does not beat the best plain one", "best plain", MAIN_LIKE,
+              lambda m: m["rho"] == 0, "best SAM", MAIN_LIKE, lambda m: m["rho"] > 0, strict=False),),
     ),
     "C3": (
         "SGD is not supported",
-        (Part("SGD's best is behind Adam's best", "best Adam", MAIN, lambda m: m["optimizer"] == "adam",
-              "best SGD", MAIN, lambda m: m["optimizer"] == "sgd", strict=True),),
+        (Part("SGD's best is behind Adam's best", "best Adam", MAIN_LIKE, lambda m: m["optimizer"] == "adam",
+              "best SGD", MAIN_LIKE, lambda m: m["optimizer"] == "sgd", strict=True),),
     ),
     "C4": (
         "a second chance for SAM (rho 0.02, 200 epochs) does not beat plain Adam",
-        (Part("the best second-chance configuration does not beat the best plain Adam", "best plain Adam", MAIN,
+        (Part("the best second-chance configuration does not beat the best plain Adam", "best plain Adam", MAIN_LIKE,
               lambda m: (m["optimizer"] == "adam") & (m["rho"] == 0), "best second chance", SECOND_CHANCE,
               lambda m: (m["optimizer"] == "adam") & (m["rho"] > 0), strict=False),),
     ),
@@ -131,8 +143,7 @@ CONCLUSIONS: dict[str, tuple[str, tuple[Part, ...]]] = {
 
 
 def _best(numbers: Numbers, select: Select) -> pd.Series | None:
-    sel = numbers.means[select(numbers.means)].dropna(subset=["mean"])
-    return None if sel.empty else sel.loc[sel["mean"].idxmin()]
+    return best(numbers.means[select(numbers.means)])
 
 
 def _seed_values(numbers: Numbers, config: pd.Series) -> pd.DataFrame:
@@ -189,32 +200,24 @@ def _evaluate(frames: dict[str, Numbers | None]) -> list[Conclusion]:
 
 def evaluate(main: pd.DataFrame | None, second_chance: pd.DataFrame | None = None) -> list[Conclusion]:
     """C1-C4 on our cells: C1-C3 from a main-like experiment's cells, C4 from second-chance cells against them."""
-    frames = {MAIN: main, SECOND_CHANCE: second_chance}
+    frames = {MAIN_LIKE: main, SECOND_CHANCE: second_chance}
     return _evaluate({k: None if v is None else Numbers.from_cells(v) for k, v in frames.items()})
 
 
 def evaluate_published(main_rows: pd.DataFrame | None, second_chance_rows: pd.DataFrame | None = None):
-    """C1-C4 on a published table's rows (point estimates; `genboost.compare.agreement.reference_rows`)."""
-    frames = {MAIN: main_rows, SECOND_CHANCE: second_chance_rows}
+    """C1-C4 on a published table's rows (point estimates; `genboost.compare.agreement.published_rows`)."""
+    frames = {MAIN_LIKE: main_rows, SECOND_CHANCE: second_chance_rows}
     return _evaluate({k: None if v is None else Numbers.from_table(v) for k, v in frames.items()})
 
 
-# The rule as every vs_talk.md states it: the docstring's second and third paragraphs, so the two never differ.
-RULE = " ".join(" ".join(__doc__.split("\n\n")[1:3]).split())
-
-
-def _fmt(x: float, spec: str = "+.4f") -> str:
-    return "–" if x is None or math.isnan(x) else format(x, spec)
-
-
-def _p(p: float) -> str:
-    return "–" if math.isnan(p) else "<0.0001" if p < 1e-4 else f"{p:.4f}"
+def _fmt(x: float) -> str:
+    return number(x, "+.4f")
 
 
 def _config(c: pd.Series, with_experiment: bool) -> str:
     sam = f"SAM rho {fmt_number(c['rho'])}" if c["rho"] > 0 else "no SAM"
     head = f"{c['experiment']}: " if with_experiment else ""
-    name = OPTIMIZER_NAMES.get(c["optimizer"], c["optimizer"])
+    name = label(c["optimizer"])
     return f"{head}{name} lr {fmt_number(c['lr'])} wd {fmt_number(c['wd'])}, {sam}"
 
 
@@ -246,7 +249,7 @@ def conclusions_markdown(ours: list[Conclusion], talk: list[Conclusion] | None =
             s = o.stats
             rows.append([
                 c.key, o.part.claim, _side(o, True), _side(o, False), _fmt(o.delta),
-                f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]", _p(s["p_t"]), s["n_pairs"], _verdict_text(o),
+                f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]", p_value(s["p_t"]), s["n_pairs"], _verdict_text(o),
                 "–" if t is None else _fmt(t.delta), "–" if t is None else _verdict_text(t),
             ])  # fmt: skip
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import math
-
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from genboost.analysis.figures import save
-from genboost.compare.agreement import compared
-from genboost.config.study import fmt_number
+from genboost.analysis.formats import number, panel_title
+from genboost.compare.agreement import on_both_sides
+from genboost.config.optimizers import NAMES as OPTIMIZERS
 
-MARKERS = {"adam": "o", "sgd": "s"}
-
-
-def _label(optimizer: str, rho: float) -> str:
-    return f"{optimizer.upper()}, " + ("no SAM" if rho == 0 else f"SAM ρ={fmt_number(rho)}")
+# One marker per optimizer of the registry, in its order (sgd, adam: square, circle); "^" for any other.
+MARKERS = dict(zip(OPTIMIZERS, ("s", "o", "D", "v"), strict=False))
 
 
 def _title(name: str, overall: dict) -> str:
     def num(x: float) -> str:
-        return "–" if math.isnan(x) else f"{x:.3f}"
+        return number(x, ".3f")
 
     return (
         f"{name}: Spearman {num(overall['spearman'])}, Pearson {num(overall['pearson'])}, "
@@ -35,13 +31,13 @@ def comparison_figure(comparison: pd.DataFrame, overall: dict, name: str, path_p
 
     One color and marker per optimizer x rho; `overall` is the "all" row of `genboost.compare.agreement.agreement`.
     """
-    both = compared(comparison)
+    both = on_both_sides(comparison)
     fig = Figure(figsize=(11, 5), layout="constrained")
     ax, ax_diff = fig.subplots(1, 2)
     colors = mpl.colormaps["tab10"].colors
     for i, ((opt, rho), g) in enumerate(both.groupby(["optimizer", "rho"], sort=True)):
         style = dict(color=colors[i % len(colors)], marker=MARKERS.get(opt, "^"), s=22, alpha=0.8)
-        ax.scatter(g["talk_mean"], g["ours_mean"], label=_label(opt, rho), **style)
+        ax.scatter(g["talk_mean"], g["ours_mean"], label=panel_title(opt, rho), **style)
         ax_diff.scatter(g["talk_mean"], g["diff"], **style)
     if both.empty:
         ax.text(0.5, 0.5, "no configuration on both sides", ha="center", va="center", transform=ax.transAxes)

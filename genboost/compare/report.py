@@ -8,7 +8,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from genboost import files
-from genboost.analysis.tables import sam_label
+from genboost.analysis.formats import number as _num
+from genboost.analysis.formats import sam_label
 from genboost.compare.agreement import (
     BOTH,
     OURS_ONLY,
@@ -16,19 +17,15 @@ from genboost.compare.agreement import (
     agreement,
     compare_configurations,
     comparison_csv,
-    load_reference,
+    load_published,
     one_experiment,
-    reference_rows,
+    published_rows,
 )
-from genboost.compare.conclusions import MAIN, RULE, Conclusion, conclusions_markdown, evaluate, evaluate_published
+from genboost.compare.conclusions import RULE, Conclusion, conclusions_markdown, evaluate, evaluate_published
 from genboost.compare.figure import comparison_figure
 from genboost.config.study import fmt_number
 
 LISTED = 12  # configurations on one side only named in full; the rest are counted
-
-
-def _num(x: float, spec: str = ".4f") -> str:
-    return "–" if math.isnan(x) else format(x, spec)
 
 
 def _agreement_table(agree: pd.DataFrame) -> str:
@@ -133,23 +130,24 @@ def write_vs_talk(
     out_pdf: str,
     partner_cells_csv: str | None = None,
     partner_reference_experiment: str | None = None,
+    continues_partner: bool = False,
 ) -> None:
-    """Compare one experiment with a reference experiment's rows and evaluate the talk's conclusions.
+    """Compare one experiment with a published experiment's rows and evaluate the talk's conclusions.
 
-    An experiment compared with the talk's `main` rows is main-like: C1-C3 come from its cells, C4 from its
-    partner (the second chance of the same setup) against them, or is not testable without one. Any other
-    experiment is second-chance-like: C1-C3 come from its partner (main of the same setup), C4 from it
-    against them. The talk's side of the partner uses the reference rows of `partner_reference_experiment`.
+    An experiment that continues none is main-like: C1-C3 come from its cells, C4 from its partner (the
+    experiment that continues it, its second chance) against them, or is not testable without one. One that
+    `continues_partner` is second-chance-like: C1-C3 come from its partner (the run it continues), C4 from it
+    against them. The talk's side of the partner uses the published rows of `partner_reference_experiment`.
     """
     cells = _read_cells(cells_csv, experiment)
-    reference = load_reference(reference_csv)
-    rows = reference_rows(reference, reference_experiment)
+    published = load_published(reference_csv)
+    rows = published_rows(published, reference_experiment)
     comparison = compare_configurations(cells, rows)
     partner = partner_rows = None
     if partner_cells_csv is not None:
         partner = _read_cells(partner_cells_csv)
-        partner_rows = reference_rows(reference, partner_reference_experiment or one_experiment(partner))
-    if reference_experiment == MAIN:
+        partner_rows = published_rows(published, partner_reference_experiment or one_experiment(partner))
+    if not continues_partner:
         ours, talk = evaluate(cells, partner), evaluate_published(rows, partner_rows)
         main_name, second = experiment, one_experiment(partner) if partner is not None else None
     else:

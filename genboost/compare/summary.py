@@ -8,11 +8,24 @@ import pandas as pd
 from tabulate import tabulate
 
 from genboost.analysis import granulated, implicit_bias, stats_report
+from genboost.analysis.best import best
+from genboost.analysis.formats import number, sam_label
 from genboost.analysis.stats import config_columns, sweep_axes
-from genboost.analysis.tables import cell_means, measure_columns, sam_label
+from genboost.analysis.tables import cell_means, measure_columns
 from genboost.compare import conclusions as verdicts
+from genboost.config.optimizers import in_order, label
 from genboost.config.study import fmt_number, fmt_value
 from genboost.config.sweep import SWEEPABLE
+
+
+def shuffled_labels(cells: pd.DataFrame) -> pd.Series:
+    """Whether each model trained on shuffled labels: cells.csv holds the flag as True/False, which pandas
+    reads as booleans, or as text when a column mixes them with gaps; anything else is an error."""
+    flags = cells["shuffle_labels"].map(lambda v: {"true": True, "false": False}.get(str(v).strip().lower()))
+    if flags.isna().any():
+        bad = cells["shuffle_labels"][flags.isna()].iloc[0]
+        raise ValueError(f"cells.csv: shuffle_labels must be True or False, got {bad!r}")
+    return flags.astype(bool)
 
 
 def describe(row) -> str:
@@ -30,12 +43,6 @@ def swept_values(row) -> dict:
 def score(row) -> str:
     spread = "" if math.isnan(row["std"]) else f" ± {row['std']:.4f}"  # one seed: no std
     return f"{row['mean']:.4f}{spread} (n={int(row['seeds'])})"
-
-
-def best(means: pd.DataFrame):
-    """The configuration with the lowest mean test MSE, or None when every one has a diverged seed."""
-    ok = means.dropna(subset=["mean"])
-    return None if ok.empty else ok.loc[ok["mean"].idxmin()]
 
 
 def no_best(means: pd.DataFrame) -> str:
@@ -88,7 +95,9 @@ def effect_section(name: str, means: pd.DataFrame) -> list[str]:
         lines.append(f"### {opt.upper()} at lr={fmt_number(b['lr'])}{swept}")
         lines.append("")
         grid = at_lr.pivot(index="rho", columns="wd", values="mean")
-        rows = [[fmt_number(r), *(_fmt(grid.loc[r, w]) for w in grid.columns)] for r in grid.index]
+        rows = [
+            [fmt_number(r), *(number(grid.loc[r, w], missing="diverged") for w in grid.columns)] for r in grid.index
+        ]
         lines.append(
             tabulate(
                 rows,
@@ -117,11 +126,8 @@ def _comparison(label: str, at_lr: pd.DataFrame, on: pd.Series) -> list[str]:
     ]
 
 
-def _fmt(x: float) -> str:
-    return "diverged" if math.isnan(x) else f"{x:.4f}"
-
-
 def optimizer_section(name: str, means: pd.DataFrame) -> list[str]:
+    heading = f"## {' vs '.join(label(o) for o in in_order(means['optimizer']))} ({name})"
     bests = {opt: best(sub) for opt, sub in means.groupby("optimizer")}
     lost = sorted(k.upper() for k, v in bests.items() if v is None)
     bests = {k: v for k, v in bests.items() if v is not None}
@@ -129,7 +135,7 @@ def optimizer_section(name: str, means: pd.DataFrame) -> list[str]:
         return []  # one optimizer, or none left: the best section says so
     if lost:
         return [
-            f"## SGD vs Adam ({name})",
+            heading,
             "",
             f"- Not comparable: every {lost[0]} configuration has a diverged seed.",
             "",
@@ -137,7 +143,7 @@ def optimizer_section(name: str, means: pd.DataFrame) -> list[str]:
     order = sorted(bests, key=lambda k: bests[k]["mean"])
     winner, runner = bests[order[0]], bests[order[1]]
     return [
-        f"## SGD vs Adam ({name})",
+        heading,
         "",
         f"- {order[0].upper()} wins: best {winner['mean']:.4f} ({describe(winner)}) vs {order[1].upper()} best "
         f"{runner['mean']:.4f} ({describe(runner)}); {change(winner['mean'], runner['mean'])}.",
@@ -196,14 +202,14 @@ def summarize(cells: pd.DataFrame, experiments: list[str], setups: dict[str, str
     lines += optimizer_section(base_name, per_exp[base_name])
     for name in experiments[1:]:
         sub = cells[cells["experiment"] == name]
-        if sub["shuffle_labels"].astype(str).eq("True").all():
+        if shuffled_labels(sub).all():
             lines += random_label_section(name, per_exp[name], base_name, per_exp[base_name])
         else:
             lines += versus_section(name, per_exp[name], base_name, per_exp[base_name])
     for name in experiments:  # [] for an experiment that does not sweep batch_size
         lines += implicit_bias.section(name, cells[cells["experiment"] == name])
     measures = measure_columns(cells)
-    real = cells[~cells["shuffle_labels"].astype(str).eq("True")]
+    real = cells[~shuffled_labels(cells)]
     lines += ["", stats_report.stats_markdown(real, measures=measures)]
     axes = [a for a in ("optimizer", "lr", "wd", "rho", *sweep_axes(real)) if real[a].nunique() > 1]
     if measures and axes:
@@ -213,11 +219,10 @@ def summarize(cells: pd.DataFrame, experiments: list[str], setups: dict[str, str
 
 def random_label_section(name: str, means: pd.DataFrame, base_name: str, base: pd.DataFrame) -> list[str]:
     """The random-label control: how far the model fits noise, and its test MSE then."""
-    ok = means.dropna(subset=["train_mean"])
+    fit = best(means, "train_mean")  # the lowest train MSE
     lines = [f"## {name}: random-label control", ""]
-    if ok.empty:
+    if fit is None:
         return [*lines, "Every configuration diverged.", ""]
-    fit = ok.loc[ok["train_mean"].idxmin()]
     lines.append(
         f"- Lowest train MSE on shuffled labels: {fit['train_mean']:.4f} ({describe(fit)}), "
         f"with test MSE {fit['mean']:.4f} on the real test labels"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from genboost.config.optimizers import unused_settings
+
 # A cell's coordinates in the grid; every other field is a setting shared by the cells of an experiment.
 AXES = ("optimizer", "lr", "wd", "rho", "seed")
 # The coordinates the engine gives each cell of a block its own (a block shares all the others).
@@ -25,7 +27,7 @@ class Cell:
     (torch.optim.SGD: no momentum; torch.optim.Adam: betas (0.9, 0.999), eps 1e-8).
     """
 
-    optimizer: str  # "sgd" | "adam"
+    optimizer: str  # a name of genboost.config.optimizers
     lr: float
     wd: float
     rho: float  # 0 means SAM off
@@ -50,11 +52,7 @@ class Cell:
     def without_unused_settings(self) -> Cell:
         """This cell with the settings its optimizer and SAM do not read at their defaults, so that changing
         (say) SGD's momentum leaves every Adam cell, its store entry and its job as they were."""
-        unused = {}
-        if self.optimizer != "sgd":
-            unused["momentum"] = DEFAULTS["momentum"]
-        if self.optimizer != "adam":
-            unused.update(adam_betas=DEFAULTS["adam_betas"], adam_eps=DEFAULTS["adam_eps"])
+        unused = {name: DEFAULTS[name] for name in unused_settings(self.optimizer)}
         if not self.sam:
             unused["sam_adaptive"] = DEFAULTS["sam_adaptive"]
         return replace(self, **unused)

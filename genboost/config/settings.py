@@ -33,6 +33,12 @@ def load_schema(path: str | Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
+def section_defaults(schema: dict, section: str) -> dict:
+    """The `default:` of each key of a top-level section of the schema: what Snakemake's validate fills in."""
+    properties = schema["properties"][section].get("properties", {})
+    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+
+
 def in_file_order(config: dict, configfiles) -> dict:
     """The config with its experiments in the order its config files list them, then any given only on the
     command line: Snakemake's --config moves the experiments it names to the front, and the order matters
@@ -78,13 +84,15 @@ def _coerce(value, schema: dict, root: dict):
 
 
 def _resolved(schema: dict, root: dict) -> dict:
-    """The schema with its local `$ref` merged in (properties of both kept)."""
+    """The schema with its local `$ref` merged in (properties of both kept; a property both give, such as a
+    `default:` beside the referenced type, merged too)."""
     ref = schema.get("$ref")
     if not ref:
         return schema
     target = _resolved(_lookup(root, ref), root)
     merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    merged["properties"] = {**target.get("properties", {}), **schema.get("properties", {})}
+    theirs, own = target.get("properties", {}), schema.get("properties", {})
+    merged["properties"] = {**theirs, **{k: {**theirs.get(k, {}), **v} for k, v in own.items()}}
     return merged
 
 

@@ -11,7 +11,10 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
+from genboost.config import settings
 from genboost.config import sweep as sweeping
 from genboost.config.cell import AXES, DEFAULTS, SETTINGS, Cell
 
@@ -23,11 +26,10 @@ from genboost.config.sweep import fmt_value as fmt_value
 # Grid axes and the config's list key of each.
 GRID_KEYS = {"optimizer": "optimizers", "lr": "lrs", "wd": "wds", "rho": "rhos", "seed": "seeds"}
 # `train` keys that decide how a job runs, not what a cell computes (Cell holds the rest).
-JOB_DEFAULTS = {"device": "auto", "threads": 1, "pack": []}
+JOB_KEYS = ("device", "threads", "pack")
 # Every `train` key, all of which an experiment may override: the Cell's settings but `hidden` (from
 # `model.hidden`), plus `sam_epochs` (a SAM cell's `epochs`) and the job keys.
-TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_DEFAULTS)
-TRAIN_DEFAULTS = {**{k: list(v) if isinstance(v, tuple) else v for k, v in DEFAULTS.items()}, **JOB_DEFAULTS}
+TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_KEYS)
 ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None, "pacbayes": None}
 
 
@@ -38,7 +40,8 @@ class Experiment:
     train: dict  # resolved train settings
     hidden: tuple[int, ...]
     preprocess: dict = field(default_factory=dict)  # resolved preprocessing settings
-    reference_experiment: str = ""  # the experiment of the reference table it is compared with
+    reference_experiment: str = ""  # the experiment of the published table (config key reference) it is compared with
+    continues: str = ""  # the experiment whose runs it trains longer (its setup's second chance), if any
     sweep: dict = field(default_factory=dict)  # swept setting -> tuple of its values (genboost.config.sweep)
 
     @property
@@ -48,7 +51,7 @@ class Experiment:
 
     def setup(self) -> tuple:
         """What makes two experiments one setup of the study, whatever their grids and run lengths."""
-        train = {k: v for k, v in self.train.items() if k not in ("epochs", "sam_epochs", *JOB_DEFAULTS)}
+        train = {k: v for k, v in self.train.items() if k not in ("epochs", "sam_epochs", *JOB_KEYS)}
         swept = tuple(sorted((k, str(v)) for k, v in self.sweep.items()))
         return (self.data_id, self.hidden, tuple(sorted((k, str(v)) for k, v in train.items())), swept)
 
@@ -72,10 +75,10 @@ class Experiment:
     def cell(self, optimizer: str, lr: float, wd: float, rho: float, seed: int, **swept) -> Cell:
         """The cell at these coordinates; `swept` gives the values of swept settings (else the experiment's)."""
         t = {**self.train, **swept}
-        settings = {k: _like(DEFAULTS[k], t[k]) for k in DEFAULTS}
+        shared = {k: _like(DEFAULTS[k], t[k]) for k in DEFAULTS}
         epochs = t["sam_epochs"] if rho > 0 else t["epochs"]
         hidden = tuple(swept.get("hidden", self.hidden))
-        cell = Cell(optimizer, lr, wd, rho, seed, epochs=epochs, hidden=hidden, **settings)
+        cell = Cell(optimizer, lr, wd, rho, seed, epochs=epochs, hidden=hidden, **shared)
         return cell.without_unused_settings()
 
     def coordinates(self, choices: dict | None = None) -> list[dict]:
@@ -127,9 +130,10 @@ class Study:
 
     @classmethod
     def from_config(cls, config: dict) -> Study:
-        """The study of a config that the schema has validated (see genboost.config.settings)."""
+        """The study of a config that the schema has validated (see genboost.config.settings); the schema's
+        train defaults fill in what a config given directly (not through Snakemake's validate) leaves out."""
         _check_finite(config, "config")
-        train = {**TRAIN_DEFAULTS, **config["train"]}
+        train = {**train_defaults(), **config["train"]}
         hidden = tuple(config["model"]["hidden"])
         experiments = tuple(
             _experiment(name, spec, train, hidden, config["preprocess"])
@@ -138,6 +142,7 @@ class Study:
         )
         for experiment in experiments:
             sweeping.check(experiment)
+            _check_continues(experiment, config["experiments"], experiments)
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
         analysis = {**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})}
@@ -154,32 +159,39 @@ class Study:
         """Each distinct preprocessing of the study's experiments, by its data folder's name."""
         return {e.data_id: e.preprocess for e in self.experiments}
 
-    def compared(self, reference_names: set[str]) -> dict[str, Experiment | None]:
-        """The experiments compared with a reference table that has these experiments, each with its setup's
-        partner for the talk's conclusions that need two experiments (second chance against main). Not one that
-        sweeps a setting (genboost/config/sweep.py): the table holds one batch size, width... per lr x wd cell."""
+    def compared(self, published: set[str]) -> dict[str, Experiment | None]:
+        """The experiments compared with a published table that has these experiments, each with its `partner`
+        (the talk's conclusions that need two experiments compare a second chance with the run it continues).
+        Not one that sweeps a setting (genboost/config/sweep.py): the table holds one batch size, width... per
+        lr x wd cell."""
         return {
-            e.name: self.partner(e, "second_chance" if e.reference_experiment == "main" else "main")
-            for e in self.experiments
-            if e.reference_experiment in reference_names and not e.sweep
+            e.name: self.partner(e) for e in self.experiments if e.reference_experiment in published and not e.sweep
         }
 
     def setups(self, compared: dict[str, Experiment | None]) -> dict[str, str | None]:
-        """The setups the talk's conclusions are checked on: main-like experiment -> its second chance, if any."""
-        main_like = (n for n in compared if self.experiment(n).reference_experiment == "main")
-        return {n: compared[n].name if compared[n] else None for n in main_like}
+        """The setups the talk's conclusions are checked on: each compared experiment that continues none ->
+        the first experiment that continues it (its second chance), if any."""
+        return {n: p.name if p else None for n, p in compared.items() if not self.experiment(n).continues}
 
-    def partner(self, experiment: Experiment, reference_experiment: str) -> Experiment | None:
-        """The first experiment of the same setup that is compared with `reference_experiment`, if any."""
+    def partner(self, experiment: Experiment) -> Experiment | None:
+        """The experiment it continues (config key `continues`), else the first that continues it; None when
+        there is no such enabled experiment."""
         for e in self.experiments:
-            if e.reference_experiment == reference_experiment and e.setup() == experiment.setup():
+            if e.name == experiment.continues or (e.continues and e.continues == experiment.name):
                 return e
         return None
 
 
-def preprocess_id(settings: dict) -> str:
+@cache
+def train_defaults() -> dict:
+    """The schema's defaults of the `train` keys a config may leave out (workflow/schemas/config.schema.yaml)."""
+    schema = settings.load_schema(Path(__file__).resolve().parents[2] / settings.SCHEMA)
+    return settings.section_defaults(schema, "train")
+
+
+def preprocess_id(preprocessing: dict) -> str:
     """A short stable name for a preprocessing: the start of the SHA-256 of its canonical JSON."""
-    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(preprocessing, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -212,8 +224,28 @@ def _experiment(name: str, spec: dict, base_train: dict, hidden: tuple[int, ...]
         hidden=hidden,
         preprocess={**base_preprocess, **spec.get("preprocess", {})},
         reference_experiment=spec.get("reference_experiment", name),
+        continues=spec.get("continues", ""),
         sweep=sweeping.levels(name, spec),
     )
+
+
+def _check_continues(experiment: Experiment, specs: dict, experiments: tuple[Experiment, ...]) -> None:
+    """`continues` names another experiment of the config that continues none, of the same setup when enabled."""
+    name, target = experiment.name, experiment.continues
+    if not target:
+        return
+    key = f"config key experiments.{name}.continues"
+    if target == name or target not in specs:
+        others = [n for n in specs if n != name]
+        raise ConfigError(f"{key}: {target!r} is not another experiment of the config; one of {others}")
+    if specs[target].get("continues"):
+        raise ConfigError(f"{key}: {target!r} itself continues {specs[target]['continues']!r}; name the first run")
+    enabled = {e.name: e for e in experiments}
+    if target in enabled and enabled[target].setup() != experiment.setup():
+        raise ConfigError(
+            f"{key}: {target!r} has another setup (preprocessing, model or train settings besides epochs): "
+            f"a longer run of it must differ in its epochs only"
+        )
 
 
 def _axis_value(axis: str, value):

@@ -9,6 +9,7 @@ from dataclasses import fields
 from itertools import pairwise
 
 from genboost.config.cell import PER_CELL, Cell
+from genboost.config.optimizers import NAMES as OPTIMIZERS
 
 # Cells per block, measured with benchmarks/bench_engine.py on the 2-core CPU (1 thread, real data, 64-64 MLP):
 # per-model time falls to K = 48 and moves by at most ~12% from there to 192. A default job holds 72 cells.
@@ -54,7 +55,7 @@ def check_arguments(cells: Sequence[Cell], max_steps, curve_every, block_size, s
 
 
 def _check_cell(i: int, cell: Cell) -> None:
-    allowed = {"optimizer": ("sgd", "adam"), "wd_mode": ("coupled", "decoupled"), "dtype": ("float32", "float64")}
+    allowed = {"optimizer": OPTIMIZERS, "wd_mode": ("coupled", "decoupled"), "dtype": ("float32", "float64")}
     for field, values in allowed.items():
         if getattr(cell, field) not in values:
             raise ValueError(f"cells[{i}].{field} must be one of {values}, got {getattr(cell, field)!r}")

@@ -7,18 +7,15 @@ from itertools import pairwise
 
 import torch
 
+from genboost.config.optimizers import FIRST_MOMENT, SECOND_MOMENT, optimizer
 from genboost.train.model import Cell, Split, layer_sizes, steps_per_epoch, torch_dtype
 
-STACKS = ("stack", "moments", "squares")
+STACKS = ("stack", FIRST_MOMENT, SECOND_MOMENT)
 
 
 def stacks(cell: Cell) -> tuple[str, ...]:
-    """The stacks a cell's optimizer keeps: weights, a momentum / first moment, Adam's second moment."""
-    return (
-        "stack",
-        *(("moments",) if cell.optimizer == "adam" or cell.momentum else ()),
-        *(("squares",) if cell.optimizer == "adam" else ()),
-    )
+    """The stacks a cell keeps: its weights, and the moments its optimizer keeps (genboost.config.optimizers)."""
+    return ("stack", *optimizer(cell.optimizer).state(cell))
 
 
 def state_problem(cell: Cell, state: dict, split: Split) -> str | None:

@@ -49,19 +49,28 @@ def build_model(cell: Cell, n_features: int, device="cpu") -> nn.Sequential:
     return nn.Sequential(*layers[:-1])
 
 
+def _sgd(cell: Cell, decoupled: bool) -> tuple[type, dict]:
+    return torch.optim.SGD, dict(momentum=cell.momentum, weight_decay=0.0 if decoupled else cell.wd)
+
+
+def _adam(cell: Cell, decoupled: bool) -> tuple[type, dict]:
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    return cls, dict(betas=cell.adam_betas, eps=cell.adam_eps, weight_decay=cell.wd)
+
+
+# Each optimizer of genboost.config.optimizers as torch.optim builds it: (cell, decoupled) -> (class, keyword
+# arguments but lr); tests/test_optimizers.py checks that the two name the same optimizers.
+TORCH_OPTIMIZERS = {"sgd": _sgd, "adam": _adam}
+
+
 def build_optimizer(cell: Cell, params) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
     """(optimizer to step, base optimizer for the scheduler); the two are the same object without SAM."""
     if cell.wd_mode not in ("coupled", "decoupled"):
         raise ValueError(f"cell.wd_mode must be 'coupled' or 'decoupled', got {cell.wd_mode!r}")
     decoupled = cell.wd_mode == "decoupled"
-    if cell.optimizer == "sgd":
-        cls = torch.optim.SGD
-        kwargs = dict(momentum=cell.momentum, weight_decay=0.0 if decoupled else cell.wd)
-    elif cell.optimizer == "adam":
-        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-        kwargs = dict(betas=cell.adam_betas, eps=cell.adam_eps, weight_decay=cell.wd)
-    else:
-        raise ValueError(f"cell.optimizer must be 'sgd' or 'adam', got {cell.optimizer!r}")
+    if cell.optimizer not in TORCH_OPTIMIZERS:
+        raise ValueError(f"cell.optimizer must be one of {list(TORCH_OPTIMIZERS)}, got {cell.optimizer!r}")
+    cls, kwargs = TORCH_OPTIMIZERS[cell.optimizer](cell, decoupled)
     kwargs.update(lr=cell.lr, foreach=False)
     if cell.rho > 0:
         opt = SAM(params, cls, rho=cell.rho, adaptive=cell.sam_adaptive, **kwargs)

@@ -1,11 +1,22 @@
 """Snakemake adapter: one experiment's cells.csv and tables."""
 
-from genboost.analysis import tables
+import logging
 
-tables.write_experiment_outputs(
-    experiment=snakemake.params.experiment,
-    metrics_paths=list(snakemake.input),
-    cells_csv=snakemake.output.cells,
-    table_paths=list(snakemake.output.tables),
-    sweep=list(snakemake.params.sweep),
-)
+from genboost.analysis import tables
+from genboost.files import logging_to
+
+with logging_to(snakemake.log):
+    tables.write_experiment_outputs(
+        experiment=snakemake.params.experiment,
+        metrics_paths=list(snakemake.input),
+        cells_csv=snakemake.output.cells,
+        table_paths=list(snakemake.output.tables),
+        sweep=list(snakemake.params.sweep),
+    )
+    logging.info(
+        "%s: wrote %s (%d models) and %d tables",
+        snakemake.params.experiment,
+        snakemake.output.cells,
+        len(snakemake.input),
+        len(snakemake.output.tables),
+    )

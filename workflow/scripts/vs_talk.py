@@ -16,4 +16,5 @@ with logging_to(snakemake.log):
         # the other experiment of the same setup that the talk's conclusions need (main or second chance)
         partner_cells_csv=snakemake.input.get("partner_cells"),
         partner_reference_experiment=snakemake.params.partner_reference_experiment,
+        continues_partner=snakemake.params.continues_partner,
     )
