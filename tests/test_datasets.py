@@ -161,7 +161,7 @@ def test_anes96_preprocesses_as_its_entry_says(anes96_csv, tmp_path):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda rows: rows[5].__setitem__(5, "9"), ["'PID'", "data row 5 (line 6)", "'9'", "datasets.anes96.label.order"]),
+        (lambda rows: rows[5].__setitem__(5, "9"), ["'PID'", "data row 5 (line 6)", "'9'", "anes96.label.order"]),
         (lambda rows: rows[7].__setitem__(2, "left"), ["'selfLR'", "data row 7 (line 8)", "not a number: 'left'"]),
         (lambda rows: [r.pop(7) for r in rows], ["missing column(s) ['educ']", "datasets.anes96.columns"]),
         (lambda rows: rows[0].__setitem__(9, "'votes'"), ["unexpected column 'votes'", "datasets.anes96.columns"]),
