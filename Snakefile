@@ -24,7 +24,7 @@ config.update(settings.checked(config, Path(workflow.basedir) / settings.SCHEMA)
 STUDY = Study.from_config(config)
 LINEAGE = Lineage(STUDY)
 R = STUDY.results
-RAW = f"resources/{config['data']['member']}"
+DATASETS = config["datasets"]
 REFERENCE = config["reference"]
 # Experiments compared with the reference table, each with its partner: the run it continues, or its second chance
 COMPARED = STUDY.compared(wiring.reference_experiments(REFERENCE))
@@ -39,7 +39,6 @@ wildcard_constraints:
 
 localrules:
     all,
-    download,
     summary,
 
 
@@ -54,29 +53,36 @@ rule all:
         [wiring.vs_talk_paths(R, name).values() for name in COMPARED],
 
 
-rule download:
-    output:
-        ensure(RAW, sha256=config["data"]["sha256"]),
-    log:
-        "logs/download.log",
-    conda:
-        "envs/genboost.yaml"
-    resources:
-        runtime=10,
-        mem_mb=500,
-    params:
-        url=config["data"]["url"],
-        member=config["data"]["member"],
-        sha256=config["data"]["sha256"],
-        local_copy=config["data"].get("local_copy"),
-        code=fingerprint.rule_code(workflow, "workflow/scripts/download.py"),
-    script:
-        "workflow/scripts/download.py"
+# One download rule per dataset: its sha256 is part of the output's ensure().
+for name, source in DATASETS.items():
+
+    rule:
+        name:
+            f"download_{name}"
+        output:
+            ensure(wiring.raw_path(name, source), sha256=source["sha256"]),
+        log:
+            f"logs/download/{name}.log",
+        localrule: True
+        conda:
+            "envs/genboost.yaml"
+        resources:
+            runtime=10,
+            mem_mb=500,
+        params:
+            dataset=name,
+            url=source["url"],
+            member=source.get("member"),
+            sha256=source["sha256"],
+            local_copy=source.get("local_copy"),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/download.py"),
+        script:
+            "workflow/scripts/download.py"
 
 
 rule preprocess:
     input:
-        RAW,
+        lambda wildcards: wiring.preprocess_input(STUDY, DATASETS, wildcards.data),
     output:
         train=f"{R}/data/{{data}}/train.csv",
         test=f"{R}/data/{{data}}/test.csv",
@@ -89,8 +95,8 @@ rule preprocess:
         runtime=10,
         mem_mb=1000,
     params:
+        # the experiment's preprocessing and its dataset's entry (whose sha256 is checked again)
         settings=lambda wildcards: STUDY.preprocessings()[wildcards.data],
-        sha256=config["data"]["sha256"],
         code=fingerprint.rule_code(workflow, "workflow/scripts/preprocess.py"),
     script:
         "workflow/scripts/preprocess.py"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import posixpath
+from urllib.parse import urlparse
 
 from genboost.config.cell import AXES, Cell
 from genboost.config.optimizers import NAMES as OPTIMIZERS
@@ -27,9 +29,25 @@ def run_pattern(axes) -> str:
 RUN_PATTERN = run_pattern(AXES)
 
 
+def raw_path(name: str, entry: dict) -> str:
+    """Where the download rule puts a dataset's CSV: resources/<dataset>/<the zip's member, or the url's file>."""
+    file = entry.get("member") or posixpath.basename(urlparse(entry["url"]).path)
+    if not file:
+        raise ConfigError(f"config key datasets.{name}.url: {entry['url']!r} names no file; give member")
+    return f"resources/{name}/{file}"
+
+
+def preprocess_input(study: Study, datasets: dict, data_id: str) -> str:
+    """The raw CSV of a preprocessed split's dataset."""
+    name = study.preprocessings()[data_id]["dataset"]["name"]
+    return raw_path(name, datasets[name])
+
+
 def data_paths(experiment: Experiment, results: str) -> dict[str, str]:
-    """Its preprocessed split: experiments with equal preprocessing share one folder."""
-    return {name: f"{results}/data/{experiment.data_id}/{name}.csv" for name in ("train", "test")}
+    """Its preprocessed split and its manifest (the label's classes): experiments with equal preprocessing,
+    their dataset's entry included, share one folder."""
+    folder = f"{results}/data/{experiment.data_id}"
+    return {"train": f"{folder}/train.csv", "test": f"{folder}/test.csv", "manifest": f"{folder}/manifest.json"}
 
 
 def metrics_path(experiment: Experiment, results: str, cell: Cell) -> str:
@@ -113,7 +131,7 @@ def wildcard_constraints() -> dict:
     number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
     axes = {"optimizer": "|".join(OPTIMIZERS), "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
     swept = {k: wildcard_constraint(k) for k in SWEEPABLE}
-    return {**axes, **swept, "data": "[0-9a-f]{12}"}
+    return {**axes, **swept, "data": "[0-9a-f]{12}", "dataset": "[A-Za-z0-9_-]+"}
 
 
 def reference_experiments(path: str | None) -> set[str]:

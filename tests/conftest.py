@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root and the verified obesity CSV (kept outside the repository)."""
+"""Shared fixtures: the repository root and the real CSVs of the datasets (kept outside the repository)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_CSV_NAME = "ObesityDataSet_raw_and_data_sinthetic.csv"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +28,10 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-@pytest.fixture(scope="session")
-def obesity_csv() -> Path:
-    """The real CSV: $GENBOOST_DATA_CSV, else <repo>/../shared/data/<name>."""
-    path = Path(os.environ.get("GENBOOST_DATA_CSV") or REPO_ROOT.parent / "shared" / "data" / DATA_CSV_NAME)
+def shared_csv(path: Path, variable: str) -> Path:
+    """A real CSV, or a skip (a failure on CI, which always has the shared copy) when it is not there."""
     if not path.is_file():
-        message = f"the obesity CSV is not at {path}; set GENBOOST_DATA_CSV to its path"
+        message = f"the CSV is not at {path}; set {variable} to its path"
         if os.environ.get("CI"):  # CI always has the shared copy: a skip there would hide a broken setup
             pytest.fail(message)
         pytest.skip(message)
@@ -40,11 +39,28 @@ def obesity_csv() -> Path:
 
 
 @pytest.fixture(scope="session")
+def obesity_csv() -> Path:
+    """The real obesity CSV: $GENBOOST_DATA_CSV, else <repo>/../shared/data/<name>."""
+    return shared_csv(Path(os.environ.get("GENBOOST_DATA_CSV") or SHARED_DATA / DATA_CSV_NAME), "GENBOOST_DATA_CSV")
+
+
+@pytest.fixture(scope="session")
+def anes96_csv(obesity_csv) -> Path:
+    """The real anes96 CSV (statsmodels' copy), in the obesity CSV's folder (as tests/workflow_helpers.py finds it)."""
+    return shared_csv(obesity_csv.parent / "anes96.csv", "GENBOOST_DATA_CSV (its folder)")
+
+
+@pytest.fixture(scope="session")
 def split_csvs(tmp_path_factory, obesity_csv) -> tuple[str, str]:
-    """The real data preprocessed as the study does (train.csv, test.csv), for tests of train jobs."""
+    """The real data preprocessed as the study does (train.csv, test.csv, manifest.json beside), for tests of
+    train jobs."""
+    import yaml
+
     from genboost.data import preprocess as data
 
     out = tmp_path_factory.mktemp("data")
-    settings = {"drop_columns": ["Weight"], "test_fraction": 0.2, "split_seed": 0}  # config.yaml's; scale "none"
-    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", **settings)
+    entry = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())["datasets"]["obesity"]
+    settings = {"test_fraction": 0.2, "split_seed": 0}  # config.yaml's; scale "none"
+    dataset = {"name": "obesity", **entry}
+    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", dataset, **settings)
     return str(out / "train.csv"), str(out / "test.csv")

@@ -24,7 +24,7 @@ def split():
     g = torch.Generator().manual_seed(7)
     x = torch.randn(N_TRAIN + N_TEST, N_FEATURES, generator=g)
     y = (x @ torch.randn(N_FEATURES, generator=g)).clamp(-3, 3).add(3).round()
-    return Split(x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:])
+    return Split(x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], classes=7)
 
 
 def cell(optimizer="sgd", **kw):

@@ -107,7 +107,7 @@ def test_running_code_must_be_the_planned_code(synthetic):
 
 # The real workflow: one experiment of two cells trained in one job, so that a dry run shows each rule once.
 RULE_OF_SCRIPT = {
-    "download": "download",
+    "download": "download_obesity",
     "preprocess": "preprocess",
     "train": "train_main",
     "aggregate": "aggregate_main",
@@ -116,7 +116,7 @@ RULE_OF_SCRIPT = {
     "vs_talk": "vs_talk_main",
 }
 DOWNSTREAM = {  # the rules whose inputs a rule's outputs are
-    "download": {"preprocess"},
+    "download_obesity": {"preprocess"},
     "preprocess": {"train_main"},
     "train_main": {"aggregate_main", "figures_main"},
     "aggregate_main": {"summary", "vs_talk_main"},

@@ -137,9 +137,11 @@ def test_experiments_with_equal_preprocessing_share_one_split(config):
     ids = {e.name: e.data_id for e in study.experiments}
     assert ids["main"] == ids["second_chance"] == ids["sgd_momentum"]
     assert ids["modern"] == ids["standardized"] != ids["main"]
+    obesity = study.experiment("main").preprocess["dataset"]
+    assert obesity["name"] == "obesity" and obesity["drop"] == ["Weight"]
     assert study.preprocessings() == {
-        ids["main"]: {**config["preprocess"], "scale": "none"},
-        ids["modern"]: {**config["preprocess"], "scale": "standard"},
+        ids["main"]: {**config["preprocess"], "scale": "none", "dataset": obesity},
+        ids["modern"]: {**config["preprocess"], "scale": "standard", "dataset": obesity},
     }
     assert wiring.data_paths(study.experiment("modern"), "r")["train"] == f"r/data/{ids['modern']}/train.csv"
 

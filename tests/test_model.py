@@ -36,3 +36,13 @@ def test_training_does_not_import_torch_dynamo():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_accuracy_rounds_into_the_label_range_or_is_left_out_for_a_numeric_label():
+    from genboost.train.model import prediction_metrics
+
+    y = torch.tensor([0.0, 2.0, 4.0, 1.0])
+    pred = torch.tensor([-0.7, 2.4, 9.0, 1.6])  # clamped to 0, rounded to 2, clamped to 4 with 5 classes, 2
+    assert prediction_metrics(pred, y, classes=5) == (pytest.approx(((0.7**2) + 0.16 + 25 + 0.36) / 4), 0.75)
+    assert prediction_metrics(pred, y, classes=7)[1] == 0.5  # 9 clamps to 6, not 4
+    assert prediction_metrics(pred, y, classes=None)[1] is None

@@ -3,20 +3,45 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from sklearn.model_selection import train_test_split
 
-from genboost.data.preprocess import CATEGORIES, LABEL, NUMERIC, DataError, preprocess
+from genboost.data.preprocess import DataError, preprocess
 from genboost.data.tensors import load_split
 from genboost.files import sha256_file
 
-DEFAULTS = {"drop_columns": ["Weight"], "test_fraction": 0.2, "split_seed": 0}
+OBESITY = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text())["datasets"]["obesity"]
+LABEL = OBESITY["label"]["column"]
+CATEGORIES = OBESITY["categorical"]
+NUMERIC = [c for c in OBESITY["columns"] if c != LABEL and c not in CATEGORIES]
+DEFAULTS = {"test_fraction": 0.2, "split_seed": 0}
+# What preprocessing wrote before datasets came from config.yaml (computed with that code): the SHA-256 of
+# the default split's train.csv and test.csv, unscaled and standardized. Training on other bytes would change
+# every result of the study.
+PINNED_SHA256 = {
+    "none": (
+        "3142bd18503017c4c4aef9b37a26f2185792272907101bc9b82d9f001f3fba60",
+        "6103d15b02a1abe6b1d5a615cc97f81ece39d06b2e32b9ffda5713c3a07cdee2",
+    ),
+    "standard": (
+        "a776506570be79ab9e66cdf696a6e966311bab79d8d410f969f2614646b7d8f1",
+        "daafc785e1eed9e2d68261e564c6b3fad80362936558b3f26b057cc82141b6c1",
+    ),
+}
+PINNED_FEATURES = (
+    "Gender=Female,Gender=Male,Age,Height,family_history_with_overweight=no,family_history_with_overweight=yes,"
+    "FAVC=no,FAVC=yes,FCVC,NCP,CAEC=no,CAEC=Sometimes,CAEC=Frequently,CAEC=Always,SMOKE=no,SMOKE=yes,CH2O,"
+    "SCC=no,SCC=yes,FAF,TUE,CALC=no,CALC=Sometimes,CALC=Frequently,CALC=Always,MTRANS=Public_Transportation,"
+    "MTRANS=Automobile,MTRANS=Walking,MTRANS=Motorbike,MTRANS=Bike"
+).split(",")
 # The ordinal classes, lightest first: the study's definition, spelled out here so that a change to
-# genboost.data.preprocess.LABEL_ORDER is caught.
+# config.yaml's datasets.obesity.label.order is caught.
 ORDINAL = [
     "Insufficient_Weight", "Normal_Weight", "Overweight_Level_I", "Overweight_Level_II",
     "Obesity_Type_I", "Obesity_Type_II", "Obesity_Type_III",
@@ -30,10 +55,12 @@ SHARED_ORDER = (
 KEPT_NUMERIC = [c for c in NUMERIC if c != "Weight"]
 
 
-def run(raw, out_dir, **overrides) -> dict:
+def run(raw, out_dir, sha256=None, drop=("Weight",), **overrides) -> dict:
+    """Preprocess with config.yaml's obesity entry (`sha256`, if given, and `drop` changed) and settings."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    dataset = {**OBESITY, "name": "obesity", "sha256": sha256, "drop": list(drop)}
     args = {**DEFAULTS, **overrides}
-    return preprocess(raw, out_dir / "train.csv", out_dir / "test.csv", out_dir / "manifest.json", **args)
+    return preprocess(raw, out_dir / "train.csv", out_dir / "test.csv", out_dir / "manifest.json", dataset, **args)
 
 
 def read_csv_exactly(path) -> pd.DataFrame:
@@ -94,8 +121,15 @@ def test_default_outputs_match_the_manifest(default_out, obesity_csv):
     assert manifest["source_sha256"] == sha256_file(obesity_csv)
     assert (manifest["scale"], manifest["scaler"]) == ("none", None)
     assert not any(name.startswith("Weight") for name in manifest["features"])
-    assert manifest["label_order"] == ORDINAL
+    assert manifest["label_order"] == ORDINAL and manifest["dataset"] == "obesity"
     assert (manifest["drop_columns"], manifest["test_fraction"], manifest["split_seed"]) == (["Weight"], 0.2, 0)
+
+
+@pytest.mark.parametrize("scale", ["none", "standard"])
+def test_obesity_preprocesses_to_the_bytes_it_always_did(default_out, standard_out, scale):
+    out, manifest = default_out if scale == "none" else standard_out
+    assert (sha256_file(out / "train.csv"), sha256_file(out / "test.csv")) == PINNED_SHA256[scale]
+    assert manifest["features"] == PINNED_FEATURES
 
 
 def test_column_order_does_not_change_outputs(default_out, obesity_csv, tmp_path):
@@ -187,12 +221,11 @@ def test_the_first_bad_row_is_named(obesity_csv, tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"drop_columns": ["Weight", "BMI"]}, ["'BMI'", "preprocess.drop_columns"]),
-        ({"drop_columns": [LABEL]}, ["label column"]),
+        ({"drop": ["Weight", "BMI"]}, ["missing column(s) ['BMI']", "config key datasets.obesity"]),
         ({"test_fraction": 1.0}, ["preprocess.test_fraction", "1.0"]),
         ({"scale": "minmax"}, ["preprocess.scale", "'minmax'"]),
     ],
-    ids=["unknown-drop", "label-drop", "test-fraction", "scale"],
+    ids=["unknown-drop", "test-fraction", "scale"],
 )
 def test_bad_settings_are_refused(obesity_csv, tmp_path, overrides, expected):
     with pytest.raises(DataError) as err:
@@ -210,14 +243,14 @@ def test_tampered_raw_csv_is_refused_naming_both_checksums(obesity_csv, tmp_path
     with pytest.raises(DataError) as err:
         run(tampered, tmp_path / "out", sha256=expected)
     message = str(err.value)
-    for fragment in (str(tampered), expected, actual, "data.sha256", "Delete"):
+    for fragment in (str(tampered), expected, actual, "datasets.obesity.sha256", "Delete"):
         assert fragment in message
     assert list((tmp_path / "out").iterdir()) == []
     run(tampered, tmp_path / "out", sha256=actual.upper())  # the right checksum, in either case, is accepted
 
 
 def test_dropping_nothing_keeps_weight(obesity_csv, tmp_path):
-    manifest = run(obesity_csv, tmp_path / "out", drop_columns=[], scale="standard")
+    manifest = run(obesity_csv, tmp_path / "out", drop=[], scale="standard")
     assert len(manifest["features"]) == 31 and "Weight" in manifest["features"] and "Weight" in manifest["scaler"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import REPO_ROOT, snakemake
+from workflow_helpers import REPO_ROOT, set_local_copies, snakemake
 
 README = "\n".join((REPO_ROOT / name).read_text() for name in ("README.md", "slurm/README.md"))
 
@@ -42,7 +42,7 @@ def checkout(tmp_path_factory, obesity_csv) -> Path:
     for name in ("workflow", "envs", "reference", "slurm"):
         shutil.copytree(REPO_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
     config = yaml.safe_load((work / "config.yaml").read_text())
-    config["data"]["local_copy"] = str(obesity_csv)
+    set_local_copies(config, obesity_csv)
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return work
 

@@ -17,7 +17,7 @@ def split():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(N_TRAIN + N_TEST, N_FEATURES, generator=g)
     y = torch.randint(0, 7, (N_TRAIN + N_TEST,), generator=g).float()
-    return Split(x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:])
+    return Split(x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], classes=7)
 
 
 CELL = Cell(optimizer="sgd", lr=0.01, wd=1e-2, rho=0.0, seed=3, epochs=2, batch_size=16, t_max=4, hidden=(8, 8))

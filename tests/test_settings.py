@@ -38,19 +38,19 @@ def test_yaml_1_1_exponents_become_numbers(config, schema):
 
 def test_strings_where_the_schema_takes_strings_stay(config, schema):
     config["results"] = "123"
-    config["data"]["local_copy"] = "1e-3"
+    config["datasets"]["obesity"]["local_copy"] = "1e-3"
     config["experiments"]["main"]["optimizers"] = ["sgd", "adam"]
     out = settings.coerced(config, schema)
-    assert out["results"] == "123" and out["data"]["local_copy"] == "1e-3"
+    assert out["results"] == "123" and out["datasets"]["obesity"]["local_copy"] == "1e-3"
     assert out["experiments"]["main"]["optimizers"] == ["sgd", "adam"]
-    assert out["preprocess"]["drop_columns"] == ["Weight"]
+    assert out["datasets"]["obesity"]["drop"] == ["Weight"] and out["datasets"]["obesity"]["sep"] == ","
 
 
 def test_null_where_the_schema_takes_null(config, schema):
-    config["data"]["local_copy"] = "null"
+    config["datasets"]["obesity"]["local_copy"] = "null"
     config["reference"] = "~"
     out = settings.coerced(config, schema)
-    assert out["data"]["local_copy"] is None and out["reference"] is None
+    assert out["datasets"]["obesity"]["local_copy"] is None and out["reference"] is None
 
 
 def test_text_that_is_no_scalar_is_left_for_the_schema(config, schema):

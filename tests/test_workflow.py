@@ -312,13 +312,13 @@ def test_results_written_as_a_path_with_dots_or_slashes_works(tmp_path, obesity_
 
 def test_a_raw_csv_put_by_hand_with_other_content_is_refused(tmp_path, obesity_csv):
     def edit(config):
-        config["data"]["local_copy"] = None  # the CSV is where the download would put it
+        config["datasets"]["obesity"]["local_copy"] = None  # the CSV is where the download would put it
 
     workdir = make_workdir(tmp_path, obesity_csv, edit)
-    raw = workdir / "resources" / obesity_csv.name
-    raw.parent.mkdir()
+    raw = workdir / "resources" / "obesity" / obesity_csv.name
+    raw.parent.mkdir(parents=True)
     raw.write_text(obesity_csv.read_text().replace("Female", "Male", 1))
     proc = snakemake(workdir, check=False)
     said = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "checksum mismatch" in said and "data.sha256" in said
+    assert proc.returncode != 0 and "checksum mismatch" in said and "datasets.obesity.sha256" in said
     assert not (workdir / "results" / "data").exists() or not list((workdir / "results" / "data").rglob("*.csv"))

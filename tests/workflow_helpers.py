@@ -16,7 +16,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def make_workdir(tmp: Path, csv: Path, edit=None, copy_package: bool = False) -> Path:
-    """A copy of the workflow with tests/configs/tiny.yaml as config.yaml, edited by `edit(config)`."""
+    """A copy of the workflow with tests/configs/tiny.yaml as config.yaml, edited by `edit(config)`; the obesity
+    dataset read from `csv`, every other one from the shared data folder beside it."""
     tmp.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "Snakefile", tmp / "Snakefile")
     shutil.copytree(REPO_ROOT / "workflow", tmp / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
@@ -25,11 +26,18 @@ def make_workdir(tmp: Path, csv: Path, edit=None, copy_package: bool = False) ->
     if copy_package:  # so a test can edit the package's code; PYTHONPATH puts this copy first
         shutil.copytree(REPO_ROOT / "genboost", tmp / "genboost", ignore=shutil.ignore_patterns("__pycache__"))
     config = yaml.safe_load((REPO_ROOT / "tests" / "configs" / "tiny.yaml").read_text())
-    config["data"]["local_copy"] = str(csv)
+    set_local_copies(config, csv)
     if edit:
         edit(config)
     write_config(tmp, config)
     return tmp
+
+
+def set_local_copies(config: dict, obesity_csv: Path) -> None:
+    """Each dataset's local_copy: the obesity CSV given, the others by their URL's file name beside it."""
+    for name, entry in config["datasets"].items():
+        file = obesity_csv if name == "obesity" else obesity_csv.parent / entry["url"].rsplit("/", 1)[-1]
+        entry["local_copy"] = str(file)
 
 
 def checked_config(config: dict) -> dict:

@@ -30,6 +30,7 @@ JOB_KEYS = ("device", "threads", "pack")
 # Every `train` key, all of which an experiment may override: the Cell's settings but `hidden` (from
 # `model.hidden`), plus `sam_epochs` (a SAM cell's `epochs`) and the job keys.
 TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_KEYS)
+DEFAULT_DATASET = "obesity"  # an experiment's dataset when it names none (the schema's default too)
 ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None, "pacbayes": None}
 
 
@@ -39,10 +40,15 @@ class Experiment:
     grid: dict  # axis -> tuple of canonical values (str for optimizer, float for lr/wd/rho, int for seed)
     train: dict  # resolved train settings
     hidden: tuple[int, ...]
-    preprocess: dict = field(default_factory=dict)  # resolved preprocessing settings
+    preprocess: dict = field(default_factory=dict)  # resolved preprocessing settings, its dataset's included
     reference_experiment: str = ""  # the experiment of the published table (config key reference) it is compared with
     continues: str = ""  # the experiment whose runs it trains longer (its setup's second chance), if any
     sweep: dict = field(default_factory=dict)  # swept setting -> tuple of its values (genboost.config.sweep)
+
+    @property
+    def dataset(self) -> str:
+        """The name of its dataset (config key datasets)."""
+        return self.preprocess["dataset"]["name"]
 
     @property
     def data_id(self) -> str:
@@ -135,8 +141,11 @@ class Study:
         _check_finite(config, "config")
         train = {**train_defaults(), **config["train"]}
         hidden = tuple(config["model"]["hidden"])
+        datasets = config["datasets"]
+        for name, entry in datasets.items():
+            _check_dataset(name, entry)
         experiments = tuple(
-            _experiment(name, spec, train, hidden, config["preprocess"])
+            _experiment(name, spec, train, hidden, config["preprocess"], datasets)
             for name, spec in config["experiments"].items()
             if spec.get("enabled", True)
         )
@@ -214,7 +223,55 @@ def _like(default, value):
     return float(value) if isinstance(default, float) else value
 
 
-def _experiment(name: str, spec: dict, base_train: dict, hidden: tuple[int, ...], base_preprocess: dict) -> Experiment:
+def _check_dataset(name: str, entry: dict) -> None:
+    """What the schema cannot say about a `datasets` entry: how its columns' roles fit together."""
+    key = f"config key datasets.{name}"
+    label, categorical, drop = entry["label"]["column"], entry.get("categorical") or {}, entry.get("drop") or []
+    if label in categorical or label in drop:
+        raise ConfigError(f"{key}: the label column {label!r} is also listed in categorical or drop")
+    both = sorted(set(categorical) & set(drop))
+    if both:
+        raise ConfigError(f"{key}: {both} listed in both categorical and drop")
+    columns = entry.get("columns")
+    absent = [c for c in (label, *categorical, *drop) if columns is not None and c not in columns]
+    if absent:
+        raise ConfigError(f"{key}.columns: {absent} named in the entry but not in columns {columns}")
+    lists = {
+        "label.order": entry["label"].get("order") or [],
+        **{f"categorical.{c}": v for c, v in categorical.items()},
+    }
+    for where, values in lists.items():
+        texts = [str(v) for v in values]  # the CSV's values are text: 1 and "1" are one category
+        if len(set(texts)) < len(texts):
+            raise ConfigError(f"{key}.{where}: {values} lists a value twice")
+
+
+def _dataset_settings(experiment: str, spec: dict, datasets: dict) -> dict:
+    """The experiment's dataset entry as preprocessing reads it: its name, not where the file comes from (url,
+    member, local_copy), which cannot change what it holds (its sha256 says that)."""
+    name = spec.get("dataset", DEFAULT_DATASET)
+    if name not in datasets:
+        raise ConfigError(
+            f"config key experiments.{experiment}.dataset: no dataset {name!r} in config key datasets "
+            f"(it has {sorted(datasets)})"
+        )
+    entry = datasets[name]
+    order = entry["label"].get("order")
+    return {  # canonical, defaults filled in and values as text, so that equal entries give one data folder
+        "name": name,
+        "sha256": entry["sha256"],
+        "sep": entry.get("sep", ","),
+        "quote": entry.get("quote", '"'),
+        "columns": entry.get("columns"),
+        "label": {"column": entry["label"]["column"], "order": [str(v) for v in order] if order else None},
+        "categorical": {c: [str(v) for v in vs] for c, vs in (entry.get("categorical") or {}).items()},
+        "drop": list(entry.get("drop") or []),
+    }
+
+
+def _experiment(
+    name: str, spec: dict, base_train: dict, hidden: tuple[int, ...], base_preprocess: dict, datasets: dict
+) -> Experiment:
     train = {**base_train, **{k: v for k, v in spec.items() if k in TRAIN_KEYS}}
     grid = {axis: tuple(_axis_value(axis, v) for v in spec[key]) for axis, key in GRID_KEYS.items()}
     return Experiment(
@@ -222,7 +279,11 @@ def _experiment(name: str, spec: dict, base_train: dict, hidden: tuple[int, ...]
         grid=grid,
         train=train,
         hidden=hidden,
-        preprocess={**base_preprocess, **spec.get("preprocess", {})},
+        preprocess={
+            **base_preprocess,
+            **spec.get("preprocess", {}),
+            "dataset": _dataset_settings(name, spec, datasets),
+        },
         reference_experiment=spec.get("reference_experiment", name),
         continues=spec.get("continues", ""),
         sweep=sweeping.levels(name, spec),

@@ -1,4 +1,5 @@
-"""Fetch the obesity CSV (UCI 544): from a local copy or the UCI zip, verified against its SHA-256."""
+"""Fetch a dataset's CSV: from a local copy, the CSV at its URL, or a member of the zip at its URL; verified
+against its SHA-256 (config key datasets.<name>)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,18 @@ class DataError(Exception):
     """
 
 
-def fetch(url: str, member: str, sha256: str, dest, local_copy=None) -> Path:
-    """Write the verified CSV to `dest` (atomically): from `local_copy` if given, else from the zip at `url`."""
+def fetch(url: str, member: str | None, sha256: str, dest, local_copy=None, *, dataset: str) -> Path:
+    """Write the verified CSV to `dest` (atomically): from `local_copy` if given, else from `url`, which is the
+    CSV itself or, with `member`, a zip holding it. `dataset` names the config entry in error messages."""
     dest = Path(dest)
+    key = f"datasets.{dataset}"
     if local_copy:
-        data = _read_file(Path(local_copy), "the local copy (data.local_copy)")
-        _verify(data, sha256, str(local_copy))
+        data = _read_file(Path(local_copy), f"the local copy ({key}.local_copy)")
+        _verify(data, sha256, str(local_copy), key)
     else:
-        data = _member_of_zip(_download(url, member, dest), url, member)
-        _verify(data, sha256, f"{member} in {url}")
+        body = _download(url, member, dest, key)
+        data = _member_of_zip(body, url, member) if member else body
+        _verify(data, sha256, f"{member} in {url}" if member else url, key)
     write_bytes(dest, data)
     log.info("wrote %s (%d bytes, sha256 %s)", dest, len(data), sha256)
     return dest
@@ -46,16 +50,18 @@ def _read_file(path: Path, what: str) -> bytes:
         raise DataError(f"cannot read {what} {path}: {e.strerror}") from None
 
 
-def _verify(data: bytes, expected: str, what: str) -> None:
+def _verify(data: bytes, expected: str, what: str, key: str) -> None:
     got = hashlib.sha256(data).hexdigest()
     if got != expected.lower():
-        raise DataError(f"checksum mismatch for {what}: expected sha256 {expected}, got {got}")
+        raise DataError(
+            f"checksum mismatch for {what}: expected sha256 {expected} (config key {key}.sha256), got {got}"
+        )
 
 
-def _download(url: str, member: str, dest: Path) -> bytes:
-    """The zip's bytes, held in memory (it is small), so that a failed download leaves no file anywhere."""
+def _download(url: str, member: str | None, dest: Path, key: str) -> bytes:
+    """The file's bytes, held in memory (it is small), so that a failed download leaves no file anywhere."""
     if url.startswith("file://"):
-        return _read_file(Path(url2pathname(urlparse(url).path)), "the file of data.url,")
+        return _read_file(Path(url2pathname(urlparse(url).path)), f"the file of {key}.url,")
     # pooch's HTTPDownloader (requests, with a timeout) does the HTTP part; pooch.retrieve is not used
     # because its cache would keep a file on disk and we verify the member, not the zip.
     import pooch
@@ -67,19 +73,22 @@ def _download(url: str, member: str, dest: Path) -> bytes:
         pooch.HTTPDownloader(timeout=DOWNLOAD_TIMEOUT_S)(url, buffer, None)
     except requests.HTTPError as e:
         code = e.response.status_code if e.response is not None else "?"
-        raise DataError(f"download failed for {url}: HTTP status {code}. {_offline_hint(url, member, dest)}") from None
+        raise DataError(
+            f"download failed for {url}: HTTP status {code}. {_offline_hint(url, member, dest, key)}"
+        ) from None
     except (requests.ConnectionError, requests.Timeout) as e:
         reason = getattr(e.args[0], "reason", None) if e.args else None  # urllib3's cause, if any
-        raise DataError(f"cannot reach {url} ({reason or e}). {_offline_hint(url, member, dest)}") from None
+        raise DataError(f"cannot reach {url} ({reason or e}). {_offline_hint(url, member, dest, key)}") from None
     except requests.RequestException as e:
         raise DataError(f"download of {url} broke off ({type(e).__name__}: {e}); try again") from None
     return buffer.getvalue()
 
 
-def _offline_hint(url: str, member: str, dest: Path) -> str:
+def _offline_hint(url: str, member: str | None, dest: Path, key: str) -> str:
+    unzip = f", take {member} out of the zip," if member else ""
     return (
-        f"Without network access: download {url} by other means, take {member} out of the zip, and either "
-        f"set data.local_copy in config.yaml to that CSV's path or put it at {dest}."
+        f"Without network access: download {url} by other means{unzip} and either "
+        f"set {key}.local_copy in config.yaml to that CSV's path or put it at {dest}."
     )
 
 

@@ -1,87 +1,55 @@
-"""The obesity data (UCI 544): turn the verified raw CSV into train/test features (fetching it: genboost.data.download).
+"""Turn a verified raw CSV into train/test features, as its `datasets:` entry says (genboost.data.dataset).
 
-Feature order (train.csv, test.csv and manifest["features"]): the columns of `COLUMNS` in that order, less
-the label and `drop_columns`; a numeric column gives one feature named after it, as the CSV gives it
-(scale "none") or standardized with the train split's mean and population std (scale "standard"); a
-categorical column gives one 0/1 feature per category of `CATEGORIES`, in that order, named
-"<column>=<category>". The last CSV column is `label`, the ordinal class 0..6 in `LABEL_ORDER`. With the
-defaults (Weight dropped) there are 7 + 23 = 30 features.
+Feature order (train.csv, test.csv and manifest["features"]): the entry's `columns` (else the file's header)
+in that order, less the label and the `drop` columns; a numeric column gives one feature named after it, as
+the CSV gives it (scale "none") or standardized with the train split's mean and population std (scale
+"standard"); a categorical column gives one 0/1 feature per category of the entry, in that order, named
+"<column>=<category>". The last CSV column is `label`: an ordinal label's class 0..K-1 in the entry's
+`label.order`, or a numeric label's value. Fetching the CSV: genboost.data.download.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import math
 from contextlib import ExitStack
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from genboost.data.dataset import Dataset, read_checked
 from genboost.data.download import DataError  # raised here too; importable from either module
 from genboost.files import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
 
-LABEL = "NObeyesdad"
-LABEL_ORDER = (
-    "Insufficient_Weight",
-    "Normal_Weight",
-    "Overweight_Level_I",
-    "Overweight_Level_II",
-    "Obesity_Type_I",
-    "Obesity_Type_II",
-    "Obesity_Type_III",
-)
-NUMERIC = ("Age", "Height", "Weight", "FCVC", "NCP", "CH2O", "FAF", "TUE")
-# Every category up front, so that a rare one (CALC=Always occurs once) gets its column in both splits.
-CATEGORIES = {
-    "Gender": ("Female", "Male"),
-    "family_history_with_overweight": ("no", "yes"),
-    "FAVC": ("no", "yes"),
-    "CAEC": ("no", "Sometimes", "Frequently", "Always"),
-    "SMOKE": ("no", "yes"),
-    "SCC": ("no", "yes"),
-    "CALC": ("no", "Sometimes", "Frequently", "Always"),
-    "MTRANS": ("Public_Transportation", "Automobile", "Walking", "Motorbike", "Bike"),
-    LABEL: LABEL_ORDER,
-}
-COLUMNS = (
-    "Gender", "Age", "Height", "Weight", "family_history_with_overweight", "FAVC", "FCVC", "NCP",
-    "CAEC", "SMOKE", "CH2O", "SCC", "FAF", "TUE", "CALC", "MTRANS", LABEL,
-)  # fmt: skip
 SCALES = ("none", "standard")
 
 
 def preprocess(
-    raw_csv, out_train, out_test, out_manifest, drop_columns, test_fraction, split_seed, scale="none", sha256=None
+    raw_csv, out_train, out_test, out_manifest, dataset: Dataset | dict, test_fraction, split_seed, scale="none"
 ) -> dict:
-    """Check the raw CSV (against `sha256` if given), split it stratified, encode and scale it; write
-    train/test CSVs and the manifest, which is returned. All three outputs appear together or not at all."""
-    data, source_sha256 = _read_checked(raw_csv, sha256)
-    drop_columns = list(drop_columns)
-    _check_settings(raw_csv, drop_columns, test_fraction, scale)
-    table = _parse_raw(raw_csv, data)
-    labels = table[LABEL].map({name: i for i, name in enumerate(LABEL_ORDER)}).to_numpy(np.int64)
-    train_idx, test_idx = _split(raw_csv, labels, test_fraction, split_seed)
-    kept = [c for c in COLUMNS if c != LABEL and c not in drop_columns]
-    features, scaler = _encode(table, kept, train_idx, scale)
+    """Check the raw CSV (against the entry's `sha256` if it has one), split it (stratified for an ordinal
+    label), encode and scale it; write train/test CSVs and the manifest, which is returned. `dataset` is a
+    Dataset or a `datasets:` entry with its `name`. All three outputs appear together or not at all."""
+    if isinstance(dataset, dict):
+        dataset = Dataset.from_config(dataset["name"], dataset)
+    _check_settings(test_fraction, scale)
+    table, kept, source_sha256 = read_checked(raw_csv, dataset)
+    labels = _labels(table[dataset.label], dataset)
+    train_idx, test_idx = _split(raw_csv, labels, dataset, test_fraction, split_seed)
+    features, scaler = _encode(table, kept, dataset, train_idx, scale)
     manifest = {
+        "dataset": dataset.name,
         "features": list(features.columns),
         "scale": scale,
         "scaler": scaler,
-        "categories": {c: list(CATEGORIES[c]) for c in kept if c in CATEGORIES},
-        "label_column": LABEL,
-        "label_order": list(LABEL_ORDER),
+        "categories": {c: list(dataset.categories[c]) for c in kept if c in dataset.categories},
+        "label_column": dataset.label,
+        "label_order": list(dataset.order) if dataset.order is not None else None,
         "rows": {"train": len(train_idx), "test": len(test_idx), "total": len(labels)},
-        "label_counts": {
-            "train": np.bincount(labels[train_idx], minlength=7).tolist(),
-            "test": np.bincount(labels[test_idx], minlength=7).tolist(),
-        },
+        "label_counts": _label_counts(labels, dataset, train_idx, test_idx),
         "source_sha256": source_sha256,
-        "drop_columns": drop_columns,
+        "drop_columns": list(dataset.drop),
         "test_fraction": test_fraction,
         "split_seed": split_seed,
     }
@@ -94,128 +62,48 @@ def preprocess(
     return manifest
 
 
-def _read_checked(raw_csv, sha256: str | None) -> tuple[bytes, str]:
-    """The raw CSV's bytes and their SHA-256; refused if `sha256` is given and differs.
-
-    The download rule's check covers only the file it wrote; a CSV put at that path by hand is checked here.
-    Parsing these very bytes means the manifest's checksum describes exactly what was preprocessed.
-    """
-    try:
-        data = Path(raw_csv).read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read {raw_csv}: {e.strerror}") from None
-    actual = hashlib.sha256(data).hexdigest()
-    if sha256 and actual != sha256.lower():
-        raise DataError(
-            f"checksum mismatch for {raw_csv}: expected sha256 {sha256} (config key data.sha256), got {actual}. "
-            f"Delete {raw_csv} to download it again, or, if this file is the one to use, set data.sha256 to {actual}"
-        )
-    return data, actual
-
-
-def _check_settings(raw_csv, drop_columns: list, test_fraction: float, scale: str) -> None:
-    for name in drop_columns:
-        if name not in COLUMNS:
-            raise DataError(f"preprocess.drop_columns names {name!r}, which is not a column of {raw_csv}: {COLUMNS}")
-        if name == LABEL:
-            raise DataError(f"preprocess.drop_columns names the label column {LABEL!r}; it cannot be dropped")
+def _check_settings(test_fraction: float, scale: str) -> None:
     if not 0 < test_fraction < 1:
         raise DataError(f"preprocess.test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
     if scale not in SCALES:
         raise DataError(f"preprocess.scale must be one of {SCALES}, got {scale!r}")
 
 
-def _parse_raw(raw_csv, data: bytes) -> pd.DataFrame:
-    """The raw CSV as a table: float64 numeric columns, str categorical ones, in `COLUMNS` order.
-
-    Every field is read as text first: a float64 dtype would turn an empty field or 'nan' into NaN, and
-    stop at 'twenty' without saying where, while the text lets the checks name the row. The header is read
-    as a data row (header=None) because pandas would rename a duplicate column ("Age.1") otherwise.
-    """
-    try:
-        rows = pd.read_csv(
-            io.BytesIO(data),
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-        )
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{raw_csv} is empty: expected a header with columns {COLUMNS}") from None
-    except ValueError as e:  # pandas' ParserError (e.g. a row with more fields than the header), bad UTF-8
-        raise DataError(f"cannot read {raw_csv}: {str(e).strip()}") from None
-    header = rows.iloc[0].tolist()
-    _check_header(raw_csv, header)
-    text = rows.iloc[1:].set_axis(header, axis=1).reset_index(drop=True)[list(COLUMNS)]
-    if text.empty:
-        raise DataError(f"{raw_csv} has a header but no data rows")
-    _check_fields(raw_csv, text)
-    table = text.copy()
-    for col in NUMERIC:
-        try:
-            table[col] = text[col].astype(np.float64)  # str to float64 is Python's float(): exact
-        except ValueError as e:  # rare text pandas' check takes but float() does not, e.g. '9E 6'
-            raise DataError(f"{raw_csv}, column {col!r}: {e}") from None
-    return table
+def _labels(column: pd.Series, dataset: Dataset) -> np.ndarray:
+    """An ordinal label's classes as 0..K-1 (int64), or a numeric label's values (float64)."""
+    if dataset.order is None:
+        return column.to_numpy(np.float64)
+    absent = [c for c in dataset.order if not column.eq(c).any()]
+    if absent:  # allowed (a subset of a larger study), but worth saying: it may be a misspelt class
+        log.warning("no row has the class(es) %s of config key %s", absent, dataset.key("label", "order"))
+    return column.map({name: i for i, name in enumerate(dataset.order)}).to_numpy(np.int64)
 
 
-def _check_header(raw_csv, header: list[str]) -> None:
-    for name in header:
-        if header.count(name) > 1:
-            raise DataError(f"{raw_csv}: column {name!r} appears {header.count(name)} times in the header")
-        if name not in COLUMNS:
-            raise DataError(f"{raw_csv}: unexpected column {name!r}; expected exactly {COLUMNS}")
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise DataError(f"{raw_csv}: missing column(s) {missing}; the header has {header}")
+def _label_counts(labels: np.ndarray, dataset: Dataset, train_idx, test_idx) -> dict | None:
+    if dataset.order is None:
+        return None
+    k = len(dataset.order)
+    return {
+        name: np.bincount(labels[idx], minlength=k).tolist() for name, idx in (("train", train_idx), ("test", test_idx))
+    }
 
 
-def _check_fields(raw_csv, text: pd.DataFrame) -> None:
-    """Refuse the first data row (then the first column in `COLUMNS` order) holding a bad field."""
-    bad = pd.DataFrame(
-        {
-            col: ~np.isfinite(pd.to_numeric(values, errors="coerce"))
-            if col in NUMERIC
-            else ~values.isin(CATEGORIES[col])
-            for col, values in text.items()
-        }
-    )
-    if not bad.to_numpy().any():
-        return
-    row = int(bad.any(axis=1).to_numpy().argmax())
-    col = bad.columns[bad.iloc[row].to_numpy().argmax()]
-    # Data row n is line n + 1 (the header is line 1): the file has no quoted line breaks.
-    where = f"{raw_csv}, column {col!r}, data row {row + 1} (line {row + 2})"
-    raise DataError(f"{where}: {_what_is_wrong(col, text[col].iloc[row])}")
-
-
-def _what_is_wrong(col: str, value: str) -> str:
-    if value == "":  # a short row's missing fields read as empty too
-        return "missing value (empty field, or too few fields in the row)"
-    if col in CATEGORIES:
-        return f"unknown category {value!r}; expected one of {CATEGORIES[col]}"
-    try:
-        finite = math.isfinite(float(value))
-    except ValueError:
-        finite = True  # no number at all
-    # A finite value pandas refused (e.g. '1_000', which float() takes) is not a plain number either.
-    return f"not a number: {value!r}" if finite else f"not a finite number: {value!r}"
-
-
-def _split(raw_csv, labels: np.ndarray, test_fraction: float, split_seed: int):
+def _split(raw_csv, labels: np.ndarray, dataset: Dataset, test_fraction: float, split_seed: int):
+    """Train and test row indices: stratified by class for an ordinal label, plain for a numeric one."""
     from sklearn.model_selection import train_test_split
 
+    stratify = labels if dataset.order is not None else None
     try:
         return train_test_split(
-            np.arange(len(labels)), test_size=test_fraction, random_state=split_seed, stratify=labels
+            np.arange(len(labels)), test_size=test_fraction, random_state=split_seed, stratify=stratify
         )
     except ValueError as e:
-        raise DataError(f"cannot split {raw_csv} stratified with test_fraction {test_fraction}: {e}") from None
+        how = "stratified " if stratify is not None else ""
+        raise DataError(f"cannot split {raw_csv} {how}with test_fraction {test_fraction}: {e}") from None
 
 
 def _encode(
-    table: pd.DataFrame, kept: list[str], train_idx: np.ndarray, scale: str
+    table: pd.DataFrame, kept: list[str], dataset: Dataset, train_idx: np.ndarray, scale: str
 ) -> tuple[pd.DataFrame, dict | None]:
     """All rows' features in the order of the module docstring, and the scaler's train statistics (or None).
 
@@ -225,10 +113,11 @@ def _encode(
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = [c for c in kept if c in NUMERIC]
-    categorical = [c for c in kept if c in CATEGORIES]
+    categories = dataset.categories
+    numeric = [c for c in kept if c not in categories]
+    categorical = [c for c in kept if c in categories]
     one_hot = OneHotEncoder(
-        categories=[list(CATEGORIES[c]) for c in categorical],
+        categories=[list(categories[c]) for c in categorical],
         dtype=np.int64,
         sparse_output=False,
         feature_name_combiner=lambda col, cat: f"{col}={cat}",
@@ -238,7 +127,7 @@ def _encode(
         [("numeric", numbers, numeric), ("one_hot", one_hot, categorical)], verbose_feature_names_out=False
     ).set_output(transform="pandas")
     features = encoder.fit(table.iloc[train_idx]).transform(table)
-    names = [n for c in kept for n in ([c] if c in NUMERIC else [f"{c}={cat}" for cat in CATEGORIES[c]])]
+    names = [n for c in kept for n in ([f"{c}={cat}" for cat in categories[c]] if c in categories else [c])]
     if scale != "standard":
         return features[names], None
     fitted = encoder.named_transformers_["numeric"]

@@ -88,7 +88,8 @@ def measure_block(cells: list[Cell], results: list[dict], split, analysis: dict)
 
 def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
     """The metrics.json of one cell: its numbers, its full config and where they came from."""
-    diverged = bool(result["diverged"]) or not all(math.isfinite(result[k]) for k in METRIC_KEYS)
+    measured = [result[k] for k in METRIC_KEYS if result[k] is not None]  # no accuracy for a numeric label
+    diverged = bool(result["diverged"]) or not all(math.isfinite(v) for v in measured)
     record = {k: _finite_or_none(result[k]) for k in METRIC_KEYS}
     record.update(
         diverged=diverged,

@@ -79,8 +79,8 @@ def lr_schedule(lr: float, epochs: int, t_max: int) -> tuple[float, ...]:
 
 def final_metrics(train_pred, test_pred, split: Split, steps: int, diverged_step: int | None) -> dict:
     """A trained cell's result: MSE and accuracy on the whole splits, divergence and steps done."""
-    train_mse, train_acc = prediction_metrics(train_pred, split.y_train)
-    test_mse, test_acc = prediction_metrics(test_pred, split.y_test)
+    train_mse, train_acc = prediction_metrics(train_pred, split.y_train, split.classes)
+    test_mse, test_acc = prediction_metrics(test_pred, split.y_test, split.classes)
     return dict(
         train_mse=train_mse,
         test_mse=test_mse,
@@ -92,10 +92,13 @@ def final_metrics(train_pred, test_pred, split: Split, steps: int, diverged_step
     )
 
 
-def prediction_metrics(pred: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(MSE, accuracy) of ordinal predictions; accuracy rounds the prediction clamped to 0..6."""
+def prediction_metrics(pred: torch.Tensor, y: torch.Tensor, classes: int | None = None) -> tuple[float, float | None]:
+    """(MSE, accuracy): accuracy rounds the prediction clamped to the classes 0..classes-1 of an ordinal label;
+    None for a numeric label (classes None), where no prediction is right or wrong."""
     mse = torch.mean((pred - y) ** 2).item()
-    acc = (pred.clamp(0, 6).round() == y).to(torch.float64).mean().item()
+    if classes is None:
+        return mse, None
+    acc = (pred.clamp(0, classes - 1).round() == y).to(torch.float64).mean().item()
     return mse, acc
 
 

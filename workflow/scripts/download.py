@@ -1,4 +1,4 @@
-"""Snakemake adapter: fetch the verified obesity CSV (from data.local_copy, or the UCI zip)."""
+"""Snakemake adapter: fetch one dataset's verified CSV (from its local_copy, or its url)."""
 
 from genboost.data.download import fetch
 from genboost.files import logging_to
@@ -10,4 +10,5 @@ with logging_to(snakemake.log):
         sha256=snakemake.params.sha256,
         dest=snakemake.output[0],
         local_copy=snakemake.params.local_copy or None,
+        dataset=snakemake.params.dataset,
     )

@@ -1,4 +1,4 @@
-"""Snakemake adapter: check, split, encode (and optionally scale) the raw CSV (genboost.data.preprocess)."""
+"""Snakemake adapter: check, split, encode (and optionally scale) a dataset's raw CSV (genboost.data.preprocess)."""
 
 from genboost.data.preprocess import preprocess
 from genboost.files import logging_to
@@ -9,6 +9,5 @@ with logging_to(snakemake.log):
         out_train=snakemake.output.train,
         out_test=snakemake.output.test,
         out_manifest=snakemake.output.manifest,
-        sha256=snakemake.params.sha256,
         **snakemake.params.settings,
     )

@@ -1,0 +1,190 @@
+"""Datasets from config.yaml alone: a small CSV defined only in a `datasets:` entry, anes96, and their errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from workflow_helpers import REPO_ROOT, checked_config
+
+from genboost import wiring
+from genboost.config.study import ConfigError, Study
+from genboost.data.preprocess import DataError, preprocess
+from genboost.data.tensors import load_split
+from genboost.files import sha256_file
+
+CONFIG = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+ANES96 = CONFIG["datasets"]["anes96"]
+
+# A small CSV no code knows: ';'-separated, a categorical column with a rare category, an ordinal label
+# (size) and a numeric one (weight); each entry drops the other label.
+SMALL_ROWS = ["color;x;size;weight"] + [
+    f"{'red' if i % 3 else 'blue'};{i / 4};{('S', 'M', 'L')[i % 3]};{1.5 * i}" for i in range(29)
+] + ["green;7.25;M;44.5"]  # fmt: skip
+SMALL = {
+    "url": "https://example.org/small.csv",
+    "sha256": "0" * 64,  # replaced by the file's own in `small_csv`
+    "sep": ";",
+    "categorical": {"color": ["red", "blue", "green"]},
+}
+ORDINAL = {**SMALL, "label": {"column": "size", "order": ["S", "M", "L"]}, "drop": ["weight"]}
+NUMERIC = {**SMALL, "label": {"column": "weight"}, "drop": ["size"]}
+
+
+@pytest.fixture
+def small_csv(tmp_path):
+    path = tmp_path / "small.csv"
+    path.write_text("\n".join(SMALL_ROWS) + "\n")
+    return path
+
+
+def study_with(datasets: dict, **experiment) -> Study:
+    """The real config.yaml with these datasets and one experiment (the tiny grid) on the first of them."""
+    config = copy.deepcopy(CONFIG)
+    config["datasets"] = {**config["datasets"], **datasets}
+    spec = {"optimizers": ["sgd"], "lrs": [1e-3], "wds": [0], "rhos": [0], "seeds": [0], **experiment}
+    config["experiments"] = {"mine": {"dataset": next(iter(datasets)), **spec}}
+    return Study.from_config(checked_config(config))
+
+
+def run_study_preprocessing(study: Study, raw, out) -> dict:
+    """Preprocess as the Snakefile's preprocess rule does: with the experiment's settings."""
+    (settings,) = study.preprocessings().values()
+    out.mkdir(exist_ok=True)
+    return preprocess(raw, out / "train.csv", out / "test.csv", out / "manifest.json", **settings)
+
+
+def test_a_csv_with_an_ordinal_label_needs_only_a_config_entry(small_csv, tmp_path):
+    study = study_with({"small": {**ORDINAL, "sha256": sha256_file(small_csv)}})
+    assert wiring.raw_path("small", ORDINAL) == "resources/small/small.csv"
+    manifest = run_study_preprocessing(study, small_csv, tmp_path / "out")
+    assert manifest["features"] == ["color=red", "color=blue", "color=green", "x"]
+    counts = manifest["label_counts"]
+    assert manifest["label_order"] == ["S", "M", "L"] and sum(counts["train"]) == 24
+    assert [a + b for a, b in zip(counts["train"], counts["test"], strict=True)] == [10, 11, 9]
+    train, test = (pd.read_csv(tmp_path / "out" / f"{s}.csv") for s in ("train", "test"))
+    both = pd.concat([train, test])
+    blue_or_red = both[both["color=green"] == 0]  # x = i / 4 and size = i % 3 (S, M, L: 0, 1, 2)
+    assert (blue_or_red["label"] == (blue_or_red["x"] * 4).astype(int) % 3).all()
+    assert both.loc[both["color=green"] == 1, "label"].tolist() == [1]  # M
+    assert (blue_or_red["color=blue"] == (blue_or_red["label"] == 0)).all()  # blue where i % 3 == 0
+    split = load_split(tmp_path / "out" / "train.csv", tmp_path / "out" / "test.csv")
+    assert split.classes == 3
+
+
+def test_a_numeric_label_is_not_stratified_and_has_no_classes(small_csv, tmp_path):
+    study = study_with({"small": {**NUMERIC, "sha256": sha256_file(small_csv)}})
+    manifest = run_study_preprocessing(study, small_csv, tmp_path / "out")
+    assert manifest["label_order"] is None and manifest["label_counts"] is None
+    assert manifest["features"] == ["color=red", "color=blue", "color=green", "x"]
+    both = pd.concat([pd.read_csv(tmp_path / "out" / f"{s}.csv") for s in ("train", "test")])
+    blue_or_red = both[both["color=green"] == 0]  # weight = 1.5 i = 6 x
+    assert (blue_or_red["label"] == blue_or_red["x"] * 6).all() and len(both) == 30
+    assert both.loc[both["color=green"] == 1, "label"].tolist() == [44.5]
+    assert load_split(tmp_path / "out" / "train.csv", tmp_path / "out" / "test.csv").classes is None
+
+
+def test_changing_a_dataset_entry_changes_only_its_split_folder():
+    base = study_with({"small": ORDINAL})
+    assert base.experiments[0].dataset == "small"
+    other = study_with({"small": {**ORDINAL, "drop": ["weight", "x"]}})
+    moved = study_with({"small": {**ORDINAL, "url": "https://example.org/elsewhere/small.csv"}})
+    assert other.experiments[0].data_id != base.experiments[0].data_id == moved.experiments[0].data_id
+    # the numbers 0..2 and the strings "0".."2" are one label order (the CSV holds text)
+    ints = study_with({"small": {**ORDINAL, "label": {"column": "size", "order": [0, 1, 2]}}})
+    texts = study_with({"small": {**ORDINAL, "label": {"column": "size", "order": ["0", "1", "2"]}}})
+    assert ints.experiments[0].data_id == texts.experiments[0].data_id
+
+
+def test_the_default_experiments_run_on_obesity_and_anes96_is_off():
+    study = Study.from_config(checked_config(copy.deepcopy(CONFIG)))
+    assert {e.dataset for e in study.experiments} == {"obesity"}
+    anes96 = CONFIG["experiments"]["anes96"]
+    assert (anes96["enabled"], anes96["dataset"], anes96["reference_experiment"]) == (False, "anes96", "none")
+    main = CONFIG["experiments"]["main"]
+    assert all(anes96[k] == main[k] for k in ("optimizers", "lrs", "wds", "rhos", "seeds"))
+
+
+def test_the_tiny_study_has_config_yamls_datasets():
+    tiny = yaml.safe_load((REPO_ROOT / "tests/configs/tiny.yaml").read_text())["datasets"]
+    for name, entry in CONFIG["datasets"].items():
+        assert {**tiny[name], "url": None} == {**entry, "url": None}, name
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["experiments"]["main"].update(dataset="nope"), ["experiments.main.dataset", "'nope'"]),
+        (lambda c: c["datasets"]["anes96"].update(drop=["vote", "PID"]), ["datasets.anes96", "label column 'PID'"]),
+        (lambda c: c["datasets"]["anes96"].update(categorical={"educ": [1, 2]}, drop=["educ"]), ["['educ']"]),
+        (lambda c: c["datasets"]["anes96"].update(drop=["votes"]), ["datasets.anes96.columns", "['votes']"]),
+        (lambda c: c["datasets"]["anes96"]["label"].update(order=[0, "0", 1]), ["anes96.label.order", "twice"]),
+    ],
+    ids=["unknown-dataset", "label-dropped", "categorical-dropped", "not-a-column", "duplicate-class"],
+)
+def test_config_errors_name_the_key(change, expected):
+    config = copy.deepcopy(CONFIG)
+    change(config)
+    with pytest.raises(ConfigError) as err:
+        Study.from_config(checked_config(config))
+    assert all(fragment in str(err.value) for fragment in expected), str(err.value)
+
+
+def anes96_rows(anes96_csv) -> list[list[str]]:
+    return [line.split("\t") for line in anes96_csv.read_text().splitlines()]
+
+
+def write_tsv(path, rows) -> None:
+    path.write_text("".join("\t".join(r) + "\n" for r in rows))
+
+
+def run_anes96(raw, out, sha256=None) -> dict:
+    out.mkdir(exist_ok=True)
+    dataset = {**ANES96, "name": "anes96", "sha256": sha256}
+    args = {"test_fraction": 0.2, "split_seed": 0}
+    return preprocess(raw, out / "train.csv", out / "test.csv", out / "manifest.json", dataset, **args)
+
+
+def test_anes96_preprocesses_as_its_entry_says(anes96_csv, tmp_path):
+    manifest = run_anes96(anes96_csv, tmp_path / "out", sha256=ANES96["sha256"])
+    assert manifest["features"] == ["popul", "TVnews", "selfLR", "ClinLR", "DoleLR", "age", "educ", "income"]
+    assert manifest["rows"]["total"] == 944 and manifest["label_order"] == [str(k) for k in range(7)]
+    counts = [a + b for a, b in zip(manifest["label_counts"]["train"], manifest["label_counts"]["test"], strict=True)]
+    assert counts == [200, 180, 108, 37, 94, 150, 175]  # shared/data/README.md
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["source_sha256"] == ANES96["sha256"]
+    assert load_split(tmp_path / "out" / "train.csv", tmp_path / "out" / "test.csv").classes == 7
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda rows: rows[5].__setitem__(5, "9"), ["'PID'", "data row 5 (line 6)", "'9'", "anes96.label.order"]),
+        (lambda rows: rows[7].__setitem__(2, "left"), ["'selfLR'", "data row 7 (line 8)", "not a number: 'left'"]),
+        (lambda rows: [r.pop(7) for r in rows], ["missing column(s) ['educ']", "datasets.anes96.columns"]),
+        (lambda rows: rows[0].__setitem__(9, "'votes'"), ["unexpected column 'votes'", "datasets.anes96.columns"]),
+    ],
+    ids=["unknown-class", "not-a-number", "missing-column", "unexpected-column"],
+)  # fmt: skip
+def test_anes96_errors_name_file_row_column_value_and_key(anes96_csv, tmp_path, change, expected):
+    rows = anes96_rows(anes96_csv)
+    change(rows)
+    bad = tmp_path / "bad.csv"
+    write_tsv(bad, rows)
+    with pytest.raises(DataError) as err:
+        run_anes96(bad, tmp_path / "out")
+    assert str(bad) in str(err.value) and all(fragment in str(err.value) for fragment in expected), str(err.value)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_anes96_with_another_checksum_is_refused(anes96_csv, tmp_path):
+    rows = anes96_rows(anes96_csv)
+    rows[1][6] = "37"  # an age: still a valid file, only the checksum can tell
+    write_tsv(tmp_path / "raw.csv", rows)
+    with pytest.raises(DataError) as err:
+        run_anes96(tmp_path / "raw.csv", tmp_path / "out", sha256=ANES96["sha256"])
+    message = str(err.value)
+    assert all(s in message for s in ("checksum mismatch", ANES96["sha256"], "datasets.anes96.sha256"))
+    assert sha256_file(tmp_path / "raw.csv") in message

@@ -1,0 +1,58 @@
+"""The real Snakefile on a tiny study of the anes96 dataset, which no code knows: only its config entry."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+from workflow_helpers import make_workdir, planned, read_config, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def anes96_run(tmp_path_factory, obesity_csv, anes96_csv):
+    def edit(config):
+        grid = {k: config["experiments"]["main"][k] for k in ("optimizers", "lrs", "wds", "rhos", "seeds")}
+        config["experiments"] = {
+            "anes96": {**grid, "enabled": True, "dataset": "anes96", "reference_experiment": "none"}
+        }
+
+    workdir = make_workdir(tmp_path_factory.mktemp("anes96"), obesity_csv, edit)
+    snakemake(workdir)
+    return workdir
+
+
+def test_anes96_runs_end_to_end_on_its_own_split(anes96_run, anes96_csv):
+    results = anes96_run / "results"
+    assert (anes96_run / "resources/anes96/anes96.csv").read_bytes() == anes96_csv.read_bytes()
+    assert not (anes96_run / "resources/obesity").exists(), "an unused dataset is not fetched"
+    (manifest_path,) = (results / "data").glob("*/manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["dataset"] == "anes96" and manifest["rows"]["total"] == 944 and len(manifest["features"]) == 8
+    cells = pd.read_csv(results / "anes96/cells.csv")
+    assert len(cells) == 32 and cells["test_mse"].notna().any()
+    accuracy = cells["test_accuracy"].dropna()
+    assert len(accuracy) and accuracy.between(0, 1).all()
+    tables = {p.name for p in (results / "anes96/tables").glob("*.csv")}
+    assert tables == {f"optimizer={o}_rho={r}.csv" for o in ("adam", "sgd") for r in ("0", "0.05")}
+    assert (results / "anes96/figures/heatmap.png").stat().st_size > 0
+    assert "anes96" in (results / "summary.md").read_text()
+    assert not (results / "anes96/vs_talk.md").exists(), "reference_experiment none: not compared with the talk"
+
+
+def test_editing_the_dataset_entry_reruns_its_preprocessing_and_cells(anes96_run):
+    config = read_config(anes96_run)
+    original = copy.deepcopy(config)
+    config["datasets"]["anes96"]["drop"] = ["vote", "popul"]
+    config["datasets"]["obesity"]["drop"] = []  # no experiment reads it: nothing to rerun
+    write_config(anes96_run, config)
+    try:
+        jobs = planned(anes96_run)
+    finally:
+        write_config(anes96_run, original)
+    assert {"preprocess", "train_anes96", "aggregate_anes96", "summary"} <= set(jobs)
+    assert not any(rule.startswith("download") for rule in jobs)
+    assert planned(anes96_run) == {}, "the original entry is up to date again"
