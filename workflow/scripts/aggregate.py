@@ -4,7 +4,8 @@ from genboost.analysis import tables
 
 tables.write_experiment_outputs(
     experiment=snakemake.params.experiment,
-    metrics_paths=list(snakemake.input),
+    metrics_paths=list(snakemake.input.metrics),
+    measures_paths=list(snakemake.input.measures),
     cells_csv=snakemake.output.cells,
     table_paths=list(snakemake.output.tables),
     sweep=list(snakemake.params.sweep),
