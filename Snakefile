@@ -1,4 +1,5 @@
-# genboost: download -> preprocess -> train (one job per cell or per pack of cells) -> tables -> summary.
+# genboost: download -> preprocess -> train (one job per cell or per pack of cells) -> measure (the same jobs'
+# models, from their stored weights) -> tables -> summary.
 # This file only wires rules; all logic lives in the genboost package.
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from functools import partial
 
 from genboost import fingerprint, wiring
 from genboost.config import settings
-from genboost.config.study import Study
+from genboost.config.study import Study, measured
 from genboost.train.resume import Lineage
 
 min_version("9.0")
@@ -46,10 +47,7 @@ rule all:
     input:
         f"{R}/summary.md",
         [wiring.table_paths(R, e) for e in STUDY.experiments],
-        [
-            wiring.figure_paths(R, e.name, STUDY.analysis).values()
-            for e in STUDY.experiments
-        ],
+        [wiring.figure_paths(R, e, STUDY.analysis).values() for e in STUDY.experiments],
         [wiring.vs_talk_paths(R, name).values() for name in COMPARED],
 
 
@@ -126,16 +124,39 @@ for exp in STUDY.experiments:
         params:
             experiment=exp.name,
             cells=partial(wiring.job_params, exp, R),
-            analysis=STUDY.analysis,
+            curve_every=exp.train["curve_every"],
             code=fingerprint.rule_code(workflow, "workflow/scripts/train.py"),
         script:
             "workflow/scripts/train.py"
+
+    if measured(STUDY.analysis):
+
+        rule:
+            name:
+                f"measure_{exp.name}"
+            input:
+                **wiring.data_paths(exp, R),
+                metrics=wiring.job_outputs(exp, R),
+            output:
+                wiring.job_outputs(exp, R, "measures.json"),
+            log:
+                wiring.job_log(exp, R, "measure"),
+            conda:
+                "envs/genboost.yaml"
+            resources:
+                **wiring.measure_resources(exp),
+            params:
+                experiment=exp.name,
+                analysis=STUDY.analysis,
+                code=fingerprint.rule_code(workflow, "workflow/scripts/measure.py"),
+            script:
+                "workflow/scripts/measure.py"
 
     rule:
         name:
             f"aggregate_{exp.name}"
         input:
-            [wiring.metrics_path(exp, R, c) for c in exp.cells()],
+            **wiring.cell_files(exp, R, STUDY.analysis),
         output:
             cells=report(
                 f"{R}/{exp.name}/cells.csv",
@@ -177,7 +198,7 @@ for exp in STUDY.experiments:
         name:
             f"figures_{exp.name}"
         input:
-            metrics=[wiring.metrics_path(exp, R, c) for c in exp.cells()],
+            **wiring.cell_files(exp, R, STUDY.analysis),
         output:
             **{
                 k: (
@@ -190,7 +211,7 @@ for exp in STUDY.experiments:
                     if v.endswith(".png")
                     else v
                 )
-                for k, v in wiring.figure_paths(R, exp.name, STUDY.analysis).items()
+                for k, v in wiring.figure_paths(R, exp, STUDY.analysis).items()
             },
         log:
             f"{R}/logs/{exp.name}/figures.log",

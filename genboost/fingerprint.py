@@ -52,6 +52,15 @@ def script_fingerprint(script_path: str | Path, package_dir: str | Path) -> str:
     return h.hexdigest()
 
 
+def modules_fingerprint(entries, package_dir: str | Path) -> str:
+    """SHA-256 over `script_fingerprint` of each entry module (paths relative to `package_dir`), in order: the
+    code those modules run, found through their imports."""
+    h = hashlib.sha256()
+    for entry in entries:
+        h.update(f"\0{entry}\0{script_fingerprint(Path(package_dir) / entry, package_dir)}".encode())
+    return h.hexdigest()
+
+
 def rule_code(workflow, script: str) -> str:
     """A rule's `code` param: the fingerprint of its script (a path relative to the Snakefile's directory)."""
     return script_fingerprint(Path(workflow.basedir) / script, PACKAGE_DIR)

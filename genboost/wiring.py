@@ -19,10 +19,11 @@ from genboost.config.sweep import SWEEPABLE, wildcard_constraint
 from genboost.train.resume import Lineage
 
 
-def run_pattern(axes) -> str:
-    """The metrics.json path of a cell, one `axis={axis}` level per axis, in the experiment's axis order."""
+def run_pattern(axes, name: str = "metrics.json") -> str:
+    """The path of a cell's file `name` (metrics.json, measures.json), one `axis={axis}` level per axis, in the
+    experiment's axis order."""
     levels = "/".join(f"{a}={{{a}}}" for a in axes)
-    return f"{{results}}/{{experiment}}/runs/{levels}/metrics.json"
+    return f"{{results}}/{{experiment}}/runs/{levels}/{name}"
 
 
 # The layout of an experiment that sweeps nothing (unchanged since before sweeps: its results stay valid).
@@ -50,21 +51,34 @@ def data_paths(experiment: Experiment, results: str) -> dict[str, str]:
     return {"train": f"{folder}/train.csv", "test": f"{folder}/test.csv", "manifest": f"{folder}/manifest.json"}
 
 
-def metrics_path(experiment: Experiment, results: str, cell: Cell) -> str:
-    pattern = run_pattern(experiment.axes)
+def metrics_path(experiment: Experiment, results: str, cell: Cell, name: str = "metrics.json") -> str:
+    pattern = run_pattern(experiment.axes, name)
     return pattern.format(results=results, experiment=experiment.name, **experiment.wildcards(cell))
+
+
+def measures_path(experiment: Experiment, results: str, cell: Cell) -> str:
+    """A cell's measures.json, beside its metrics.json (written by the measure job of its train job)."""
+    return metrics_path(experiment, results, cell, "measures.json")
+
+
+def cell_files(experiment: Experiment, results: str, analysis: dict) -> dict[str, list[str]]:
+    """What the tables and figures of an experiment read: every cell's metrics.json, and its measures.json where
+    the analysis measures anything."""
+    cells = experiment.cells()
+    measures = [measures_path(experiment, results, c) for c in cells] if measured(analysis) else []
+    return {"metrics": [metrics_path(experiment, results, c) for c in cells], "measures": measures}
 
 
 def all_metrics(study: Study) -> list[str]:
     return [metrics_path(e, study.results, c) for e in study.experiments for c in e.cells()]
 
 
-def job_outputs(experiment: Experiment, results: str) -> list[str]:
-    """The output patterns of one train job: packed axes filled in, the others left as {wildcards}; in the
-    order of `job_params`' cells."""
+def job_outputs(experiment: Experiment, results: str, name: str = "metrics.json") -> list[str]:
+    """The output patterns of one train job (or, name measures.json, of its measure job): packed axes filled in,
+    the others left as {wildcards}; in the order of `job_params`' cells."""
     fixed = {a: "{" + a + "}" for a in experiment.axes if a not in experiment.pack}
     packed = [[(a, fmt_value(a, v)) for v in experiment.levels(a)] for a in experiment.pack]
-    pattern = run_pattern(experiment.axes)
+    pattern = run_pattern(experiment.axes, name)
     return [
         pattern.format(results=results, experiment=experiment.name, **fixed, **dict(combo))
         for combo in itertools.product(*packed)
@@ -81,10 +95,11 @@ def job_params(experiment: Experiment, results: str, wildcards) -> list[dict]:
     return [c.to_dict() for c in cells]
 
 
-def job_log(experiment: Experiment, results: str) -> str:
+def job_log(experiment: Experiment, results: str, step: str = "train") -> str:
+    """The log of one train job (or, step "measure", of its measure job)."""
     free = [a for a in experiment.axes if a not in experiment.pack]
     name = "/".join(f"{a}={{{a}}}" for a in free) or "all"
-    return f"{results}/logs/{experiment.name}/train/{name}.log"
+    return f"{results}/logs/{experiment.name}/{step}/{name}.log"
 
 
 def job_threads(experiment: Experiment) -> int:
@@ -103,6 +118,11 @@ def job_resources(experiment: Experiment) -> dict:
     if experiment.device == "cuda":
         resources["gpu"] = 1
     return resources
+
+
+def measure_resources(experiment: Experiment) -> dict:
+    """A measure job's resources: a few CPU seconds per model here, so a generous minute per 10 models."""
+    return {"runtime": 10 + math.ceil(experiment.job_size() / 10), "mem_mb": 1000 + 4 * experiment.job_size()}
 
 
 def job_inputs(lineage: Lineage, experiment: Experiment, wildcards) -> list[str]:
@@ -148,13 +168,14 @@ def reference_experiments(path: str | None) -> set[str]:
     return {row["experiment"] for row in rows}
 
 
-def figure_paths(results: str, experiment: str, analysis: dict) -> dict[str, str]:
-    """Output paths of one experiment's figures: name -> path (PNG and PDF of each); learning curves and the
-    measures against test MSE where the analysis records them."""
+def figure_paths(results: str, experiment: Experiment, analysis: dict) -> dict[str, str]:
+    """Output paths of one experiment's figures: name -> path (PNG and PDF of each); learning curves where its
+    train jobs record them (train.curve_every) and the measures against test MSE where the analysis measures."""
     names = ["heatmap", "lr_curves"]
-    names += ["learning_curves"] if analysis.get("curve_every") is not None else []
+    names += ["learning_curves"] if experiment.train.get("curve_every") is not None else []
     names += ["measures"] if measured(analysis) else []
-    return {f"{n}_{ext}": f"{results}/{experiment}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")}
+    folder = f"{results}/{experiment.name}/figures"
+    return {f"{n}_{ext}": f"{folder}/{n}.{ext}" for n in names for ext in ("png", "pdf")}
 
 
 def vs_talk_paths(results: str, experiment: str) -> dict[str, str]:

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from workflow_helpers import SNAKEMAKE, make_workdir, planned, snakemake
 
-from genboost.fingerprint import CodeError, check_running_code, imported_modules, script_fingerprint
+from genboost.fingerprint import (
+    CodeError,
+    check_running_code,
+    imported_modules,
+    modules_fingerprint,
+    script_fingerprint,
+)
 
 # Every import form, imports inside functions, methods, except and else blocks, relative imports, a subpackage
 # and a cycle (top -> plain -> chain -> back -> top); unused.py is imported by nothing.
@@ -80,6 +86,21 @@ def test_fingerprint_follows_imported_code_only(synthetic):
     assert script_fingerprint(script, package) != before
 
 
+def test_modules_fingerprint_covers_each_entry_module_and_its_imports_only(synthetic):
+    package, entries = synthetic / "genboost", ["lazy.py", "pair_b.py"]
+    before = modules_fingerprint(entries, package)
+    assert before != modules_fingerprint(entries[::-1], package) != modules_fingerprint(entries[:1], package)
+    append(package / "unused.py")
+    append(package / "in_method.py")  # imported by top.py, which neither entry imports
+    assert modules_fingerprint(entries, package) == before
+    original = append(package / "sub" / "helper.py")  # lazy -> sub.deep -> sub/__init__ -> helper
+    assert modules_fingerprint(entries, package) != before
+    (package / "sub" / "helper.py").write_bytes(original)
+    assert modules_fingerprint(entries, package) == before
+    append(package / "pair_b.py")  # the second entry itself
+    assert modules_fingerprint(entries, package) != before
+
+
 def test_fingerprint_does_not_depend_on_where_the_package_lives(synthetic, tmp_path_factory):
     """A checkout and an installed copy of the same code agree: the job compares the two."""
     elsewhere = shutil.copytree(synthetic, tmp_path_factory.mktemp("site-packages") / "copy")
@@ -110,6 +131,7 @@ RULE_OF_SCRIPT = {
     "download": "download_obesity",
     "preprocess": "preprocess",
     "train": "train_main",
+    "measure": "measure_main",
     "aggregate": "aggregate_main",
     "figures": "figures_main",
     "summary": "summary",
@@ -118,7 +140,8 @@ RULE_OF_SCRIPT = {
 DOWNSTREAM = {  # the rules whose inputs a rule's outputs are
     "download_obesity": {"preprocess"},
     "preprocess": {"train_main"},
-    "train_main": {"aggregate_main", "figures_main"},
+    "train_main": {"measure_main", "aggregate_main", "figures_main"},
+    "measure_main": {"aggregate_main", "figures_main"},
     "aggregate_main": {"summary", "vs_talk_main"},
 }
 MODULES = sorted(p.name for p in (Path(__file__).parent.parent / "genboost").glob("*.py"))
@@ -166,11 +189,22 @@ def with_downstream(rules: set[str]) -> set[str]:
     return out | {"all"} if out else out
 
 
+AFTER_MEASURING = {"aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["sharpness.py", "jobs.py"])
-def test_editing_code_that_only_train_jobs_run_plans_the_train_jobs(plan_after_editing, module):
-    assert plan_after_editing(module) == {
-        "train_main",
+@pytest.mark.parametrize(
+    ("module", "first"),
+    [("train/jobs.py", {"train_main", "measure_main"}), ("measures/sharpness.py", {"measure_main"})],
+)
+def test_editing_the_train_job_or_a_measure_plans_it_and_what_follows(plan_after_editing, module, first):
+    """The train job reruns (and reuses its stored results, `test_workflow_measure`); a measure trains nothing."""
+    assert plan_after_editing(module) == first | AFTER_MEASURING
+
+
+@pytest.mark.slow
+def test_editing_the_statistics_plans_tables_figures_and_summary_but_no_training(plan_after_editing):
+    assert plan_after_editing("analysis/stats.py") == {
         "aggregate_main",
         "figures_main",
         "vs_talk_main",
@@ -180,14 +214,9 @@ def test_editing_code_that_only_train_jobs_run_plans_the_train_jobs(plan_after_e
 
 
 @pytest.mark.slow
-def test_editing_the_statistics_plans_tables_figures_and_summary_but_no_training(plan_after_editing):
-    assert plan_after_editing("stats.py") == {"aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
-
-
-@pytest.mark.slow
 def test_editing_the_figures_plans_only_the_figures(plan_after_editing):
     """The figures, and the comparison with the talk, whose figure is saved by figures.save."""
-    assert plan_after_editing("figures.py") == {"figures_main", "vs_talk_main", "all"}
+    assert plan_after_editing("analysis/figures.py") == {"figures_main", "vs_talk_main", "all"}
 
 
 @pytest.mark.slow
@@ -207,7 +236,7 @@ def test_a_train_job_refuses_code_other_than_the_snakefiles(study, tmp_path):
     workdir = shutil.copytree(study, tmp_path / "study")
     installed = tmp_path / "installed" / "genboost"
     shutil.copytree(workdir / "genboost", installed, ignore=shutil.ignore_patterns("__pycache__"))
-    append(installed / "sharpness.py")
+    append(installed / "train" / "engine.py")
     stored = sorted((workdir / "results" / "store").rglob("*"))
     target = "results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=0/metrics.json"
     env = {**os.environ, "PYTHONPATH": str(installed.parent)}  # jobs import this; the Snakefile its own directory's

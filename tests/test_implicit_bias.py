@@ -33,10 +33,10 @@ def scope(text: str, title: str) -> str:
     return text.split(f"#### {title}\n")[1].split("####")[0]
 
 
-def test_measure_columns_are_picked_by_prefix():
+def test_measure_columns_are_the_registrys_in_its_order():
     cells = synthetic(+1).assign(weight_norm=1.0, dist_from_init=float("nan"), pacbayes_mag_flatness=2.0, other=1.0)
     assert tables.measure_columns(cells) == [
-        "hessian_top_eig", "pacbayes_flatness", "sharpness_r0.05", "weight_norm", "pacbayes_mag_flatness"]  # fmt: skip
+        "sharpness_r0.05", "hessian_top_eig", "pacbayes_flatness", "pacbayes_mag_flatness", "weight_norm"]  # fmt: skip
 
 
 @pytest.mark.parametrize(

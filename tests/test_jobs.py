@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -11,11 +12,12 @@ import pytest
 import torch
 import yaml
 
-from genboost import files, wiring
+from genboost import files, fingerprint, wiring
 from genboost.config import study as grid
 from genboost.data import tensors
 from genboost.data.download import DataError
 from genboost.train import blocks, engine, jobs
+from genboost.train.store import CellStore
 
 
 @pytest.fixture
@@ -187,3 +189,46 @@ def test_a_failed_job_prints_its_error_on_one_line_on_stderr(tmp_path, capsys):
         raise DataError("train.csv has no 'label' column;\n  rerun preprocess")
     err = capsys.readouterr().err
     assert "genboost: DataError: train.csv has no 'label' column; rerun preprocess\n" in err
+
+
+def test_every_trained_model_keeps_its_weights_and_a_result_without_them_is_retrained(experiment, tmp_path, split_csvs):
+    cells = experiment.cells()[:2]
+    _, outputs = run(experiment, cells, tmp_path, split_csvs)
+    records = [json.loads(open(o).read()) for o in outputs]
+    store = CellStore(tmp_path / "store")
+    weights = [store.get_weights(r["store_key"], r["config"]["hidden"], r["config"]["dtype"]) for r in records]
+    assert [[tuple(t.shape) for t in wb] for wb in weights[0]] == [[(30, 4), (4,)], [(4, 1), (1,)]]
+    store.weights_path(records[0]["store_key"]).unlink()
+    (trained, reused), _ = run(experiment, cells, tmp_path, split_csvs)
+    assert (trained, reused) == (1, 1)
+    again = store.get_weights(records[0]["store_key"], [4], "float32")
+    assert all(torch.equal(a, b) for pa, pb in zip(again, weights[0], strict=True) for a, b in zip(pa, pb, strict=True))
+    assert json.loads(open(outputs[0]).read()) == {**records[0], **timings(json.loads(open(outputs[0]).read()))}
+
+
+def timings(record: dict) -> dict:
+    return {k: record[k] for k in ("wall_s", "pack_wall_s", "pack_size")}
+
+
+def test_a_result_is_keyed_by_the_code_that_computes_it_not_by_the_job_around_it(tmp_path):
+    """The engine, what it imports and the data loading key a stored result; the job's bookkeeping does not."""
+    package = shutil.copytree(
+        fingerprint.PACKAGE_DIR, tmp_path / "genboost", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    before = jobs.result_code(package)
+    assert before == jobs.result_code()  # an unedited copy: the same code
+    for bookkeeping in ("train/jobs.py", "train/store.py", "wiring.py", "config/study.py"):
+        (package / bookkeeping).write_text((package / bookkeeping).read_text() + "\n# an edit\n")
+    assert jobs.result_code(package) == before
+    for computing in ("train/engine.py", "train/model.py", "config/cell.py", "data/tensors.py"):
+        original = (package / computing).read_text()
+        (package / computing).write_text(original + "\n# an edit\n")
+        assert jobs.result_code(package) != before, computing
+        (package / computing).write_text(original)
+
+
+def test_the_store_key_holds_the_result_code_and_the_curve_interval(experiment, tmp_path, split_csvs):
+    job = jobs.TrainJob(experiment, experiment.cells()[:1], [], str(tmp_path), *split_csvs)
+    context = jobs.store_context(job, torch.device("cpu"))
+    assert context["code"] == jobs.result_code() and context["curve_every"] == experiment.train["curve_every"] == 2
+    assert "analysis" not in context

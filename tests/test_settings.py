@@ -21,13 +21,14 @@ def config(repo_root):
 def test_nested_command_line_strings_become_yaml_values(config, schema):
     # what `--config 'experiments={random_labels: {enabled: true}}' 'train={adam_eps: 1e-7}'` gives
     config["experiments"]["random_labels"]["enabled"] = "true"
-    config["train"].update(adam_eps="1e-7", batch_size="16", flush_denormal="False")
-    config["analysis"].update(curve_every="null", sharpness_radii=["0.01", "5e-2"])
+    config["train"].update(adam_eps="1e-7", batch_size="16", flush_denormal="False", curve_every="null")
+    config["analysis"].update(hessian_iters="null", sharpness_radii=["0.01", "5e-2"])
     out = settings.coerced(config, schema)
     assert out["experiments"]["random_labels"]["enabled"] is True
     assert out["train"]["adam_eps"] == 1e-7 and out["train"]["batch_size"] == 16
     assert out["train"]["flush_denormal"] is False
-    assert out["analysis"]["curve_every"] is None and out["analysis"]["sharpness_radii"] == [0.01, 0.05]
+    assert out["train"]["curve_every"] is None and out["analysis"]["hessian_iters"] is None
+    assert out["analysis"]["sharpness_radii"] == [0.01, 0.05]
 
 
 def test_yaml_1_1_exponents_become_numbers(config, schema):

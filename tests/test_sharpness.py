@@ -110,7 +110,7 @@ def test_deterministic_and_leaves_the_global_rng_and_params_alone(trained):
     params, x, y, _ = trained
     before = [(w.clone(), b.clone()) for w, b in params]
     rng = torch.get_rng_state()
-    first, second = measure(params, x, y), measure(params, x, y)
+    first, second = (measure(params, x, y, radii=(0.01, 0.05, 0.1), iters=50) for _ in range(2))
     assert first == second
     assert torch.equal(rng, torch.get_rng_state())
     assert all(torch.equal(w, w0) and torch.equal(b, b0) for (w, b), (w0, b0) in zip(params, before, strict=True))
@@ -123,18 +123,18 @@ def test_stationary_point_has_zero_sharpness():
     y = torch.tensor([0.0, 2.0] * 5, dtype=torch.float64)
     # Constant inputs and the exact mean (1.0) as prediction: the exact minimum, g = 0 to the last bit.
     params = [(torch.zeros(2, 1, dtype=torch.float64), torch.ones(1, dtype=torch.float64))]
-    assert sam_sharpness(params, x, y) == {0.01: 0.0, 0.05: 0.0, 0.1: 0.0}
+    assert sam_sharpness(params, x, y, radii=(0.01, 0.05, 0.1)) == {0.01: 0.0, 0.05: 0.0, 0.1: 0.0}
 
 
 def test_bad_input_is_refused():
     x, y = data(10, 3, 1)
     params = linear_model()
     with pytest.raises(ValueError, match="NaN or inf"):
-        measure([(params[0][0] * math.nan, params[0][1])], x, y)
+        measure([(params[0][0] * math.nan, params[0][1])], x, y, radii=(0.1,), iters=5)
     with pytest.raises(ValueError, match="features"):
-        measure(params, x[:, :2], y)
+        measure(params, x[:, :2], y, radii=(0.1,), iters=5)
     with pytest.raises(ValueError, match="expected x"):
-        measure(params, x, y[:5])
+        measure(params, x, y[:5], radii=(0.1,), iters=5)
     with pytest.raises(ValueError, match="radii"):
         sam_sharpness(params, x, y, radii=(-0.1,))
     with pytest.raises(ValueError, match="iters"):

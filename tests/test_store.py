@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+import torch
 
 from genboost.train.model import Cell
 from genboost.train.store import CellStore, record_problem
@@ -79,4 +80,22 @@ def test_a_state_is_returned_only_when_the_check_passes(store, caplog):
     assert "its epoch 1 is not in 2..4; the cell trains from the start" in caplog.text
     store.state_path("cd" * 32).parent.mkdir()
     store.state_path(KEY).rename(store.state_path("cd" * 32))  # a state stored under another key
-    assert store.get_state("cd" * 32) is None and "not a state stored under its key" in caplog.text
+    assert store.get_state("cd" * 32) is None and "it is not stored under its key" in caplog.text
+
+
+def test_weights_are_returned_only_when_whole_of_the_cells_shape_and_dtype(store, caplog):
+    params = [(torch.ones(3, 4), torch.zeros(4)), (torch.ones(4, 1), torch.zeros(1))]
+    store.put_weights(KEY, params)
+    got = store.get_weights(KEY, [4], "float32")
+    assert all(torch.equal(a, b) for pa, pb in zip(got, params, strict=True) for a, b in zip(pa, pb, strict=True))
+    assert store.get_weights("cd" * 32, [4], "float32") is None  # absent
+    with caplog.at_level(logging.WARNING, logger="genboost"):
+        assert store.get_weights(KEY, [5], "float32") is None
+        assert "not a layer of width 5" in caplog.text
+        assert store.get_weights(KEY, [4], "float64") is None
+        assert "is torch.float32, not torch.float64" in caplog.text
+        assert store.get_weights(KEY, [4, 4], "float32") is None
+        store.weights_path(KEY).write_bytes(b"not a torch file")
+        assert store.get_weights(KEY, [4], "float32") is None
+        assert "cannot be read as a torch file" in caplog.text
+    assert not list(store.root.rglob("*.tmp"))

@@ -72,9 +72,9 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600)
     return proc
 
 
-def planned(workdir: Path) -> dict[str, list[str]]:
-    """rule name -> the outputs of each job a dry run plans (`snakemake -n`)."""
-    proc = snakemake(workdir, "-n")
+def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
+    """rule name -> the outputs of each job a dry run plans (`snakemake -n`, then `args`)."""
+    proc = snakemake(workdir, "-n", *args)
     jobs: dict[str, list[str]] = {}
     rule = None
     for line in (proc.stdout + proc.stderr).splitlines():

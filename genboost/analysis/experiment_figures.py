@@ -11,20 +11,23 @@ from genboost.analysis.figures import (
     nothing_to_plot,
 )
 from genboost.analysis.measures_figure import measures_against_test_mse
-from genboost.analysis.tables import MEASURE_PREFIXES, cells_frame, read_records
+from genboost.analysis.tables import cells_frame, read_records
 from genboost.config.study import fmt_value
 from genboost.config.sweep import config_level
+from genboost.measures import registry
 
 
-def write_figures(experiment: str, metrics_paths: list[str], paths: dict[str, str], sweep=()) -> None:
-    """One experiment's figures from its cells' metrics.json (read here, not from cells.csv, so that the
-    figures job runs beside the aggregate job instead of after it); `sweep`: its swept settings."""
-    records = read_records(metrics_paths)
+def write_figures(
+    experiment: str, metrics_paths: list[str], paths: dict[str, str], sweep=(), measures_paths=()
+) -> None:
+    """One experiment's figures from its cells' metrics.json and measures.json (read here, not from cells.csv, so
+    that the figures job runs beside the aggregate job instead of after it); `sweep`: its swept settings."""
+    records = read_records(metrics_paths, measures_paths)
     cells = cells_frame(experiment, records, sweep)
     heatmap_grid(cells, paths["heatmap_png"], paths["heatmap_pdf"], title=f"{experiment}: mean test MSE over seeds")
     lr_curves(cells, paths["lr_curves_png"], paths["lr_curves_pdf"], title=f"{experiment}: test MSE against lr")
     if "measures_png" in paths:  # every recorded measure, with "no values" panels where every model diverged
-        measures = [c for c in cells.columns if c.startswith(MEASURE_PREFIXES)]
+        measures = registry.ordered(cells.columns)
         title = f"{experiment}: measures of the trained models against test MSE"
         measures_against_test_mse(cells, measures, paths["measures_png"], paths["measures_pdf"], title=title)
     if "learning_curves_png" not in paths:

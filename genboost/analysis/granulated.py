@@ -21,6 +21,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from genboost.analysis.stats import is_diverged, sweep_axes
+from genboost.measures import registry
 
 COORDINATES = ("experiment", "optimizer", "lr", "wd", "rho", "seed")  # what identifies a model of the grid
 LR_CONTEXT = ("experiment", "optimizer")  # one lr is another step size under another optimizer
@@ -168,6 +169,13 @@ def _target_lines(cells: pd.DataFrame, measures: list[str], target: str, axes: l
     return [*lines, ""]
 
 
+def _measure_lines(measures) -> list[str]:
+    """What each measure of the registry (genboost.measures.registry) is, and what a higher value means."""
+    known = [m for m in measures if registry.measure_of(m)]
+    lines = [f"- {m}: {registry.label(m)}; higher: {registry.measure_of(m).higher}" for m in known]
+    return [*lines, ""] if lines else []
+
+
 def generalization_markdown(
     cells: pd.DataFrame, measures: list[str], axes: list[str], targets=("test_mse", "gap")
 ) -> str:
@@ -184,6 +192,7 @@ def generalization_markdown(
         f"{FLAG_MIN_TAU:g} but its mean |tau| within groups of equal lr (and optimizer) is under {FLAG_RATIO:g} of "
         f"it. Diverged models are left out; groups with fewer than 2 models or a constant value are not counted.",
         "",
+        *_measure_lines(measures),
     ]
     for target in targets:
         lines += _target_lines(cells, list(measures), target, list(axes))

@@ -144,7 +144,7 @@ def section(name: str, cells: pd.DataFrame, alpha: float = 0.05) -> list[str]:
     lines = [f"## {name}: do smaller batches and larger steps find flatter minima, and do they generalize better?", ""]
     measures = measure_columns(cells)
     if not measures:
-        return [*lines, "No flatness measure in cells.csv (analysis.hessian_iters: null): nothing to relate.", ""]
+        return [*lines, "No flatness measure in cells.csv (every analysis measure off): nothing to relate.", ""]
     sizes = sorted(cells["batch_size"].dropna().unique())
     contrast = f"batch_size={fmt_value('batch_size', sizes[0])} vs batch_size={fmt_value('batch_size', sizes[-1])}"
     comps = paired(cells, "batch_size")

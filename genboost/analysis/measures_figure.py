@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 
 from genboost.analysis.figures import WIDE_RANGE, save
 from genboost.analysis.granulated import TARGET_NAMES, kendall, usable
+from genboost.measures import registry
 
 MARKERS = ("o", "^", "s", "D", "v")  # one per optimizer
 COLUMNS = 3
@@ -76,5 +77,6 @@ def _panel(ax, models: pd.DataFrame, measure: str, target: str, norm, optimizers
         ax.set_yscale("log")
     tau = kendall(models[measure], models[target])
     ax.set_title(f"{measure} (tau {tau:+.2f}, n={len(models)})" if not math.isnan(tau) else measure, fontsize=9)
-    ax.set_xlabel(measure, fontsize=8)
+    known = registry.measure_of(measure)
+    ax.set_xlabel(f"{registry.label(measure)} (higher: {known.higher})" if known else measure, fontsize=8)
     ax.grid(True, which="major", alpha=0.3)

@@ -15,6 +15,7 @@ from genboost.analysis.formats import sam_label
 from genboost.analysis.stats import cell_stats
 from genboost.config.study import fmt_number, fmt_value
 from genboost.config.sweep import config_level
+from genboost.measures import registry
 
 CELL_COLUMNS = [
     "experiment", "optimizer", "lr", "wd", "rho", "seed", "epochs", "steps", "test_mse", "train_mse",
@@ -22,22 +23,30 @@ CELL_COLUMNS = [
 ]  # fmt: skip
 
 
-# The columns of cells.csv that hold a measure of the trained model (its "flatness" in metrics.json).
-MEASURE_PREFIXES = ("sharpness_r", "hessian_top_eig", "pacbayes_", "weight_norm", "dist_from_init")
-
-
 def measure_columns(cells: pd.DataFrame) -> list[str]:
-    """The measures recorded for at least one model."""
-    return [c for c in cells.columns if c.startswith(MEASURE_PREFIXES) and cells[c].notna().any()]
+    """The measures (genboost.measures.registry) recorded for at least one model, in the registry's order."""
+    return [c for c in registry.ordered(cells.columns) if cells[c].notna().any()]
 
 
-def read_cells(experiment: str, metrics_paths: list[str], sweep=()) -> pd.DataFrame:
-    """One row per trained model, from its metrics.json."""
-    return cells_frame(experiment, read_records(metrics_paths), sweep)
+def read_cells(experiment: str, metrics_paths: list[str], sweep=(), measures_paths=()) -> pd.DataFrame:
+    """One row per trained model, from its metrics.json and measures.json."""
+    return cells_frame(experiment, read_records(metrics_paths, measures_paths), sweep)
 
 
-def read_records(metrics_paths: list[str]) -> list[dict]:
-    return [json.loads(Path(path).read_text()) for path in metrics_paths]
+def read_records(metrics_paths: list[str], measures_paths=()) -> list[dict]:
+    """Each model's metrics.json, with the measures of its measures.json (in the same order, or none) under
+    "flatness"."""
+    records = [json.loads(Path(path).read_text()) for path in metrics_paths]
+    if measures_paths:
+        if len(measures_paths) != len(records):
+            raise ValueError(f"{len(measures_paths)} measures.json for {len(records)} metrics.json")
+        for record, path in zip(records, measures_paths, strict=True):
+            measured = json.loads(Path(path).read_text())
+            if measured.get("store_key") != record.get("store_key"):
+                raise ValueError(f"{path} measures store_key {measured.get('store_key')}, not its metrics.json's")
+            registry.check_known(measured["measures"])
+            record["flatness"] = measured["measures"]
+    return records
 
 
 def cells_frame(experiment: str, records: list[dict], sweep=()) -> pd.DataFrame:
@@ -127,11 +136,12 @@ def select(cells: pd.DataFrame, levels: dict[str, str]) -> pd.DataFrame:
 
 
 def write_experiment_outputs(
-    experiment: str, metrics_paths: list[str], cells_csv: str, table_paths: list[str], sweep=()
+    experiment: str, metrics_paths: list[str], cells_csv: str, table_paths: list[str], sweep=(), measures_paths=()
 ) -> None:
     """cells.csv plus one .md and one .csv table per optimizer x rho x swept values (paths as
-    genboost.config.study.table_paths; `sweep`: the experiment's swept keys)."""
-    cells = read_cells(experiment, metrics_paths, sweep)
+    genboost.config.study.table_paths; `sweep`: the experiment's swept keys; `measures_paths`: the cells'
+    measures.json, in the order of their metrics.json, where measured)."""
+    cells = read_cells(experiment, metrics_paths, sweep, measures_paths)
     files.write_text(cells_csv, cells.to_csv(index=False))  # full precision: numbers round-trip
     tables = {}  # the .md and the .csv of one table share its numbers
     for path in table_paths:

@@ -25,13 +25,13 @@ from genboost.config.sweep import fmt_value as fmt_value
 
 # Grid axes and the config's list key of each.
 GRID_KEYS = {"optimizer": "optimizers", "lr": "lrs", "wd": "wds", "rho": "rhos", "seed": "seeds"}
-# `train` keys that decide how a job runs, not what a cell computes (Cell holds the rest).
-JOB_KEYS = ("device", "threads", "pack")
+# `train` keys that decide how a job runs, not what a cell computes (Cell holds the rest). `curve_every`, the
+# learning-curve interval, changes what a result records, not its numbers: it keys stored results, not cells.
+JOB_KEYS = ("device", "threads", "pack", "curve_every")
 # Every `train` key, all of which an experiment may override: the Cell's settings but `hidden` (from
 # `model.hidden`), plus `sam_epochs` (a SAM cell's `epochs`) and the job keys.
 TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_KEYS)
 DEFAULT_DATASET = "obesity"  # an experiment's dataset when it names none (the schema's default too)
-ANALYSIS_DEFAULTS = {"curve_every": None, "sharpness_radii": [], "hessian_iters": None, "pacbayes": None}
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ class Study:
             _check_continues(experiment, config["experiments"], experiments)
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
-        analysis = {**ANALYSIS_DEFAULTS, **(config.get("analysis") or {})}
+        analysis = dict(config.get("analysis") or {})  # the schema's defaults filled in; a measure not given is off
         results = os.path.normpath(str(config.get("results", "results")))  # ./out, out/ and out are one folder
         return cls(results=results, experiments=experiments, analysis=analysis)
 
@@ -316,5 +316,7 @@ def _axis_value(axis: str, value):
 
 
 def measured(analysis: dict) -> bool:
-    """Whether train jobs measure flatness or generalization measures (they then keep each model's weights)."""
-    return analysis.get("hessian_iters") is not None or analysis.get("pacbayes") is not None
+    """Whether the analysis measures anything of the trained models (then each train job has a measure job)."""
+    return bool(analysis.get("sharpness_radii")) or any(
+        analysis.get(k) is not None for k in ("hessian_iters", "pacbayes")
+    )

@@ -16,7 +16,7 @@ from genboost.config.cell import SETTINGS, Cell
 # `model.hidden`) plus `sam_epochs`, a SAM cell's `epochs`. Not the job keys (device, threads, pack):
 # they decide how a job runs, not what it computes.
 SWEEPABLE = (*SETTINGS, "sam_epochs")
-# Settings a train job reads its data with: one job cannot mix them (`genboost.train.jobs.load_split`), so they may be
+# Settings a train job reads its data with: one job cannot mix them (`genboost.train.model.cells_split`), so they may be
 # swept but not packed.
 UNPACKABLE = ("dtype", "shuffle_labels")
 # Each setting's default, whose type says how its values are written (`epochs` has none: an int).

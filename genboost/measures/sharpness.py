@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 
-DEFAULT_RADII = (0.01, 0.05, 0.1)
 HESSIAN_TOL = 1e-6  # power iteration stops once the Rayleigh quotient moves by less, relatively
 
 
@@ -100,7 +99,7 @@ def _sharpness(p: _Problem, base: torch.Tensor, g: torch.Tensor, radii) -> dict[
     return out
 
 
-def sam_sharpness(params, x: torch.Tensor, y: torch.Tensor, radii=DEFAULT_RADII) -> dict[float, float]:
+def sam_sharpness(params, x: torch.Tensor, y: torch.Tensor, radii) -> dict[float, float]:
     """radius -> loss(w + r * g / ||g||) - loss(w), with g the full-batch gradient at w.
 
     A zero gradient (an exact stationary point) has no ascent direction: every sharpness is then 0.
@@ -196,7 +195,7 @@ def top_hessian_eigenvalue(
     return _power_iteration(_prepare(params, x, y), iters, tol, seed)
 
 
-def measure(params, x: torch.Tensor, y: torch.Tensor, radii=DEFAULT_RADII, iters: int = 50) -> dict[str, float]:
+def measure(params, x: torch.Tensor, y: torch.Tensor, radii, iters: int) -> dict[str, float]:
     """Plain floats: train_loss, grad_norm, sharpness_r<radius> for each radius, hessian_top_eig."""
     p = _prepare(params, x, y)
     value, g = _gradient(p)

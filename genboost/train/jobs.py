@@ -18,7 +18,7 @@ import torch
 from genboost import files, fingerprint
 from genboost.config import study as grid
 from genboost.train import checkpoint
-from genboost.train.model import Cell
+from genboost.train.model import Cell, cells_split
 from genboost.train.store import METRIC_KEYS, CellStore, result_key
 
 log = logging.getLogger("genboost")
@@ -56,36 +56,6 @@ def _finite_or_none(x):
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def measure_flatness(params, split, diverged: bool, analysis: dict) -> dict:
-    """Sharpness and the top Hessian eigenvalue on the training set (CPU, the trained dtype)."""
-    from genboost.measures import sharpness
-
-    names = [f"sharpness_r{r:g}" for r in analysis["sharpness_radii"]] + ["hessian_top_eig"]
-    if diverged:
-        return dict.fromkeys(names)
-    radii, iters = analysis["sharpness_radii"], analysis["hessian_iters"]
-    out = sharpness.measure(params, split.x_train, split.y_train, radii=radii, iters=iters)
-    return {k: out[k] for k in names}
-
-
-def measure_block(cells: list[Cell], results: list[dict], split, analysis: dict) -> None:
-    """Each model's measures on the training set, into its result's "flatness": sharpness and the top Hessian
-    eigenvalue one model at a time, the PAC-Bayes measures, norm and distance from init for the block at once."""
-    from genboost.measures import pacbayes as measures
-
-    # on the CPU, in the trained dtype: sharpness and measures cast the data to the params' dtype and device
-    params = [[(w.cpu(), b.cpu()) for w, b in r.pop("params")] for r in results]
-    diverged = [bool(r["diverged"]) for r in results]
-    for result, p, bad in zip(results, params, diverged, strict=True):
-        result["flatness"] = measure_flatness(p, split, bad, analysis) if analysis["hessian_iters"] else {}
-    if analysis["pacbayes"] is not None:
-        inits = measures.initializations(cells, split.x_train.shape[1])
-        settings = measures.FlatnessSettings(**analysis["pacbayes"])
-        found = measures.block_measures(params, inits, split.x_train, split.y_train, diverged, settings=settings)
-        for result, values in zip(results, found, strict=True):
-            result["flatness"].update(values)
-
-
 def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
     """The metrics.json of one cell: its numbers, its full config and where they came from."""
     measured = [result[k] for k in METRIC_KEYS if result[k] is not None]  # no accuracy for a numeric label
@@ -99,8 +69,6 @@ def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
         config=cell.to_dict(),
         **provenance,
     )
-    if "flatness" in result:
-        record["flatness"] = {k: _finite_or_none(v) for k, v in result["flatness"].items()}
     if "curve" in result:
         record["curve"] = [
             {k: _finite_or_none(v) if k != "epoch" else v for k, v in p.items()} for p in result["curve"]
@@ -112,11 +80,9 @@ def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
 class TrainJob:
     """What one train job needs: its cells, the files they go to, the data, and how to train them.
 
-    `analysis` (config key analysis): curve_every, sharpness_radii, hessian_iters; what is measured
-    besides the metrics is part of a result's identity in the store. `prefixes` maps a cell to a shorter
-    run of it whose end state, where the store has it, the cell goes on from (`genboost.train.resume`); the
-    end states of the cells in `keep_state` are stored for longer runs. `code`, the fingerprint of the code
-    that runs (`fingerprint.check_running_code`), keys the store; by default that of this module and its imports.
+    `prefixes` maps a cell to a shorter run of it whose end state, where the store has it, the cell goes on
+    from (`genboost.train.resume`); the end states of the cells in `keep_state` are stored for longer runs.
+    The experiment's `train.curve_every` sets the learning curves' interval.
     """
 
     experiment: grid.Experiment
@@ -126,15 +92,12 @@ class TrainJob:
     train_csv: str
     test_csv: str
     threads: int = 1
-    analysis: dict | None = None
     prefixes: dict[Cell, Cell] = field(default_factory=dict)
     keep_state: set[Cell] | frozenset = frozenset()
-    code: str | None = None
 
     @property
-    def settings(self) -> dict:
-        """The analysis settings, defaults filled in."""
-        return {**grid.ANALYSIS_DEFAULTS, **(self.analysis or {})}
+    def curve_every(self) -> int | None:
+        return self.experiment.train.get("curve_every")
 
     def output_of(self) -> dict[Cell, str]:
         """Each cell's metrics.json: the outputs are in the order of the cells (genboost.wiring.job_params)."""
@@ -151,7 +114,7 @@ def run_train_job(job: TrainJob) -> tuple[int, int]:
     context = store_context(job, device)
     store = CellStore(Path(job.results) / "store")
     keys = {c: result_key(c.to_dict(), context) for c in job.cells}
-    records = look_up(store, keys, job.settings)
+    records = look_up(store, keys, job.curve_every)
     missing = [c for c in job.cells if records[c] is None]
     log.info("job of %d cells: %d in the store, %d to train on %s", len(job.cells), len(job.cells) - len(missing),
              len(missing), device)  # fmt: skip
@@ -163,23 +126,37 @@ def run_train_job(job: TrainJob) -> tuple[int, int]:
     return len(missing), len(job.cells) - len(missing)
 
 
+# The code that computes a cell's numbers: the engine with what it imports, and how the data are read. Only
+# this code keys a stored result, so editing a job's bookkeeping or logging, the Snakefile or its wiring
+# retrains nothing (the Snakefile still checks that a job runs the code it planned with).
+RESULT_CODE = ("train/engine.py", "data/tensors.py")
+
+
+def result_code(package_dir=fingerprint.PACKAGE_DIR) -> str:
+    """The fingerprint of the code in RESULT_CODE and what it imports (`fingerprint.modules_fingerprint`)."""
+    return fingerprint.modules_fingerprint(RESULT_CODE, package_dir)
+
+
 def store_context(job: TrainJob, device: torch.device) -> dict:
     """What determines a result besides the cell's config: the other half of its store key."""
     return {
         "data_sha256": files.sha256_file(job.train_csv) + files.sha256_file(job.test_csv),
-        "code": job.code or fingerprint.script_fingerprint(__file__, fingerprint.PACKAGE_DIR),
+        "code": result_code(),
         "torch": torch.__version__,
         "device_type": device.type,
-        "analysis": job.settings,
+        "curve_every": job.curve_every,  # what the record holds besides the numbers
     }
 
 
-def look_up(store: CellStore, keys: dict[Cell, str], analysis: dict) -> dict[Cell, dict | None]:
-    """Each cell's stored record, None where the store has no whole result of that very cell."""
-    required = [
-        k for k, on in (("curve", analysis["curve_every"] is not None), ("flatness", grid.measured(analysis))) if on
-    ]
-    return {cell: store.get(key, cell.to_dict(), required) for cell, key in keys.items()}
+def look_up(store: CellStore, keys: dict[Cell, str], curve_every: int | None) -> dict[Cell, dict | None]:
+    """Each cell's stored record, None where the store has no whole result of that very cell with its weights."""
+    required = ["curve"] if curve_every is not None else []
+    found = {}
+    for cell, key in keys.items():
+        record = store.get(key, cell.to_dict(), required)
+        whole = record is not None and store.get_weights(key, cell.hidden, cell.dtype) is not None
+        found[cell] = record if whole else None
+    return found
 
 
 def train_and_store(
@@ -187,13 +164,14 @@ def train_and_store(
 ) -> dict[Cell, dict]:
     """Train the cells, each block's results stored as soon as it is done (an interrupted job keeps the blocks
     it finished); returns their records."""
-    split = load_split(job, cells)
+    split = cells_split(cells, job.train_csv, job.test_csv, f"train job of {job.experiment.name}")
     starts = start_states(store, cells, job.prefixes, context, split)
     about = provenance(job.threads, device, context)
     records = {}
-    for idx, results, wall in measured_blocks(job, cells, split, starts, device):
+    for idx, results, wall in logged_blocks(job, cells, split, starts, device):
         block = [cells[i] for i in idx]
         for cell, result in zip(block, results, strict=True):
+            store.put_weights(keys[cell], result.pop("params"))  # before the record: no record without weights
             state = result.pop("state", None)
             if cell in job.keep_state and state is not None and not result["diverged"]:
                 store.put_state(keys[cell], state)
@@ -204,41 +182,23 @@ def train_and_store(
     return records
 
 
-def measured_blocks(
+def logged_blocks(
     job: TrainJob, cells: list[Cell], split, starts: list, device: torch.device
 ) -> Iterator[tuple[list[int], list[dict], float]]:
-    """`engine.train_blocks` with the progress logged and the flatness measured per block; yields each block's
+    """`engine.train_blocks` with the progress logged and each model's weights returned; yields each block's
     (positions in `cells`, results, seconds it took)."""
     from genboost.train import engine  # imported here: dry runs and tests of the wiring stay light
 
-    analysis = job.settings
-    flatness = grid.measured(analysis)
     progress = ProgressLog(len(cells))
     blocks = engine.train_blocks(
-        cells, split, device=str(device), curve_every=analysis["curve_every"], return_params=flatness,
+        cells, split, device=str(device), curve_every=job.curve_every, return_params=True,
         progress=progress.update, start_states=starts, return_state=any(c in job.keep_state for c in cells),
     )  # fmt: skip
     start = time.perf_counter()
     for idx, results in blocks:
-        if flatness:
-            measure_block([cells[i] for i in idx], results, split, analysis)
         progress.finish_block(len(idx))
         yield idx, results, time.perf_counter() - start
         start = time.perf_counter()
-
-
-def load_split(job: TrainJob, cells: list[Cell]):
-    """The job's data in its cells' dtype (float64 cells see the CSV's float64 values), the training labels
-    permuted for a random-label job."""
-    from genboost.data import tensors
-    from genboost.train.model import torch_dtype
-
-    for name in ("dtype", "shuffle_labels"):
-        values = {getattr(c, name) for c in cells}
-        if len(values) > 1:
-            raise RuntimeError(f"train job of {job.experiment.name} mixes cells of {name} {sorted(values)}")
-    split = tensors.load_split(job.train_csv, job.test_csv, dtype=torch_dtype(cells[0].dtype))
-    return split.with_shuffled_labels() if cells[0].shuffle_labels else split
 
 
 def provenance(threads: int, device: torch.device, context: dict) -> dict:

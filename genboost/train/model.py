@@ -14,7 +14,7 @@ from functools import cache
 import torch
 
 from genboost.config.cell import Cell as Cell  # re-exported: the trainers and tests take it from here
-from genboost.data.tensors import Split
+from genboost.data.tensors import Split, load_split
 
 # Seeds the per-cell shuffling stream apart from the per-cell initialization stream.
 SHUFFLE_SEED_OFFSET = 0x5EED_0000_0000
@@ -22,6 +22,18 @@ SHUFFLE_SEED_OFFSET = 0x5EED_0000_0000
 
 def torch_dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "float64": torch.float64}[name]
+
+
+def cells_split(cells, train_csv, test_csv, what: str) -> Split:
+    """The data a group of cells trains on (and is measured on): the CSVs in their dtype (float64 cells see the
+    CSV's float64 values), the training labels permuted for random-label cells. `what` names the group in the
+    error when its cells differ in either."""
+    for name in ("dtype", "shuffle_labels"):
+        values = {getattr(c, name) for c in cells}
+        if len(values) > 1:
+            raise RuntimeError(f"{what} mixes cells of {name} {sorted(values)}")
+    split = load_split(train_csv, test_csv, dtype=torch_dtype(cells[0].dtype))
+    return split.with_shuffled_labels() if cells[0].shuffle_labels else split
 
 
 def layer_sizes(n_features: int, hidden) -> list[int]:

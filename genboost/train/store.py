@@ -2,8 +2,9 @@
 
 A result is keyed by everything that determines it: the cell's full config, the preprocessed data, the
 training code, the torch version and the device type. A packed job that must rerun because one of its
-cells changed finds the others here and does not train them again. Beside a result, the store can keep
-the cell's end-of-training state, from which a longer run of the same cell goes on (`genboost.train.resume`).
+cells changed finds the others here and does not train them again. Beside each result the store keeps the
+model's trained weights, which the measure jobs read (`genboost.measures.job`), and where asked the cell's
+end-of-training state, from which a longer run of the same cell goes on (`genboost.train.resume`).
 An entry is used only when it is whole and of the expected cell: anything else counts as absent, so a
 damaged or foreign entry is trained again, never trusted.
 """
@@ -55,6 +56,25 @@ def record_problem(record, key: str, config: dict, required: Iterable[str] = ())
     return None
 
 
+def weights_problem(params, hidden, dtype: str) -> str | None:
+    """Why `params` are not the weights [(W [in, out], b [out]), ...] of an MLP of these hidden widths and dtype
+    ("float32"), or None when they are."""
+    widths = [*hidden, 1]
+    if not isinstance(params, list) or len(params) != len(widths):
+        return f"its params are not {len(widths)} layers"
+    fan_in = None
+    for layer, (pair, width) in enumerate(zip(params, widths, strict=True)):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)):
+            return f"its layer {layer} is not a (W, b) pair of tensors"
+        w, b = pair
+        if w.dtype != getattr(torch, dtype) or b.dtype != w.dtype:
+            return f"its layer {layer} is {w.dtype}, not torch.{dtype}"
+        if w.ndim != 2 or w.shape[1] != width or tuple(b.shape) != (width,) or fan_in not in (None, w.shape[0]):
+            return f"its layer {layer} has shapes {tuple(w.shape)}, {tuple(b.shape)}, not a layer of width {width}"
+        fan_in = width
+    return None
+
+
 class CellStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -80,23 +100,41 @@ class CellStore:
         files.write_json(self.path(key), stored)
         return stored
 
+    def weights_path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.weights.pt"
+
+    def get_weights(self, key: str, hidden, dtype: str) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """The stored trained weights [(W [in, out], b [out]), ...] of a model of these hidden widths and dtype
+        ("float32"), or None when absent, unreadable or not of that shape (then the cell is trained again)."""
+        stored = self._load(self.weights_path(key), key, lambda s: weights_problem(s.get("params"), hidden, dtype))
+        return None if stored is None else [(w, b) for w, b in stored["params"]]
+
+    def put_weights(self, key: str, params) -> None:
+        """Store a model's trained weights (on the CPU) under its result's key."""
+        cpu = [[w.detach().cpu(), b.detach().cpu()] for w, b in params]
+        with files.atomic_path(self.weights_path(key)) as tmp:
+            torch.save({"params": cpu, "store_key": key}, tmp)
+
     def state_path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.state.pt"
 
     def get_state(self, key: str, check: Callable[[dict], str | None] | None = None) -> dict | None:
         """The stored training state, or None when absent, unreadable or refused by `check` (which returns why
         a state does not fit the cell, or None when it does): then the cell trains from the start."""
-        path = self.state_path(key)
+        return self._load(self.state_path(key), key, check)
+
+    def _load(self, path: Path, key: str, check: Callable[[dict], str | None] | None) -> dict | None:
+        """A torch file of the store stored under `key` and passing `check`, else None (a refusal is logged)."""
         try:
-            state = torch.load(path, weights_only=True)
+            stored = torch.load(path, weights_only=True)
         except FileNotFoundError:
             return None
         except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
             return self._refused(path, f"it cannot be read as a torch file ({type(e).__name__})")
-        if not isinstance(state, dict) or state.get("store_key") != key:
-            return self._refused(path, "it is not a state stored under its key")
-        problem = check(state) if check else None
-        return self._refused(path, problem) if problem else state
+        if not isinstance(stored, dict) or stored.get("store_key") != key:
+            return self._refused(path, "it is not stored under its key")
+        problem = check(stored) if check else None
+        return self._refused(path, problem) if problem else stored
 
     def put_state(self, key: str, state: dict) -> None:
         with files.atomic_path(self.state_path(key)) as tmp:

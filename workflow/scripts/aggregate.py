@@ -8,7 +8,8 @@ from genboost.files import logging_to
 with logging_to(snakemake.log):
     tables.write_experiment_outputs(
         experiment=snakemake.params.experiment,
-        metrics_paths=list(snakemake.input),
+        metrics_paths=list(snakemake.input.metrics),
+        measures_paths=list(snakemake.input.measures),
         cells_csv=snakemake.output.cells,
         table_paths=list(snakemake.output.tables),
         sweep=list(snakemake.params.sweep),
@@ -17,6 +18,6 @@ with logging_to(snakemake.log):
         "%s: wrote %s (%d models) and %d tables",
         snakemake.params.experiment,
         snakemake.output.cells,
-        len(snakemake.input),
+        len(snakemake.input.metrics),
         len(snakemake.output.tables),
     )

@@ -7,6 +7,7 @@ with logging_to(snakemake.log):
     write_figures(
         experiment=snakemake.params.experiment,
         metrics_paths=list(snakemake.input.metrics),
+        measures_paths=list(snakemake.input.measures),
         paths=dict(snakemake.output.items()),
         sweep=list(snakemake.params.sweep),
     )

@@ -8,9 +8,9 @@ from genboost.train.model import Cell
 from genboost.train.resume import Lineage
 
 with logging_to(snakemake.log):
-    # Snakemake sets __file__ to this script's own path. The store files results under the code that runs,
-    # which must be the code the Snakefile planned with: else a job would run stale code under a new key.
-    code = fingerprint.check_running_code(snakemake.params.code, __file__)
+    # Snakemake sets __file__ to this script's own path. The store files results under the code that runs
+    # (jobs.result_code), which must be the code the Snakefile planned with: else stale code under a new key.
+    fingerprint.check_running_code(snakemake.params.code, __file__)
     study = Study.from_config(snakemake.config)
     experiment = study.experiment(snakemake.params.experiment)
     cells = [Cell.from_dict(c) for c in snakemake.params.cells]
@@ -23,9 +23,7 @@ with logging_to(snakemake.log):
         train_csv=snakemake.input.train,
         test_csv=snakemake.input.test,
         threads=snakemake.threads,
-        analysis=snakemake.params.analysis,
         prefixes=prefixes,
         keep_state=keep_state,
-        code=code,
     )
     jobs.run_train_job(job)

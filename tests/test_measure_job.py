@@ -1,0 +1,111 @@
+"""The measure job: measures from the stored weights, each on its own setting, the same whatever is measured
+together; the registry every table and figure takes the measures from."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import yaml
+
+from genboost import wiring
+from genboost.analysis import tables
+from genboost.config import study as grid
+from genboost.measures import registry
+from genboost.measures.job import MeasureJob, measure_columns, run_measure_job
+from genboost.train import jobs
+
+ANALYSIS = {
+    "sharpness_radii": [0.01, 0.05],
+    "hessian_iters": 5,
+    "pacbayes": {"samples": 4, "iters": 2, "max_increase": 0.1},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(repo_root, split_csvs, tmp_path_factory):
+    """Four cells of the tiny study (one of them diverged) trained into a store: (experiment, cells, results)."""
+    config = yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text())
+    config["model"]["hidden"] = [4]
+    config["train"].update(epochs=1, sam_epochs=1)
+    experiment = grid.Study.from_config(config).experiment("main")
+    wild = grid.Experiment(experiment.name, copy.deepcopy(experiment.grid), experiment.train, experiment.hidden)
+    wild.grid["lr"] = (*wild.grid["lr"], 1e6)
+    cells = [*experiment.cells()[:3], wild.cell("sgd", 1e6, 0.0, 0.0, 0)]
+    results = tmp_path_factory.mktemp("measure")
+    outputs = [wiring.metrics_path(wild, str(results), c) for c in cells]
+    jobs.run_train_job(jobs.TrainJob(wild, cells, outputs, str(results), *split_csvs))
+    return outputs, results, split_csvs
+
+
+def measure(trained, analysis, which=None) -> list[dict]:
+    outputs, results, csvs = trained
+    metrics = [outputs[i] for i in (which if which is not None else range(len(outputs)))]
+    outs = [m.replace("metrics.json", f"measures-{len(metrics)}.json") for m in metrics]
+    run_measure_job(MeasureJob("main", metrics, outs, str(results), *csvs, analysis))
+    return [json.loads(open(o).read()) for o in outs]
+
+
+def test_each_model_gets_every_measure_the_analysis_asks_for_and_a_diverged_one_nulls(trained):
+    found = measure(trained, ANALYSIS)
+    records = [json.loads(open(m).read()) for m in trained[0]]
+    assert [f["store_key"] for f in found] == [r["store_key"] for r in records]
+    assert [r["diverged"] for r in records] == [False, False, False, True]
+    columns = ["sharpness_r0.01", "sharpness_r0.05", "hessian_top_eig", "pacbayes_flatness", "pacbayes_mag_flatness",
+               "weight_norm", "dist_from_init"]  # fmt: skip
+    for f in found:
+        assert sorted(f["measures"]) == sorted(columns)  # JSON keys sorted
+    assert all(isinstance(v, float) for f in found[:3] for v in f["measures"].values())
+    assert found[3]["measures"] == dict.fromkeys(columns)
+
+
+def test_a_model_measured_alone_gets_the_numbers_it_gets_with_the_others(trained):
+    together = measure(trained, ANALYSIS)
+    alone = measure(trained, ANALYSIS, which=[1])
+    assert alone[0] == together[1]
+
+
+def test_each_measure_runs_on_its_own_setting(trained):
+    """Sharpness radii are measured without the Hessian (they were dropped when hessian_iters was null)."""
+    only_radii = measure(trained, {"sharpness_radii": [0.05], "hessian_iters": None, "pacbayes": None})
+    assert list(only_radii[0]["measures"]) == ["sharpness_r0.05"]
+    full = measure(trained, ANALYSIS)
+    assert only_radii[0]["measures"]["sharpness_r0.05"] == full[0]["measures"]["sharpness_r0.05"]
+    only_hessian = measure(trained, {"sharpness_radii": [], "hessian_iters": 5, "pacbayes": None})
+    assert only_hessian[0]["measures"] == {"hessian_top_eig": full[0]["measures"]["hessian_top_eig"]}
+
+
+def test_a_model_without_stored_weights_fails_naming_its_metrics_file(trained, tmp_path):
+    outputs, results, csvs = trained
+    record = json.loads(open(outputs[0]).read())
+    other = tmp_path / "metrics.json"
+    other.write_text(json.dumps({**record, "store_key": "ab" * 32}))
+    with pytest.raises(RuntimeError, match=rf"{other}: the store has no weights under its store_key abab"):
+        run_measure_job(MeasureJob("main", [str(other)], [str(tmp_path / "m.json")], str(results), *csvs, ANALYSIS))
+
+
+def test_tables_read_the_measures_beside_each_metrics_file(trained):
+    outputs = trained[0]
+    found = measure(trained, ANALYSIS)
+    paths = [o.replace("metrics.json", "measures-4.json") for o in outputs]
+    cells = tables.read_cells("main", outputs, measures_paths=paths)
+    assert set(measure_columns(ANALYSIS)) <= set(cells.columns) and cells["diverged"].sum() == 1
+    by_key = {f["store_key"]: f["measures"]["weight_norm"] for f in found}
+    keys = [json.loads(open(o).read())["store_key"] for o in outputs]
+    assert sorted(cells["weight_norm"].dropna()) == sorted(by_key[k] for k in keys if by_key[k] is not None)
+    with pytest.raises(ValueError, match="measures store_key"):
+        tables.read_records(outputs, paths[::-1])
+
+
+def test_the_registry_orders_labels_and_refuses_unknown_measures():
+    assert measure_columns(ANALYSIS)[:3] == ["sharpness_r0.01", "sharpness_r0.05", "hessian_top_eig"]
+    assert registry.ordered(["weight_norm", "sharpness_r0.1", "gap", "sharpness_r0.05"]) == [
+        "sharpness_r0.05",
+        "sharpness_r0.1",
+        "weight_norm",
+    ]
+    assert registry.label("sharpness_r0.05") == "SAM-ascent sharpness, r=0.05"
+    assert registry.measure_of("hessian_top_eig").higher == "sharper"
+    with pytest.raises(ValueError, match=r"\['fisher_rao'\] are not in genboost/measures/registry.py"):
+        registry.check_known(["weight_norm", "fisher_rao"])

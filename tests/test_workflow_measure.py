@@ -1,0 +1,97 @@
+"""Measuring is its own step and results are keyed by the code that computes them: the real Snakefile on a tiny
+study, changed in its analysis settings and its code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from workflow_helpers import make_workdir, planned, snakemake
+
+pytestmark = pytest.mark.slow
+
+PACBAYES = ("pacbayes_flatness", "pacbayes_mag_flatness")
+OTHER_SAMPLES = "analysis={pacbayes: {samples: 4, iters: 6, max_increase: 0.1}}"  # tiny.yaml: 8 samples, 4 iters
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, obesity_csv) -> Path:
+    """One experiment, two train jobs (rho 0 and 0.05) of two cells each, with a copy of the package to edit."""
+
+    def edit(config):
+        config["experiments"] = {
+            "main": {"optimizers": ["sgd"], "lrs": [2e-2], "wds": [0], "rhos": [0, 0.05], "seeds": [0, 1]}
+        }
+
+    workdir = make_workdir(tmp_path_factory.mktemp("measure"), obesity_csv, edit, copy_package=True)
+    snakemake(workdir)
+    return workdir
+
+
+def train_logs(workdir: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((workdir / "results/logs/main/train").rglob("*.log"))}
+
+
+def trains(jobs: dict) -> list[str]:
+    return [rule for rule in jobs if rule.startswith("train_")]
+
+
+def test_another_analysis_setting_remeasures_and_trains_nothing(study):
+    jobs = planned(study, "--config", OTHER_SAMPLES)
+    assert trains(jobs) == [] and len(jobs["measure_main"]) == 4  # two jobs, two cells each
+    assert {"aggregate_main", "figures_main", "summary"} <= set(jobs)
+    before, logs = pd.read_csv(study / "results/main/cells.csv"), train_logs(study)
+    snakemake(study, "--config", OTHER_SAMPLES)
+    after = pd.read_csv(study / "results/main/cells.csv")
+    assert list(after.columns) == list(before.columns)
+    assert not after[list(PACBAYES)].equals(before[list(PACBAYES)])
+    assert after["test_mse"].equals(before["test_mse"]) and after["hessian_top_eig"].equals(before["hessian_top_eig"])
+    assert train_logs(study) == logs  # no train job ran
+    snakemake(study)  # back to tiny.yaml's analysis: measured again, still nothing trained
+    assert pd.read_csv(study / "results/main/cells.csv").equals(before) and train_logs(study) == logs
+
+
+def append_comment(path: Path) -> bytes:
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    return original
+
+
+def test_editing_the_wiring_plans_no_train_job(study):
+    path = study / "genboost" / "wiring.py"
+    original = append_comment(path)
+    try:
+        assert trains(planned(study)) == []
+        logs = train_logs(study)
+        snakemake(study)
+        assert train_logs(study) == logs
+    finally:
+        path.write_bytes(original)
+
+
+def test_editing_the_job_bookkeeping_reruns_the_train_jobs_which_train_nothing(study):
+    path = study / "genboost" / "train" / "jobs.py"
+    original = append_comment(path)
+    try:
+        assert sorted(trains(planned(study))) == ["train_main"]
+        snakemake(study)
+        logs = train_logs(study)
+        assert len(logs) == 2 and all("trained 0, reused 2" in text for text in logs.values()), logs
+    finally:
+        path.write_bytes(original)
+        snakemake(study)
+
+
+def test_editing_the_engine_retrains(study):
+    path = study / "genboost" / "train" / "engine.py"
+    original = append_comment(path)
+    try:
+        assert sorted(trains(planned(study))) == ["train_main"]
+        before = pd.read_csv(study / "results/main/cells.csv")
+        snakemake(study)
+        logs = train_logs(study)
+        assert len(logs) == 2 and all("trained 2, reused 0" in text for text in logs.values()), logs
+        assert pd.read_csv(study / "results/main/cells.csv")["test_mse"].equals(before["test_mse"])  # a comment
+    finally:
+        path.write_bytes(original)

@@ -1,0 +1,20 @@
+"""Snakemake adapter: the measures of one train job's models, from their stored weights, into measures.json."""
+
+from genboost import fingerprint
+from genboost.config.study import Study
+from genboost.files import logging_to
+from genboost.measures import job
+
+with logging_to(snakemake.log):
+    fingerprint.check_running_code(snakemake.params.code, __file__)  # the code the Snakefile planned with
+    job.run_measure_job(
+        job.MeasureJob(
+            experiment=snakemake.params.experiment,
+            metrics=list(snakemake.input.metrics),
+            outputs=list(snakemake.output),
+            results=Study.from_config(snakemake.config).results,
+            train_csv=snakemake.input.train,
+            test_csv=snakemake.input.test,
+            analysis=snakemake.params.analysis,
+        )
+    )
