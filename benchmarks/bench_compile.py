@@ -2,7 +2,7 @@
 
     python benchmarks/bench_compile.py [--k 72] [--out benchmarks/results/compile.json]
 
-Prints, for one thread on this machine: the time of one `_Net.loss_and_grad` call eager and compiled (after
+Prints, for one thread on this machine: the time of one `Net.loss_and_grad` call eager and compiled (after
 warm-up), the first compiled call's time (import of the compiler plus compilation, paid by every train
 process), the largest difference between the two paths' gradients, and what a train job of `--steps` steps
 would gain or lose. The optimizer update is left out: it is torch's fused kernels already, one call per
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from bench_engine import DEFAULT_CSV, load_data  # noqa: E402
 
 from genboost.files import write_json  # noqa: E402
-from genboost.train.engine import _Net, _Stack  # noqa: E402
+from genboost.train.engine_net import Net, Stack  # noqa: E402
 from genboost.train.model import layer_sizes  # noqa: E402
 
 
@@ -48,9 +48,9 @@ def main(argv=None) -> dict:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     split = load_data(args.csv)
-    stack = _Stack(args.k, layer_sizes(split.x_train.shape[1], (64, 64)), torch.float32, "cpu")
+    stack = Stack(args.k, layer_sizes(split.x_train.shape[1], (64, 64)), torch.float32, "cpu")
     stack.load_init(list(range(args.k)))
-    grads, net = stack.like(), _Net(stack)
+    grads, net = stack.like(), Net(stack)
     idx = torch.randint(len(split.y_train), (args.k * 32,), generator=torch.Generator().manual_seed(0))
     xb, yb = split.x_train[idx].view(args.k, 32, -1), split.y_train[idx].view(args.k, 32)
 

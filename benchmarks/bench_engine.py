@@ -1,6 +1,8 @@
 """Per-model wall time of the reference trainer and of the stacked engine at K = 1, 8, 48, 72, 96, 192 (real data).
 
     python benchmarks/bench_engine.py --out benchmarks/results/engine.json [--threads 1] [--quick]
+    python benchmarks/bench_engine.py --step-profile [--ks 72]
+
 
 Each optimizer setting (SGD, Adam, each without and with SAM) trains cells spread over the study's lrs, wds
 and seeds for `--epochs` epochs (scaled down from the study's 200 / 100 with SAM: the time per epoch is flat).
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -83,6 +87,30 @@ def bench_setting(name: str, split, ks: list[int], n_reference: int, epochs: int
     }
 
 
+def step_profile(split, k: int, epochs: int = 6) -> dict:
+    """Per block step at K = k, per setting: the median ms of a step over epochs 2.. (timed per epoch, so a
+    busy machine's slow stretches show as outliers, not in the median), and the share of torch.bmm in a
+    profiled run (torch.profiler, self CPU time of the step loop's ops)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    figures = {}
+    for name, (optimizer, rho) in SETTINGS.items():
+        cells = grid_cells(optimizer, rho, k, epochs)
+        spe = math.ceil(split.x_train.shape[0] / cells[0].batch_size)
+        stamps = []
+        train_cells(cells, split, progress=lambda *_, stamps=stamps: stamps.append(time.perf_counter()))
+        step_ms = statistics.median((b - a) / spe * 1e3 for a, b in itertools.pairwise(stamps))
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            train_cells(cells, split, max_steps=2 * spe)
+        ops = prof.key_averages()
+        bmm_share = sum(e.self_cpu_time_total for e in ops if e.key == "aten::bmm") / sum(
+            e.self_cpu_time_total for e in ops
+        )
+        figures[name] = {"step_ms_median": step_ms, "bmm_share": bmm_share}
+        print(f"{name:9s} K={k}: {step_ms:.2f} ms a step (median of {len(stamps) - 1} epochs), bmm {bmm_share:.0%}")
+    return figures
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
@@ -92,11 +120,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="the raw obesity CSV")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--ks", help="comma-separated block sizes K (default 1,8,48,72,96,192; --quick 1,8,48)")
+    parser.add_argument("--step-profile", action="store_true", help="only the per-step time and bmm share (K=72)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     epochs = args.epochs or (2 if args.quick else 10)
     ks = [int(k) for k in args.ks.split(",")] if args.ks else [1, 8, 48] if args.quick else [1, 8, 48, 72, 96, 192]
     split = load_data(args.csv)
+    if args.step_profile:
+        figures = {"torch": torch.__version__, "threads": args.threads, "steps": {}}
+        for k in [int(k) for k in args.ks.split(",")] if args.ks else [72]:
+            figures["steps"][str(k)] = step_profile(split, k)
+        if args.out:
+            write_json(args.out, figures)
+        return figures
     figures = {
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),

@@ -1,32 +1,28 @@
 """The stacked engine: trains a block of K cells at once, number for number like `genboost.train.oracle`.
 
-The K cells' weights live stacked, a layer as [K, in, out] and [K, 1, out], in one flat buffer per kind
-of state (weights, gradients, moments), so that bmm reads and writes a layer's stack directly. Forward
-and backward are written by hand (autograd over the stacked graph is 2-4x slower). The update is
-torch's own fused SGD / Adam / AdamW kernel, as `torch.optim`'s `fused=True` computes it, one call per
-group of cells that share lr and wd, after SAM's ascent with each cell's rho. Every op acts on each
-cell's slice alone, in the same way whatever K is, so a cell's numbers do not depend on its
-block-mates (CPU: bit-identical, see `tests/test_engine.py`).
+The K cells' weights live stacked in flat buffers (`engine_net.Stack`), the forward and backward are
+written by hand with bmm (`engine_net.Net`), and the update is torch's fused SGD / Adam / AdamW kernel
+after SAM's ascent (`engine_step.Optimizer`). Every op acts on each cell's slice alone, in the same way
+whatever K is, so a cell's numbers do not depend on its block-mates (CPU: bit-identical, see
+`tests/test_engine.py`); `tests/test_engine_pin.py` pins them on the real data.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from itertools import groupby, pairwise
 
 import torch
 
 from genboost.train import blocks, checkpoint
+from genboost.train.engine_net import Net, Stack
+from genboost.train.engine_step import Optimizer
 from genboost.train.model import (
     Cell,
     Split,
     final_metrics,
     flush_denormal,
-    init_params,
     layer_sizes,
-    lr_schedule,
     prediction_metrics,
     shuffle_generator,
     steps_per_epoch,
@@ -73,7 +69,8 @@ def train_blocks(
     states = list(start_states) if start_states is not None else [None] * len(cells)
     blocks.check_arguments(cells, max_steps, curve_every, block_size, states)
     for idx in blocks.plan_blocks(cells, block_size, [s["epoch"] if s else 0 for s in states]):
-        idx = sorted(idx, key=lambda i: (cells[i].lr, cells[i].wd))  # the optimizer steps each (lr, wd) run at once
+        # The optimizer steps each (lr, wd) run at once, and the cells with wd as one run.
+        idx = sorted(idx, key=lambda i: (cells[i].wd, cells[i].lr))
         block = [cells[i] for i in idx]
         block_states = [states[i] for i in idx]
         # A lone cell trains beside a copy of itself: bmm takes another kernel (gemv) for a batch of one
@@ -87,201 +84,15 @@ def train_blocks(
         yield idx, out[: len(idx)]  # drops a lone cell's copy
 
 
-# Each cell's part of a layer is padded with zeros to a multiple of this many elements (a multiple of every
-# SIMD width): the fused kernels then run their vector body on every element and never a scalar tail, whose
-# rounding can differ, so an element's numbers do not depend on where K or its group puts it.
-_ALIGN = 64
-
-
-class _Stack:
-    """One flat buffer of a state (weights, grads, moments) of K cells.
-
-    Each weight and each bias is a block [K, width] of the buffer (a cell's numbers, padded to _ALIGN),
-    seen as `views[j]` [K, in, out] or [K, 1, out]. `rows(a, b)` are cells a..b-1's parts of every
-    block: contiguous and _ALIGN-sized, what one fused optimizer call steps.
-    """
-
-    def __init__(self, k: int, sizes: list[int], dtype, device):
-        self.k, self.sizes = k, sizes
-        shapes = [s for i, o in pairwise(sizes) for s in ((i, o), (1, o))]
-        widths = [-(-(i * o) // _ALIGN) * _ALIGN for i, o in shapes]
-        self.flat = torch.zeros(k * sum(widths), dtype=dtype, device=device)
-        self.blocks = [b.view(k, w) for b, w in zip(self.flat.split([k * w for w in widths]), widths, strict=True)]
-        self.views = [b[:, : i * o].view(k, i, o) for b, (i, o) in zip(self.blocks, shapes, strict=True)]
-
-    def like(self) -> _Stack:
-        return _Stack(self.k, self.sizes, self.flat.dtype, self.flat.device)
-
-    def rows(self, a: int, b: int) -> list[torch.Tensor]:
-        return [block[a:b] for block in self.blocks]
-
-    def load_init(self, seeds: list[int]) -> None:
-        """Cell i's weights from `init_params(seeds[i], ...)`, as the reference starts."""
-        for i, seed in enumerate(seeds):
-            init = [t for wb in init_params(seed, self.sizes, self.flat.dtype) for t in wb]
-            for view, value in zip(self.views, init, strict=True):
-                view[i].copy_(value.view(view.shape[1:]))
-
-    def cell_params(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Cell i's (W [in, out], b [out]) per layer, as the reference holds them."""
-        v = self.views
-        return [(v[j][i].cpu().clone(), v[j + 1][i, 0].cpu().clone()) for j in range(0, len(v), 2)]
-
-
-_PREDICT_CELLS = 4
-
-
-def _bmm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
-    if out.is_contiguous():
-        torch.bmm(a, b, out=out)
-    else:  # a padded layer: bmm into a strided `out` takes another kernel, which rounds differently
-        out.copy_(torch.bmm(a, b))
-
-
-class _Net:
-    """The stacked MLP's forward and hand-written backward (autograd's addmm / relu / mse_loss backward)."""
-
-    def __init__(self, stack: _Stack):
-        self.stack = stack
-
-    def forward(self, params, h: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """(inputs of each layer, predictions [K, B]); h is [K, B, features]."""
-        acts = [h]
-        n_layers = len(params) // 2
-        for layer in range(n_layers):
-            h = torch.bmm(h, params[2 * layer]).add_(params[2 * layer + 1])  # = baddbmm, without its slow bias copy
-            if layer < n_layers - 1:
-                acts.append(h.relu_())
-        return acts, h.squeeze(-1)
-
-    def loss_and_grad(self, params, grads, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """Per-cell batch MSE [K]; writes its gradient into `grads`."""
-        acts, pred = self.forward(params, xb)
-        diff = pred - yb
-        loss = diff.square().mean(1)
-        dz = diff.mul_(2.0 / yb.shape[1]).unsqueeze(-1)
-        for layer in reversed(range(len(params) // 2)):
-            w, grad_w = params[2 * layer], grads[2 * layer]
-            # A one-column layer (the output): elementwise products are cheaper than bmm's matrix-vector path.
-            column = w.shape[-1] == 1
-            if column:
-                torch.sum(acts[layer] * dz, 1, keepdim=True, out=grad_w.transpose(1, 2))
-            else:
-                _bmm_into(grad_w, acts[layer].transpose(1, 2), dz)
-            torch.sum(dz, 1, keepdim=True, out=grads[2 * layer + 1])
-            if layer:
-                da = dz * w.transpose(1, 2) if column else torch.bmm(dz, w.transpose(1, 2))
-                # in place (grad_input=da): 2x faster than a new tensor
-                dz = torch.ops.aten.threshold_backward.grad_input(da, acts[layer], 0, grad_input=da)
-        return loss
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Predictions [K, n] of every cell on the whole of x [n, f].
-
-        A few cells at a time, so that their activations stay in the cache (3x faster on the CPU at K = 72
-        than one pass). Chunks hold 2 to _PREDICT_CELLS cells: bmm gives each cell the same numbers
-        for any batch of two or more, but takes another kernel for one."""
-        views = self.stack.views
-        return torch.cat(
-            [
-                self.forward([v[a:b] for v in views], x.expand(b - a, -1, -1))[1]
-                for a, b in blocks.even_chunks(self.stack.k, _PREDICT_CELLS)
-            ]
-        )
-
-
-@dataclass
-class _Group:
-    """Cells a..b-1 of a block, sharing lr and wd: one fused-kernel call steps them all."""
-
-    lrs: tuple[float, ...]  # per epoch
-    wd: float
-    params: list[torch.Tensor]
-    grads: list[torch.Tensor]
-    moments: list[torch.Tensor]  # SGD's momentum buffer / Adam's exp_avg
-    squares: list[torch.Tensor]  # Adam's exp_avg_sq
-
-
-class _Optimizer:
-    """torch's fused SGD / Adam / AdamW step (+ SGDW decay, + SAM ascent) on a block, group by group."""
-
-    def __init__(self, cells: Sequence[Cell], stack: _Stack, grads: _Stack):
-        c = self.cell = cells[0]
-        self.stack, self.grads = stack, grads
-        self.rho = torch.tensor([x.rho for x in cells], dtype=torch.float64).to(stack.flat)
-        self.decoupled = c.wd_mode == "decoupled"
-        kept = checkpoint.stacks(c)
-        moments = self.moments = stack.like() if "moments" in kept else None
-        squares = self.squares = stack.like() if "squares" in kept else None
-        self.step_t = torch.zeros((), dtype=torch.float32, device=stack.flat.device)  # Adam's count, as torch keeps it
-        self.groups = []
-        for (lr, wd), run in groupby(range(len(cells)), key=lambda i: (cells[i].lr, cells[i].wd)):
-            idx = list(run)
-            a, b = idx[0], idx[-1] + 1
-            self.groups.append(
-                _Group(
-                    lrs=lr_schedule(lr, c.epochs, c.t_max),
-                    wd=wd,
-                    params=stack.rows(a, b),
-                    grads=grads.rows(a, b),
-                    moments=moments.rows(a, b) if moments else [],
-                    squares=squares.rows(a, b) if squares else [],
-                )
-            )
-        self.steps = 0
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def sam_ascent(self, into: _Stack) -> None:
-        """SAM's first step: w + e(w) into `into`, e = rho * g / (||g|| + 1e-12) per cell (ASAM: w^2 g).
-
-        Writing the perturbed weights to a second stack leaves w in place: no copy out and back."""
-        params, grads, adaptive = self.stack.views, self.grads.views, self.cell.sam_adaptive
-        scaled = [p.abs() * g for p, g in zip(params, grads, strict=True)] if adaptive else grads
-        norms = torch.stack([torch.linalg.vector_norm(s, dim=(1, 2)) for s in scaled], dim=1)
-        scale = ((torch.linalg.vector_norm(norms, dim=1) + 1e-12).reciprocal() * self.rho).view(-1, 1, 1)
-        if adaptive:
-            e = torch._foreach_mul(params, params)
-            torch._foreach_mul_(e, grads)
-        else:
-            e = grads
-        for p, g, out in zip(params, e, into.views, strict=True):
-            torch.addcmul(p, g, scale, out=out)  # = p + g * scale, rounded like the reference's two ops
-
-    def step(self) -> None:
-        c = self.cell
-        beta1, beta2 = c.adam_betas
-        if c.optimizer == "adam":
-            self.step_t += 1
-        for g in self.groups:
-            lr = g.lrs[self.epoch]
-            if c.optimizer == "sgd":
-                if self.decoupled and g.wd:
-                    torch._foreach_mul_(g.params, 1 - lr * g.wd)  # SGDW, as the reference's step pre-hook
-                torch._fused_sgd_(
-                    g.params, g.grads, g.moments, weight_decay=0.0 if self.decoupled else g.wd, momentum=c.momentum,
-                    lr=lr, dampening=0.0, nesterov=False, maximize=False, is_first_step=self.steps == 0,
-                )  # fmt: skip
-            else:
-                adam = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
-                adam(
-                    g.params, g.grads, g.moments, g.squares, [], [self.step_t] * len(g.params), lr=lr,
-                    beta1=beta1, beta2=beta2, weight_decay=g.wd, eps=c.adam_eps, amsgrad=False, maximize=False,
-                )  # fmt: skip
-        self.steps += 1
-
-
 def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report, states, return_state) -> list[dict]:
     c, k = cells[0], len(cells)
     n, n_features = data.x_train.shape
-    stack = _Stack(k, layer_sizes(n_features, c.hidden), data.x_train.dtype, data.x_train.device)
+    stack = Stack(k, layer_sizes(n_features, c.hidden), data.x_train.dtype, data.x_train.device)
     stack.load_init([cell.seed for cell in cells])
     grads = stack.like()
-    opt = _Optimizer(cells, stack, grads)
+    opt = Optimizer(cells, stack, grads)
     perturbed = stack.like() if c.sam else None
-    net = _Net(stack)
+    net = Net(stack)
     dead = _Dead(stack)
     gens = [shuffle_generator(cell.seed) for cell in cells]
     limit = math.inf if max_steps is None else max_steps
@@ -296,18 +107,16 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
         # Generators stay on the CPU (as in the reference); only the index tensor moves.
         perm = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(data.x_train.device)
         opt.set_epoch(epoch)
-        for start in range(0, n, c.batch_size):
+        for idx in _batches(perm, c.batch_size):
             if opt.steps >= limit:
                 break
-            idx = perm[:, start : start + c.batch_size].reshape(-1)
-            xb = data.x_train.index_select(0, idx).view(k, -1, n_features)  # 4x faster than x_train[idx]
-            yb = data.y_train.index_select(0, idx).view(k, -1)
+            xb, yb = net.load_batch(data.x_train, data.y_train, idx)
             loss = net.loss_and_grad(stack.views, grads.views, xb, yb)
             if not math.isfinite(loss.sum().item()):  # one cheap test; an overflowing sum only costs a look
                 dead.add(~torch.isfinite(loss), opt.steps + 1)
             if c.sam:
                 opt.sam_ascent(perturbed)
-                net.loss_and_grad(perturbed.views, grads.views, xb, yb)
+                net.loss_and_grad(perturbed.views, grads.views, xb, yb, loss=False)
             opt.step()
             dead.restore()
         if curve_every and (epoch + 1) % curve_every == 0 and opt.steps == (epoch + 1) * spe:
@@ -325,10 +134,19 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
     return results
 
 
+def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """The epoch's batches: each the K cells' row indices one after the other, [K * rows], from the cells'
+    permutations `perm` [K, n]. One copy for the epoch, not one per step."""
+    k, n = perm.shape
+    whole = n - n % batch_size
+    batches = list(perm[:, :whole].view(k, -1, batch_size).transpose(0, 1).reshape(-1, k * batch_size))
+    return batches + ([perm[:, whole:].reshape(-1)] if whole < n else [])
+
+
 class _Dead:
     """Cells whose batch loss went non-finite: they keep the weights they had then (the others go on)."""
 
-    def __init__(self, stack: _Stack):
+    def __init__(self, stack: Stack):
         self.stack, self.k = stack, stack.k
         self.step: dict[int, int] = {}
         self.idx = None
@@ -352,19 +170,19 @@ class _Dead:
         return len(self.step) == self.k
 
 
-def _predictions(net: _Net, data: Split) -> tuple[torch.Tensor, torch.Tensor]:
+def _predictions(net: Net, data: Split) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         return net.predict(data.x_train), net.predict(data.x_test)
 
 
-def _add_curve_point(curves, net: _Net, data: Split, epoch) -> None:
+def _add_curve_point(curves, net: Net, data: Split, epoch) -> None:
     train, test = _predictions(net, data)
     for i, curve in enumerate(curves):
         mse = [prediction_metrics(train[i], data.y_train)[0], prediction_metrics(test[i], data.y_test)[0]]
         curve.append({"epoch": epoch, "train_mse": mse[0], "test_mse": mse[1]})
 
 
-def _results(cells, net: _Net, data: Split, steps: int, dead: _Dead, return_params: bool, curves) -> list[dict]:
+def _results(cells, net: Net, data: Split, steps: int, dead: _Dead, return_params: bool, curves) -> list[dict]:
     train, test = _predictions(net, data)
     results = []
     for i in range(len(cells)):

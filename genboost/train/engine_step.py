@@ -1,0 +1,140 @@
+"""The stacked engine's update: SAM's ascent, then torch's fused SGD / Adam / AdamW kernel, on a block of cells.
+
+The update computes what torch's fused kernels compute (`torch.optim`'s `fused=True`), after SAM's ascent
+with each cell's rho. Adam is torch's kernel itself, one call per group of cells that share lr and wd (it
+takes one lr and one wd a call). SGD is two or three elementwise ops over the whole block, each cell's lr
+and wd a per-row tensor: `addcmul` rounds once, like the kernel's fused multiply-adds, so the numbers are
+the kernel's bit for bit (tests/test_engine_pin.py) at a tenth of the calls. Every op acts on each cell's
+slice alone, so a cell's numbers do not depend on its block-mates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+import torch
+
+from genboost.train import checkpoint
+from genboost.train.engine_net import Stack
+from genboost.train.model import Cell, lr_schedule
+
+
+@dataclass
+class _Group:
+    """Cells a..b-1 of a block, sharing lr and wd: one fused-kernel call steps them all."""
+
+    lrs: tuple[float, ...]  # per epoch
+    wd: float
+    params: list[torch.Tensor]
+    grads: list[torch.Tensor]
+    moments: list[torch.Tensor]  # SGD's momentum buffer / Adam's exp_avg
+    squares: list[torch.Tensor]  # Adam's exp_avg_sq
+    counts: list[torch.Tensor]  # Adam's step count, once per tensor as the kernel reads it
+
+
+class Optimizer:
+    """torch's fused SGD / Adam / AdamW step (+ SGDW decay, + SAM ascent) on a block, group by group.
+
+    `stack`, `moments`, `squares` (None where the optimizer keeps none), `steps` and `step_t` are what
+    `checkpoint` saves and loads."""
+
+    def __init__(self, cells: Sequence[Cell], stack: Stack, grads: Stack):
+        c = self.cell = cells[0]
+        self.stack, self.grads = stack, grads
+        self.rho = torch.tensor([x.rho for x in cells], dtype=torch.float64).to(stack.flat)
+        self.decoupled = c.wd_mode == "decoupled"
+        kept = checkpoint.stacks(c)
+        moments = self.moments = stack.like() if "moments" in kept else None
+        squares = self.squares = stack.like() if "squares" in kept else None
+        self.step_t = torch.zeros((), dtype=torch.float32, device=stack.flat.device)  # Adam's count, as torch keeps it
+        self.groups = []
+        for (lr, wd), run in groupby(range(len(cells)), key=lambda i: (cells[i].lr, cells[i].wd)):
+            idx = list(run)
+            a, b = idx[0], idx[-1] + 1
+            params = stack.rows(a, b)
+            self.groups.append(
+                _Group(
+                    lrs=lr_schedule(lr, c.epochs, c.t_max),
+                    wd=wd,
+                    params=params,
+                    grads=grads.rows(a, b),
+                    moments=moments.rows(a, b) if moments else [],
+                    squares=squares.rows(a, b) if squares else [],
+                    counts=[self.step_t] * len(params),
+                )
+            )
+        self._update = {"sgd": self._sgd, "adam": self._adam}[c.optimizer]
+        # SGD: each cell's -lr (set each epoch) on every element of its rows; its wd / lr-scaled decay on the
+        # rows of the cells with wd, in runs of adjacent cells (the kernel leaves a cell without wd alone).
+        self._lrs = [lr_schedule(x.lr, c.epochs, c.t_max) for x in cells]
+        self._minus_lr = stack.like() if c.optimizer == "sgd" else None
+        self._decayed = [
+            (idx[0], idx[-1] + 1)
+            for has_wd, run in groupby(range(len(cells)), key=lambda i: cells[i].wd != 0)
+            if has_wd and (idx := list(run))
+        ]
+        self._wds = torch.tensor([x.wd for x in cells], dtype=torch.float64)
+        self._wd_rows: list[tuple[torch.Tensor, list, list]] = []
+        self.steps = 0
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self._minus_lr is not None:
+            lrs = torch.tensor([lrs[epoch] for lrs in self._lrs], dtype=torch.float64)
+            # the kernel's casts: lr and wd (or SGDW's 1 - lr * wd, in double) to the weights' dtype
+            factor = 1 - lrs * self._wds if self.decoupled else self._wds
+            factor = factor.to(self.stack.flat).view(-1, 1)
+            for block in self._minus_lr.blocks:
+                block.copy_((-lrs).to(block).view(-1, 1).expand_as(block))
+            self._wd_rows = [(factor[a:b], self.stack.rows(a, b), self.grads.rows(a, b)) for a, b in self._decayed]
+
+    def sam_ascent(self, into: Stack) -> None:
+        """SAM's first step: w + e(w) into `into`, e = rho * g / (||g|| + 1e-12) per cell (ASAM: w^2 g).
+
+        Writing the perturbed weights to a second stack leaves w in place: no copy out and back."""
+        params, grads, adaptive = self.stack.views, self.grads.views, self.cell.sam_adaptive
+        scaled = [p.abs() * g for p, g in zip(params, grads, strict=True)] if adaptive else grads
+        norms = torch.stack([torch.linalg.vector_norm(s, dim=(1, 2)) for s in scaled], dim=1)
+        scale = ((torch.linalg.vector_norm(norms, dim=1) + 1e-12).reciprocal() * self.rho).view(-1, 1, 1)
+        if adaptive:
+            e = torch._foreach_mul(params, params)
+            torch._foreach_mul_(e, grads)
+        else:
+            e = grads
+        for p, g, out in zip(params, e, into.views, strict=True):
+            torch.addcmul(p, g, scale, out=out)  # = p + g * scale, rounded like the reference's two ops
+
+    def step(self) -> None:
+        self._update()
+        self.steps += 1
+
+    def _sgd(self) -> None:
+        c, grads, params = self.cell, self.grads.flat, self.stack.flat
+        for factor, p_rows, g_rows in self._wd_rows:
+            for p, g in zip(p_rows, g_rows, strict=True):
+                if self.decoupled:
+                    p.mul_(factor)  # SGDW, as the reference's step pre-hook
+                else:
+                    torch.addcmul(g, p, factor, out=g)  # g + wd * p
+        if c.momentum:
+            moments = self.moments.flat
+            if self.steps == 0:
+                moments.copy_(grads)
+            else:
+                moments.mul_(c.momentum).add_(grads)
+            grads = moments
+        params.addcmul_(grads, self._minus_lr.flat)
+
+    def _adam(self) -> None:
+        c = self.cell
+        beta1, beta2 = c.adam_betas
+        adam = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
+        self.step_t += 1
+        for g in self.groups:
+            adam(
+                g.params, g.grads, g.moments, g.squares, [], g.counts, lr=g.lrs[self.epoch],
+                beta1=beta1, beta2=beta2, weight_decay=g.wd, eps=c.adam_eps, amsgrad=False, maximize=False,
+            )  # fmt: skip
