@@ -17,6 +17,7 @@ from pathlib import Path
 from genboost.config import settings
 from genboost.config import sweep as sweeping
 from genboost.config.cell import AXES, DEFAULTS, SETTINGS, Cell
+from genboost.config.datasets import check_dataset, dataset_settings
 
 # Defined beside the sweep's checks and formats, and part of this module's API.
 from genboost.config.sweep import ConfigError as ConfigError
@@ -31,7 +32,6 @@ JOB_KEYS = ("device", "threads", "pack", "curve_every")
 # Every `train` key, all of which an experiment may override: the Cell's settings but `hidden` (from
 # `model.hidden`), plus `sam_epochs` (a SAM cell's `epochs`) and the job keys.
 TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_KEYS)
-DEFAULT_DATASET = "obesity"  # an experiment's dataset when it names none (the schema's default too)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class Study:
         hidden = tuple(config["model"]["hidden"])
         datasets = config["datasets"]
         for name, entry in datasets.items():
-            _check_dataset(name, entry)
+            check_dataset(name, entry)
         experiments = tuple(
             _experiment(name, spec, train, hidden, config["preprocess"], datasets)
             for name, spec in config["experiments"].items()
@@ -223,52 +223,6 @@ def _like(default, value):
     return float(value) if isinstance(default, float) else value
 
 
-def _check_dataset(name: str, entry: dict) -> None:
-    """What the schema cannot say about a `datasets` entry: how its columns' roles fit together."""
-    key = f"config key datasets.{name}"
-    label, categorical, drop = entry["label"]["column"], entry.get("categorical") or {}, entry.get("drop") or []
-    if label in categorical or label in drop:
-        raise ConfigError(f"{key}: the label column {label!r} is also listed in categorical or drop")
-    both = sorted(set(categorical) & set(drop))
-    if both:
-        raise ConfigError(f"{key}: {both} listed in both categorical and drop")
-    columns = entry.get("columns")
-    absent = [c for c in (label, *categorical, *drop) if columns is not None and c not in columns]
-    if absent:
-        raise ConfigError(f"{key}.columns: {absent} named in the entry but not in columns {columns}")
-    lists = {
-        "label.order": entry["label"].get("order") or [],
-        **{f"categorical.{c}": v for c, v in categorical.items()},
-    }
-    for where, values in lists.items():
-        texts = [str(v) for v in values]  # the CSV's values are text: 1 and "1" are one category
-        if len(set(texts)) < len(texts):
-            raise ConfigError(f"{key}.{where}: {values} lists a value twice")
-
-
-def _dataset_settings(experiment: str, spec: dict, datasets: dict) -> dict:
-    """The experiment's dataset entry as preprocessing reads it: its name, not where the file comes from (url,
-    member, local_copy), which cannot change what it holds (its sha256 says that)."""
-    name = spec.get("dataset", DEFAULT_DATASET)
-    if name not in datasets:
-        raise ConfigError(
-            f"config key experiments.{experiment}.dataset: no dataset {name!r} in config key datasets "
-            f"(it has {sorted(datasets)})"
-        )
-    entry = datasets[name]
-    order = entry["label"].get("order")
-    return {  # canonical, defaults filled in and values as text, so that equal entries give one data folder
-        "name": name,
-        "sha256": entry["sha256"],
-        "sep": entry.get("sep", ","),
-        "quote": entry.get("quote", '"'),
-        "columns": entry.get("columns"),
-        "label": {"column": entry["label"]["column"], "order": [str(v) for v in order] if order else None},
-        "categorical": {c: [str(v) for v in vs] for c, vs in (entry.get("categorical") or {}).items()},
-        "drop": list(entry.get("drop") or []),
-    }
-
-
 def _experiment(
     name: str, spec: dict, base_train: dict, hidden: tuple[int, ...], base_preprocess: dict, datasets: dict
 ) -> Experiment:
@@ -282,7 +236,7 @@ def _experiment(
         preprocess={
             **base_preprocess,
             **spec.get("preprocess", {}),
-            "dataset": _dataset_settings(name, spec, datasets),
+            "dataset": dataset_settings(name, spec, datasets),
         },
         reference_experiment=spec.get("reference_experiment", name),
         continues=spec.get("continues", ""),
