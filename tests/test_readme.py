@@ -1,4 +1,5 @@
-"""Every `snakemake` command the README (and slurm/README.md) shows plans (a dry run) on the real config."""
+"""Every `snakemake` command the README (and slurm/README.md, docs/README.md) shows plans (a dry run) on the real
+config."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from workflow_helpers import REPO_ROOT, snakemake
 
-README = "\n".join((REPO_ROOT / name).read_text() for name in ("README.md", "slurm/README.md"))
+README = "\n".join((REPO_ROOT / name).read_text() for name in ("README.md", "slurm/README.md", "docs/README.md"))
 
 
 def readme_commands() -> list[str]:
