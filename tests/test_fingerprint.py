@@ -125,14 +125,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "genboost"
 MODULES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
 
 
-def importing_rules(module: str, root: Path = PACKAGE.parent) -> set[str]:
-    """The rules whose scripts import genboost/<module>, directly or through other modules."""
+def importing_rules(root: Path = PACKAGE.parent) -> dict[str, set[str]]:
+    """module -> the rules whose scripts import genboost/<module>, directly or through other modules."""
     package = root / "genboost"
-    return {
-        rule
+    imports = {
+        rule: set(imported_modules(root / f"workflow/scripts/{script}.py", package))
         for script, rule in RULE_OF_SCRIPT.items()
-        if package / module in imported_modules(root / f"workflow/scripts/{script}.py", package)
     }
+    return {module: {rule for rule, files in imports.items() if package / module in files} for module in MODULES}
 
 
 def one_module_per_importing_rules() -> list[str]:
@@ -140,8 +140,8 @@ def one_module_per_importing_rules() -> list[str]:
     fingerprints of exactly the scripts that import the module (test_fingerprint_follows_imported_code_only): so
     modules imported by the same rules plan alike, and one edit per such group stands for every module."""
     groups: dict[frozenset[str], str] = {}
-    for module in MODULES:
-        groups.setdefault(frozenset(importing_rules(module)), module)
+    for module, rules in importing_rules().items():
+        groups.setdefault(frozenset(rules), module)
     return sorted(groups.values())
 
 
@@ -220,7 +220,7 @@ def test_editing_the_figures_plans_only_the_figures(plan_after_editing):
 @pytest.mark.slow
 @pytest.mark.parametrize("module", one_module_per_importing_rules())
 def test_editing_a_module_plans_exactly_the_rules_whose_scripts_import_it(study, plan_after_editing, module):
-    assert plan_after_editing(module) == with_downstream(importing_rules(module, study))
+    assert plan_after_editing(module) == with_downstream(importing_rules(study)[module])
 
 
 @pytest.mark.slow
