@@ -1,4 +1,7 @@
-"""The real Snakefile end to end on a tiny study: outputs, incremental reruns, cell reuse."""
+"""The real Snakefile end to end on a tiny study: outputs, incremental reruns, cell reuse.
+
+The module's runs (`tiny_run`, `unpacked_run`) are shared and read-only: a test that edits a config, the code or
+the results does so in its own copy (`copy_run`), so the tests pass in any order."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import scipy.stats
-from workflow_helpers import make_workdir, planned, read_config, snakemake, write_config
+from workflow_helpers import copy_run, make_workdir, planned, read_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -94,30 +97,30 @@ def test_flatness_curves_and_statistics_are_recorded(tiny_run):
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
-def test_html_report_holds_tables_figures_and_summary(tiny_run):
-    snakemake(tiny_run, "--report", "report.html")
-    html = (tiny_run / "report.html").read_text()
+def test_html_report_holds_tables_figures_and_summary(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "run")
+    snakemake(run, "--report", "report.html")
+    html = (run / "report.html").read_text()
     for name in ("heatmap.png", "lr_curves.png", "learning_curves.png", "summary.md", "optimizer=adam_rho=0.05.csv"):
         assert name in html, name
 
 
-def test_rerun_plans_nothing(tiny_run):
+def test_rerun_plans_nothing(tiny_run, tmp_path):
+    """Nor does a copy (`copy_run`), which the tests that change a run start from."""
     assert planned(tiny_run) == {}
+    assert planned(copy_run(tiny_run, tmp_path / "run")) == {}
 
 
 def test_rerun_reuses_stored_cells(tiny_run, tmp_path):
-    """Deleting results (but not the store) and adding an lr retrains only the new cells."""
-    config = read_config(tiny_run)
+    """Adding an lr retrains only the new cells: the packed jobs take their other cells from the store."""
+    run = copy_run(tiny_run, tmp_path / "run")
+    config = read_config(run)
     config["experiments"]["main"]["lrs"].append(3e-3)
-    write_config(tiny_run, config)
-    try:
-        snakemake(tiny_run)
-        logs = "\n".join(p.read_text() for p in (tiny_run / "results/logs/main/train").rglob("*.log"))
-        # four jobs (optimizer x rho), each with 2 wd x 2 seeds new cells and 8 stored ones
-        assert logs.count("trained 4, reused 8") == 4, logs
-    finally:
-        config["experiments"]["main"]["lrs"].pop()
-        write_config(tiny_run, config)
+    write_config(run, config)
+    snakemake(run, "results/main/cells.csv")  # the train jobs and their table, not the figures and summary
+    logs = "\n".join(p.read_text() for p in (run / "results/logs/main/train").rglob("*.log"))
+    # four jobs (optimizer x rho), each with 2 wd x 2 seeds new cells and 8 stored ones
+    assert logs.count("trained 4, reused 8") == 4, logs
 
 
 @pytest.fixture(scope="module")
@@ -139,31 +142,29 @@ def train_outputs(jobs: dict) -> list[str]:
     return sorted(o for rule, outs in jobs.items() if rule.startswith("train_") for o in outs)
 
 
-def changed_plan(workdir: Path, edit) -> dict:
+def changed_plan(run: Path, copy: Path, edit) -> dict:
+    """What a dry run plans in a copy of `run` whose config `edit` changed."""
+    workdir = copy_run(run, copy)
     config = read_config(workdir)
-    original = json.dumps(config)
     edit(config)
     write_config(workdir, config)
-    try:
-        return planned(workdir)
-    finally:
-        write_config(workdir, json.loads(original))
+    return planned(workdir)
 
 
-def test_adding_an_lr_plans_only_the_new_cells(unpacked_run):
-    jobs = changed_plan(unpacked_run, lambda c: c["experiments"]["main"]["lrs"].append("3e-5"))
+def test_adding_an_lr_plans_only_the_new_cells(unpacked_run, tmp_path):
+    jobs = changed_plan(unpacked_run, tmp_path / "run", lambda c: c["experiments"]["main"]["lrs"].append("3e-5"))
     assert train_outputs(jobs) == sorted(
         f"results/main/runs/optimizer=sgd/lr=3e-05/wd=0/rho={rho}/seed=0/metrics.json" for rho in ("0", "0.05")
     )
     assert set(jobs) == {"train_main", "aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
 
 
-def test_same_number_written_differently_plans_nothing(unpacked_run):
-    assert changed_plan(unpacked_run, lambda c: c["experiments"]["main"].update(lrs=["0.020"])) == {}
+def test_same_number_written_differently_plans_nothing(unpacked_run, tmp_path):
+    assert changed_plan(unpacked_run, tmp_path / "run", lambda c: c["experiments"]["main"].update(lrs=["0.020"])) == {}
 
 
-def test_changing_sam_epochs_plans_only_sam_cells(unpacked_run):
-    jobs = changed_plan(unpacked_run, lambda c: c["train"].update(sam_epochs=3))
+def test_changing_sam_epochs_plans_only_sam_cells(unpacked_run, tmp_path):
+    jobs = changed_plan(unpacked_run, tmp_path / "run", lambda c: c["train"].update(sam_epochs=3))
     assert train_outputs(jobs) == ["results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0.05/seed=0/metrics.json"]
 
 
@@ -181,30 +182,22 @@ def test_a_cell_alone_equals_the_cell_in_a_pack(unpacked_run, tiny_run):
         assert json.loads((unpacked_run / measures).read_text()) == json.loads((tiny_run / measures).read_text())
 
 
-def edit_file(path: Path):
-    original = path.read_text()
-    path.write_text(original + "\n# an edit\n")
-    return original
+def plan_after_editing(run: Path, copy: Path, module: str) -> dict:
+    """What a dry run plans in a copy of `run` after a comment is appended to genboost/<module>."""
+    workdir = copy_run(run, copy)
+    path = workdir / "genboost" / module
+    path.write_text(path.read_text() + "\n# an edit\n")
+    return planned(workdir)
 
 
-@pytest.mark.parametrize("module", ["engine.py", "model.py", "sharpness.py", "data.py"])
-def test_editing_training_code_plans_every_train_job(unpacked_run, module):
-    path = unpacked_run / "genboost" / module
-    original = edit_file(path)
-    try:
-        assert len(train_outputs(planned(unpacked_run))) == 2
-    finally:
-        path.write_text(original)
+@pytest.mark.parametrize("module", ["train/engine.py", "train/model.py", "measures/sharpness.py", "data/tensors.py"])
+def test_editing_training_code_plans_every_train_job(unpacked_run, tmp_path, module):
+    assert len(train_outputs(plan_after_editing(unpacked_run, tmp_path / "run", module))) == 2
 
 
-def test_editing_table_code_plans_no_training(unpacked_run):
-    path = unpacked_run / "genboost" / "tables.py"
-    original = edit_file(path)
-    try:
-        jobs = planned(unpacked_run)
-        assert train_outputs(jobs) == [] and "aggregate_main" in jobs
-    finally:
-        path.write_text(original)
+def test_editing_table_code_plans_no_training(unpacked_run, tmp_path):
+    jobs = plan_after_editing(unpacked_run, tmp_path / "run", "analysis/tables.py")
+    assert train_outputs(jobs) == [] and "aggregate_main" in jobs
 
 
 def test_invalid_config_fails_before_any_job(tmp_path, obesity_csv):
@@ -219,9 +212,10 @@ def variant(config, name: str, **overrides) -> None:
     config["experiments"][name] = {**config["experiments"]["main"], "reference_experiment": "main", **overrides}
 
 
-def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run):
-    snakemake(tiny_run)  # up to date again after the tests that changed the config and put it back
-    jobs = changed_plan(tiny_run, lambda c: variant(c, "standardized", preprocess={"scale": "standard"}))
+def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run, tmp_path):
+    jobs = changed_plan(
+        tiny_run, tmp_path / "run", lambda c: variant(c, "standardized", preprocess={"scale": "standard"})
+    )
     assert set(jobs) - {"all"} == {
         "preprocess",
         "train_standardized",
@@ -235,42 +229,39 @@ def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run):
     assert len(train_outputs(jobs)) == 32
 
 
-def test_an_sgd_momentum_variant_trains_only_its_sgd_cells(tiny_run):
+def test_an_sgd_momentum_variant_trains_only_its_sgd_cells(tiny_run, tmp_path):
     """Adam does not read SGD's momentum: the variant's Adam cells come from the store, trained by main."""
-    config = read_config(tiny_run)
-    original = json.dumps(config)
+    run = copy_run(tiny_run, tmp_path / "run")
+    config = read_config(run)
     variant(config, "sgd_momentum", momentum=0.5)
-    write_config(tiny_run, config)
-    try:
-        snakemake(tiny_run, "results/sgd_momentum/cells.csv")
-        logs = {str(p): p.read_text() for p in (tiny_run / "results/logs/sgd_momentum/train").rglob("*.log")}
-        assert len(logs) == 4
-        for path, text in logs.items():
-            expected = "trained 8, reused 0" if "optimizer=sgd" in path else "trained 0, reused 8"
-            assert expected in text, (path, text)
-        cells = pd.read_csv(tiny_run / "results/sgd_momentum/cells.csv")
-        assert set(cells["optimizer"]) == {"sgd", "adam"}
-    finally:
-        write_config(tiny_run, json.loads(original))
+    write_config(run, config)
+    snakemake(run, "results/sgd_momentum/cells.csv")
+    logs = {str(p): p.read_text() for p in (run / "results/logs/sgd_momentum/train").rglob("*.log")}
+    assert len(logs) == 4
+    for path, text in logs.items():
+        expected = "trained 8, reused 0" if "optimizer=sgd" in path else "trained 0, reused 8"
+        assert expected in text, (path, text)
+    cells = pd.read_csv(run / "results/sgd_momentum/cells.csv")
+    assert set(cells["optimizer"]) == {"sgd", "adam"}
 
 
-def test_a_deleted_model_comes_back_when_named(tiny_run):
+def test_a_deleted_model_comes_back_when_named(tiny_run, tmp_path):
     """The README's recipe: name a model's metrics.json to rebuild it (from the store); delete its store entry
     as well to train it again."""
-    snakemake(tiny_run)  # up to date again after the tests that changed the config and put it back
-    path = tiny_run / "results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=1/metrics.json"
+    run = copy_run(tiny_run, tmp_path / "run")
+    path = run / "results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=1/metrics.json"
     original = json.loads(path.read_text())
     path.unlink()
-    assert planned(tiny_run) == {}  # Snakemake sees the tables up to date: the file must be asked for
-    snakemake(tiny_run, str(path.relative_to(tiny_run)))
+    assert planned(run) == {}  # Snakemake sees the tables up to date: the file must be asked for
+    snakemake(run, str(path.relative_to(run)))
     assert json.loads(path.read_text()) == original
     key = original["store_key"]
-    (tiny_run / "results/store" / key[:2] / f"{key}.json").unlink()
+    (run / "results/store" / key[:2] / f"{key}.json").unlink()
     path.unlink()
-    snakemake(tiny_run, str(path.relative_to(tiny_run)))
+    snakemake(run, str(path.relative_to(run)))
     retrained = json.loads(path.read_text())
     assert {k: retrained[k] for k in NUMBERS} == {k: original[k] for k in NUMBERS}
-    log = (tiny_run / "results/logs/main/train/optimizer=sgd/rho=0.log").read_text()
+    log = (run / "results/logs/main/train/optimizer=sgd/rho=0.log").read_text()
     assert "trained 1, reused 7" in log
 
 
@@ -298,19 +289,14 @@ def diverging_study(config, results: str = "results") -> None:
 
 
 def test_a_study_where_every_model_diverges_writes_its_summary_and_figures(tmp_path, obesity_csv):
-    workdir = make_workdir(tmp_path, obesity_csv, diverging_study)
+    """Also in a results folder written with a leading ./ and a trailing / (tests/test_grid.py has each form)."""
+    workdir = make_workdir(tmp_path, obesity_csv, lambda c: diverging_study(c, "./out/"))
     snakemake(workdir)
-    cells = pd.read_csv(workdir / "results/main/cells.csv")
+    cells = pd.read_csv(workdir / "out/main/cells.csv")
     assert cells["diverged"].all()
-    assert "Every model diverged" in (workdir / "results/summary.md").read_text()
-    assert (workdir / "results/main/figures/heatmap.png").stat().st_size > 0
-
-
-@pytest.mark.parametrize("results", ["./out", "out/"])
-def test_results_written_as_a_path_with_dots_or_slashes_works(tmp_path, obesity_csv, results):
-    workdir = make_workdir(tmp_path, obesity_csv, lambda c: diverging_study(c, results))
-    snakemake(workdir)
-    assert (workdir / "out/summary.md").is_file() and len(list((workdir / "out/main/runs").rglob("metrics.json"))) == 2
+    assert "Every model diverged" in (workdir / "out/summary.md").read_text()
+    assert (workdir / "out/main/figures/heatmap.png").stat().st_size > 0
+    assert len(list((workdir / "out/main/runs").rglob("metrics.json"))) == 2 and not (workdir / "results").exists()
 
 
 def test_a_raw_csv_put_by_hand_with_other_content_is_refused(tmp_path, obesity_csv):

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from workflow_helpers import make_workdir, planned, read_config, snakemake, write_config
+from workflow_helpers import copy_run, make_workdir, planned, read_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -60,16 +60,13 @@ def test_cells_tables_and_summary_name_batch_size_as_an_axis(swept_run):
     assert not (swept_run / "results/main/vs_talk.md").exists() and "The talk's conclusions" not in summary
 
 
-def test_a_new_batch_size_plans_only_its_models(swept_run):
+def test_a_new_batch_size_plans_only_its_models(swept_run, tmp_path):
     assert planned(swept_run) == {}
-    config = read_config(swept_run)
-    original = json.dumps(config)
+    run = copy_run(swept_run, tmp_path / "run")  # the shared run stays as it is
+    config = read_config(run)
     config["experiments"]["main"]["sweep"]["batch_size"] = [16, 32, 64]
-    write_config(swept_run, config)
-    try:
-        jobs = planned(swept_run)
-    finally:
-        write_config(swept_run, json.loads(original))
+    write_config(run, config)
+    jobs = planned(run)
     trained = sorted(o for rule, outs in jobs.items() if rule.startswith("train_") for o in outs)
     assert trained == [f"{RUNS}/batch_size=32/seed={s}/metrics.json" for s in (0, 1)]
     assert set(jobs) == {"train_main", "aggregate_main", "figures_main", "summary", "all"}

@@ -40,6 +40,14 @@ def set_local_copies(config: dict, obesity_csv: Path) -> None:
         entry["local_copy"] = str(file)
 
 
+def copy_run(src: Path, dst: Path) -> Path:
+    """A copy of a finished workdir that Snakemake sees as finished too: results/ and .snakemake/ come along, and
+    every file and folder keeps its mtime (shutil.copy2), so nothing is planned again. Tests that change a run
+    change their own copy and leave the shared run read-only."""
+    shutil.copytree(src, dst, symlinks=True, copy_function=shutil.copy2)
+    return dst
+
+
 def checked_config(config: dict) -> dict:
     """A config as the Snakefile sees it (YAML scalars read, validated, defaults filled)."""
     from genboost.config import settings
