@@ -1,0 +1,79 @@
+# One experiment's cells.csv, tables and figures.
+
+
+for exp in STUDY.experiments:
+
+    rule:
+        name:
+            f"aggregate_{exp.name}"
+        input:
+            **wiring.cell_files(exp, R, STUDY.analysis),
+        output:
+            cells=report(
+                f"{R}/{exp.name}/cells.csv",
+                caption="../report/cells.rst",
+                category="Cells",
+                subcategory=exp.name,
+            ),
+            tables=[
+                (
+                    report(
+                        t,
+                        caption="../report/table.rst",
+                        category="Tables",
+                        subcategory=exp.name,
+                    )
+                    if t.endswith(".csv")
+                    else t
+                )
+                for t in wiring.table_paths(R, exp)
+            ],
+        log:
+            f"{R}/logs/{exp.name}/aggregate.log",
+        conda:
+            "../../envs/genboost.yaml"
+        resources:
+            runtime=10,
+            mem_mb=1000,
+        params:
+            experiment=exp.name,
+            sweep=list(exp.sweep),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/aggregate.py"),
+        script:
+            "../scripts/aggregate.py"
+
+
+for exp in STUDY.experiments:
+
+    rule:
+        name:
+            f"figures_{exp.name}"
+        input:
+            **wiring.cell_files(exp, R, STUDY.analysis),
+        output:
+            **{
+                k: (
+                    report(
+                        v,
+                        caption="../report/figure.rst",
+                        category="Figures",
+                        subcategory=exp.name,
+                    )
+                    if v.endswith(".png")
+                    else v
+                )
+                for k, v in wiring.figure_paths(R, exp, STUDY.analysis).items()
+            },
+        log:
+            f"{R}/logs/{exp.name}/figures.log",
+        conda:
+            "../../envs/genboost.yaml"
+        resources:
+            runtime=10,
+            mem_mb=1000,
+        params:
+            experiment=exp.name,
+            sweep=list(exp.sweep),
+            code=fingerprint.rule_code(workflow, "workflow/scripts/figures.py"),
+        script:
+            "../scripts/figures.py"
