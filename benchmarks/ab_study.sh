@@ -19,9 +19,12 @@ declare -A walls=([before]="" [after]="")
 for i in $(seq "$runs"); do
     for side in before after; do
         rm -rf "$tmp/$side/results" "$tmp/$side/.snakemake" "$tmp/$side/resources"
+        # the data's local copy: a `datasets:` entry since the dataset became config, `data:` before
+        if grep -q '^datasets:' "$tmp/$side/config.yaml"; then data="datasets={obesity: {local_copy: $csv}}"; else
+            data="data={local_copy: $csv}"; fi
         start=$(date +%s.%N)
         (cd "$tmp/$side" && PYTHONPATH="$tmp/$side" python -m snakemake --cores 2 --quiet \
-            --config data="{local_copy: $csv}" >"$tmp/$side.log" 2>&1)
+            --config "$data" >"$tmp/$side.log" 2>&1)
         wall=$(echo "$(date +%s.%N) - $start" | bc)
         walls[$side]+="$wall "
         printf '%s run %d: %.1f s\n' "$side ($([ $side = before ] && echo "$rev" || echo working tree))" "$i" "$wall"
