@@ -199,3 +199,11 @@ def test_an_unknown_norm_is_refused_by_the_schema(repo_root):
     config["model"]["norm"] = "batch"
     with pytest.raises(Exception, match="batch"):
         checked_config(config)
+
+
+def test_an_unknown_norm_is_refused_by_both_trainers(split):
+    bad = cell("sgd", norm="batch")
+    with pytest.raises(ValueError, match=r"cells\[0\]\.norm must be one of"):
+        train_cells([bad], split, max_steps=1)
+    with pytest.raises(ValueError, match="cell.norm must be one of"):
+        train_cell(bad, split, max_steps=1)

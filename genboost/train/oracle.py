@@ -24,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from genboost.config.cell import NORMS
 from genboost.train.model import (
     NORM_EPS,
     Cell,
@@ -82,6 +83,8 @@ def build_optimizer(cell: Cell, params) -> tuple[torch.optim.Optimizer, torch.op
     if cell.wd_mode not in ("coupled", "decoupled"):
         raise ValueError(f"cell.wd_mode must be 'coupled' or 'decoupled', got {cell.wd_mode!r}")
     decoupled = cell.wd_mode == "decoupled"
+    if cell.norm not in NORMS:
+        raise ValueError(f"cell.norm must be one of {list(NORMS)}, got {cell.norm!r}")
     if cell.optimizer not in TORCH_OPTIMIZERS:
         raise ValueError(f"cell.optimizer must be one of {list(TORCH_OPTIMIZERS)}, got {cell.optimizer!r}")
     cls, kwargs = TORCH_OPTIMIZERS[cell.optimizer](cell, decoupled)
