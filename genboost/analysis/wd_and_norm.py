@@ -12,7 +12,9 @@ optimizer: (1) the paired comparisons of each wd against wd=0 on test MSE (`genb
 paired by lr, rho and seed); (2) the same pairs' log ratio of each hidden layer's final effective lr
 (`eff_lr_l<l>` of cells.csv, recorded while training), tested with `stats.paired_tests`; (3) the lr of the lowest
 mean test MSE at each wd against that at wd=0. An effect counts when both the t-test and the Wilcoxon test reject
-at alpha. Verdicts are worded from the signs and p-values, never typed in.
+at alpha. Verdicts are worded from the signs and p-values, never typed in. (Adam's step does not scale with the
+gradient, so its direction moves by about lr / ||W|| rather than lr / ||W||^2; at a fixed lr both fall as ||W||
+grows, so the paired verdict, raised or lowered, is the same for either.)
 """
 
 from __future__ import annotations
