@@ -100,6 +100,7 @@ def test_train_keys_are_the_cell_settings_and_the_schema_lists_them(repo_root):
     assert set(grid.TRAIN_KEYS) - {"sam_epochs", *grid.JOB_KEYS} == set(Cell.__dataclass_fields__) - {
         *grid.AXES,
         "hidden",
+        "norm",  # model.hidden and model.norm
     }
 
 

@@ -77,7 +77,7 @@ def test_cell_defaults_are_config_yamls_and_the_schemas(repo_root, schema):
     schema has one: the keys it requires have none). Only `pack` differs: config.yaml packs lr, wd and seed, a
     config that leaves it out trains one job per cell."""
     config = yaml.safe_load((repo_root / "config.yaml").read_text())
-    given = {**config["train"], "hidden": config["model"]["hidden"]}
+    given = {**config["train"], "hidden": config["model"]["hidden"], "norm": config["model"]["norm"]}
     for f in fields(Cell):
         if f.name in AXES or f.name == "epochs":
             continue

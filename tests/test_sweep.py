@@ -166,7 +166,7 @@ def test_the_schema_lists_every_sweepable_setting_and_pack_takes_them(repo_root)
     schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
     assert set(schema["$defs"]["sweep"]["properties"]) == set(sweep.SWEEPABLE)
     assert schema["$defs"]["train"]["properties"]["pack"]["items"]["enum"] == [*AXES, *sweep.SWEEPABLE]
-    assert set(sweep.SWEEPABLE) - {"hidden"} <= set(grid.TRAIN_KEYS)
+    assert set(sweep.SWEEPABLE) - {"hidden", "norm"} <= set(grid.TRAIN_KEYS)  # those two: config key model
 
 
 @pytest.mark.parametrize(
@@ -178,6 +178,7 @@ def test_the_schema_lists_every_sweepable_setting_and_pack_takes_them(repo_root)
         ("adam_betas", [(0.9, 0.999)], ["0.9x0.999"], ["0.9,0.999"]),
         ("sam_adaptive", [True, False], ["true", "false"], ["True", "1"]),
         ("wd_mode", ["coupled"], ["coupled"], ["Coupled"]),
+        ("norm", ["none", "layer"], ["none", "layer"], ["Layer", "layer norm"]),
     ],
 )
 def test_levels_are_written_canonically_and_the_wildcards_match_them(key, values, text, bad):

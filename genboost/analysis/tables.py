@@ -61,6 +61,7 @@ def cells_frame(experiment: str, records: list[dict], sweep=()) -> pd.DataFrame:
         row.update(wd_mode=cfg.get("wd_mode"), shuffle_labels=bool(cfg.get("shuffle_labels")))
         row.update({k: record.get(k) for k in CELL_COLUMNS if k not in row})
         row.update(record.get("flatness") or {})
+        row.update(record.get("layers") or {})  # each hidden layer's weight norm and effective lr, from training
         rows.append(row)
     flatness = sorted({k for r in rows for k in r} - {*CELL_COLUMNS, *swept})
     columns = CELL_COLUMNS[: CELL_COLUMNS.index("seed") + 1] + swept + CELL_COLUMNS[CELL_COLUMNS.index("seed") + 1 :]

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from tabulate import tabulate
 
-from genboost.analysis import granulated, implicit_bias, stats_report
+from genboost.analysis import granulated, implicit_bias, stats_report, wd_and_norm
 from genboost.analysis.best import best
 from genboost.analysis.formats import number, sam_label
 from genboost.analysis.stats import config_columns, sweep_axes
@@ -208,6 +208,7 @@ def summarize(cells: pd.DataFrame, experiments: list[str], setups: dict[str, str
             lines += versus_section(name, per_exp[name], base_name, per_exp[base_name])
     for name in experiments:  # [] for an experiment that does not sweep batch_size
         lines += implicit_bias.section(name, cells[cells["experiment"] == name])
+        lines += wd_and_norm.section(name, cells[cells["experiment"] == name])  # [] unless it sweeps norm
     measures = measure_columns(cells)
     real = cells[~shuffled_labels(cells)]
     lines += ["", stats_report.stats_markdown(real, measures=measures)]

@@ -15,8 +15,10 @@ AXES = ("optimizer", "lr", "wd", "rho", "seed")
 # The coordinates the engine gives each cell of a block its own (a block shares all the others).
 PER_CELL = ("lr", "wd", "rho", "seed")
 # Settings that come from elsewhere than the config's `train` section: `epochs` is `train.epochs` or
-# `train.sam_epochs` by rho, `hidden` is `model.hidden`.
-DERIVED = ("epochs", "hidden")
+# `train.sam_epochs` by rho, `hidden` is `model.hidden`, `norm` is `model.norm`.
+DERIVED = ("epochs", "hidden", "norm")
+# What `model.norm` may be: none, or a LayerNorm (with its affine gain and bias) after each hidden linear layer.
+NORMS = ("none", "layer")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Cell:
     wd_mode: str = "coupled"  # "coupled" (L2 / Adam) | "decoupled" (AdamW / SGDW)
     sam_adaptive: bool = False  # SAM only
     hidden: tuple[int, ...] = (64, 64)
+    norm: str = "none"  # one of NORMS
+    wd_norm_params: bool = True  # norm only: whether weight decay also acts on the norm's gain and bias
     dtype: str = "float32"
     flush_denormal: bool = True
     shuffle_labels: bool = False  # a random-label control: train on permuted training labels
@@ -49,12 +53,20 @@ class Cell:
     def sam(self) -> bool:
         return self.rho > 0
 
+    @property
+    def normed(self) -> bool:
+        """Whether a LayerNorm follows each hidden linear layer."""
+        return self.norm != "none"
+
     def without_unused_settings(self) -> Cell:
         """This cell with the settings its optimizer and SAM do not read at their defaults, so that changing
-        (say) SGD's momentum leaves every Adam cell, its store entry and its job as they were."""
+        (say) SGD's momentum leaves every Adam cell, its store entry and its job as they were (and
+        `wd_norm_params` leaves every cell without a norm as it was)."""
         unused = {name: DEFAULTS[name] for name in unused_settings(self.optimizer)}
         if not self.sam:
             unused["sam_adaptive"] = DEFAULTS["sam_adaptive"]
+        if not self.normed:
+            unused["wd_norm_params"] = DEFAULTS["wd_norm_params"]
         return replace(self, **unused)
 
     def to_dict(self) -> dict:

@@ -30,8 +30,8 @@ GRID_KEYS = {"optimizer": "optimizers", "lr": "lrs", "wd": "wds", "rho": "rhos",
 # learning-curve interval, changes what a result records, not its numbers: it keys stored results, not cells.
 JOB_KEYS = ("device", "threads", "pack", "curve_every")
 # Every `train` key, all of which an experiment may override: the Cell's settings but `hidden` (from
-# `model.hidden`), plus `sam_epochs` (a SAM cell's `epochs`) and the job keys.
-TRAIN_KEYS = (*(s for s in SETTINGS if s != "hidden"), "sam_epochs", *JOB_KEYS)
+# `model.hidden`) and `norm` (from `model.norm`), plus `sam_epochs` (a SAM cell's `epochs`) and the job keys.
+TRAIN_KEYS = (*(s for s in SETTINGS if s not in ("hidden", "norm")), "sam_epochs", *JOB_KEYS)
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Experiment:
     reference_experiment: str = ""  # the experiment of the published table (config key reference) it is compared with
     continues: str = ""  # the experiment whose runs it trains longer (its setup's second chance), if any
     sweep: dict = field(default_factory=dict)  # swept setting -> tuple of its values (genboost.config.sweep)
+    norm: str = "none"  # config key model.norm
 
     @property
     def dataset(self) -> str:
@@ -59,7 +60,7 @@ class Experiment:
         """What makes two experiments one setup of the study, whatever their grids and run lengths."""
         train = {k: v for k, v in self.train.items() if k not in ("epochs", "sam_epochs", *JOB_KEYS)}
         swept = tuple(sorted((k, str(v)) for k, v in self.sweep.items()))
-        return (self.data_id, self.hidden, tuple(sorted((k, str(v)) for k, v in train.items())), swept)
+        return (self.data_id, self.hidden, self.norm, tuple(sorted((k, str(v)) for k, v in train.items())), swept)
 
     @property
     def axes(self) -> tuple[str, ...]:
@@ -84,7 +85,8 @@ class Experiment:
         shared = {k: _like(DEFAULTS[k], t[k]) for k in DEFAULTS}
         epochs = t["sam_epochs"] if rho > 0 else t["epochs"]
         hidden = tuple(swept.get("hidden", self.hidden))
-        cell = Cell(optimizer, lr, wd, rho, seed, epochs=epochs, hidden=hidden, **shared)
+        norm = swept.get("norm", self.norm)
+        cell = Cell(optimizer, lr, wd, rho, seed, epochs=epochs, hidden=hidden, norm=norm, **shared)
         return cell.without_unused_settings()
 
     def coordinates(self, choices: dict | None = None) -> list[dict]:
@@ -141,11 +143,12 @@ class Study:
         _check_finite(config, "config")
         train = {**train_defaults(), **config["train"]}
         hidden = tuple(config["model"]["hidden"])
+        norm = config["model"].get("norm", "none")
         datasets = config["datasets"]
         for name, entry in datasets.items():
             check_dataset(name, entry)
         experiments = tuple(
-            _experiment(name, spec, train, hidden, config["preprocess"], datasets)
+            _experiment(name, spec, train, (hidden, norm), config["preprocess"], datasets)
             for name, spec in config["experiments"].items()
             if spec.get("enabled", True)
         )
@@ -224,15 +227,17 @@ def _like(default, value):
 
 
 def _experiment(
-    name: str, spec: dict, base_train: dict, hidden: tuple[int, ...], base_preprocess: dict, datasets: dict
+    name: str, spec: dict, base_train: dict, model: tuple, base_preprocess: dict, datasets: dict
 ) -> Experiment:
+    """`model`: (hidden widths, norm), config keys model.hidden and model.norm."""
     train = {**base_train, **{k: v for k, v in spec.items() if k in TRAIN_KEYS}}
     grid = {axis: tuple(_axis_value(axis, v) for v in spec[key]) for axis, key in GRID_KEYS.items()}
     return Experiment(
         name=name,
         grid=grid,
         train=train,
-        hidden=hidden,
+        hidden=model[0],
+        norm=model[1],
         preprocess={
             **base_preprocess,
             **spec.get("preprocess", {}),

@@ -6,6 +6,12 @@ dtype, its labels permuted for a random-label cell), on the CPU. Every measure r
 `hessian_iters` (null: off), the PAC-Bayes measures, weight norm and distance from initialization with
 `pacbayes` (null: off). A diverged model gets null for every measure. The numbers do not depend on which
 models are measured together (`genboost.measures.pacbayes` draws each model's noise from its own seed).
+
+A model with a norm (config key model.norm: layer) gets null for sharpness, the Hessian and both PAC-Bayes
+flatness measures: their forward passes are the plain MLP's, and would measure another function than the
+model's. Its weight norm and distance from initialization are over all its parameters: every W and b and the
+norm's gains and biases (from their init, gain 1 and bias 0). Note that a normed layer's output does not
+depend on its W's scale, so its weight norm says less about the function than a plain model's.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from genboost import files
 from genboost.measures import pacbayes, registry, sharpness
-from genboost.train.model import Cell, cells_split
+from genboost.train.model import Cell, cells_split, init_norm_params, init_params, layer_sizes, torch_dtype
 from genboost.train.store import CellStore
 
 log = logging.getLogger("genboost")
@@ -54,14 +62,17 @@ def run_measure_job(job: MeasureJob) -> None:
     records = [json.loads(Path(p).read_text()) for p in job.metrics]
     cells = [Cell.from_dict(r["config"]) for r in records]
     split = cells_split(cells, job.train_csv, job.test_csv, f"measure job of {job.experiment}")
-    params = [
-        stored_weights(CellStore(Path(job.results) / "store"), r, p) for r, p in zip(records, job.metrics, strict=True)
-    ]
+    store = CellStore(Path(job.results) / "store")
+    params = [stored_weights(store, r, p) for r, p in zip(records, job.metrics, strict=True)]
     diverged = [bool(r["diverged"]) for r in records]
-    found = [one_model(p, split, bad, job.analysis) for p, bad in zip(params, diverged, strict=True)]
+    # a normed model: none of the measures with a forward pass (see the module docstring)
+    skipped = [bad or c.normed for bad, c in zip(diverged, cells, strict=True)]
+    found = [one_model(p, split, skip, job.analysis) for p, skip in zip(params, skipped, strict=True)]
     if job.analysis.get("pacbayes") is not None:
-        for values, more in zip(found, block_measures(cells, params, diverged, split, job.analysis), strict=True):
+        for values, more in zip(found, block_measures(cells, params, skipped, split, job.analysis), strict=True):
             values.update(more)
+        for i in (i for i, c in enumerate(cells) if c.normed and not diverged[i]):
+            found[i] = normed_model_norms(cells[i], params[i], stored_norm_weights(store, records[i]), split)
     columns = measure_columns(job.analysis)
     for record, values, out in zip(records, found, job.outputs, strict=True):
         measures = {c: _finite_or_none(values.get(c)) for c in columns}
@@ -72,7 +83,7 @@ def run_measure_job(job: MeasureJob) -> None:
 def stored_weights(store: CellStore, record: dict, metrics_path: str):
     """A model's trained weights, from the store entry its metrics.json names."""
     config = record["config"]
-    weights = store.get_weights(record["store_key"], config["hidden"], config["dtype"])
+    weights = store.get_weights(record["store_key"], config["hidden"], config["dtype"], config.get("norm", "none"))
     if weights is None:
         raise RuntimeError(
             f"{metrics_path}: the store has no weights under its store_key {record['store_key']} "
@@ -81,10 +92,34 @@ def stored_weights(store: CellStore, record: dict, metrics_path: str):
     return weights
 
 
-def one_model(params, split, diverged: bool, analysis: dict) -> dict:
-    """SAM-ascent sharpness and the top Hessian eigenvalue of one model, each where its setting asks for it."""
+def stored_norm_weights(store: CellStore, record: dict):
+    """A norm model's trained gains and biases, from the store entry its metrics.json names (found by
+    `stored_weights` before)."""
+    config = record["config"]
+    return store.get_norm_weights(record["store_key"], config["hidden"], config["dtype"])
+
+
+def normed_model_norms(cell: Cell, params, norm_params, split) -> dict:
+    """A normed model's weight norm and distance from initialization over all its parameters, the norm's gains and
+    biases included; None for the flatness measures (see the module docstring)."""
+    sizes = layer_sizes(split.x_train.shape[1], cell.hidden)
+    init = init_params(cell.seed, sizes, torch_dtype(cell.dtype)) + init_norm_params(sizes, torch_dtype(cell.dtype))
+    now = [t for pair in (*params, *norm_params) for t in pair]
+    start = [t for pair in init for t in pair]
+    if not all(bool(torch.isfinite(t).all()) for t in now):
+        return {}
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in now])).item()
+    dist = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(a - b) for a, b in zip(now, start, strict=True)])
+    )
+    return {"weight_norm": norm, "dist_from_init": dist.item()}
+
+
+def one_model(params, split, skip: bool, analysis: dict) -> dict:
+    """SAM-ascent sharpness and the top Hessian eigenvalue of one model, each where its setting asks for it; none
+    where `skip` (a diverged or normed model)."""
     radii, iters = analysis.get("sharpness_radii") or [], analysis.get("hessian_iters")
-    if diverged:
+    if skip:
         return {}
     out = {}
     if radii:
@@ -96,7 +131,8 @@ def one_model(params, split, diverged: bool, analysis: dict) -> dict:
 
 
 def block_measures(cells: list[Cell], params: list, diverged: list[bool], split, analysis: dict) -> list[dict]:
-    """The PAC-Bayes measures, weight norm and distance from initialization, the models of one width at once."""
+    """The PAC-Bayes measures, weight norm and distance from initialization, the models of one width at once (none
+    for a model flagged in `diverged`)."""
     settings = pacbayes.FlatnessSettings(**analysis["pacbayes"])
     inits = pacbayes.initializations(cells, split.x_train.shape[1])
     out: list[dict] = [{} for _ in cells]

@@ -4,7 +4,9 @@ figures and what a higher value means.
 Every measure is oriented as a complexity measure: higher means sharper (or a larger model), which is
 expected to go with higher test error. Tables, the summary's rankings and the figures take the measures from
 here, so a new measure is added in one place, and a column no entry names is an error, never silently dropped.
-Plain values only (no torch): the analysis layer imports this.
+Most are computed from the stored weights by the measure jobs (measures.json); the per-layer ones (`per_layer`)
+are recorded while training (the record's "layers", `genboost.train.engine._layer_norms`). Plain values only
+(no torch): the analysis layer imports this.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Measure:
     label: str
     higher: str  # what a higher value means
     per_radius: bool = False  # one column per radius of `analysis.sharpness_radii`
+    per_layer: bool = False  # one column per hidden layer: weight_norm_l1, weight_norm_l2, ...
 
 
 MEASURES = (
@@ -28,6 +31,8 @@ MEASURES = (
     Measure("pacbayes_mag_flatness", "magnitude-aware PAC-Bayes 1/sigma^2", "sharper"),
     Measure("weight_norm", "L2 norm of the weights", "larger"),
     Measure("dist_from_init", "L2 distance from initialization", "larger"),
+    Measure("weight_norm_l", "L2 norm of a hidden layer's W", "larger", per_layer=True),
+    Measure("eff_lr_l", "effective lr (lr / ||W||^2) of a normed hidden layer", "larger step", per_layer=True),
 )
 
 
@@ -41,6 +46,8 @@ def measure_of(column: str) -> Measure | None:
     for m in MEASURES:
         if column == m.column or (m.per_radius and re.fullmatch(re.escape(m.column) + r"[0-9.e+-]+", column)):
             return m
+        if m.per_layer and re.fullmatch(re.escape(m.column) + r"[1-9][0-9]*", column):
+            return m
     return None
 
 
@@ -51,7 +58,7 @@ def ordered(columns) -> list[str]:
 
     def key(c: str):
         m = measure_of(c)
-        return (rank[m.column], float(c[len(m.column) :]) if m.per_radius else 0.0)
+        return (rank[m.column], float(c[len(m.column) :]) if m.per_radius or m.per_layer else 0.0)
 
     return sorted(found, key=key)
 
@@ -61,6 +68,8 @@ def label(column: str) -> str:
     m = measure_of(column)
     if m is None:
         raise KeyError(f"{column!r} is not a measure of genboost/measures/registry.py")
+    if m.per_layer:
+        return f"{m.label}, layer {column[len(m.column) :]}"
     return f"SAM-ascent sharpness, r={column[len(m.column) :]}" if m.per_radius else m.label
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from itertools import pairwise
 
-from genboost.config.cell import PER_CELL, Cell
+from genboost.config.cell import NORMS, PER_CELL, Cell
 from genboost.config.optimizers import NAMES as OPTIMIZERS
 
 # Cells per block, measured with benchmarks/bench_engine.py on the 2-core CPU (1 thread, real data, 64-64 MLP):
@@ -55,7 +55,12 @@ def check_arguments(cells: Sequence[Cell], max_steps, curve_every, block_size, s
 
 
 def _check_cell(i: int, cell: Cell) -> None:
-    allowed = {"optimizer": OPTIMIZERS, "wd_mode": ("coupled", "decoupled"), "dtype": ("float32", "float64")}
+    allowed = {
+        "optimizer": OPTIMIZERS,
+        "wd_mode": ("coupled", "decoupled"),
+        "dtype": ("float32", "float64"),
+        "norm": NORMS,
+    }
     for field, values in allowed.items():
         if getattr(cell, field) not in values:
             raise ValueError(f"cells[{i}].{field} must be one of {values}, got {getattr(cell, field)!r}")

@@ -3,12 +3,10 @@ chance goes on from main's end states), how the engine saves and loads it, and w
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import torch
 
 from genboost.config.optimizers import FIRST_MOMENT, SECOND_MOMENT, optimizer
-from genboost.train.model import Cell, Split, layer_sizes, steps_per_epoch, torch_dtype
+from genboost.train.model import Cell, Split, layer_sizes, param_shapes, steps_per_epoch, torch_dtype
 
 STACKS = ("stack", FIRST_MOMENT, SECOND_MOMENT)
 
@@ -31,7 +29,7 @@ def state_problem(cell: Cell, state: dict, split: Split) -> str | None:
     n, n_features = split.x_train.shape
     if steps != epoch * steps_per_epoch(n, cell.batch_size):
         return f"its {steps!r} steps are not {epoch} epochs of {n} rows in batches of {cell.batch_size}"
-    shapes = [s for i, o in pairwise(layer_sizes(n_features, cell.hidden)) for s in ((i, o), (1, o))]
+    shapes = param_shapes(layer_sizes(n_features, cell.hidden), cell.norm)  # a norm's gains and biases included
     dtype = torch_dtype(cell.dtype)
     for name in stacks(cell):
         tensors = state.get(name)

@@ -87,7 +87,7 @@ def train_blocks(
 def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report, states, return_state) -> list[dict]:
     c, k = cells[0], len(cells)
     n, n_features = data.x_train.shape
-    stack = Stack(k, layer_sizes(n_features, c.hidden), data.x_train.dtype, data.x_train.device)
+    stack = Stack(k, layer_sizes(n_features, c.hidden), data.x_train.dtype, data.x_train.device, c.norm)
     stack.load_init([cell.seed for cell in cells])
     grads = stack.like()
     opt = Optimizer(cells, stack, grads)
@@ -120,13 +120,14 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
             opt.step()
             dead.restore()
         if curve_every and (epoch + 1) % curve_every == 0 and opt.steps == (epoch + 1) * spe:
-            _add_curve_point(curves, net, data, epoch + 1)
+            _add_curve_point(curves, net, data, epoch + 1, opt.epoch_lrs(epoch))
         if report is not None:
             report(epoch + 1)
     if curve_every and (not curves[0] or curves[0][-1]["epoch"] * spe != opt.steps):
         epochs_done = opt.steps / spe
-        _add_curve_point(curves, net, data, int(epochs_done) if epochs_done.is_integer() else epochs_done)
-    results = _results(cells, net, data, opt.steps, dead, return_params, curves if curve_every else None)
+        last = opt.epoch_lrs(min(math.ceil(epochs_done), c.epochs) - 1) if opt.steps else None
+        _add_curve_point(curves, net, data, int(epochs_done) if epochs_done.is_integer() else epochs_done, last)
+    results = _results(cells, net, data, opt, dead, return_params, curves if curve_every else None)
     if return_state:  # a state only at the end of an epoch (not after max_steps mid-epoch)
         epochs_done, rest = divmod(opt.steps, spe)
         for i, result in enumerate(results):
@@ -175,21 +176,45 @@ def _predictions(net: Net, data: Split) -> tuple[torch.Tensor, torch.Tensor]:
         return net.predict(data.x_train), net.predict(data.x_test)
 
 
-def _add_curve_point(curves, net: Net, data: Split, epoch) -> None:
+def _add_curve_point(curves, net: Net, data: Split, epoch, lrs: list[float] | None) -> None:
+    """Train and test MSE, and each hidden layer's weight norm and effective lr (`_layer_norms`)."""
     train, test = _predictions(net, data)
+    layers = _layer_norms(net.stack, lrs)
     for i, curve in enumerate(curves):
         mse = [prediction_metrics(train[i], data.y_train)[0], prediction_metrics(test[i], data.y_test)[0]]
-        curve.append({"epoch": epoch, "train_mse": mse[0], "test_mse": mse[1]})
+        curve.append({"epoch": epoch, "train_mse": mse[0], "test_mse": mse[1], **layers[i]})
 
 
-def _results(cells, net: Net, data: Split, steps: int, dead: _Dead, return_params: bool, curves) -> list[dict]:
+def _layer_norms(stack: Stack, lrs: list[float] | None) -> list[dict]:
+    """Per cell, `weight_norm_l<l>`: hidden layer l's ||W|| (Frobenius, 1-based l), and `eff_lr_l<l>`: the
+    effective step lr / ||W||^2 of that layer where a norm follows it (then the output is invariant to W's scale,
+    and a step of lr moves W's direction as a step of lr / ||W||^2 would at unit norm); None without a norm or
+    before any step. lr is each cell's lr in the epoch last trained (`lrs`, None before the first step)."""
+    norms = stack.hidden_weight_norms().tolist()
+    out = []
+    for i, row in enumerate(norms):
+        values = {f"weight_norm_l{j + 1}": v for j, v in enumerate(row)}
+        for j, v in enumerate(row):
+            scale_invariant = stack.norm_blocks and lrs is not None and v > 0
+            values[f"eff_lr_l{j + 1}"] = lrs[i] / v**2 if scale_invariant else None
+        out.append(values)
+    return out
+
+
+def _results(cells, net: Net, data: Split, opt: Optimizer, dead: _Dead, return_params: bool, curves) -> list[dict]:
     train, test = _predictions(net, data)
+    spe = steps_per_epoch(data.x_train.shape[0], cells[0].batch_size)
+    last_epoch = min(math.ceil(opt.steps / spe), cells[0].epochs) - 1
+    layers = _layer_norms(net.stack, opt.epoch_lrs(last_epoch) if opt.steps else None)
     results = []
     for i in range(len(cells)):
         died = dead.step.get(i)
-        result = final_metrics(train[i], test[i], data, steps if died is None else died - 1, died)
+        result = final_metrics(train[i], test[i], data, opt.steps if died is None else died - 1, died)
+        result["layers"] = layers[i]
         if return_params:
             result["params"] = net.stack.cell_params(i)
+            if net.stack.norm_blocks:
+                result["norm_params"] = net.stack.cell_norm_params(i)
         if curves is not None:
             result["curve"] = curves[i]
         results.append(result)

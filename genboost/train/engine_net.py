@@ -8,12 +8,10 @@ kept from step to step: a step allocates no tensor the size of a layer's activat
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import torch
 
 from genboost.train import blocks
-from genboost.train.model import init_params
+from genboost.train.model import NORM_EPS, init_norm_params, init_params, param_shapes
 
 # Each cell's part of a layer is padded with zeros to a multiple of this many elements (a multiple of every
 # SIMD width): the fused kernels then run their vector body on every element and never a scalar tail, whose
@@ -26,36 +24,63 @@ _PREDICT_CELLS = 4
 class Stack:
     """One flat buffer of a state (weights, grads, moments) of K cells.
 
-    Each weight and each bias is a block [K, width] of the buffer (a cell's numbers, padded to ALIGN),
-    seen as `views[j]` [K, in, out] or [K, 1, out]. `rows(a, b)` are cells a..b-1's parts of every
-    block: contiguous and ALIGN-sized, what one fused optimizer call steps.
+    Each weight and each bias (and with a norm, each gain and norm bias) is a block [K, width] of the buffer
+    (a cell's numbers, padded to ALIGN), seen as `views[j]` [K, in, out] or [K, 1, out], in the order of
+    `model.param_shapes`. `layers[l]` are layer l's view indices (W, b, gain, norm bias; the last two None
+    without a norm). `rows(a, b)` are cells a..b-1's parts of every block: contiguous and ALIGN-sized,
+    what one fused optimizer call steps.
     """
 
-    def __init__(self, k: int, sizes: list[int], dtype, device):
-        self.k, self.sizes = k, sizes
-        shapes = [s for i, o in pairwise(sizes) for s in ((i, o), (1, o))]
+    def __init__(self, k: int, sizes: list[int], dtype, device, norm: str = "none"):
+        self.k, self.sizes, self.norm = k, sizes, norm
+        shapes = param_shapes(sizes, norm)
+        self.layers, j = [], 0
+        for layer in range(len(sizes) - 1):
+            normed = norm != "none" and layer < len(sizes) - 2
+            self.layers.append((j, j + 1, j + 2 if normed else None, j + 3 if normed else None))
+            j += 4 if normed else 2
+        self.norm_blocks = [j for _, _, g, beta in self.layers if g is not None for j in (g, beta)]
         widths = [-(-(i * o) // ALIGN) * ALIGN for i, o in shapes]
         self.flat = torch.zeros(k * sum(widths), dtype=dtype, device=device)
         self.blocks = [b.view(k, w) for b, w in zip(self.flat.split([k * w for w in widths]), widths, strict=True)]
         self.views = [b[:, : i * o].view(k, i, o) for b, (i, o) in zip(self.blocks, shapes, strict=True)]
 
     def like(self) -> Stack:
-        return Stack(self.k, self.sizes, self.flat.dtype, self.flat.device)
+        return Stack(self.k, self.sizes, self.flat.dtype, self.flat.device, self.norm)
 
-    def rows(self, a: int, b: int) -> list[torch.Tensor]:
-        return [block[a:b] for block in self.blocks]
+    def rows(self, a: int, b: int, norm: bool = True) -> list[torch.Tensor]:
+        """Cells a..b-1's parts of every block (without the norm's gains and biases unless `norm`)."""
+        return [block[a:b] for j, block in enumerate(self.blocks) if norm or j not in self.norm_blocks]
+
+    def norm_rows(self, a: int, b: int) -> list[torch.Tensor]:
+        """Cells a..b-1's parts of the norm's gains and biases."""
+        return [self.blocks[j][a:b] for j in self.norm_blocks]
 
     def load_init(self, seeds: list[int]) -> None:
-        """Cell i's weights from `init_params(seeds[i], ...)`, as the reference starts."""
+        """Cell i's weights from `init_params(seeds[i], ...)` (a norm's gain 1 and bias 0), as the reference starts."""
+        norms = init_norm_params(self.sizes, self.flat.dtype) if self.norm_blocks else []
         for i, seed in enumerate(seeds):
-            init = [t for wb in init_params(seed, self.sizes, self.flat.dtype) for t in wb]
-            for view, value in zip(self.views, init, strict=True):
-                view[i].copy_(value.view(view.shape[1:]))
+            linear = init_params(seed, self.sizes, self.flat.dtype)
+            for (w, b, _, _), (init_w, init_b) in zip(self.layers, linear, strict=True):
+                self.views[w][i].copy_(init_w)
+                self.views[b][i, 0].copy_(init_b)
+            for (_, _, g, beta), (init_g, init_beta) in zip(self.layers, norms, strict=False):
+                self.views[g][i, 0].copy_(init_g)
+                self.views[beta][i, 0].copy_(init_beta)
 
     def cell_params(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Cell i's (W [in, out], b [out]) per layer, as the reference holds them."""
-        v = self.views
-        return [(v[j][i].cpu().clone(), v[j + 1][i, 0].cpu().clone()) for j in range(0, len(v), 2)]
+        return [(self.views[w][i].cpu().clone(), self.views[b][i, 0].cpu().clone()) for w, b, _, _ in self.layers]
+
+    def cell_norm_params(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Cell i's (gain [out], bias [out]) per hidden layer's norm; [] without a norm."""
+        v, normed = self.views, [(g, beta) for _, _, g, beta in self.layers if g is not None]
+        return [(v[g][i, 0].cpu().clone(), v[beta][i, 0].cpu().clone()) for g, beta in normed]
+
+    def hidden_weight_norms(self) -> torch.Tensor:
+        """[K, hidden layers]: each cell's Frobenius norm of each hidden layer's W (its bias left out)."""
+        hidden = [self.views[w] for w, _, _, _ in self.layers[:-1]]
+        return torch.stack([torch.linalg.vector_norm(v, dim=(1, 2)) for v in hidden], dim=1)
 
 
 def _bmm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -71,7 +96,8 @@ class _Workspace:
 
     `outputs[j]`: layer j's output [K, rows, width] (ReLU'd in place for hidden layers: the next layer's
     input); `back[j]`: the gradient flowing into layer j's output, for j >= 1; `column`: the output layer's
-    weight-gradient products before their sum over the batch."""
+    weight-gradient products before their sum over the batch. With a norm, `normed[j]` holds hidden layer j's
+    normalized output (x - mean) / std, `rstd[j]` its 1 / std per row and `scratch[j]` a product of the backward."""
 
     def __init__(self, stack: Stack, rows: int):
         k, sizes, like = stack.k, stack.sizes, dict(dtype=stack.flat.dtype, device=stack.flat.device)
@@ -81,10 +107,15 @@ class _Workspace:
         self.back = [torch.empty(k, rows, width, **like) for width in sizes[1:-1]]
         self.column = torch.empty(k, rows, sizes[-2], **like)
         self.diff = torch.empty(k, rows, **like)
+        normed = sizes[1:-1] if stack.norm_blocks else []
+        self.normed = [torch.empty(k, rows, width, **like) for width in normed]
+        self.scratch = [torch.empty(k, rows, width, **like) for width in normed]
+        self.rstd = [torch.empty(k, rows, 1, **like) for _ in normed]
 
 
 class Net:
-    """The stacked MLP's forward and hand-written backward (autograd's addmm / relu / mse_loss backward)."""
+    """The stacked MLP's forward and hand-written backward (autograd's addmm / layer_norm / relu / mse_loss
+    backward)."""
 
     def __init__(self, stack: Stack):
         self.stack = stack
@@ -102,34 +133,38 @@ class Net:
         torch.index_select(y, 0, idx, out=ws.y)
         return ws.x.view(self.stack.k, -1, x.shape[1]), ws.y.view(self.stack.k, -1)
 
-    def forward(self, params, h: torch.Tensor, outputs=None) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """(inputs of each layer, predictions [K, B]); h is [K, B, features]. Layer j's output goes into
-        `outputs[j]` where given, else into a new tensor."""
+    def forward(self, params, h: torch.Tensor, ws: _Workspace | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(inputs of each layer, predictions [K, B]); h is [K, B, features]. Layer j's output (and its
+        norm's saved tensors) go into the workspace `ws` where given, else into new tensors."""
         acts = [h]
-        n_layers = len(params) // 2
-        for layer in range(n_layers):
-            out = None if outputs is None else outputs[layer]
-            h = torch.bmm(h, params[2 * layer], out=out).add_(params[2 * layer + 1])  # = baddbmm, minus its bias copy
-            if layer < n_layers - 1:
+        layers = self.stack.layers
+        for layer, (w, b, g, beta) in enumerate(layers):
+            out = None if ws is None else ws.outputs[layer]
+            h = torch.bmm(h, params[w], out=out).add_(params[b])  # = baddbmm, minus its bias copy
+            if layer < len(layers) - 1:
+                if g is not None:
+                    saved = (None, None) if ws is None else (ws.normed[layer], ws.rstd[layer])
+                    _layer_norm(h, params[g], params[beta], *saved)
                 acts.append(h.relu_())
         return acts, h.squeeze(-1)
 
     def loss_and_grad(self, params, grads, xb: torch.Tensor, yb: torch.Tensor, loss: bool = True):
         """Per-cell batch MSE [K] (None when not `loss`); writes its gradient into `grads`."""
         ws = self.workspace(xb.shape[1])
-        acts, pred = self.forward(params, xb, ws.outputs)
+        acts, pred = self.forward(params, xb, ws)
         diff = torch.sub(pred, yb, out=ws.diff)
         batch_loss = diff.square().mean(1) if loss else None
         dz = diff.mul_(2.0 / yb.shape[1]).unsqueeze(-1)
-        for layer in reversed(range(len(params) // 2)):
-            w, grad_w = params[2 * layer], grads[2 * layer]
+        layers = self.stack.layers
+        for layer in reversed(range(len(layers))):
+            w, grad_w = params[layers[layer][0]], grads[layers[layer][0]]
             # A one-column layer (the output): elementwise products are cheaper than bmm's matrix-vector path.
             column = w.shape[-1] == 1
             if column:
                 torch.sum(torch.mul(acts[layer], dz, out=ws.column), 1, keepdim=True, out=grad_w.transpose(1, 2))
             else:
                 _bmm_into(grad_w, acts[layer].transpose(1, 2), dz)
-            torch.sum(dz, 1, keepdim=True, out=grads[2 * layer + 1])
+            torch.sum(dz, 1, keepdim=True, out=grads[layers[layer][1]])
             if layer:
                 da = ws.back[layer - 1]
                 if column:
@@ -138,6 +173,10 @@ class Net:
                     torch.bmm(dz, w.transpose(1, 2), out=da)
                 # in place (grad_input=da): 2x faster than a new tensor
                 dz = torch.ops.aten.threshold_backward.grad_input(da, acts[layer], 0, grad_input=da)
+                _, _, g, beta = layers[layer - 1]
+                if g is not None:
+                    saved = ws.normed[layer - 1], ws.rstd[layer - 1], ws.scratch[layer - 1]
+                    _layer_norm_backward(dz, params[g], grads[g], grads[beta], *saved)
         return batch_loss
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,3 +192,27 @@ class Net:
                 for a, b in blocks.even_chunks(self.stack.k, _PREDICT_CELLS)
             ]
         )
+
+
+def _layer_norm(h: torch.Tensor, gain, bias, normed=None, rstd=None) -> None:
+    """h <- LayerNorm(h) over its last dim, in place: (h - mean) / sqrt(var + NORM_EPS) * gain + bias (var
+    biased, as torch.nn.LayerNorm). The normalized h and 1 / std go into `normed` and `rstd` where given (the
+    backward reads them)."""
+    mean = h.mean(-1, keepdim=True)
+    inv = torch.var(h, -1, correction=0, keepdim=True).add_(NORM_EPS).rsqrt_()
+    normed = torch.sub(h, mean, out=normed).mul_(inv)
+    if rstd is not None:
+        rstd.copy_(inv)
+    torch.mul(normed, gain, out=h).add_(bias)
+
+
+def _layer_norm_backward(dy: torch.Tensor, gain, grad_gain, grad_bias, normed, rstd, scratch) -> None:
+    """The gradient through `_layer_norm`: the gain's and bias's into `grad_gain`, `grad_bias` [K, 1, width];
+    dy (the gradient of its output) becomes in place that of its input:
+    rstd * (dx^ - mean(dx^) - x^ * mean(dx^ * x^)), with dx^ = dy * gain."""
+    torch.sum(torch.mul(dy, normed, out=scratch), 1, keepdim=True, out=grad_gain)
+    torch.sum(dy, 1, keepdim=True, out=grad_bias)
+    dy.mul_(gain)
+    projection = torch.mul(dy, normed, out=scratch).mean(-1, keepdim=True)
+    dy.sub_(dy.mean(-1, keepdim=True))
+    dy.addcmul_(normed, projection, value=-1).mul_(rstd)

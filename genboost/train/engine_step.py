@@ -34,6 +34,11 @@ class _Group:
     counts: list[torch.Tensor]  # Adam's step count, once per tensor as the kernel reads it
 
 
+def _rows(stack: Stack, a: int, b: int, norm_only: bool, with_norm: bool) -> list[torch.Tensor]:
+    """Cells a..b-1's rows of the norm's blocks (`norm_only`), else of every block (the norm's only `with_norm`)."""
+    return stack.norm_rows(a, b) if norm_only else stack.rows(a, b, norm=with_norm)
+
+
 class Optimizer:
     """torch's fused SGD / Adam / AdamW step (+ SGDW decay, + SAM ascent) on a block, group by group.
 
@@ -49,22 +54,26 @@ class Optimizer:
         moments = self.moments = stack.like() if "moments" in kept else None
         squares = self.squares = stack.like() if "squares" in kept else None
         self.step_t = torch.zeros((), dtype=torch.float32, device=stack.flat.device)  # Adam's count, as torch keeps it
+        # Without `wd_norm_params`, a norm's gains and biases are a group of their own, with no decay.
+        self._norm_decayed = c.wd_norm_params or not stack.norm_blocks
         self.groups = []
         for (lr, wd), run in groupby(range(len(cells)), key=lambda i: (cells[i].lr, cells[i].wd)):
             idx = list(run)
             a, b = idx[0], idx[-1] + 1
-            params = stack.rows(a, b)
-            self.groups.append(
-                _Group(
-                    lrs=lr_schedule(lr, c.epochs, c.t_max),
-                    wd=wd,
-                    params=params,
-                    grads=grads.rows(a, b),
-                    moments=moments.rows(a, b) if moments else [],
-                    squares=squares.rows(a, b) if squares else [],
-                    counts=[self.step_t] * len(params),
+            parts = [(wd, False)] if self._norm_decayed else [(wd, False), (0.0, True)]
+            for group_wd, norm_only in parts:
+                params = _rows(stack, a, b, norm_only, self._norm_decayed)
+                self.groups.append(
+                    _Group(
+                        lrs=lr_schedule(lr, c.epochs, c.t_max),
+                        wd=group_wd,
+                        params=params,
+                        grads=_rows(grads, a, b, norm_only, self._norm_decayed),
+                        moments=_rows(moments, a, b, norm_only, self._norm_decayed) if moments else [],
+                        squares=_rows(squares, a, b, norm_only, self._norm_decayed) if squares else [],
+                        counts=[self.step_t] * len(params),
+                    )
                 )
-            )
         self._update = {"sgd": self._sgd, "adam": self._adam}[c.optimizer]
         # SGD: each cell's -lr (set each epoch) on every element of its rows; its wd / lr-scaled decay on the
         # rows of the cells with wd, in runs of adjacent cells (the kernel leaves a cell without wd alone).
@@ -89,7 +98,15 @@ class Optimizer:
             factor = factor.to(self.stack.flat).view(-1, 1)
             for block in self._minus_lr.blocks:
                 block.copy_((-lrs).to(block).view(-1, 1).expand_as(block))
-            self._wd_rows = [(factor[a:b], self.stack.rows(a, b), self.grads.rows(a, b)) for a, b in self._decayed]
+            decayed = self._norm_decayed
+            self._wd_rows = [
+                (factor[a:b], self.stack.rows(a, b, norm=decayed), self.grads.rows(a, b, norm=decayed))
+                for a, b in self._decayed
+            ]
+
+    def epoch_lrs(self, epoch: int) -> list[float]:
+        """Each cell's lr in `epoch` (0-based) of its schedule."""
+        return [lrs[epoch] for lrs in self._lrs]
 
     def sam_ascent(self, into: Stack) -> None:
         """SAM's first step: w + e(w) into `into`, e = rho * g / (||g|| + 1e-12) per cell (ASAM: w^2 g).

@@ -69,6 +69,8 @@ def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
         config=cell.to_dict(),
         **provenance,
     )
+    # each hidden layer's final weight norm and effective lr (genboost.train.engine._layer_norms): cells.csv columns
+    record["layers"] = {k: _finite_or_none(v) for k, v in result.get("layers", {}).items()}
     if "curve" in result:
         record["curve"] = [
             {k: _finite_or_none(v) if k != "epoch" else v for k, v in p.items()} for p in result["curve"]
@@ -154,7 +156,7 @@ def look_up(store: CellStore, keys: dict[Cell, str], curve_every: int | None) ->
     found = {}
     for cell, key in keys.items():
         record = store.get(key, cell.to_dict(), required)
-        whole = record is not None and store.get_weights(key, cell.hidden, cell.dtype) is not None
+        whole = record is not None and store.get_weights(key, cell.hidden, cell.dtype, cell.norm) is not None
         found[cell] = record if whole else None
     return found
 
@@ -171,7 +173,8 @@ def train_and_store(
     for idx, results, wall in logged_blocks(job, cells, split, starts, device):
         block = [cells[i] for i in idx]
         for cell, result in zip(block, results, strict=True):
-            store.put_weights(keys[cell], result.pop("params"))  # before the record: no record without weights
+            # before the record: no record without weights
+            store.put_weights(keys[cell], result.pop("params"), result.pop("norm_params", None))
             state = result.pop("state", None)
             if cell in job.keep_state and state is not None and not result["diverged"]:
                 store.put_state(keys[cell], state)

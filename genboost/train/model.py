@@ -36,8 +36,23 @@ def cells_split(cells, train_csv, test_csv, what: str) -> Split:
     return split.with_shuffled_labels() if cells[0].shuffle_labels else split
 
 
+# torch.nn.LayerNorm's default epsilon, added to the variance.
+NORM_EPS = 1e-5
+
+
 def layer_sizes(n_features: int, hidden) -> list[int]:
     return [n_features, *hidden, 1]
+
+
+def param_shapes(sizes: list[int], norm: str = "none") -> list[tuple[int, int]]:
+    """The shapes of a model's parameters in nn.Module.parameters() order, biases and norm params as rows:
+    per layer W (in, out), b (1, out), then after a hidden layer with a norm its gain (1, out) and bias (1, out)."""
+    shapes = []
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
+        shapes += [(fan_in, fan_out), (1, fan_out)]
+        if norm != "none" and layer < len(sizes) - 2:
+            shapes += [(1, fan_out), (1, fan_out)]
+    return shapes
 
 
 def init_params(
@@ -56,6 +71,11 @@ def init_params(
         b = (torch.rand(fan_out, generator=gen) * 2 - 1) * bound
         params.append((w.to(dtype), b.to(dtype)))
     return params
+
+
+def init_norm_params(sizes: list[int], dtype: torch.dtype = torch.float32) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per hidden layer (gain [out], bias [out]) of its LayerNorm: ones and zeros, as torch.nn.LayerNorm starts."""
+    return [(torch.ones(width, dtype=dtype), torch.zeros(width, dtype=dtype)) for width in sizes[1:-1]]
 
 
 def shuffle_generator(seed: int) -> torch.Generator:

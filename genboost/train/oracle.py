@@ -4,7 +4,9 @@ It is the oracle the fast stacked engine (`genboost.train.engine`) is checked ag
 below is part of a contract the engine copies op for op:
 
 - model: nn.Sequential(Linear, ReLU, ..., Linear) on `layer_sizes`, weights from `init_params`
-  (Linear.weight = W.T); optimizer parameters in `model.parameters()` order: W0, b0, W1, b1, ...
+  (Linear.weight = W.T); with `norm: layer` an nn.LayerNorm (torch's init: gain 1, bias 0) after each hidden
+  Linear, before its ReLU; optimizer parameters in `model.parameters()` order: W0, b0, (gain0, beta0,) W1, ...
+  (without `wd_norm_params`, the norm's gains and biases in a second group with no weight decay);
 - loss: mean squared error over the batch of `model(x).squeeze(-1)` against y;
 - optimizer: SGD (momentum, L2 `weight_decay`) or Adam, single-tensor path (foreach=False);
   wd_mode "decoupled" is AdamW for Adam, and for SGD `p.mul_(1 - lr_now * wd)` just before each base
@@ -22,7 +24,9 @@ import math
 import torch
 from torch import nn
 
+from genboost.config.cell import NORMS
 from genboost.train.model import (
+    NORM_EPS,
     Cell,
     Split,
     final_metrics,
@@ -39,14 +43,25 @@ def build_model(cell: Cell, n_features: int, device="cpu") -> nn.Sequential:
     dtype = torch_dtype(cell.dtype)
     sizes = layer_sizes(n_features, cell.hidden)
     layers = []
-    for w, b in init_params(cell.seed, sizes, dtype):
+    for layer, (w, b) in enumerate(init_params(cell.seed, sizes, dtype)):
         # skip_init: the weights are overwritten anyway, and nn.Linear's own init would draw from torch's global RNG.
         linear = nn.utils.skip_init(nn.Linear, w.shape[0], w.shape[1], dtype=dtype, device=device)
         with torch.no_grad():
             linear.weight.copy_(w.T)
             linear.bias.copy_(b)
-        layers += [linear, nn.ReLU()]
+        norm = [nn.LayerNorm(w.shape[1], eps=NORM_EPS, dtype=dtype, device=device)] if cell.normed else []
+        layers += [linear, *(norm if layer < len(sizes) - 2 else []), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
+
+
+def param_groups(cell: Cell, model: nn.Sequential) -> list[dict]:
+    """The optimizer's parameter groups: one, or without `wd_norm_params` the norm's gains and biases apart with
+    weight_decay 0 ("decay" False: SGDW's decay leaves them alone too)."""
+    if not cell.normed or cell.wd_norm_params:
+        return [{"params": list(model.parameters())}]
+    norms = [p for m in model if isinstance(m, nn.LayerNorm) for p in m.parameters()]
+    linears = [p for m in model if isinstance(m, nn.Linear) for p in m.parameters()]
+    return [{"params": linears}, {"params": norms, "weight_decay": 0.0, "decay": False}]
 
 
 def _sgd(cell: Cell, decoupled: bool) -> tuple[type, dict]:
@@ -68,6 +83,8 @@ def build_optimizer(cell: Cell, params) -> tuple[torch.optim.Optimizer, torch.op
     if cell.wd_mode not in ("coupled", "decoupled"):
         raise ValueError(f"cell.wd_mode must be 'coupled' or 'decoupled', got {cell.wd_mode!r}")
     decoupled = cell.wd_mode == "decoupled"
+    if cell.norm not in NORMS:
+        raise ValueError(f"cell.norm must be one of {list(NORMS)}, got {cell.norm!r}")
     if cell.optimizer not in TORCH_OPTIMIZERS:
         raise ValueError(f"cell.optimizer must be one of {list(TORCH_OPTIMIZERS)}, got {cell.optimizer!r}")
     cls, kwargs = TORCH_OPTIMIZERS[cell.optimizer](cell, decoupled)
@@ -88,7 +105,7 @@ def _sgdw_decay(wd: float):
     def hook(optimizer, args, kwargs):
         with torch.no_grad():
             for group in optimizer.param_groups:
-                for p in group["params"]:
+                for p in group["params"] if group.get("decay", True) else []:
                     p.mul_(1 - group["lr"] * wd)
 
     return hook
@@ -103,7 +120,7 @@ def train_cell(
     data = split.to(device=device, dtype=torch_dtype(cell.dtype))
     with flush_denormal(cell.flush_denormal):
         model = build_model(cell, data.x_train.shape[1], device)
-        opt, base = build_optimizer(cell, model.parameters())
+        opt, base = build_optimizer(cell, param_groups(cell, model))
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(base, T_max=cell.t_max)
         steps, diverged_step = _fit(cell, model, opt, sched, data, max_steps)
         with torch.no_grad():
@@ -112,6 +129,9 @@ def train_cell(
     if return_params:
         linears = [m for m in model if isinstance(m, nn.Linear)]
         result["params"] = [(m.weight.detach().T.contiguous().cpu(), m.bias.detach().clone().cpu()) for m in linears]
+        if cell.normed:
+            norms = [m for m in model if isinstance(m, nn.LayerNorm)]
+            result["norm_params"] = [(m.weight.detach().clone().cpu(), m.bias.detach().clone().cpu()) for m in norms]
     return result
 
 

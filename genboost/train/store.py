@@ -16,6 +16,7 @@ import json
 import logging
 import pickle
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -75,6 +76,24 @@ def weights_problem(params, hidden, dtype: str) -> str | None:
     return None
 
 
+def norm_weights_problem(norm_params, hidden, dtype: str) -> str | None:
+    """Why `norm_params` are not the (gain [width], bias [width]) of each hidden layer's norm, or None."""
+    if not isinstance(norm_params, list) or len(norm_params) != len(hidden):
+        return f"its norm_params are not {len(hidden)} layers"
+    for layer, (pair, width) in enumerate(zip(norm_params, hidden, strict=True)):
+        tensors = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)
+        if not tensors or any(t.dtype != getattr(torch, dtype) or tuple(t.shape) != (width,) for t in pair):
+            return f"its norm layer {layer} is not a (gain, bias) pair of {dtype} tensors of width {width}"
+    return None
+
+
+def _weights_problem(stored: dict, hidden, dtype: str, norm: str) -> str | None:
+    problem = weights_problem(stored.get("params"), hidden, dtype)
+    if problem is None and norm != "none":
+        problem = norm_weights_problem(stored.get("norm_params"), hidden, dtype)
+    return problem
+
+
 class CellStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -103,17 +122,31 @@ class CellStore:
     def weights_path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.weights.pt"
 
-    def get_weights(self, key: str, hidden, dtype: str) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    def get_weights(
+        self, key: str, hidden, dtype: str, norm: str = "none"
+    ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """The stored trained weights [(W [in, out], b [out]), ...] of a model of these hidden widths and dtype
-        ("float32"), or None when absent, unreadable or not of that shape (then the cell is trained again)."""
-        stored = self._load(self.weights_path(key), key, lambda s: weights_problem(s.get("params"), hidden, dtype))
+        ("float32"), or None when absent, unreadable or not of that shape (then the cell is trained again). With
+        a `norm` (config key model.norm), the entry must hold its gains and biases too (`get_norm_weights`)."""
+        stored = self._load(
+            self.weights_path(key), key, partial(_weights_problem, hidden=hidden, dtype=dtype, norm=norm)
+        )
         return None if stored is None else [(w, b) for w, b in stored["params"]]
 
-    def put_weights(self, key: str, params) -> None:
-        """Store a model's trained weights (on the CPU) under its result's key."""
-        cpu = [[w.detach().cpu(), b.detach().cpu()] for w, b in params]
+    def get_norm_weights(self, key: str, hidden, dtype: str) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """A norm model's stored (gain [out], bias [out]) per hidden layer, or None as `get_weights`."""
+        stored = self._load(
+            self.weights_path(key), key, partial(_weights_problem, hidden=hidden, dtype=dtype, norm="layer")
+        )
+        return None if stored is None else [(g, b) for g, b in stored["norm_params"]]
+
+    def put_weights(self, key: str, params, norm_params=None) -> None:
+        """Store a model's trained weights (on the CPU) under its result's key, and its norm's where it has one."""
+        cpu = {"params": [[w.detach().cpu(), b.detach().cpu()] for w, b in params]}
+        if norm_params is not None:
+            cpu["norm_params"] = [[g.detach().cpu(), b.detach().cpu()] for g, b in norm_params]
         with files.atomic_path(self.weights_path(key)) as tmp:
-            torch.save({"params": cpu, "store_key": key}, tmp)
+            torch.save({**cpu, "store_key": key}, tmp)
 
     def state_path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.state.pt"
