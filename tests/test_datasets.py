@@ -12,9 +12,10 @@ import yaml
 from workflow_helpers import REPO_ROOT, checked_config
 
 from genboost import wiring
+from genboost.analysis.tables import with_relative_mse
 from genboost.config.study import ConfigError, Study
 from genboost.data.preprocess import DataError, preprocess
-from genboost.data.tensors import load_split
+from genboost.data.tensors import label_variance, load_split
 from genboost.files import sha256_file
 
 CONFIG = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
@@ -87,6 +88,17 @@ def test_a_numeric_label_is_not_stratified_and_has_no_classes(small_csv, tmp_pat
     assert (blue_or_red["label"] == blue_or_red["x"] * 6).all() and len(both) == 30
     assert both.loc[both["color=green"] == 1, "label"].tolist() == [44.5]
     assert load_split(tmp_path / "out" / "train.csv", tmp_path / "out" / "test.csv").classes is None
+    test = pd.read_csv(tmp_path / "out" / "test.csv")["label"]
+    assert label_variance(tmp_path / "out" / "test.csv") == pytest.approx(((test - test.mean()) ** 2).mean())
+
+
+def test_relative_mse_is_test_mse_over_the_test_labels_variance():
+    cells = pd.DataFrame({"experiment": ["e"] * 3, "test_mse": [0.5, 2.0, float("nan")], "train_mse": [0.1] * 3})
+    out = with_relative_mse(cells, 4.0)
+    assert list(out.columns) == ["experiment", "test_mse", "test_mse_rel", "train_mse"]
+    assert out["test_mse_rel"].tolist()[:2] == [0.125, 0.5] and pd.isna(out["test_mse_rel"].iloc[2])
+    for unknown in (None, 0.0):  # no variance given, or constant test labels: nothing to scale by
+        assert with_relative_mse(cells, unknown)["test_mse_rel"].isna().all()
 
 
 def test_changing_a_dataset_entry_changes_only_its_split_folder():
