@@ -124,8 +124,14 @@ def test_each_dataset_gets_a_column_judged_on_its_own_cells():
     untested = "(C1, C4 not testable there)"  # no lr 3e-3 in these cells, no second chance
     assert f"- fair (fair data): flips C3 (reproduced → not reproduced) relative to main {untested}" in text
     assert f"- anes96 (anes96 data): flips no conclusion relative to main {untested}" in text
+    # a second chance on a dataset makes its C4 testable: here it beats plain Adam (1.401 against 1.501)
+    fair_long = sgd_ahead[(sgd_ahead.optimizer == "adam") & (sgd_ahead.rho > 0)].assign(experiment="fair_long")
+    fair_long[["test_mse", "test_mse_rel"]] -= [0.2, 0.05]
+    with_long = {**datasets, "fair": {"dataset": "fair", "second_chance": "fair_long"}}
+    longer = "\n".join(summary.talk_section(pd.concat([cells, fair_long]), {"main": None}, with_long))
+    assert matrix_rows(longer)["C4"][2].startswith("not reproduced (Δ +0.100, rel +0.025")
     # without setups (no published table), the datasets still get their matrix
-    alone = matrix_rows(summary.summarize(cells, ["anes96", "fair"], {}, datasets))
+    alone = matrix_rows("\n".join(summary.talk_section(cells, {}, datasets)))
     assert alone["conclusion"] == ["anes96 (anes96 data)", "fair (fair data)"] and alone["C3"] == c3[2:]
 
 
