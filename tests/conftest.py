@@ -51,6 +51,12 @@ def anes96_csv(obesity_csv) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fair_csv(obesity_csv) -> Path:
+    """The real fair CSV (statsmodels' copy), in the obesity CSV's folder."""
+    return shared_csv(obesity_csv.parent / "fair.csv", "GENBOOST_DATA_CSV (its folder)")
+
+
+@pytest.fixture(scope="session")
 def split_csvs(tmp_path_factory, obesity_csv) -> tuple[str, str]:
     """The real data preprocessed as the study does (train.csv, test.csv, manifest.json beside), for tests of
     train jobs."""

@@ -1,4 +1,5 @@
-"""Datasets from config.yaml alone: a small CSV defined only in a `datasets:` entry, anes96, and their errors."""
+"""Datasets from config.yaml alone: a small CSV defined only in a `datasets:` entry, anes96, fair, and their
+errors."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ import yaml
 from workflow_helpers import REPO_ROOT, checked_config
 
 from genboost import wiring
+from genboost.analysis.tables import with_relative_mse
 from genboost.config.study import ConfigError, Study
 from genboost.data.preprocess import DataError, preprocess
-from genboost.data.tensors import load_split
+from genboost.data.tensors import label_variance, load_split
 from genboost.files import sha256_file
 
 CONFIG = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
 ANES96 = CONFIG["datasets"]["anes96"]
+FAIR = CONFIG["datasets"]["fair"]
 
 # A small CSV no code knows: ';'-separated, a categorical column with a rare category, an ordinal label
 # (size) and a numeric one (weight); each entry drops the other label.
@@ -85,6 +88,17 @@ def test_a_numeric_label_is_not_stratified_and_has_no_classes(small_csv, tmp_pat
     assert (blue_or_red["label"] == blue_or_red["x"] * 6).all() and len(both) == 30
     assert both.loc[both["color=green"] == 1, "label"].tolist() == [44.5]
     assert load_split(tmp_path / "out" / "train.csv", tmp_path / "out" / "test.csv").classes is None
+    test = pd.read_csv(tmp_path / "out" / "test.csv")["label"]
+    assert label_variance(tmp_path / "out" / "test.csv") == pytest.approx(((test - test.mean()) ** 2).mean())
+
+
+def test_relative_mse_is_test_mse_over_the_test_labels_variance():
+    cells = pd.DataFrame({"experiment": ["e"] * 3, "test_mse": [0.5, 2.0, float("nan")], "train_mse": [0.1] * 3})
+    out = with_relative_mse(cells, 4.0)
+    assert list(out.columns) == ["experiment", "test_mse", "test_mse_rel", "train_mse"]
+    assert out["test_mse_rel"].tolist()[:2] == [0.125, 0.5] and pd.isna(out["test_mse_rel"].iloc[2])
+    for unknown in (None, 0.0):  # no variance given, or constant test labels: nothing to scale by
+        assert with_relative_mse(cells, unknown)["test_mse_rel"].isna().all()
 
 
 def test_changing_a_dataset_entry_changes_only_its_split_folder():
@@ -99,13 +113,14 @@ def test_changing_a_dataset_entry_changes_only_its_split_folder():
     assert ints.experiments[0].data_id == texts.experiments[0].data_id
 
 
-def test_the_default_experiments_run_on_obesity_and_anes96_is_off():
+@pytest.mark.parametrize("name", ["anes96", "fair"])
+def test_the_default_experiments_run_on_obesity_and_the_other_datasets_are_off(name):
     study = Study.from_config(checked_config(copy.deepcopy(CONFIG)))
     assert {e.dataset for e in study.experiments} == {"obesity"}
-    anes96 = CONFIG["experiments"]["anes96"]
-    assert (anes96["enabled"], anes96["dataset"], anes96["reference_experiment"]) == (False, "anes96", "none")
+    other = CONFIG["experiments"][name]
+    assert (other["enabled"], other["dataset"], other["reference_experiment"]) == (False, name, "none")
     main = CONFIG["experiments"]["main"]
-    assert all(anes96[k] == main[k] for k in ("optimizers", "lrs", "wds", "rhos", "seeds"))
+    assert all(other[k] == main[k] for k in ("optimizers", "lrs", "wds", "rhos", "seeds"))
 
 
 def test_the_tiny_study_has_config_yamls_datasets():
@@ -187,4 +202,74 @@ def test_anes96_with_another_checksum_is_refused(anes96_csv, tmp_path):
         run_anes96(tmp_path / "raw.csv", tmp_path / "out", sha256=ANES96["sha256"])
     message = str(err.value)
     assert all(s in message for s in ("checksum mismatch", ANES96["sha256"], "datasets.anes96.sha256"))
+    assert sha256_file(tmp_path / "raw.csv") in message
+
+
+def run_fair(raw, out, sha256=None) -> dict:
+    out.mkdir(exist_ok=True)
+    dataset = {**FAIR, "name": "fair", "sha256": sha256}
+    args = {"test_fraction": 0.2, "split_seed": 0}
+    return preprocess(raw, out / "train.csv", out / "test.csv", out / "manifest.json", dataset, **args)
+
+
+def fair_rows(fair_csv) -> list[list[str]]:
+    return [line.split(",") for line in fair_csv.read_text().splitlines()]
+
+
+def write_fair(path, rows) -> None:
+    path.write_text("".join(",".join(r) + "\n" for r in rows))
+
+
+def test_fair_preprocesses_as_its_entry_says(fair_csv, tmp_path):
+    manifest = run_fair(fair_csv, tmp_path / "out", sha256=FAIR["sha256"])
+    codes = [str(k) for k in range(1, 7)]
+    one_hot = {c: [f"{c}={k}" for k in codes] for c in ("occupation", "occupation_husb")}
+    numeric = ["age", "yrs_married", "children", "religious", "educ"]
+    assert manifest["features"] == [*numeric, *one_hot["occupation"], *one_hot["occupation_husb"]]
+    assert manifest["categories"] == {c: codes for c in one_hot} and manifest["drop_columns"] == ["affairs"]
+    assert manifest["rows"]["total"] == 6366 and manifest["label_order"] == ["1", "2", "3", "4", "5"]
+    counts = [a + b for a, b in zip(manifest["label_counts"]["train"], manifest["label_counts"]["test"], strict=True)]
+    assert counts == [99, 348, 993, 2242, 2684]  # shared/data/README.md
+    # each row's one-hot columns say its code, and the label is rate_marriage - 1; rows are matched on what is
+    # left of the raw file after the split's shuffle by the multiset of (code, code, label) triples
+    both = pd.concat([pd.read_csv(tmp_path / "out" / f"{s}.csv") for s in ("train", "test")])
+    raw = pd.read_csv(fair_csv)
+    for column, names in one_hot.items():
+        assert (both[names].sum(axis=1) == 1).all()
+        decoded = both[names].to_numpy().argmax(axis=1) + 1
+        assert sorted(decoded) == sorted(raw[column]), column
+    assert sorted(both["label"]) == sorted(raw["rate_marriage"] - 1)
+    assert load_split(tmp_path / "out" / "train.csv", tmp_path / "out" / "test.csv").classes == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda rows: rows[3].__setitem__(6, "7"), ["'occupation'", "data row 3 (line 4)", "unknown category '7'",
+                                                     "datasets.fair.categorical.occupation"]),
+        (lambda rows: rows[9].__setitem__(7, "2.0"), ["'occupation_husb'", "data row 9", "'2.0'",
+                                                      "datasets.fair.categorical.occupation_husb"]),
+        (lambda rows: rows[4].__setitem__(0, "6"), ["'rate_marriage'", "'6'", "datasets.fair.label.order"]),
+    ],
+    ids=["unknown-occupation", "code-written-as-float", "unknown-rating"],
+)  # fmt: skip
+def test_fair_bad_codes_name_file_row_column_value_and_key(fair_csv, tmp_path, change, expected):
+    rows = fair_rows(fair_csv)
+    change(rows)
+    bad = tmp_path / "bad.csv"
+    write_fair(bad, rows)
+    with pytest.raises(DataError) as err:
+        run_fair(bad, tmp_path / "out")
+    assert str(bad) in str(err.value) and all(fragment in str(err.value) for fragment in expected), str(err.value)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_fair_with_another_checksum_is_refused(fair_csv, tmp_path):
+    rows = fair_rows(fair_csv)
+    rows[1][6] = "3"  # another valid occupation code: only the checksum can tell
+    write_fair(tmp_path / "raw.csv", rows)
+    with pytest.raises(DataError) as err:
+        run_fair(tmp_path / "raw.csv", tmp_path / "out", sha256=FAIR["sha256"])
+    message = str(err.value)
+    assert all(s in message for s in ("checksum mismatch", FAIR["sha256"], "datasets.fair.sha256"))
     assert sha256_file(tmp_path / "raw.csv") in message

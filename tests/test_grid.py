@@ -274,3 +274,23 @@ def test_extra_experiments_are_off_until_enabled(config):
     noise, adamw = study.experiment("random_labels"), study.experiment("adam_decoupled")
     assert all(c.shuffle_labels for c in noise.cells()) and not any(c.shuffle_labels for c in adamw.cells())
     assert {c.wd_mode for c in adamw.cells()} == {"decoupled"} and len(adamw.cells()) == 72
+
+
+def test_the_setups_grid_on_other_data_is_checked_on_its_own_cells(config):
+    cfg = copy.deepcopy(config)
+    others = ("anes96", "fair", "modern", "random_labels", "implicit_bias", "adam_decoupled")
+    for name in others:
+        cfg["experiments"][name]["enabled"] = True
+    cfg["experiments"]["fair_long"] = {**cfg["experiments"]["second_chance"], "continues": "fair", "dataset": "fair"}
+    cfg["experiments"]["fair_long"]["reference_experiment"] = "none"
+    study = study_of(cfg)
+    compared = study.compared({"main", "second_chance"})
+    assert study.other_datasets(compared) == {
+        "anes96": {"dataset": "anes96", "second_chance": None},
+        "fair": {"dataset": "fair", "second_chance": "fair_long"},
+    }
+    assert study.other_datasets({}) == {}, "no setup, no grid of the talk to recognize"
+    cfg["experiments"]["fair"]["lrs"] = [3e-3]  # not the setups' grid: C1 could not pick its best lr
+    cfg["experiments"]["anes96"]["seeds"] = [0]  # seeds do not matter
+    study = study_of(cfg)
+    assert list(study.other_datasets(study.compared({"main", "second_chance"}))) == ["anes96"]

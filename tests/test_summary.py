@@ -93,6 +93,48 @@ def test_the_talks_conclusions_per_setup_with_their_flips():
     assert "not testable" in next(line for line in table.splitlines() if line.startswith("| C4"))
 
 
+def matrix_rows(text: str) -> dict[str, list[str]]:
+    """The conclusions matrix: its first cell's first word (conclusion, C1.., best) -> the row's other cells."""
+    table = text.split("## The talk's conclusions, per setup")[1].split("\n## ")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")]
+    return {row[0].split(":")[0].split(" ")[0]: row[1:] for row in rows if not set(row[0]) <= {"-"}}
+
+
+def test_each_dataset_gets_a_column_judged_on_its_own_cells():
+    """Beside the setups, one column per dataset, its verdicts from its own cells, its numbers relative to its
+    test labels' variance too: SGD is behind on one dataset and ahead on the other, and C3 says so."""
+    talk_like = synthetic_cells(sam_effect=0.1, wd_effect=0.05)
+    talk_like.loc[talk_like.optimizer == "sgd", "test_mse"] += 1.0
+    modern = talk_like.assign(experiment="modern")
+    sgd_behind = talk_like.assign(experiment="anes96")
+    sgd_ahead = synthetic_cells(sam_effect=0.1, wd_effect=0.05, experiment="fair")
+    for frame, variance in ((sgd_behind, 2.0), (sgd_ahead, 4.0)):
+        frame["test_mse_rel"] = frame["test_mse"] / variance
+    cells = pd.concat([talk_like, modern, sgd_behind, sgd_ahead], ignore_index=True)
+    datasets = {"anes96": {"dataset": "anes96", "second_chance": None}, "fair": {"dataset": "fair"}}
+    text = summary.summarize(cells, ["main", "modern", "anes96", "fair"], {"main": None, "modern": None}, datasets)
+    rows = matrix_rows(text)
+    assert rows["conclusion"] == ["main", "modern", "anes96 (anes96 data)", "fair (fair data)"]
+    c3 = rows["C3"]
+    assert [entry.split(" (")[0] for entry in c3] == ["reproduced", "reproduced", "reproduced", "not reproduced"]
+    assert "Δ -0.500" in c3[2] and "rel -0.250" in c3[2]  # best Adam 1.501 against best SGD 2.001, variance 2
+    assert "Δ +0.500" in c3[3] and "rel +0.125" in c3[3]  # best Adam 1.501 against best SGD 1.001, variance 4
+    assert "rel" not in c3[0], "a setup's entry is as before"
+    assert rows["best"] == ["1.5010", "1.5010", "1.5010 (rel 0.751)", "1.0010 (rel 0.250)"]
+    untested = "(C1, C4 not testable there)"  # no lr 3e-3 in these cells, no second chance
+    assert f"- fair (fair data): flips C3 (reproduced → not reproduced) relative to main {untested}" in text
+    assert f"- anes96 (anes96 data): flips no conclusion relative to main {untested}" in text
+    # a second chance on a dataset makes its C4 testable: here it beats plain Adam (1.401 against 1.501)
+    fair_long = sgd_ahead[(sgd_ahead.optimizer == "adam") & (sgd_ahead.rho > 0)].assign(experiment="fair_long")
+    fair_long[["test_mse", "test_mse_rel"]] -= [0.2, 0.05]
+    with_long = {**datasets, "fair": {"dataset": "fair", "second_chance": "fair_long"}}
+    longer = "\n".join(summary.talk_section(pd.concat([cells, fair_long]), {"main": None}, with_long))
+    assert matrix_rows(longer)["C4"][2].startswith("not reproduced (Δ +0.100, rel +0.025")
+    # without setups (no published table), the datasets still get their matrix
+    alone = matrix_rows("\n".join(summary.talk_section(cells, {}, datasets)))
+    assert alone["conclusion"] == ["anes96 (anes96 data)", "fair (fair data)"] and alone["C3"] == c3[2:]
+
+
 def test_no_setups_no_matrix():
     assert "The talk's conclusions" not in summary.summarize(synthetic_cells(0.1, 0.05), ["main"])
 

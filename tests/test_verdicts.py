@@ -11,11 +11,11 @@ from genboost.compare.conclusions import (
     NOT_TESTABLE,
     REPRODUCED,
     WITHIN_NOISE,
-    conclusion_matrix,
     conclusions_markdown,
     evaluate,
     evaluate_published,
 )
+from genboost.compare.matrix import conclusion_matrix
 
 BEST_PLAIN = dict(optimizer="adam", rho=0.0, lr=3e-3, wd=1e-4)  # the fixture's best configuration (1.0 + seed)
 SAM_BEST = {**BEST_PLAIN, "rho": 0.05}  # the fixture's best SAM configuration (1.1 + seed)

@@ -34,6 +34,9 @@ def test_anes96_runs_end_to_end_on_its_own_split(anes96_run, anes96_csv):
     assert manifest["dataset"] == "anes96" and manifest["rows"]["total"] == 944 and len(manifest["features"]) == 8
     cells = pd.read_csv(results / "anes96/cells.csv")
     assert len(cells) == 32 and cells["test_mse"].notna().any()
+    test_labels = pd.read_csv(manifest_path.with_name("test.csv"))["label"]
+    relative = cells["test_mse"] / test_labels.var(ddof=0)  # 1 - R^2 on the test split
+    assert ((cells["test_mse_rel"] - relative).abs() <= 1e-12 * relative).all() and relative.notna().any()
     accuracy = cells["test_accuracy"].dropna()
     assert len(accuracy) and accuracy.between(0, 1).all()
     tables = {p.name for p in (results / "anes96/tables").glob("*.csv")}

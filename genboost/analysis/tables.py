@@ -77,6 +77,20 @@ def _level_text(key: str, value):
     return fmt_value(key, value) if isinstance(value, (list, tuple)) else value
 
 
+def with_relative_mse(cells: pd.DataFrame, test_label_variance: float | None) -> pd.DataFrame:
+    """cells.csv's rows with `test_mse_rel` after test_mse: the test MSE divided by the variance of the test labels
+    (genboost.data.tensors.label_variance), i.e. 1 - R^2 on the test set. 1 is what predicting the test labels'
+    own mean scores, 0 a perfect fit, on any dataset's scale, so that datasets read side by side. The test labels'
+    variance rather than the training labels': numerator and denominator then describe the same rows, and the
+    random-label control, which permutes only the training labels, keeps the same denominator. NaN when the
+    variance is not given."""
+    out = cells.copy()
+    variance = math.nan if test_label_variance is None else float(test_label_variance)
+    relative = out["test_mse"] / variance if variance > 0 else math.nan  # constant labels: nothing to explain
+    out.insert(out.columns.get_loc("test_mse") + 1, "test_mse_rel", relative)
+    return out
+
+
 def cell_means(cells: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
     """`stats.cell_stats` of test MSE (n as `seeds`) plus the mean train MSE; none where a seed diverged."""
     out = cell_stats(cells, intervals=intervals).rename(columns={"n": "seeds"})
@@ -137,12 +151,19 @@ def select(cells: pd.DataFrame, levels: dict[str, str]) -> pd.DataFrame:
 
 
 def write_experiment_outputs(
-    experiment: str, metrics_paths: list[str], cells_csv: str, table_paths: list[str], sweep=(), measures_paths=()
+    experiment: str,
+    metrics_paths: list[str],
+    cells_csv: str,
+    table_paths: list[str],
+    sweep=(),
+    measures_paths=(),
+    test_label_variance: float | None = None,
 ) -> None:
     """cells.csv plus one .md and one .csv table per optimizer x rho x swept values (paths as
     genboost.config.study.table_paths; `sweep`: the experiment's swept keys; `measures_paths`: the cells'
-    measures.json, in the order of their metrics.json, where measured)."""
-    cells = read_cells(experiment, metrics_paths, sweep, measures_paths)
+    measures.json, in the order of their metrics.json, where measured; `test_label_variance`: that of its
+    split's test labels, for cells.csv's test_mse_rel)."""
+    cells = with_relative_mse(read_cells(experiment, metrics_paths, sweep, measures_paths), test_label_variance)
     files.write_text(cells_csv, cells.to_csv(index=False))  # full precision: numbers round-trip
     tables = {}  # the .md and the .csv of one table share its numbers
     for path in table_paths:

@@ -258,35 +258,3 @@ def conclusions_markdown(ours: list[Conclusion], talk: list[Conclusion] | None =
         "t-test) and pairs are over seeds, of the two configurations' test MSE paired by seed."
     )
     return "\n".join([*lines, "", note, "", table, ""])
-
-
-def matrix_entry(c: Conclusion) -> str:
-    """A verdict and the number that decides it, e.g. "reproduced (Δ -0.058, p 0.012)"."""
-    if c.verdict == NOT_TESTABLE:
-        return NOT_TESTABLE
-    o = c.deciding
-    p = "" if math.isnan(o.stats["p_t"]) else f", p {o.stats['p_t']:.2g}"
-    return f"{c.verdict} (Δ {o.delta:+.3f}{p})"
-
-
-def conclusion_matrix(setups: dict[str, tuple[pd.DataFrame | None, pd.DataFrame | None]]) -> str:
-    """Markdown: rows the four conclusions, columns the setups (name -> (main-like cells, second-chance cells or
-    None)), then one line per further setup naming the conclusions whose verdict differs from the first setup's."""
-    if not setups:
-        raise ValueError("conclusion_matrix: no setups given")
-    results = {name: evaluate(main, second) for name, (main, second) in setups.items()}
-    names = list(results)
-    rows = [
-        [f"{c.key}: {c.text}", *(matrix_entry(results[n][i]) for n in names)] for i, c in enumerate(results[names[0]])
-    ]
-    table = tabulate(rows, headers=["conclusion", *names], tablefmt="github", disable_numparse=True)
-    lines = [table, ""]
-    for name in names[1:]:
-        pairs = list(zip(results[names[0]], results[name], strict=True))
-        testable = [(a, b) for a, b in pairs if NOT_TESTABLE not in (a.verdict, b.verdict)]
-        flips = [f"{a.key} ({a.verdict} → {b.verdict})" for a, b in testable if a.verdict != b.verdict]
-        said = f"flips {', '.join(flips)}" if flips else "flips no conclusion"
-        untested = [b.key for _, b in pairs if b.verdict == NOT_TESTABLE]
-        there = f" ({', '.join(untested)} not testable there)" if untested else ""
-        lines.append(f"- {name}: {said} relative to {names[0]}{there}")
-    return "\n".join(lines).rstrip() + "\n"

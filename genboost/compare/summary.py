@@ -12,7 +12,7 @@ from genboost.analysis.best import best
 from genboost.analysis.formats import number, sam_label
 from genboost.analysis.stats import config_columns, sweep_axes
 from genboost.analysis.tables import cell_means, measure_columns
-from genboost.compare import conclusions as verdicts
+from genboost.compare import matrix
 from genboost.config.optimizers import in_order, label
 from genboost.config.study import fmt_number, fmt_value
 from genboost.config.sweep import SWEEPABLE
@@ -173,22 +173,46 @@ def versus_section(name: str, means: pd.DataFrame, base_name: str, base: pd.Data
     return [*lines, ""]
 
 
-def talk_section(cells: pd.DataFrame, setups: dict[str, str | None]) -> list[str]:
-    """The talk's four conclusions checked in each setup: main-like experiment -> its second chance (or None)."""
-    if not setups:
+def talk_section(
+    cells: pd.DataFrame, setups: dict[str, str | None], datasets: dict[str, dict] | None = None
+) -> list[str]:
+    """The talk's four conclusions checked in each setup (main-like experiment -> its second chance, or None) and
+    on each dataset (experiment -> {"dataset": its dataset, "second_chance": its second chance or None})."""
+    datasets = datasets or {}
+    if not setups and not datasets:
         return []
-    frames = {
-        name: (cells[cells["experiment"] == name], cells[cells["experiment"] == second] if second else None)
-        for name, second in setups.items()
-    }
+
+    def frames(name: str, second: str | None):
+        return cells[cells["experiment"] == name], cells[cells["experiment"] == second] if second else None
+
+    columns = {name: frames(name, second) for name, second in setups.items()}
+    other = {f"{n} ({d['dataset']} data)": frames(n, d.get("second_chance")) for n, d in datasets.items()}
     rule = "the verdicts' rule and each setup's tables beside the talk's: `<experiment>/vs_talk.md`"
-    return ["## The talk's conclusions, per setup", "", f"See {rule}.", "", verdicts.conclusion_matrix(frames)]
+    own = (
+        " A dataset's column judges the talk's conclusions on that dataset's own cells (no published table to "
+        "compare with); rel: test MSE ÷ the variance of its test labels, comparable across datasets."
+        if datasets
+        else ""
+    )
+    return [
+        "## The talk's conclusions, per setup",
+        "",
+        f"See {rule}.{own}",
+        "",
+        matrix.conclusion_matrix(columns, other),
+    ]
 
 
-def summarize(cells: pd.DataFrame, experiments: list[str], setups: dict[str, str | None] | None = None) -> str:
+def summarize(
+    cells: pd.DataFrame,
+    experiments: list[str],
+    setups: dict[str, str | None] | None = None,
+    datasets: dict[str, dict] | None = None,
+) -> str:
     """The Markdown summary of the whole study; the first experiment is the base of comparisons. `setups`
-    (experiments compared with the talk's main tables -> the second chance of their setup) adds the matrix of
-    the talk's conclusions."""
+    (experiments compared with the talk's main tables -> the second chance of their setup) and `datasets` (the
+    talk's grid on other data: experiment -> its dataset and second chance; genboost.config.study.Study.datasets)
+    add the matrix of the talk's conclusions."""
     means = cell_means(cells)
     if "epochs" not in means:  # else epochs is swept, a column of the means already
         config = config_columns(cells)
@@ -196,7 +220,7 @@ def summarize(cells: pd.DataFrame, experiments: list[str], setups: dict[str, str
     per_exp = {e: means[means["experiment"] == e] for e in experiments}
     base_name = experiments[0]
     lines = ["# genboost summary", "", f"{len(cells)} trained models; test MSE is the mean over seeds (± std).", ""]
-    lines += talk_section(cells, setups or {})
+    lines += talk_section(cells, setups or {}, datasets)
     lines += best_section(base_name, per_exp[base_name])
     lines += effect_section(base_name, per_exp[base_name])
     lines += optimizer_section(base_name, per_exp[base_name])

@@ -185,6 +185,19 @@ class Study:
         the first experiment that continues it (its second chance), if any."""
         return {n: p.name if p else None for n, p in compared.items() if not self.experiment(n).continues}
 
+    def other_datasets(self, compared: dict[str, Experiment | None]) -> dict[str, dict]:
+        """The setups' grid on other data, where the talk's conclusions are checked on the experiment's own cells:
+        each experiment not compared with a published table, continuing none, sweeping nothing, on true labels,
+        on a dataset no setup uses, whose grid (but its seeds) is a setup's -> its dataset and second chance."""
+        setups = [self.experiment(name) for name in self.setups(compared)]
+        grids, used = [_grid_but_seeds(e) for e in setups], {e.dataset for e in setups}
+        return {
+            e.name: {"dataset": e.dataset, "second_chance": p.name if (p := self.partner(e)) else None}
+            for e in self.experiments
+            if e.name not in compared and not (e.continues or e.sweep or e.train["shuffle_labels"])
+            and e.dataset not in used and _grid_but_seeds(e) in grids
+        }  # fmt: skip
+
     def partner(self, experiment: Experiment) -> Experiment | None:
         """The experiment it continues (config key `continues`), else the first that continues it; None when
         there is no such enabled experiment."""
@@ -192,6 +205,10 @@ class Study:
             if e.name == experiment.continues or (e.continues and e.continues == experiment.name):
                 return e
         return None
+
+
+def _grid_but_seeds(experiment: Experiment) -> dict:
+    return {axis: values for axis, values in experiment.grid.items() if axis != "seed"}
 
 
 @cache

@@ -60,6 +60,13 @@ def label_classes(manifest_path) -> int | None:
     return len(order) if order is not None else None
 
 
+def label_variance(split_csv) -> float:
+    """The population variance (ddof 0, as an MSE is a mean over the rows) of a preprocessed split's labels, in
+    the units the models are trained and scored in (an ordinal label's classes 0..K-1)."""
+    labels = _read_features(split_csv)["label"].to_numpy(np.float64)
+    return float(labels.var())
+
+
 def _read_features(path) -> pd.DataFrame:
     """Header and float64 values; pandas' parser reads each written value back exactly."""
     try:

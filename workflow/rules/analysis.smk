@@ -8,6 +8,8 @@ for exp in STUDY.experiments:
             f"aggregate_{exp.name}"
         input:
             **wiring.cell_files(exp, R, STUDY.analysis),
+            # its split's test labels, whose variance scales cells.csv's test_mse_rel
+            test_data=wiring.data_paths(exp, R)["test"],
         output:
             cells=report(
                 f"{R}/{exp.name}/cells.csv",

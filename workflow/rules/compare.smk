@@ -61,6 +61,8 @@ rule summary:
         experiments=[e.name for e in STUDY.experiments],
         # the setups the talk's conclusions are checked on: main-like experiment -> its second chance
         setups=STUDY.setups(COMPARED),
+        # the setups' grid on other data, checked on its own cells: experiment -> its dataset and second chance
+        datasets=STUDY.other_datasets(COMPARED),
         code=fingerprint.rule_code(workflow, "workflow/scripts/summary.py"),
     script:
         "../scripts/summary.py"

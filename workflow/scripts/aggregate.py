@@ -3,6 +3,7 @@
 import logging
 
 from genboost.analysis import tables
+from genboost.data.tensors import label_variance
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):
@@ -13,6 +14,7 @@ with logging_to(snakemake.log):
         cells_csv=snakemake.output.cells,
         table_paths=list(snakemake.output.tables),
         sweep=list(snakemake.params.sweep),
+        test_label_variance=label_variance(snakemake.input.test_data),
     )
     logging.info(
         "%s: wrote %s (%d models) and %d tables",
