@@ -27,7 +27,8 @@ log = logging.getLogger("genboost")
 @dataclass(frozen=True)
 class MeasureJob:
     """What one measure job needs: its models' metrics.json, the measures.json each goes to, the store, the
-    data, and the `analysis` settings."""
+    data, and the `analysis` settings; `job_file`, where given, gets every model's measures in that order (what
+    the tables and figures read)."""
 
     experiment: str
     metrics: list[str]
@@ -36,6 +37,7 @@ class MeasureJob:
     train_csv: str
     test_csv: str
     analysis: dict
+    job_file: str | None = None
 
 
 def measure_columns(analysis: dict) -> list[str]:
@@ -63,9 +65,14 @@ def run_measure_job(job: MeasureJob) -> None:
         for values, more in zip(found, block_measures(cells, params, diverged, split, job.analysis), strict=True):
             values.update(more)
     columns = measure_columns(job.analysis)
-    for record, values, out in zip(records, found, job.outputs, strict=True):
-        measures = {c: _finite_or_none(values.get(c)) for c in columns}
-        files.write_json(out, {"store_key": record["store_key"], "measures": measures})
+    measured = [
+        {"store_key": record["store_key"], "measures": {c: _finite_or_none(values.get(c)) for c in columns}}
+        for record, values in zip(records, found, strict=True)
+    ]
+    for entry, out in zip(measured, job.outputs, strict=True):
+        files.write_json(out, entry)
+    if job.job_file:
+        files.write_json(job.job_file, {"experiment": job.experiment, "measures": measured})
     log.info("measured %d models: %s", len(records), ", ".join(columns))
 
 

@@ -7,7 +7,7 @@ for exp in STUDY.experiments:
         name:
             f"aggregate_{exp.name}"
         input:
-            **wiring.cell_files(exp, R, STUDY.analysis),
+            **wiring.analysis_inputs(exp, R, PARTS[exp.name], STUDY.analysis),
         output:
             cells=report(
                 f"{R}/{exp.name}/cells.csv",
@@ -49,7 +49,7 @@ for exp in STUDY.experiments:
         name:
             f"figures_{exp.name}"
         input:
-            **wiring.cell_files(exp, R, STUDY.analysis),
+            **wiring.analysis_inputs(exp, R, PARTS[exp.name], STUDY.analysis),
         output:
             **{
                 k: (
