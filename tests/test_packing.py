@@ -83,3 +83,10 @@ def test_a_jobs_name_tells_its_cells(study):
             packing.job_cells(exp, {"optimizer": "adam", "rho": "0.02", "part": text})
     with pytest.raises(grid.ConfigError, match="73 parts of a group of 72 cells"):
         packing.job_cells(exp, {"optimizer": "adam", "rho": "0.02", "part": "1of73"})
+
+
+def test_a_cuda_experiment_trains_each_group_in_one_job(repo_root):
+    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    config["train"]["device"] = "cuda"
+    study = grid.Study.from_config(config)
+    assert [packing.parts(e, 8) for e in study.experiments] == [1, 1]

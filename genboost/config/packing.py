@@ -34,8 +34,9 @@ def groups(experiment: Experiment) -> int:
 def parts(experiment: Experiment, cores: int | None) -> int:
     """The fewest parts per group that make the experiment's number of jobs a multiple of `cores`, so that its
     equal jobs fill every core to the end; no part under MIN_PART_MODELS models unless a group is smaller.
-    None (a cluster, where Snakemake knows no core count): one job per group."""
-    if not cores or cores < 2:
+    None (a cluster, where Snakemake knows no core count) or a CUDA experiment (the GPU, not the cores, does the
+    work, faster the more models it trains at once): one job per group."""
+    if not cores or cores < 2 or experiment.device == "cuda":
         return 1
     wanted = cores // math.gcd(groups(experiment), cores)
     return max(1, min(wanted, experiment.job_size() // MIN_PART_MODELS))
