@@ -62,7 +62,9 @@ def test_a_swept_batch_size_is_a_level_of_the_paths_and_a_setting_of_the_cells(c
     assert wiring.table_paths("r", exp) == [
         f"r/swept/tables/optimizer=sgd_rho=0_batch_size={b}.{ext}" for b in (16, 32, 64) for ext in ("md", "csv")
     ]
-    assert wiring.job_log(exp, "r") == "r/logs/swept/train/optimizer={optimizer}/rho={rho}/batch_size={batch_size}.log"
+    job = "optimizer={optimizer}/rho={rho}/batch_size={batch_size}/part={part}"
+    assert wiring.job_log(exp, "r") == f"r/logs/swept/train/{job}.log"
+    assert wiring.job_file(exp, "r") == f"r/swept/jobs/train/{job}.json"
 
 
 def test_hidden_widths_and_betas_are_written_with_x(config):
