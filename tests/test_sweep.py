@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
 from genboost import wiring
+from genboost.config import packing
 from genboost.config import study as grid
 from genboost.config import sweep
 from genboost.config.cell import AXES
@@ -199,12 +200,9 @@ def test_a_longer_run_goes_on_from_the_shorter_run_of_the_same_batch_size(config
     for cell in long.cells():
         found = lineage.prefix(long, cell)
         assert (found[1] == replace(cell, epochs=2)) if cell.batch_size != 32 else found is None
-    inputs = wiring.job_inputs(lineage, long, {"optimizer": "adam", "rho": "0.05", "batch_size": "16"})
-    assert inputs == [
-        "r/short/runs/optimizer=adam/lr=0.001/wd=0/rho=0.05/batch_size=16/seed=0/metrics.json".replace(
-            "r/", f"{study.results}/", 1
-        )
-    ]
+    cells = packing.job_cells(long, {"optimizer": "adam", "rho": "0.05", "batch_size": "16", "part": "1of1"})
+    inputs = wiring.job_inputs(lineage, long, cells, {"short": 1, "long": 1})
+    assert inputs == [f"{study.results}/short/jobs/train/optimizer=adam/rho=0.05/batch_size=16/part=1of1.json"]
     assert all(lineage.extended(short, c) for c in short.cells())
 
 
