@@ -10,9 +10,8 @@ from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
 from genboost import wiring
-from genboost.config import packing
+from genboost.config import packing, sweep
 from genboost.config import study as grid
-from genboost.config import sweep
 from genboost.config.cell import AXES
 from genboost.train.resume import Lineage
 
