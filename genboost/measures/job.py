@@ -28,7 +28,8 @@ log = logging.getLogger("genboost")
 class MeasureJob:
     """What one measure job needs: its models' metrics.json, the measures.json each goes to, the store, the
     data, and the `analysis` settings; `job_file`, where given, gets every model's measures in that order (what
-    the tables and figures read)."""
+    the tables and figures read); `train_job`, where given, is read for the records instead of `metrics` (a
+    metrics.json a user deleted does not stop the measures)."""
 
     experiment: str
     metrics: list[str]
@@ -38,6 +39,7 @@ class MeasureJob:
     test_csv: str
     analysis: dict
     job_file: str | None = None
+    train_job: str | None = None  # the train job's file, whose records stand for the metrics.json files
 
 
 def measure_columns(analysis: dict) -> list[str]:
@@ -53,7 +55,12 @@ def run_measure_job(job: MeasureJob) -> None:
     """Write one measures.json per model: {"store_key": its result's key, "measures": column -> value or null}."""
     if len(job.metrics) != len(job.outputs):
         raise RuntimeError(f"measure job has {len(job.outputs)} outputs for {len(job.metrics)} metrics.json")
-    records = [json.loads(Path(p).read_text()) for p in job.metrics]
+    if job.train_job:
+        records = json.loads(Path(job.train_job).read_text())["cells"]
+    else:
+        records = [json.loads(Path(p).read_text()) for p in job.metrics]
+    if len(records) != len(job.outputs):
+        raise RuntimeError(f"measure job has {len(job.outputs)} outputs for {len(records)} trained models")
     cells = [Cell.from_dict(r["config"]) for r in records]
     split = cells_split(cells, job.train_csv, job.test_csv, f"measure job of {job.experiment}")
     params = [

@@ -11,12 +11,13 @@ with logging_to(snakemake.log):
     job.run_measure_job(
         job.MeasureJob(
             experiment=snakemake.params.experiment,
-            metrics=list(snakemake.params.metrics),  # written by the train job before its job file
+            metrics=list(snakemake.params.metrics),  # named in errors; the records are read from train_job
             outputs=list(snakemake.params.measures),
             results=Study.from_config(snakemake.config).results,
             train_csv=snakemake.input.train,
             test_csv=snakemake.input.test,
             analysis=snakemake.params.analysis,
             job_file=snakemake.output.job,
+            train_job=snakemake.input.job,
         )
     )
