@@ -7,6 +7,7 @@ fingerprint does not cover it, so editing a path, a resource or a priority here 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import math
 import posixpath
@@ -88,8 +89,13 @@ def analysis_inputs(experiment: Experiment, results: str, parts: int, analysis: 
 
 
 def job_params(experiment: Experiment, wildcards) -> list[dict]:
-    """The cells of one job as plain dicts: a Snakemake param, so a changed cell reruns its job."""
-    return [c.to_dict() for c in packing.job_cells(experiment, dict(wildcards))]
+    """The cells of one job as plain dicts (`Cell.to_dict`'s, without dataclasses.asdict's deep copies: a study
+    of 100,000 models plans in seconds less): a Snakemake param, so a changed cell reruns its job."""
+    names = [f.name for f in dataclasses.fields(Cell)]
+    return [
+        {n: list(v) if isinstance(v, tuple) else v for n, v in zip(names, (getattr(c, n) for n in names), strict=True)}
+        for c in packing.job_cells(experiment, dict(wildcards))
+    ]
 
 
 def job_metrics(experiment: Experiment, results: str, wildcards, name: str = "metrics.json") -> list[str]:

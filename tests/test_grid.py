@@ -245,6 +245,7 @@ def test_job_params_are_plain_values(config):
     assert len(params) == 6 * 4 * 3
     assert all(type(v) in (str, int, float, bool, list) for p in params for v in p.values())
     assert {p["epochs"] for p in params} == {100}
+    assert params == [c.to_dict() for c in packing.job_cells(exp, {"optimizer": "adam", "rho": "0.05", "part": "1of1"})]
 
 
 def test_unknown_wildcard_value_is_an_error(config):

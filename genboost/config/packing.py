@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 
+from genboost.config import sweep as sweeping
 from genboost.config.cell import Cell
 from genboost.config.study import ConfigError, Experiment, fmt_value
 
@@ -63,9 +64,23 @@ def bounds(size: int, index: int, count: int) -> tuple[int, int]:
     return (index - 1) * size // count, index * size // count
 
 
+# (id of the experiment, its group's values) -> (the experiment, the group's cells): the Snakefile asks for a
+# job's cells several times (params, inputs, priority), and building 100,000 cells takes seconds.
+_GROUPS: dict[tuple, tuple[Experiment, list[Cell]]] = {}
+
+
+def group_cells(experiment: Experiment, values: dict) -> list[Cell]:
+    """The cells of the group with these values of the free axes, in job order."""
+    key = (id(experiment), tuple(values.items()))
+    found = _GROUPS.get(key)
+    if found is None or found[0] is not experiment:  # an id may be reused once an experiment is gone
+        found = _GROUPS[key] = (experiment, experiment.job_cells(values))
+    return found[1]
+
+
 def job_cells(experiment: Experiment, wildcards: dict) -> list[Cell]:
     """The cells of one train job, from its name: its group's values and its part."""
-    cells = experiment.job_cells({a: wildcards[a] for a in free_axes(experiment)})
+    cells = group_cells(experiment, {a: wildcards[a] for a in free_axes(experiment)})
     index, count = parse_part(wildcards["part"])
     if count > len(cells):
         raise ConfigError(f"experiment {experiment.name}: {count} parts of a group of {len(cells)} cells")
@@ -75,14 +90,13 @@ def job_cells(experiment: Experiment, wildcards: dict) -> list[Cell]:
 
 def job_of(experiment: Experiment, cell: Cell, count: int) -> dict[str, str]:
     """The name (wildcards) of the job of `count` parts per group that trains `cell`."""
-    names = experiment.wildcards(cell)
     position = 0  # in its group, whose cells run over the packed axes like itertools.product
     for axis in experiment.pack:
-        texts = [fmt_value(axis, v) for v in experiment.levels(axis)]
-        position = position * len(texts) + texts.index(names[axis])
-    size = experiment.job_size()
-    index = next(i for i in range(1, count + 1) if position < bounds(size, i, count)[1])
-    return {**{a: names[a] for a in free_axes(experiment)}, "part": part_name(index, count)}
+        levels = experiment.levels(axis)
+        position = position * len(levels) + levels.index(sweeping.level_of(cell, axis))
+    index = next(i for i in range(1, count + 1) if position < bounds(experiment.job_size(), i, count)[1])
+    free = {a: fmt_value(a, sweeping.level_of(cell, a)) for a in free_axes(experiment)}
+    return {**free, "part": part_name(index, count)}
 
 
 def jobs(experiment: Experiment, count: int) -> list[dict[str, str]]:
