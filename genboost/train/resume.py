@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from genboost.config import packing
 from genboost.config.cell import Cell
 from genboost.config.study import Experiment, Study
 
@@ -32,8 +33,10 @@ class Lineage:
         self._order = {e.name: order for order, e in enumerate(study.experiments)}
         self._runs: dict[tuple, list[tuple[int, Experiment, Cell]]] = {}
         for order, experiment in enumerate(study.experiments):
-            for cell in experiment.cells():
-                self._runs.setdefault(run_key(cell), []).append((order, experiment, cell))
+            # by job group: the Snakefile asks for the same groups' cells again (packing caches them)
+            for group in packing.jobs(experiment, 1):
+                for cell in packing.job_cells(experiment, group):
+                    self._runs.setdefault(run_key(cell), []).append((order, experiment, cell))
 
     def _same_run(self, cell: Cell) -> list[tuple[int, Experiment, Cell]]:
         """(experiment order, experiment, cell) of every cell of the study that is `cell` at some length."""
