@@ -66,7 +66,7 @@ def test_tables_match_cells(tiny_run):
     md = (tiny_run / "results/main/tables/optimizer=adam_rho=0.05.md").read_text()
     assert "| lr \\ wd" in md and f"{sel.test_mse.mean():.4f}" in md
     log = (tiny_run / "results/logs/main/aggregate.log").read_text()
-    assert "main: wrote " in log and "cells.csv (32 models) and 8 tables" in log
+    assert "main: wrote " in log and "cells.csv (32 models, from 4 train jobs) and 8 tables" in log
 
 
 def test_summary_names_the_best_configuration(tiny_run):

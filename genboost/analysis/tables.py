@@ -149,10 +149,10 @@ def select(cells: pd.DataFrame, levels: dict[str, str]) -> pd.DataFrame:
 
 def write_experiment_outputs(
     experiment: str, job_paths: list[str], cells_csv: str, table_paths: list[str], sweep=(), measured_paths=()
-) -> None:
+) -> int:
     """cells.csv plus one .md and one .csv table per optimizer x rho x swept values (paths as
     genboost.config.study.table_paths; `sweep`: the experiment's swept keys), from its train jobs' files and,
-    where measured, its measure jobs' files (in the same order)."""
+    where measured, its measure jobs' files (in the same order); returns the number of models."""
     cells = cells_frame(experiment, read_job_records(job_paths, measured_paths), sweep)
     files.write_text(cells_csv, cells.to_csv(index=False))  # full precision: numbers round-trip
     tables = {}  # the .md and the .csv of one table share its numbers
@@ -167,3 +167,4 @@ def write_experiment_outputs(
         title = f"{experiment}: {optimizer.upper()}, {sam_label(rho)}{swept}: test MSE, " + INTERVALS
         text = table_markdown(table, title) if path.endswith(".md") else table_csv(table)
         files.write_text(path, text)
+    return len(cells)

@@ -6,7 +6,7 @@ from genboost.analysis import tables
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):
-    tables.write_experiment_outputs(
+    models = tables.write_experiment_outputs(
         experiment=snakemake.params.experiment,
         job_paths=list(snakemake.input.jobs),
         measured_paths=list(snakemake.input.measured),
@@ -15,9 +15,10 @@ with logging_to(snakemake.log):
         sweep=list(snakemake.params.sweep),
     )
     logging.info(
-        "%s: wrote %s (%d train jobs) and %d tables",
+        "%s: wrote %s (%d models, from %d train jobs) and %d tables",
         snakemake.params.experiment,
         snakemake.output.cells,
+        models,
         len(snakemake.input.jobs),
         len(snakemake.output.tables),
     )
