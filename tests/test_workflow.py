@@ -176,7 +176,8 @@ def test_adding_an_lr_plans_only_the_new_cells(unpacked_run, tmp_path):
     assert train_outputs(jobs) == sorted(
         f"results/main/jobs/train/optimizer=sgd/lr=3e-05/wd=0/rho={rho}/seed=0/part=1of1.json" for rho in ("0", "0.05")
     )
-    assert set(jobs) == {"train_main", "aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
+    after = {"aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
+    assert set(jobs) == {"train_main", "measure_main", *after}  # the new models are measured too
 
 
 def test_same_number_written_differently_plans_nothing(unpacked_run, tmp_path):
@@ -210,9 +211,14 @@ def plan_after_editing(run: Path, copy: Path, module: str) -> dict:
     return planned(workdir)
 
 
-@pytest.mark.parametrize("module", ["train/engine.py", "train/model.py", "measures/sharpness.py", "data/tensors.py"])
+@pytest.mark.parametrize("module", ["train/engine.py", "train/model.py", "data/tensors.py"])
 def test_editing_training_code_plans_every_train_job(unpacked_run, tmp_path, module):
     assert len(train_outputs(plan_after_editing(unpacked_run, tmp_path / "run", module))) == 2
+
+
+def test_editing_a_measure_plans_every_measure_job_and_no_training(unpacked_run, tmp_path):
+    jobs = plan_after_editing(unpacked_run, tmp_path / "run", "measures/sharpness.py")
+    assert train_outputs(jobs) == [] and len(jobs["measure_main"]) == 2
 
 
 def test_editing_table_code_plans_no_training(unpacked_run, tmp_path):
@@ -239,6 +245,7 @@ def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run, tm
     assert set(jobs) - {"all"} == {
         "preprocess",
         "train_standardized",
+        "measure_standardized",
         "aggregate_standardized",
         "figures_standardized",
         "vs_talk_standardized",
