@@ -1,13 +1,14 @@
 # genboost: download -> preprocess -> train (one job per cell or per pack of cells) -> measure (the same jobs'
 # models, from their stored weights) -> tables -> summary.
 # This file only wires rules; all logic lives in the genboost package.
+import os
 from functools import partial
 from pathlib import Path
 
 from snakemake.utils import min_version
 
 from genboost import fingerprint, wiring
-from genboost.config import settings
+from genboost.config import packing, settings
 from genboost.config.study import Study, measured
 from genboost.train.resume import Lineage
 
@@ -24,6 +25,15 @@ config.update(settings.checked(config, Path(workflow.basedir) / settings.SCHEMA)
 STUDY = Study.from_config(config)
 LINEAGE = Lineage(STUDY)
 R = STUDY.results
+# Parts per job group, so that the jobs fill the cores (genboost/config/packing.py). A job's own Snakemake
+# process (on a cluster node, or a subprocess) plans with its parent's core count, read from the environment, so
+# that it names the same jobs.
+PLAN_CORES = int(
+    os.environ.setdefault(
+        "GENBOOST_PLAN_CORES", str(workflow.resource_settings.cores or 0)
+    )
+)
+PARTS = {e.name: packing.parts(e, PLAN_CORES) for e in STUDY.experiments}
 DATASETS = config["datasets"]
 REFERENCE = config["reference"]
 # Experiments compared with the reference table, each with its partner: the run it continues, or its second chance

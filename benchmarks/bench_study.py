@@ -60,14 +60,28 @@ def timed_snakemake(workdir: Path, cores: int) -> tuple[float, float, float]:
     return start, time.time(), time.perf_counter() - t0
 
 
-def train_phase(workdir: Path) -> tuple[float, float, float]:
-    """(first train job's first log line, last train job's last log line, summed train-job log spans), epoch s."""
-    spans = []
-    for log in (workdir / "results" / "logs").glob("*/train/**/*.log"):
+def train_jobs(workdir: Path) -> dict[str, tuple[float, float]]:
+    """Each train job's log (relative to results/logs) -> its first and last log lines' times, epoch seconds."""
+    logs = workdir / "results" / "logs"
+    spans = {}
+    for log in logs.glob("*/train/**/*.log"):
         lines = [ln for ln in log.read_text().splitlines() if ln[:4].isdigit()]
         stamps = [datetime.strptime(ln[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() for ln in (lines[0], lines[-1])]
-        spans.append(stamps)
+        spans[str(log.relative_to(logs))] = (stamps[0], stamps[1])
+    return spans
+
+
+def train_phase(workdir: Path) -> tuple[float, float, float]:
+    """(first train job's first log line, last train job's last log line, summed train-job log spans), epoch s."""
+    spans = train_jobs(workdir).values()
     return min(a for a, _ in spans), max(b for _, b in spans), sum(b - a for a, b in spans)
+
+
+def timeline(workdir: Path, start: float) -> list[dict]:
+    """The train jobs in the order they started: seconds from the run's start to each job's first and last log
+    line (the Snakemake job starts a moment before, with its Python and torch imports)."""
+    spans = sorted(train_jobs(workdir).items(), key=lambda kv: kv[1][0])
+    return [{"job": job, "start_s": round(a - start, 1), "end_s": round(b - start, 1)} for job, (a, b) in spans]
 
 
 def machine_speed(split) -> float:
@@ -97,6 +111,7 @@ def study_run(config: dict, base: Path, cores: int, split) -> dict:
         "after_training_s": end - last,  # tables, figures, summary, Snakemake's exit
         "train_jobs_busy_s": busy,  # summed over jobs, from each job's first to last log line
         "engine_ms_per_model_epoch_before": speed,  # machine_speed(): lower is a faster machine
+        "train_jobs": timeline(workdir, start),
     }
 
 
@@ -182,7 +197,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = settings.checked(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / settings.SCHEMA)
-    config["data"]["local_copy"] = str(args.csv)
+    config["datasets"]["obesity"]["local_copy"] = str(args.csv)
     config["train"]["device"] = args.device
     figures: dict = {
         "machine": {
@@ -217,6 +232,8 @@ def main() -> None:
                 f"{r['training_s']:.1f} s, after {r['after_training_s']:.1f} s; machine speed before: "
                 f"{r['engine_ms_per_model_epoch_before']:.2f} ms per model-epoch)"
             )
+            for job in r["train_jobs"]:  # whether the jobs kept every core busy
+                print(f"  {job['start_s']:7.1f} s - {job['end_s']:7.1f} s  {job['job']}")
         wall = statistics.median(r["wall_s"] for r in runs)
         figures["study"] = {
             "models": models,

@@ -3,7 +3,9 @@
 # build of torch, pandas and scikit-learn, but neither snakemake nor pooch, and ../shared does not travel):
 #   1. the engine's CUDA path against the reference trainer on CUDA (tests/test_engine.py -k cuda);
 #   2. the engine at K = 1, 8, 48, 192, 648 on CUDA (benchmarks/bench_engine.py --device cuda);
-#   3. the full default study with train.device: cuda, where snakemake and pooch import (carry their wheels).
+#   3. the full default study with train.device: cuda, where snakemake and pooch import (carry their wheels):
+#      one train job per optimizer x rho (genboost/config/packing.py splits groups to fill CPU cores, never for
+#      CUDA), each job's start and end printed from its log (whether the GPU jobs overlap).
 # Copy the obesity CSV into a git-ignored folder of the checkout, carry it, and point GENBOOST_DATA_CSV at it.
 # Figures go to $OUT (the device tool's folder) or else benchmarks/results.
 set -euo pipefail

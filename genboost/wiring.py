@@ -7,11 +7,13 @@ fingerprint does not cover it, so editing a path, a resource or a priority here 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import math
 import posixpath
 from urllib.parse import urlparse
 
+from genboost.config import packing
 from genboost.config.cell import AXES, Cell
 from genboost.config.optimizers import NAMES as OPTIMIZERS
 from genboost.config.study import ConfigError, Experiment, Study, fmt_value, measured
@@ -61,45 +63,68 @@ def measures_path(experiment: Experiment, results: str, cell: Cell) -> str:
     return metrics_path(experiment, results, cell, "measures.json")
 
 
-def cell_files(experiment: Experiment, results: str, analysis: dict) -> dict[str, list[str]]:
-    """What the tables and figures of an experiment read: every cell's metrics.json, and its measures.json where
-    the analysis measures anything."""
-    cells = experiment.cells()
-    measures = [measures_path(experiment, results, c) for c in cells] if measured(analysis) else []
-    return {"metrics": [metrics_path(experiment, results, c) for c in cells], "measures": measures}
-
-
 def all_metrics(study: Study) -> list[str]:
     return [metrics_path(e, study.results, c) for e in study.experiments for c in e.cells()]
 
 
-def job_outputs(experiment: Experiment, results: str, name: str = "metrics.json") -> list[str]:
-    """The output patterns of one train job (or, name measures.json, of its measure job): packed axes filled in,
-    the others left as {wildcards}; in the order of `job_params`' cells."""
-    fixed = {a: "{" + a + "}" for a in experiment.axes if a not in experiment.pack}
-    packed = [[(a, fmt_value(a, v)) for v in experiment.levels(a)] for a in experiment.pack]
-    pattern = run_pattern(experiment.axes, name)
+def job_file(experiment: Experiment, results: str, step: str = "train") -> str:
+    """The pattern of one job's file (step train: its cells' metrics.json records; measure: their measures), named
+    by its group's values and its part (genboost.config.packing): what the tables and figures read, one file a
+    job, so that planning grows with the jobs, not the models."""
+    levels = "".join(f"{a}={{{a}}}/" for a in packing.free_axes(experiment))
+    return f"{results}/{experiment.name}/jobs/{step}/{levels}part={{part}}.json"
+
+
+def job_files(experiment: Experiment, results: str, parts: int, step: str = "train") -> list[str]:
+    """Every job file of an experiment at `parts` parts per group."""
+    pattern = job_file(experiment, results, step)
+    return [pattern.format(**names) for names in packing.jobs(experiment, parts)]
+
+
+def analysis_inputs(experiment: Experiment, results: str, parts: int, analysis: dict) -> dict[str, list[str]]:
+    """What the tables and figures of an experiment read: its train jobs' files, and its measure jobs' where the
+    analysis measures anything."""
+    measured_jobs = job_files(experiment, results, parts, "measure") if measured(analysis) else []
+    return {"jobs": job_files(experiment, results, parts), "measured": measured_jobs}
+
+
+def job_params(experiment: Experiment, wildcards) -> list[dict]:
+    """The cells of one job as plain dicts (`Cell.to_dict`'s, without dataclasses.asdict's deep copies: a study
+    of 100,000 models plans in seconds less): a Snakemake param, so a changed cell reruns its job."""
+    names = [f.name for f in dataclasses.fields(Cell)]
     return [
-        pattern.format(results=results, experiment=experiment.name, **fixed, **dict(combo))
-        for combo in itertools.product(*packed)
+        {n: list(v) if isinstance(v, tuple) else v for n, v in zip(names, (getattr(c, n) for n in names), strict=True)}
+        for c in packing.job_cells(experiment, dict(wildcards))
     ]
 
 
-def job_params(experiment: Experiment, results: str, wildcards) -> list[dict]:
-    """The cells of one job as plain dicts, in the order of its outputs: a Snakemake param, so a changed cell
-    reruns its job."""
-    cells = experiment.job_cells(dict(wildcards))
-    outputs = [o.format(**dict(wildcards)) for o in job_outputs(experiment, results)]
-    if [metrics_path(experiment, results, c) for c in cells] != outputs:
-        raise RuntimeError(f"train job of {experiment.name}: its cells are not in the order of its outputs")
-    return [c.to_dict() for c in cells]
+def job_metrics(experiment: Experiment, results: str, wildcards, name: str = "metrics.json") -> list[str]:
+    """Each cell's metrics.json (or measures.json) of one job, in the order of its cells: the files it writes
+    besides its job file, for users and the measure job."""
+    return [metrics_path(experiment, results, c, name) for c in packing.job_cells(experiment, dict(wildcards))]
+
+
+def model_output(experiment: Experiment, results: str) -> str:
+    """The pattern of any one model's metrics.json, for the rule that makes one model asked for by name."""
+    free = {a: f"{{{a}}}" for a in experiment.axes}
+    return run_pattern(experiment.axes).format(results=results, experiment=experiment.name, **free)
+
+
+def model_cell(experiment: Experiment, wildcards) -> Cell:
+    """The one cell that a model's metrics.json path names (the model rule: one model asked for by name)."""
+    return packing.cell_at(experiment, {a: wildcards[a] for a in experiment.axes})
 
 
 def job_log(experiment: Experiment, results: str, step: str = "train") -> str:
     """The log of one train job (or, step "measure", of its measure job)."""
-    free = [a for a in experiment.axes if a not in experiment.pack]
-    name = "/".join(f"{a}={{{a}}}" for a in free) or "all"
-    return f"{results}/logs/{experiment.name}/{step}/{name}.log"
+    levels = "".join(f"{a}={{{a}}}/" for a in packing.free_axes(experiment))
+    return f"{results}/logs/{experiment.name}/{step}/{levels}part={{part}}.log"
+
+
+def model_log(experiment: Experiment, results: str) -> str:
+    """The log of the job that trains (or takes from the store) one model asked for by name."""
+    levels = "/".join(f"{a}={{{a}}}" for a in experiment.axes)
+    return f"{results}/logs/{experiment.name}/model/{levels}.log"
 
 
 def job_threads(experiment: Experiment) -> int:
@@ -125,25 +150,29 @@ def measure_resources(experiment: Experiment) -> dict:
     return {"runtime": 10 + math.ceil(experiment.job_size() / 10), "mem_mb": 1000 + 4 * experiment.job_size()}
 
 
-def job_inputs(lineage: Lineage, experiment: Experiment, wildcards) -> list[str]:
-    """The metrics.json of the shorter runs a train job goes on from: Snakemake trains those first."""
+def job_inputs(lineage: Lineage, experiment: Experiment, cells: list[Cell], parts: dict[str, int]) -> list[str]:
+    """The job files of the shorter runs these cells go on from (`parts`: experiment -> parts per group):
+    Snakemake trains those first."""
     paths = set()
-    for cell in experiment.job_cells(dict(wildcards)):
+    for cell in cells:
         found = lineage.prefix(experiment, cell)
         if found:
-            paths.add(metrics_path(found[0], lineage.study.results, found[1]))
+            lender, short = found
+            names = packing.job_of(lender, short, parts[lender.name])
+            paths.add(job_file(lender, lineage.study.results).format(**names))
     return sorted(paths)
 
 
 def job_priority(lineage: Lineage, experiment: Experiment, wildcards) -> int:
     """A train job's Snakemake priority: the longest first; before them a job whose cells a later job goes
     on from, and after them all that later job (short now, it runs while the other cores make tables)."""
-    cells = experiment.job_cells(dict(wildcards))
+    cells = packing.job_cells(experiment, dict(wildcards))
+    cost = experiment.job_cost() * len(cells) // experiment.job_size()
     if any(lineage.extended(experiment, c) for c in cells):
-        return 1000 + experiment.job_cost() // 1000
+        return 1000 + cost // 1000
     if any(lineage.prefix(experiment, c) for c in cells):
         return 0
-    return experiment.job_cost() // 1000
+    return cost // 1000
 
 
 def wildcard_constraints() -> dict:
@@ -151,7 +180,7 @@ def wildcard_constraints() -> dict:
     number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
     axes = {"optimizer": "|".join(OPTIMIZERS), "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
     swept = {k: wildcard_constraint(k) for k in SWEEPABLE}
-    return {**axes, **swept, "data": "[0-9a-f]{12}", "dataset": "[A-Za-z0-9_-]+"}
+    return {**axes, **swept, "data": "[0-9a-f]{12}", "dataset": "[A-Za-z0-9_-]+", "part": packing.PART_CONSTRAINT}
 
 
 def reference_experiments(path: str | None) -> set[str]:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.colors import LogNorm
+from workflow_helpers import job_files
 
 from genboost.analysis.figures import (
     best_configurations,
@@ -193,7 +194,7 @@ def figure_paths(tmp_path):
 def test_a_study_whose_every_model_diverged_draws_its_figures_and_says_so(tmp_path):
     grid = (["sgd", "adam"], [50.0], [0.0, 1e-3], [0.0, 0.05], [0, 1])
     metrics = metrics_files(tmp_path, *grid, diverged=True)
-    write_figures("main", metrics, figure_paths(tmp_path))
+    write_figures("main", job_files(metrics, tmp_path), figure_paths(tmp_path))
     for name in ("heatmap", "lr_curves", "learning_curves"):
         assert_valid_files(tmp_path / f"{name}.png", tmp_path / f"{name}.pdf", min_png=5_000)
     cells = cells_frame("main", read_records(metrics))
@@ -213,7 +214,7 @@ def test_a_study_whose_every_model_diverged_draws_its_figures_and_says_so(tmp_pa
 
 def test_a_study_with_one_configuration_and_one_seed_draws_its_figures(tmp_path):
     metrics = metrics_files(tmp_path, ["adam"], [1e-3], [0.0], [0.0], [0], diverged=False)
-    write_figures("main", metrics, figure_paths(tmp_path))
+    write_figures("main", job_files(metrics, tmp_path), figure_paths(tmp_path))
     cells = cells_frame("main", read_records(metrics))
     heat = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
     assert [t.get_text() for ax in panels(heat) for t in ax.texts] == ["0.801"] and "\n" not in heat.get_suptitle()

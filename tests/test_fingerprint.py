@@ -259,7 +259,7 @@ def test_a_train_job_refuses_code_other_than_the_snakefiles(study, tmp_path):
     proc = subprocess.run(
         [*SNAKEMAKE, "--cores", "1", "--force", target], cwd=workdir, env=env, capture_output=True, text=True
     )
-    log = (workdir / "results/logs/main/train/all.log").read_text()
+    log = (workdir / "results/logs/main/model/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=0.log").read_text()  # model_main
     assert proc.returncode != 0
     assert f"the Snakefile's code and the installed genboost differ (installed at {installed.resolve()})" in log
     assert "install with `pip install -e .` from the checkout" in log

@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
 from genboost import wiring
+from genboost.config import packing
 from genboost.config import study as grid
 from genboost.config.cell import Cell
 
@@ -214,34 +215,38 @@ def test_packing_covers_every_cell_once(config):
     for pack in ([], ["seed"], ["lr", "wd", "seed"], list(grid.AXES)):
         cfg["train"]["pack"] = pack
         exp = grid.Study.from_config(cfg).experiments[0]
-        outputs = wiring.job_outputs(exp, "r")
-        assert len(outputs) == exp.job_size()
         free = [a for a in grid.AXES if a not in pack]
-        # every packed output keeps exactly the free axes as wildcards
-        for out in outputs:
-            assert sorted(p.split("=")[0] for p in out.split("/") if "{" in p) == sorted(free)
-        cells = exp.job_cells({a: grid.fmt_value(a, exp.grid[a][-1]) for a in free})
-        paths = {wiring.metrics_path(exp, "r", c) for c in cells}
-        filled = {o.format(**{a: grid.fmt_value(a, exp.grid[a][-1]) for a in free}) for o in outputs}
-        assert paths == filled
+        # a job file's name keeps exactly the free axes and the part as wildcards
+        pattern = wiring.job_file(exp, "r")
+        assert sorted(p.split("=")[0] for p in pattern.split("/") if "{" in p) == sorted([*free, "part"])
+        for parts in (1, 2, 3):
+            if parts > exp.job_size():
+                continue
+            names = packing.jobs(exp, parts)
+            assert len(names) == packing.groups(exp) * parts
+            paths = [p for n in names for p in wiring.job_metrics(exp, "r", n)]
+            assert sorted(paths) == sorted(wiring.metrics_path(exp, "r", c) for c in exp.cells())
+            for n in names:  # each cell's job is the job that trains it
+                assert all(packing.job_of(exp, c, parts) == n for c in packing.job_cells(exp, n))
 
 
-def test_job_params_are_in_the_order_of_the_outputs(config):
+def test_job_params_are_in_the_order_of_the_metrics(config):
     cfg = copy.deepcopy(config)
     cfg["train"]["pack"] = ["seed", "lr"]
     exp = grid.Study.from_config(cfg).experiments[0]
-    wildcards = {"optimizer": "sgd", "wd": "0.001", "rho": "0.02"}
-    cells = [Cell.from_dict(c) for c in wiring.job_params(exp, "r", wildcards)]
-    outputs = [o.format(**wildcards) for o in wiring.job_outputs(exp, "r")]
+    wildcards = {"optimizer": "sgd", "wd": "0.001", "rho": "0.02", "part": "1of1"}
+    cells = [Cell.from_dict(c) for c in wiring.job_params(exp, wildcards)]
+    outputs = wiring.job_metrics(exp, "r", wildcards)
     assert [wiring.metrics_path(exp, "r", c) for c in cells] == outputs and len(set(outputs)) == 6 * 3
 
 
 def test_job_params_are_plain_values(config):
     exp = grid.Study.from_config(config).experiments[0]
-    params = wiring.job_params(exp, "r", {"optimizer": "adam", "rho": "0.05"})
+    params = wiring.job_params(exp, {"optimizer": "adam", "rho": "0.05", "part": "1of1"})
     assert len(params) == 6 * 4 * 3
     assert all(type(v) in (str, int, float, bool, list) for p in params for v in p.values())
     assert {p["epochs"] for p in params} == {100}
+    assert params == [c.to_dict() for c in packing.job_cells(exp, {"optimizer": "adam", "rho": "0.05", "part": "1of1"})]
 
 
 def test_unknown_wildcard_value_is_an_error(config):

@@ -232,3 +232,12 @@ def test_the_store_key_holds_the_result_code_and_the_curve_interval(experiment, 
     context = jobs.store_context(job, torch.device("cpu"))
     assert context["code"] == jobs.result_code() and context["curve_every"] == experiment.train["curve_every"] == 2
     assert "analysis" not in context
+
+
+def test_the_job_file_holds_every_cells_record_in_order(experiment, tmp_path, split_csvs):
+    cells = experiment.cells()[:3]
+    job_file = tmp_path / "jobs" / "part=1of1.json"
+    _, outputs = run(experiment, cells, tmp_path, split_csvs, job_file=str(job_file))
+    written = json.loads(job_file.read_text())
+    assert written["experiment"] == "main"
+    assert written["cells"] == [json.loads(open(o).read()) for o in outputs]

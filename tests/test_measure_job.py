@@ -109,3 +109,20 @@ def test_the_registry_orders_labels_and_refuses_unknown_measures():
     assert registry.measure_of("hessian_top_eig").higher == "sharper"
     with pytest.raises(ValueError, match=r"\['fisher_rao'\] are not in genboost/measures/registry.py"):
         registry.check_known(["weight_norm", "fisher_rao"])
+
+
+def test_measured_from_the_train_jobs_file_into_a_job_file_of_its_own(trained, tmp_path):
+    """The measure job reads the records of its train job's file (not the metrics.json, which a user may have
+    deleted) and writes every model's measures, in order, into its own job file: what the tables read."""
+    outputs, results, csvs = trained
+    by_file = measure(trained, ANALYSIS)
+    train_job = tmp_path / "train.json"
+    train_job.write_text(json.dumps({"cells": [json.loads(open(o).read()) for o in outputs]}))
+    missing = [str(tmp_path / f"gone-{i}" / "metrics.json") for i in range(len(outputs))]
+    outs = [str(tmp_path / f"measures-{i}.json") for i in range(len(outputs))]
+    job = MeasureJob("main", missing, outs, str(results), *csvs, ANALYSIS, str(tmp_path / "m.json"), str(train_job))
+    run_measure_job(job)
+    assert [json.loads(open(o).read()) for o in outs] == by_file
+    assert json.loads((tmp_path / "m.json").read_text())["measures"] == by_file
+    records = tables.read_job_records([str(train_job)], [str(tmp_path / "m.json")])
+    assert [r["flatness"] for r in records] == [f["measures"] for f in by_file]

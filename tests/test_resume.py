@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from genboost import wiring
+from genboost.config import packing
 from genboost.config import study as grid
 from genboost.train import jobs
 from genboost.train.resume import Lineage
@@ -24,7 +25,8 @@ def config(repo_root):
 
 
 def wildcards(cell, experiment):
-    return {a: grid.fmt_value(a, getattr(cell, a)) for a in grid.AXES if a not in experiment.pack}
+    """The name of the job that trains `cell` (one part per group)."""
+    return packing.job_of(experiment, cell, 1)
 
 
 def test_second_chance_goes_on_from_mains_adam_sam_002_cells(config):
@@ -36,11 +38,13 @@ def test_second_chance_goes_on_from_mains_adam_sam_002_cells(config):
     extended = [c for c in main.cells() if lineage.extended(main, c)]
     assert len(extended) == 72 and {(c.optimizer, c.rho, c.epochs) for c in extended} == {("adam", 0.02, 100)}
     assert not any(lineage.prefix(main, c) for c in main.cells())
-    job = second.cells()[0]
-    assert wiring.job_inputs(lineage, second, wildcards(job, second)) == sorted(
-        wiring.metrics_path(main, "results", c) for c in extended
-    )
-    assert wiring.job_inputs(lineage, main, wildcards(extended[0], main)) == []
+    # the borrowing job (or part) waits for the lending job, of however many parts, that holds its cells
+    for parts in (1, 2, 3):
+        first, last = second.cells()[:18], second.cells()[-18:]
+        found = [wiring.job_inputs(lineage, second, cells, {"main": parts}) for cells in (first, last)]
+        lender = "results/main/jobs/train/optimizer=adam/rho=0.02/part={}of{}.json"
+        assert found == [[lender.format(1, parts)], [lender.format(parts, parts)]]
+    assert wiring.job_inputs(lineage, main, extended, {"main": 1}) == []
 
 
 def test_the_lending_job_runs_first_and_the_borrowing_job_last(config):

@@ -10,8 +10,8 @@ from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
 from genboost import wiring
+from genboost.config import packing, sweep
 from genboost.config import study as grid
-from genboost.config import sweep
 from genboost.config.cell import AXES
 from genboost.train.resume import Lineage
 
@@ -46,7 +46,7 @@ def test_without_a_sweep_the_paths_are_as_they_always_were(config):
         "r/main/tables/optimizer=sgd_rho=0.md",
         "r/main/tables/optimizer=sgd_rho=0.csv",
     ]
-    assert wiring.job_log(main, "r") == "r/logs/main/train/optimizer={optimizer}/rho={rho}.log"
+    assert wiring.job_log(main, "r") == "r/logs/main/train/optimizer={optimizer}/rho={rho}/part={part}.log"
 
 
 def test_a_swept_batch_size_is_a_level_of_the_paths_and_a_setting_of_the_cells(config):
@@ -62,7 +62,9 @@ def test_a_swept_batch_size_is_a_level_of_the_paths_and_a_setting_of_the_cells(c
     assert wiring.table_paths("r", exp) == [
         f"r/swept/tables/optimizer=sgd_rho=0_batch_size={b}.{ext}" for b in (16, 32, 64) for ext in ("md", "csv")
     ]
-    assert wiring.job_log(exp, "r") == "r/logs/swept/train/optimizer={optimizer}/rho={rho}/batch_size={batch_size}.log"
+    job = "optimizer={optimizer}/rho={rho}/batch_size={batch_size}/part={part}"
+    assert wiring.job_log(exp, "r") == f"r/logs/swept/train/{job}.log"
+    assert wiring.job_file(exp, "r") == f"r/swept/jobs/train/{job}.json"
 
 
 def test_hidden_widths_and_betas_are_written_with_x(config):
@@ -86,12 +88,11 @@ def test_packing_a_swept_setting_covers_every_cell_once(config):
     study = grid.Study.from_config(checked_config(cfg))
     exp, main = study.experiment("swept"), study.experiment("main")
     assert exp.pack == ("batch_size", "seed") and main.pack == ("seed",)  # main sweeps nothing: ignored there
-    outputs = wiring.job_outputs(exp, "r")
-    assert len(outputs) == exp.job_size() == 4 and all("{batch_size}" not in o for o in outputs)
-    free = {"optimizer": "sgd", "lr": "0.001", "wd": "0", "rho": "0"}
-    cells = exp.job_cells(free)
-    assert sorted(wiring.metrics_path(exp, "r", c) for c in cells) == sorted(o.format(**free) for o in outputs)
-    assert sorted(wiring.metrics_path(exp, "r", c) for c in exp.cells()) == sorted(o.format(**free) for o in outputs)
+    assert "{batch_size}" not in wiring.job_file(exp, "r")
+    free = {"optimizer": "sgd", "lr": "0.001", "wd": "0", "rho": "0", "part": "1of1"}
+    outputs = wiring.job_metrics(exp, "r", free)
+    assert len(outputs) == exp.job_size() == 4
+    assert sorted(wiring.metrics_path(exp, "r", c) for c in exp.cells()) == sorted(outputs)
 
 
 def test_unpacked_swept_setting_is_a_wildcard_of_the_job(config):
@@ -199,12 +200,9 @@ def test_a_longer_run_goes_on_from_the_shorter_run_of_the_same_batch_size(config
     for cell in long.cells():
         found = lineage.prefix(long, cell)
         assert (found[1] == replace(cell, epochs=2)) if cell.batch_size != 32 else found is None
-    inputs = wiring.job_inputs(lineage, long, {"optimizer": "adam", "rho": "0.05", "batch_size": "16"})
-    assert inputs == [
-        "r/short/runs/optimizer=adam/lr=0.001/wd=0/rho=0.05/batch_size=16/seed=0/metrics.json".replace(
-            "r/", f"{study.results}/", 1
-        )
-    ]
+    cells = packing.job_cells(long, {"optimizer": "adam", "rho": "0.05", "batch_size": "16", "part": "1of1"})
+    inputs = wiring.job_inputs(lineage, long, cells, {"short": 1, "long": 1})
+    assert inputs == [f"{study.results}/short/jobs/train/optimizer=adam/rho=0.05/batch_size=16/part=1of1.json"]
     assert all(lineage.extended(short, c) for c in short.cells())
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import REPO_ROOT
+from workflow_helpers import REPO_ROOT, job_files
 
 from genboost import wiring
 from genboost.analysis import figures, tables
@@ -120,7 +120,8 @@ def test_cells_csv_and_one_table_per_batch_size(tmp_path):
     exp = experiment_of({"batch_size": [16, 64]})
     paths = write_records(tmp_path, exp, lambda c: c.batch_size + 100 * c.lr + c.seed)
     table_paths = [str(tmp_path / p) for p in wiring.table_paths("results", exp)]
-    tables.write_experiment_outputs("swept", paths, str(tmp_path / "cells.csv"), table_paths, sweep=["batch_size"])
+    jobs = job_files(paths, tmp_path)
+    tables.write_experiment_outputs("swept", jobs, str(tmp_path / "cells.csv"), table_paths, sweep=["batch_size"])
     cells = pd.read_csv(tmp_path / "cells.csv")
     assert list(cells.columns[:7]) == ["experiment", "optimizer", "lr", "wd", "rho", "seed", "batch_size"]
     assert sorted(cells.batch_size.unique()) == [16, 64] and len(cells) == 8

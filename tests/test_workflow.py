@@ -66,7 +66,7 @@ def test_tables_match_cells(tiny_run):
     md = (tiny_run / "results/main/tables/optimizer=adam_rho=0.05.md").read_text()
     assert "| lr \\ wd" in md and f"{sel.test_mse.mean():.4f}" in md
     log = (tiny_run / "results/logs/main/aggregate.log").read_text()
-    assert "main: wrote " in log and "cells.csv (32 models) and 8 tables" in log
+    assert "main: wrote " in log and "cells.csv (32 models, from 4 train jobs) and 8 tables" in log
 
 
 def test_summary_names_the_best_configuration(tiny_run):
@@ -123,6 +123,26 @@ def test_rerun_reuses_stored_cells(tiny_run, tmp_path):
     assert logs.count("trained 4, reused 8") == 4, logs
 
 
+def test_other_core_counts_plan_other_jobs_which_train_nothing(tiny_run, tmp_path):
+    """Which models train together follows the core count (genboost/config/packing.py), their numbers never do: a
+    run on other cores plans other jobs, which take every cell from the store."""
+    run = copy_run(tiny_run, tmp_path / "run")
+    config = read_config(run)
+    config["train"]["pack"] = ["optimizer", "lr", "wd", "rho", "seed"]  # main: one group of 32 cells
+    write_config(run, config)
+    before = pd.read_csv(run / "results/main/cells.csv")
+    for cores in (2, 4):
+        jobs = planned(run, "--cores", str(cores))
+        parts = [f"results/main/jobs/train/part={i}of{cores}.json" for i in range(1, cores + 1)]
+        assert [o for o in train_outputs(jobs) if o.startswith("results/main/")] == parts
+        snakemake(run, "--cores", str(cores))
+        logs = [p.read_text() for p in (run / "results/logs/main/train").glob(f"part=*of{cores}.log")]
+        assert len(logs) == cores and all(f"trained 0, reused {32 // cores}" in text for text in logs), logs
+        after = pd.read_csv(run / "results/main/cells.csv")
+        numbers = [c for c in before.columns if c not in ("wall_s",)]
+        pd.testing.assert_frame_equal(after[numbers], before[numbers])
+
+
 @pytest.fixture(scope="module")
 def unpacked_run(tmp_path_factory, obesity_csv):
     """One cell per job, one optimizer, two cells: the design card's shape, for dry-run planning tests."""
@@ -154,9 +174,10 @@ def changed_plan(run: Path, copy: Path, edit) -> dict:
 def test_adding_an_lr_plans_only_the_new_cells(unpacked_run, tmp_path):
     jobs = changed_plan(unpacked_run, tmp_path / "run", lambda c: c["experiments"]["main"]["lrs"].append("3e-5"))
     assert train_outputs(jobs) == sorted(
-        f"results/main/runs/optimizer=sgd/lr=3e-05/wd=0/rho={rho}/seed=0/metrics.json" for rho in ("0", "0.05")
+        f"results/main/jobs/train/optimizer=sgd/lr=3e-05/wd=0/rho={rho}/seed=0/part=1of1.json" for rho in ("0", "0.05")
     )
-    assert set(jobs) == {"train_main", "aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
+    after = {"aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
+    assert set(jobs) == {"train_main", "measure_main", *after}  # the new models are measured too
 
 
 def test_same_number_written_differently_plans_nothing(unpacked_run, tmp_path):
@@ -165,7 +186,7 @@ def test_same_number_written_differently_plans_nothing(unpacked_run, tmp_path):
 
 def test_changing_sam_epochs_plans_only_sam_cells(unpacked_run, tmp_path):
     jobs = changed_plan(unpacked_run, tmp_path / "run", lambda c: c["train"].update(sam_epochs=3))
-    assert train_outputs(jobs) == ["results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0.05/seed=0/metrics.json"]
+    assert train_outputs(jobs) == ["results/main/jobs/train/optimizer=sgd/lr=0.02/wd=0/rho=0.05/seed=0/part=1of1.json"]
 
 
 NUMBERS = ("test_mse", "train_mse", "test_accuracy", "train_accuracy", "diverged", "steps", "curve")
@@ -190,9 +211,14 @@ def plan_after_editing(run: Path, copy: Path, module: str) -> dict:
     return planned(workdir)
 
 
-@pytest.mark.parametrize("module", ["train/engine.py", "train/model.py", "measures/sharpness.py", "data/tensors.py"])
+@pytest.mark.parametrize("module", ["train/engine.py", "train/model.py", "data/tensors.py"])
 def test_editing_training_code_plans_every_train_job(unpacked_run, tmp_path, module):
     assert len(train_outputs(plan_after_editing(unpacked_run, tmp_path / "run", module))) == 2
+
+
+def test_editing_a_measure_plans_every_measure_job_and_no_training(unpacked_run, tmp_path):
+    jobs = plan_after_editing(unpacked_run, tmp_path / "run", "measures/sharpness.py")
+    assert train_outputs(jobs) == [] and len(jobs["measure_main"]) == 2
 
 
 def test_editing_table_code_plans_no_training(unpacked_run, tmp_path):
@@ -219,6 +245,7 @@ def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run, tm
     assert set(jobs) - {"all"} == {
         "preprocess",
         "train_standardized",
+        "measure_standardized",
         "aggregate_standardized",
         "figures_standardized",
         "vs_talk_standardized",
@@ -226,7 +253,7 @@ def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run, tm
     }
     (train_csv,) = [o for o in jobs["preprocess"] if o.endswith("train.csv")]
     assert train_csv.startswith("results/data/") and train_csv not in str(sorted((tiny_run / "results/data").iterdir()))
-    assert len(train_outputs(jobs)) == 32
+    assert len(train_outputs(jobs)) == 4  # optimizer x rho, 8 cells each
 
 
 def test_an_sgd_momentum_variant_trains_only_its_sgd_cells(tiny_run, tmp_path):
@@ -251,6 +278,7 @@ def test_a_deleted_model_comes_back_when_named(tiny_run, tmp_path):
     run = copy_run(tiny_run, tmp_path / "run")
     path = run / "results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=1/metrics.json"
     original = json.loads(path.read_text())
+    assert planned(run, str(path.relative_to(run))) == {}  # written by its train job: nothing to do
     path.unlink()
     assert planned(run) == {}  # Snakemake sees the tables up to date: the file must be asked for
     snakemake(run, str(path.relative_to(run)))
@@ -261,8 +289,8 @@ def test_a_deleted_model_comes_back_when_named(tiny_run, tmp_path):
     snakemake(run, str(path.relative_to(run)))
     retrained = json.loads(path.read_text())
     assert {k: retrained[k] for k in NUMBERS} == {k: original[k] for k in NUMBERS}
-    log = (run / "results/logs/main/train/optimizer=sgd/rho=0.log").read_text()
-    assert "trained 1, reused 7" in log
+    log = (run / "results/logs/main/model/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=1.log").read_text()
+    assert "trained 1, reused 0" in log  # alone, to the numbers it had in its pack
 
 
 @pytest.mark.parametrize(

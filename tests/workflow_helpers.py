@@ -93,3 +93,16 @@ def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
         elif rule and line.strip().startswith("output:"):
             jobs[rule] += [o.strip() for o in line.split("output:", 1)[1].split(",")]
     return jobs
+
+
+def job_files(metrics_paths: list[str], folder: Path, jobs: int = 2) -> list[str]:
+    """The metrics.json records in `jobs` train job files, as the train jobs write them (in the cells' order)."""
+    import json
+
+    paths = []
+    for i in range(jobs):
+        part = metrics_paths[i * len(metrics_paths) // jobs : (i + 1) * len(metrics_paths) // jobs]
+        path = Path(folder) / f"job-{i + 1}of{jobs}.json"
+        path.write_text(json.dumps({"cells": [json.loads(Path(p).read_text()) for p in part]}))
+        paths.append(str(path))
+    return paths

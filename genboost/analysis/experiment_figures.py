@@ -1,4 +1,4 @@
-"""All figures of one experiment, drawn from its cells' metrics.json (the figures job's work)."""
+"""All figures of one experiment, drawn from its train and measure jobs' files (the figures job's work)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,16 @@ from genboost.analysis.figures import (
     nothing_to_plot,
 )
 from genboost.analysis.measures_figure import measures_against_test_mse
-from genboost.analysis.tables import cells_frame, read_records
+from genboost.analysis.tables import cells_frame, read_job_records
 from genboost.config.study import fmt_value
 from genboost.config.sweep import config_level
 from genboost.measures import registry
 
 
-def write_figures(
-    experiment: str, metrics_paths: list[str], paths: dict[str, str], sweep=(), measures_paths=()
-) -> None:
-    """One experiment's figures from its cells' metrics.json and measures.json (read here, not from cells.csv, so
-    that the figures job runs beside the aggregate job instead of after it); `sweep`: its swept settings."""
-    records = read_records(metrics_paths, measures_paths)
+def write_figures(experiment: str, job_paths: list[str], paths: dict[str, str], sweep=(), measured_paths=()) -> None:
+    """One experiment's figures from its train and measure jobs' files (read here, not from cells.csv, so that
+    the figures job runs beside the aggregate job instead of after it); `sweep`: its swept settings."""
+    records = read_job_records(job_paths, measured_paths)
     cells = cells_frame(experiment, records, sweep)
     heatmap_grid(cells, paths["heatmap_png"], paths["heatmap_pdf"], title=f"{experiment}: mean test MSE over seeds")
     lr_curves(cells, paths["lr_curves_png"], paths["lr_curves_pdf"], title=f"{experiment}: test MSE against lr")

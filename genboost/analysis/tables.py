@@ -37,15 +37,27 @@ def read_records(metrics_paths: list[str], measures_paths=()) -> list[dict]:
     """Each model's metrics.json, with the measures of its measures.json (in the same order, or none) under
     "flatness"."""
     records = [json.loads(Path(path).read_text()) for path in metrics_paths]
-    if measures_paths:
-        if len(measures_paths) != len(records):
-            raise ValueError(f"{len(measures_paths)} measures.json for {len(records)} metrics.json")
-        for record, path in zip(records, measures_paths, strict=True):
-            measured = json.loads(Path(path).read_text())
-            if measured.get("store_key") != record.get("store_key"):
-                raise ValueError(f"{path} measures store_key {measured.get('store_key')}, not its metrics.json's")
-            registry.check_known(measured["measures"])
-            record["flatness"] = measured["measures"]
+    return with_measures(records, [json.loads(Path(path).read_text()) for path in measures_paths], measures_paths)
+
+
+def read_job_records(job_paths: list[str], measured_paths=()) -> list[dict]:
+    """Each model's record from its train job's file, with the measures of its measure job's file (the jobs in
+    the same order, or none) under "flatness"."""
+    records = [r for path in job_paths for r in json.loads(Path(path).read_text())["cells"]]
+    measured = [(m, path) for path in measured_paths for m in json.loads(Path(path).read_text())["measures"]]
+    return with_measures(records, [m for m, _ in measured], [path for _, path in measured])
+
+
+def with_measures(records: list[dict], measured: list[dict], sources: list[str]) -> list[dict]:
+    """The records with each one's measures (`measured`, read from `sources`, in the same order, or none)."""
+    if measured:
+        if len(measured) != len(records):
+            raise ValueError(f"measures of {len(measured)} models for {len(records)} models' metrics")
+        for record, entry, path in zip(records, measured, sources, strict=True):
+            if entry.get("store_key") != record.get("store_key"):
+                raise ValueError(f"{path} measures store_key {entry.get('store_key')}, not its metrics.json's")
+            registry.check_known(entry["measures"])
+            record["flatness"] = entry["measures"]
     return records
 
 
@@ -152,18 +164,19 @@ def select(cells: pd.DataFrame, levels: dict[str, str]) -> pd.DataFrame:
 
 def write_experiment_outputs(
     experiment: str,
-    metrics_paths: list[str],
+    job_paths: list[str],
     cells_csv: str,
     table_paths: list[str],
     sweep=(),
-    measures_paths=(),
+    measured_paths=(),
     test_label_variance: float | None = None,
-) -> None:
+) -> int:
     """cells.csv plus one .md and one .csv table per optimizer x rho x swept values (paths as
-    genboost.config.study.table_paths; `sweep`: the experiment's swept keys; `measures_paths`: the cells'
-    measures.json, in the order of their metrics.json, where measured; `test_label_variance`: that of its
-    split's test labels, for cells.csv's test_mse_rel)."""
-    cells = with_relative_mse(read_cells(experiment, metrics_paths, sweep, measures_paths), test_label_variance)
+    genboost.config.study.table_paths; `sweep`: the experiment's swept keys), from its train jobs' files and,
+    where measured, its measure jobs' files (in the same order); `test_label_variance`: that of its split's test
+    labels, for cells.csv's test_mse_rel. Returns the number of models."""
+    records = read_job_records(job_paths, measured_paths)
+    cells = with_relative_mse(cells_frame(experiment, records, sweep), test_label_variance)
     files.write_text(cells_csv, cells.to_csv(index=False))  # full precision: numbers round-trip
     tables = {}  # the .md and the .csv of one table share its numbers
     for path in table_paths:
@@ -177,3 +190,4 @@ def write_experiment_outputs(
         title = f"{experiment}: {optimizer.upper()}, {sam_label(rho)}{swept}: test MSE, " + INTERVALS
         text = table_markdown(table, title) if path.endswith(".md") else table_csv(table)
         files.write_text(path, text)
+    return len(cells)

@@ -35,7 +35,9 @@ log = logging.getLogger("genboost")
 @dataclass(frozen=True)
 class MeasureJob:
     """What one measure job needs: its models' metrics.json, the measures.json each goes to, the store, the
-    data, and the `analysis` settings."""
+    data, and the `analysis` settings; `job_file`, where given, gets every model's measures in that order (what
+    the tables and figures read); `train_job`, where given, is read for the records instead of `metrics` (a
+    metrics.json a user deleted does not stop the measures)."""
 
     experiment: str
     metrics: list[str]
@@ -44,6 +46,8 @@ class MeasureJob:
     train_csv: str
     test_csv: str
     analysis: dict
+    job_file: str | None = None
+    train_job: str | None = None  # the train job's file, whose records stand for the metrics.json files
 
 
 def measure_columns(analysis: dict) -> list[str]:
@@ -59,7 +63,12 @@ def run_measure_job(job: MeasureJob) -> None:
     """Write one measures.json per model: {"store_key": its result's key, "measures": column -> value or null}."""
     if len(job.metrics) != len(job.outputs):
         raise RuntimeError(f"measure job has {len(job.outputs)} outputs for {len(job.metrics)} metrics.json")
-    records = [json.loads(Path(p).read_text()) for p in job.metrics]
+    if job.train_job:
+        records = json.loads(Path(job.train_job).read_text())["cells"]
+    else:
+        records = [json.loads(Path(p).read_text()) for p in job.metrics]
+    if len(records) != len(job.outputs):
+        raise RuntimeError(f"measure job has {len(job.outputs)} outputs for {len(records)} trained models")
     cells = [Cell.from_dict(r["config"]) for r in records]
     split = cells_split(cells, job.train_csv, job.test_csv, f"measure job of {job.experiment}")
     store = CellStore(Path(job.results) / "store")
@@ -74,9 +83,14 @@ def run_measure_job(job: MeasureJob) -> None:
         for i in (i for i, c in enumerate(cells) if c.normed and not diverged[i]):
             found[i] = normed_model_norms(cells[i], params[i], stored_norm_weights(store, records[i]), split)
     columns = measure_columns(job.analysis)
-    for record, values, out in zip(records, found, job.outputs, strict=True):
-        measures = {c: _finite_or_none(values.get(c)) for c in columns}
-        files.write_json(out, {"store_key": record["store_key"], "measures": measures})
+    measured = [
+        {"store_key": record["store_key"], "measures": {c: _finite_or_none(values.get(c)) for c in columns}}
+        for record, values in zip(records, found, strict=True)
+    ]
+    for entry, out in zip(measured, job.outputs, strict=True):
+        files.write_json(out, entry)
+    if job.job_file:
+        files.write_json(job.job_file, {"experiment": job.experiment, "measures": measured})
     log.info("measured %d models: %s", len(records), ", ".join(columns))
 
 

@@ -84,7 +84,8 @@ class TrainJob:
 
     `prefixes` maps a cell to a shorter run of it whose end state, where the store has it, the cell goes on
     from (`genboost.train.resume`); the end states of the cells in `keep_state` are stored for longer runs.
-    The experiment's `train.curve_every` sets the learning curves' interval.
+    The experiment's `train.curve_every` sets the learning curves' interval. `job_file`, where given, gets every
+    cell's record, in the order of `cells`, after their metrics.json: what the tables and figures read.
     """
 
     experiment: grid.Experiment
@@ -96,6 +97,7 @@ class TrainJob:
     threads: int = 1
     prefixes: dict[Cell, Cell] = field(default_factory=dict)
     keep_state: set[Cell] | frozenset = frozenset()
+    job_file: str | None = None
 
     @property
     def curve_every(self) -> int | None:
@@ -124,6 +126,8 @@ def run_train_job(job: TrainJob) -> tuple[int, int]:
         records.update(train_and_store(job, missing, store, keys, device, context))
     for cell in job.cells:
         files.write_json(paths[cell], records[cell])
+    if job.job_file:
+        files.write_json(job.job_file, {"experiment": job.experiment.name, "cells": [records[c] for c in job.cells]})
     log.info("trained %d, reused %d", len(missing), len(job.cells) - len(missing))
     return len(missing), len(job.cells) - len(missing)
 

@@ -10,10 +10,19 @@ can lend its cells' states to a later one, so that the jobs' dependencies cannot
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields
 
+from genboost.config import packing
 from genboost.config.cell import Cell
 from genboost.config.study import Experiment, Study
+
+# Every setting of a cell but its length: cells equal in these are one run at different lengths.
+RUN_FIELDS = tuple(f.name for f in fields(Cell) if f.name != "epochs")
+
+
+def run_key(cell: Cell) -> tuple:
+    """The cell but its epochs (a tuple, not dataclasses.replace: the Snakefile keys every cell of the study)."""
+    return tuple(getattr(cell, name) for name in RUN_FIELDS)
 
 
 class Lineage:
@@ -22,14 +31,16 @@ class Lineage:
     def __init__(self, study: Study):
         self.study = study
         self._order = {e.name: order for order, e in enumerate(study.experiments)}
-        self._runs: dict[Cell, list[tuple[int, Experiment, Cell]]] = {}
+        self._runs: dict[tuple, list[tuple[int, Experiment, Cell]]] = {}
         for order, experiment in enumerate(study.experiments):
-            for cell in experiment.cells():
-                self._runs.setdefault(replace(cell, epochs=0), []).append((order, experiment, cell))
+            # by job group: the Snakefile asks for the same groups' cells again (packing caches them)
+            for group in packing.jobs(experiment, 1):
+                for cell in packing.job_cells(experiment, group):
+                    self._runs.setdefault(run_key(cell), []).append((order, experiment, cell))
 
     def _same_run(self, cell: Cell) -> list[tuple[int, Experiment, Cell]]:
         """(experiment order, experiment, cell) of every cell of the study that is `cell` at some length."""
-        return self._runs.get(replace(cell, epochs=0), [])
+        return self._runs.get(run_key(cell), [])
 
     def prefix(self, experiment: Experiment, cell: Cell) -> tuple[Experiment, Cell] | None:
         """The longest shorter run of `cell` in an experiment listed before `experiment`, if any."""

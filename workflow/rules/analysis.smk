@@ -7,7 +7,7 @@ for exp in STUDY.experiments:
         name:
             f"aggregate_{exp.name}"
         input:
-            **wiring.cell_files(exp, R, STUDY.analysis),
+            **wiring.analysis_inputs(exp, R, PARTS[exp.name], STUDY.analysis),
             # its split's test labels, whose variance scales cells.csv's test_mse_rel
             test_data=wiring.data_paths(exp, R)["test"],
         output:
@@ -51,7 +51,7 @@ for exp in STUDY.experiments:
         name:
             f"figures_{exp.name}"
         input:
-            **wiring.cell_files(exp, R, STUDY.analysis),
+            **wiring.analysis_inputs(exp, R, PARTS[exp.name], STUDY.analysis),
         output:
             **{
                 k: (

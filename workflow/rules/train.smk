@@ -1,5 +1,7 @@
 # Train each job's cells (or take them from the store), then measure the trained models from their stored
-# weights: measuring is its own step, so changing how a model is measured never retrains it.
+# weights: measuring is its own step, so changing how a model is measured never retrains it. A job is named by
+# its group and part (genboost/config/packing.py) and writes one job file, which is all that later rules read
+# (so planning grows with the jobs, not the models), besides each cell's metrics.json.
 
 
 for exp in STUDY.experiments:
@@ -9,12 +11,12 @@ for exp in STUDY.experiments:
             f"train_{exp.name}"
         input:
             **wiring.data_paths(exp, R),
-            # shorter runs of its cells in earlier experiments, whose end states it goes on from
+            # the jobs of shorter runs of its cells in earlier experiments, whose end states it goes on from
             shorter_runs=lambda wildcards, exp=exp: wiring.job_inputs(
-                LINEAGE, exp, wildcards
+                LINEAGE, exp, packing.job_cells(exp, dict(wildcards)), PARTS
             ),
         output:
-            wiring.job_outputs(exp, R),
+            job=wiring.job_file(exp, R),
         log:
             wiring.job_log(exp, R),
         priority: lambda wildcards, exp=exp: wiring.job_priority(LINEAGE, exp, wildcards)
@@ -25,7 +27,38 @@ for exp in STUDY.experiments:
             **wiring.job_resources(exp),
         params:
             experiment=exp.name,
-            cells=partial(wiring.job_params, exp, R),
+            cells=partial(wiring.job_params, exp),
+            metrics=partial(wiring.job_metrics, exp, R),
+            curve_every=exp.train["curve_every"],
+            code=fingerprint.rule_code(workflow, "workflow/scripts/train.py"),
+        script:
+            "../scripts/train.py"
+
+    # One model asked for by its metrics.json (README: Running a subset): taken from the store, else trained
+    # alone, to the same numbers as in its job. No other rule reads these files.
+    rule:
+        name:
+            f"model_{exp.name}"
+        input:
+            **wiring.data_paths(exp, R),
+            shorter_runs=lambda wildcards, exp=exp: wiring.job_inputs(
+                LINEAGE, exp, [wiring.model_cell(exp, wildcards)], PARTS
+            ),
+        output:
+            wiring.model_output(exp, R),
+        log:
+            wiring.model_log(exp, R),
+        conda:
+            "../../envs/genboost.yaml"
+        threads: wiring.job_threads(exp)
+        resources:
+            **wiring.job_resources(exp),
+        params:
+            experiment=exp.name,
+            cells=lambda wildcards, exp=exp: [
+                wiring.model_cell(exp, wildcards).to_dict()
+            ],
+            metrics=lambda wildcards, output: [output[0]],
             curve_every=exp.train["curve_every"],
             code=fingerprint.rule_code(workflow, "workflow/scripts/train.py"),
         script:
@@ -38,9 +71,9 @@ for exp in STUDY.experiments:
                 f"measure_{exp.name}"
             input:
                 **wiring.data_paths(exp, R),
-                metrics=wiring.job_outputs(exp, R),
+                job=wiring.job_file(exp, R),
             output:
-                wiring.job_outputs(exp, R, "measures.json"),
+                job=wiring.job_file(exp, R, "measure"),
             log:
                 wiring.job_log(exp, R, "measure"),
             conda:
@@ -49,6 +82,8 @@ for exp in STUDY.experiments:
                 **wiring.measure_resources(exp),
             params:
                 experiment=exp.name,
+                metrics=partial(wiring.job_metrics, exp, R),
+                measures=partial(wiring.job_metrics, exp, R, name="measures.json"),
                 analysis=STUDY.analysis,
                 code=fingerprint.rule_code(workflow, "workflow/scripts/measure.py"),
             script:

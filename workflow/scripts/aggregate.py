@@ -7,19 +7,20 @@ from genboost.data.tensors import label_variance
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):
-    tables.write_experiment_outputs(
+    models = tables.write_experiment_outputs(
         experiment=snakemake.params.experiment,
-        metrics_paths=list(snakemake.input.metrics),
-        measures_paths=list(snakemake.input.measures),
+        job_paths=list(snakemake.input.jobs),
+        measured_paths=list(snakemake.input.measured),
         cells_csv=snakemake.output.cells,
         table_paths=list(snakemake.output.tables),
         sweep=list(snakemake.params.sweep),
         test_label_variance=label_variance(snakemake.input.test_data),
     )
     logging.info(
-        "%s: wrote %s (%d models) and %d tables",
+        "%s: wrote %s (%d models, from %d train jobs) and %d tables",
         snakemake.params.experiment,
         snakemake.output.cells,
-        len(snakemake.input.metrics),
+        models,
+        len(snakemake.input.jobs),
         len(snakemake.output.tables),
     )

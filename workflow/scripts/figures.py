@@ -6,8 +6,8 @@ from genboost.files import logging_to
 with logging_to(snakemake.log):
     write_figures(
         experiment=snakemake.params.experiment,
-        metrics_paths=list(snakemake.input.metrics),
-        measures_paths=list(snakemake.input.measures),
+        job_paths=list(snakemake.input.jobs),
+        measured_paths=list(snakemake.input.measured),
         paths=dict(snakemake.output.items()),
         sweep=list(snakemake.params.sweep),
     )

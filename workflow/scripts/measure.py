@@ -1,4 +1,5 @@
-"""Snakemake adapter: the measures of one train job's models, from their stored weights, into measures.json."""
+"""Snakemake adapter: the measures of one train job's models, from their stored weights, into each model's
+measures.json and the job's file."""
 
 from genboost import fingerprint
 from genboost.config.study import Study
@@ -10,11 +11,13 @@ with logging_to(snakemake.log):
     job.run_measure_job(
         job.MeasureJob(
             experiment=snakemake.params.experiment,
-            metrics=list(snakemake.input.metrics),
-            outputs=list(snakemake.output),
+            metrics=list(snakemake.params.metrics),  # named in errors; the records are read from train_job
+            outputs=list(snakemake.params.measures),
             results=Study.from_config(snakemake.config).results,
             train_csv=snakemake.input.train,
             test_csv=snakemake.input.test,
             analysis=snakemake.params.analysis,
+            job_file=snakemake.output.job,
+            train_job=snakemake.input.job,
         )
     )

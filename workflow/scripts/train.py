@@ -1,4 +1,4 @@
-"""Snakemake adapter: train (or reuse) the cells of one job and write their metrics.json files."""
+"""Snakemake adapter: train (or reuse) the cells of one job; write their metrics.json files and its job file."""
 
 from genboost import fingerprint
 from genboost.config.study import Study
@@ -18,12 +18,13 @@ with logging_to(snakemake.log):
     job = jobs.TrainJob(
         experiment=experiment,
         cells=cells,
-        outputs=list(snakemake.output),
+        outputs=list(snakemake.params.metrics),
         results=study.results,
         train_csv=snakemake.input.train,
         test_csv=snakemake.input.test,
         threads=snakemake.threads,
         prefixes=prefixes,
         keep_state=keep_state,
+        job_file=snakemake.output.get("job"),  # none for one model asked for by name
     )
     jobs.run_train_job(job)
