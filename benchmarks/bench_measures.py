@@ -18,7 +18,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,8 +26,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genboost.data.preprocess import preprocess  # noqa: E402
-from genboost.data.tensors import load_split  # noqa: E402
+from bench_engine import load_data  # noqa: E402  (this folder is on sys.path when run as a script)
+
 from genboost.measures import pacbayes as measures  # noqa: E402
 from genboost.train.engine import train_cells  # noqa: E402
 from genboost.train.model import Cell, init_params, layer_sizes  # noqa: E402
@@ -39,13 +38,6 @@ DEFAULT_CSV = Path(
 LRS = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 2e-2)
 WDS = (0.0, 1e-4, 1e-3, 1e-2)
 STUDY_EPOCHS = 200
-
-
-def load_data(csv: Path):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = [Path(tmp) / name for name in ("train.csv", "test.csv", "manifest.json")]
-        preprocess(csv, *out, drop_columns=["Weight"], test_fraction=0.2, split_seed=0)
-        return load_split(out[0], out[1])
 
 
 def trained_block(split, epochs: int) -> tuple[list, list, float]:
