@@ -70,3 +70,17 @@ def split_csvs(tmp_path_factory, obesity_csv) -> tuple[str, str]:
     dataset = {"name": "obesity", **entry}
     data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", dataset, **settings)
     return str(out / "train.csv"), str(out / "test.csv")
+
+
+@pytest.fixture(scope="session")
+def linear_split():
+    """200 training and 60 test rows of 10 features, a learnable ordinal target (0..6) from a random linear map,
+    so training is smooth and comparable: the engine's and the oracle's tests on small data."""
+    import torch
+
+    from genboost.data.tensors import Split
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(260, 10, generator=g)
+    y = (x @ torch.randn(10, generator=g)).clamp(-3, 3).add(3).round()
+    return Split(x[:200], y[:200], x[200:], y[200:], classes=7)

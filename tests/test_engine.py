@@ -10,7 +10,7 @@ from genboost.train import engine
 from genboost.train.blocks import block_key, even_chunks, plan_blocks
 from genboost.train.checkpoint import state_problem
 from genboost.train.engine import train_cells
-from genboost.train.model import Cell, Split, flush_denormal_enabled, init_params, layer_sizes, steps_per_epoch
+from genboost.train.model import Cell, flush_denormal_enabled, init_params, layer_sizes, steps_per_epoch
 from genboost.train.oracle import train_cell
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -19,12 +19,8 @@ SPE = steps_per_epoch(N_TRAIN, 32)  # 7: the last batch of each epoch has 8 rows
 
 
 @pytest.fixture(scope="module")
-def split():
-    """A learnable ordinal target (0..6) from a random linear map, so training is smooth and comparable."""
-    g = torch.Generator().manual_seed(7)
-    x = torch.randn(N_TRAIN + N_TEST, N_FEATURES, generator=g)
-    y = (x @ torch.randn(N_FEATURES, generator=g)).clamp(-3, 3).add(3).round()
-    return Split(x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], classes=7)
+def split(linear_split):
+    return linear_split
 
 
 def cell(optimizer="sgd", **kw):

@@ -14,7 +14,7 @@ from genboost.config import study as grid
 from genboost.measures import job as measure_job
 from genboost.train import engine_net, jobs
 from genboost.train.engine import train_cells
-from genboost.train.model import Cell, Split, init_norm_params, init_params, layer_sizes, steps_per_epoch
+from genboost.train.model import Cell, init_norm_params, init_params, layer_sizes, steps_per_epoch
 from genboost.train.oracle import train_cell
 from genboost.train.store import CellStore
 
@@ -24,11 +24,8 @@ SPE = steps_per_epoch(N_TRAIN, 32)
 
 
 @pytest.fixture(scope="module")
-def split():
-    g = torch.Generator().manual_seed(7)
-    x = torch.randn(N_TRAIN + N_TEST, N_FEATURES, generator=g)
-    y = (x @ torch.randn(N_FEATURES, generator=g)).clamp(-3, 3).add(3).round()
-    return Split(x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], classes=7)
+def split(linear_split):
+    return linear_split
 
 
 def cell(optimizer="sgd", **kw):
