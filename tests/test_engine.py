@@ -68,10 +68,12 @@ def test_float32_agrees_with_reference_to_rounding_after_50_steps(split):
     assert_agrees(VARIANTS, split, max_steps=50, rtol=1e-5, atol=1e-5, mse_rtol=1e-5)
 
 
+@pytest.mark.slow  # 500 steps of the oracle: the 50-step test covers the fast tier
 def test_float32_agrees_with_reference_after_500_steps(split):
     assert_agrees(VARIANTS, split, max_steps=500, rtol=1e-3, atol=1e-3, mse_rtol=1e-3)
 
 
+@pytest.mark.slow  # 500 steps of the oracle: the 50-step test covers the fast tier
 def test_float64_agrees_with_reference_tightly_after_500_steps(split):
     cells = [replace(c, dtype="float64") for c in VARIANTS]
     assert_agrees(cells, split, max_steps=500, rtol=1e-9, atol=1e-9, mse_rtol=1e-9)

@@ -7,6 +7,10 @@ import pytest
 
 from genboost.compare import summary
 
+# Whole summaries of hand-built frames: their many tied pairs take scipy's exact Wilcoxon permutation test
+# (2^n sign flips each), seconds per summary, so they run in the slow tier.
+SLOW_STATS = pytest.mark.slow
+
 
 def synthetic_cells(sam_effect: float, wd_effect: float, experiment="main", shuffle=False) -> pd.DataFrame:
     rows = []
@@ -18,6 +22,7 @@ def synthetic_cells(sam_effect: float, wd_effect: float, experiment="main", shuf
     return pd.DataFrame(rows)
 
 
+@SLOW_STATS
 def test_best_configuration_and_effects_follow_the_numbers():
     text = summary.summarize(synthetic_cells(sam_effect=-0.1, wd_effect=0.05), ["main"])
     overall = next(line for line in text.splitlines() if line.startswith("- Overall"))
@@ -27,6 +32,7 @@ def test_best_configuration_and_effects_follow_the_numbers():
     assert "SGD wins" in text
 
 
+@SLOW_STATS
 def test_flipped_effects_flip_the_conclusions():
     text = summary.summarize(synthetic_cells(sam_effect=0.1, wd_effect=-0.05), ["main"])
     assert "raises the test MSE by 0.1000" in text and "lowers the test MSE by 0.0500" in text
@@ -80,6 +86,7 @@ def test_an_optimizer_whose_every_configuration_diverged_is_not_compared():
     assert "- Not comparable: every ADAM configuration has a diverged seed." in text
 
 
+@SLOW_STATS
 def test_the_talks_conclusions_per_setup_with_their_flips():
     """Two setups: the talk-like one (SGD behind) and one where SGD wins: the matrix shows C3 flipping."""
     talk_like = synthetic_cells(sam_effect=0.1, wd_effect=0.05)
@@ -100,6 +107,7 @@ def matrix_rows(text: str) -> dict[str, list[str]]:
     return {row[0].split(":")[0].split(" ")[0]: row[1:] for row in rows if not set(row[0]) <= {"-"}}
 
 
+@SLOW_STATS
 def test_each_dataset_gets_a_column_judged_on_its_own_cells():
     """Beside the setups, one column per dataset, its verdicts from its own cells, its numbers relative to its
     test labels' variance too: SGD is behind on one dataset and ahead on the other, and C3 says so."""
@@ -135,6 +143,7 @@ def test_each_dataset_gets_a_column_judged_on_its_own_cells():
     assert alone["conclusion"] == ["anes96 (anes96 data)", "fair (fair data)"] and alone["C3"] == c3[2:]
 
 
+@SLOW_STATS
 def test_no_setups_no_matrix():
     assert "The talk's conclusions" not in summary.summarize(synthetic_cells(0.1, 0.05), ["main"])
 
