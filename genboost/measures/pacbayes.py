@@ -38,7 +38,7 @@ CHUNK_MODELS = 2  # models evaluated together: their activations (2 n x width ea
 class FlatnessSettings:
     """How the PAC-Bayes sigmas are searched (defaults: benchmarks/bench_measures.py).
 
-    max_increase is in MSE units (labels are ordinal 0..6; trained models reach a training MSE of ~0.05-0.5).
+    max_increase is in MSE units (the obesity labels are ordinal 0..6; its models reach a training MSE of ~0.05-0.5).
     samples is even: samples / 2 antithetic pairs (z, -z), one per share of the training set. The bounds of
     sigma are absolute for the plain noise, relative to each weight's magnitude for the magnitude-aware noise.
     """
