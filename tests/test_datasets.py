@@ -148,23 +148,47 @@ def test_config_errors_name_the_key(change, expected):
     assert all(fragment in str(err.value) for fragment in expected), str(err.value)
 
 
-def anes96_rows(anes96_csv) -> list[list[str]]:
-    return [line.split("\t") for line in anes96_csv.read_text().splitlines()]
+def shipped_rows(name: str, csv) -> list[list[str]]:
+    """The fields of a dataset that comes with the config, split by its entry's separator."""
+    return [line.split(CONFIG["datasets"][name].get("sep", ",")) for line in csv.read_text().splitlines()]
 
 
-def write_tsv(path, rows) -> None:
-    path.write_text("".join("\t".join(r) + "\n" for r in rows))
+def write_shipped(name: str, path, rows) -> None:
+    sep = CONFIG["datasets"][name].get("sep", ",")
+    path.write_text("".join(sep.join(r) + "\n" for r in rows))
 
 
-def run_anes96(raw, out, sha256=None) -> dict:
+def run_shipped(name: str, raw, out, sha256=None) -> dict:
     out.mkdir(exist_ok=True)
-    dataset = {**ANES96, "name": "anes96", "sha256": sha256}
+    dataset = {**CONFIG["datasets"][name], "name": name, "sha256": sha256}
     args = {"test_fraction": 0.2, "split_seed": 0}
     return preprocess(raw, out / "train.csv", out / "test.csv", out / "manifest.json", dataset, **args)
 
 
+def assert_refused_naming(name: str, rows, tmp_path, expected: list[str]) -> None:
+    """The changed rows are refused with an error naming the file and every fragment of `expected`, and leave
+    no output."""
+    bad = tmp_path / "bad.csv"
+    write_shipped(name, bad, rows)
+    with pytest.raises(DataError) as err:
+        run_shipped(name, bad, tmp_path / "out")
+    assert str(bad) in str(err.value) and all(fragment in str(err.value) for fragment in expected), str(err.value)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def assert_checksum_refused(name: str, rows, tmp_path) -> None:
+    """Valid rows of other content than the entry's sha256 are refused, naming both checksums and the key."""
+    write_shipped(name, tmp_path / "raw.csv", rows)
+    sha256 = CONFIG["datasets"][name]["sha256"]
+    with pytest.raises(DataError) as err:
+        run_shipped(name, tmp_path / "raw.csv", tmp_path / "out", sha256=sha256)
+    message = str(err.value)
+    assert all(s in message for s in ("checksum mismatch", sha256, f"datasets.{name}.sha256"))
+    assert sha256_file(tmp_path / "raw.csv") in message
+
+
 def test_anes96_preprocesses_as_its_entry_says(anes96_csv, tmp_path):
-    manifest = run_anes96(anes96_csv, tmp_path / "out", sha256=ANES96["sha256"])
+    manifest = run_shipped("anes96", anes96_csv, tmp_path / "out", sha256=ANES96["sha256"])
     assert manifest["features"] == ["popul", "TVnews", "selfLR", "ClinLR", "DoleLR", "age", "educ", "income"]
     assert manifest["rows"]["total"] == 944 and manifest["label_order"] == [str(k) for k in range(7)]
     counts = [a + b for a, b in zip(manifest["label_counts"]["train"], manifest["label_counts"]["test"], strict=True)]
@@ -184,44 +208,19 @@ def test_anes96_preprocesses_as_its_entry_says(anes96_csv, tmp_path):
     ids=["unknown-class", "not-a-number", "missing-column", "unexpected-column"],
 )  # fmt: skip
 def test_anes96_errors_name_file_row_column_value_and_key(anes96_csv, tmp_path, change, expected):
-    rows = anes96_rows(anes96_csv)
+    rows = shipped_rows("anes96", anes96_csv)
     change(rows)
-    bad = tmp_path / "bad.csv"
-    write_tsv(bad, rows)
-    with pytest.raises(DataError) as err:
-        run_anes96(bad, tmp_path / "out")
-    assert str(bad) in str(err.value) and all(fragment in str(err.value) for fragment in expected), str(err.value)
-    assert list((tmp_path / "out").iterdir()) == []
+    assert_refused_naming("anes96", rows, tmp_path, expected)
 
 
 def test_anes96_with_another_checksum_is_refused(anes96_csv, tmp_path):
-    rows = anes96_rows(anes96_csv)
+    rows = shipped_rows("anes96", anes96_csv)
     rows[1][6] = "37"  # an age: still a valid file, only the checksum can tell
-    write_tsv(tmp_path / "raw.csv", rows)
-    with pytest.raises(DataError) as err:
-        run_anes96(tmp_path / "raw.csv", tmp_path / "out", sha256=ANES96["sha256"])
-    message = str(err.value)
-    assert all(s in message for s in ("checksum mismatch", ANES96["sha256"], "datasets.anes96.sha256"))
-    assert sha256_file(tmp_path / "raw.csv") in message
-
-
-def run_fair(raw, out, sha256=None) -> dict:
-    out.mkdir(exist_ok=True)
-    dataset = {**FAIR, "name": "fair", "sha256": sha256}
-    args = {"test_fraction": 0.2, "split_seed": 0}
-    return preprocess(raw, out / "train.csv", out / "test.csv", out / "manifest.json", dataset, **args)
-
-
-def fair_rows(fair_csv) -> list[list[str]]:
-    return [line.split(",") for line in fair_csv.read_text().splitlines()]
-
-
-def write_fair(path, rows) -> None:
-    path.write_text("".join(",".join(r) + "\n" for r in rows))
+    assert_checksum_refused("anes96", rows, tmp_path)
 
 
 def test_fair_preprocesses_as_its_entry_says(fair_csv, tmp_path):
-    manifest = run_fair(fair_csv, tmp_path / "out", sha256=FAIR["sha256"])
+    manifest = run_shipped("fair", fair_csv, tmp_path / "out", sha256=FAIR["sha256"])
     codes = [str(k) for k in range(1, 7)]
     one_hot = {c: [f"{c}={k}" for k in codes] for c in ("occupation", "occupation_husb")}
     numeric = ["age", "yrs_married", "children", "religious", "educ"]
@@ -254,22 +253,12 @@ def test_fair_preprocesses_as_its_entry_says(fair_csv, tmp_path):
     ids=["unknown-occupation", "code-written-as-float", "unknown-rating"],
 )  # fmt: skip
 def test_fair_bad_codes_name_file_row_column_value_and_key(fair_csv, tmp_path, change, expected):
-    rows = fair_rows(fair_csv)
+    rows = shipped_rows("fair", fair_csv)
     change(rows)
-    bad = tmp_path / "bad.csv"
-    write_fair(bad, rows)
-    with pytest.raises(DataError) as err:
-        run_fair(bad, tmp_path / "out")
-    assert str(bad) in str(err.value) and all(fragment in str(err.value) for fragment in expected), str(err.value)
-    assert list((tmp_path / "out").iterdir()) == []
+    assert_refused_naming("fair", rows, tmp_path, expected)
 
 
 def test_fair_with_another_checksum_is_refused(fair_csv, tmp_path):
-    rows = fair_rows(fair_csv)
+    rows = shipped_rows("fair", fair_csv)
     rows[1][6] = "3"  # another valid occupation code: only the checksum can tell
-    write_fair(tmp_path / "raw.csv", rows)
-    with pytest.raises(DataError) as err:
-        run_fair(tmp_path / "raw.csv", tmp_path / "out", sha256=FAIR["sha256"])
-    message = str(err.value)
-    assert all(s in message for s in ("checksum mismatch", FAIR["sha256"], "datasets.fair.sha256"))
-    assert sha256_file(tmp_path / "raw.csv") in message
+    assert_checksum_refused("fair", rows, tmp_path)
