@@ -143,6 +143,10 @@ def test_a_setting_both_set_and_swept_is_refused(config):
         ({"rhos": [0, 0.05], "sweep": {"epochs": [2, 4]}}, "sgd cells with SAM do not read epochs"),
         ({"sweep": {"sam_epochs": [2, 4]}}, "sgd cells without SAM do not read sam_epochs"),
         ({"sweep": {"sam_adaptive": [False, True]}}, "sgd cells without SAM do not read sam_adaptive"),
+        (
+            {"sweep": {"wd_norm_params": [False, True], "norm": ["none", "layer"]}},
+            "cells with norm none do not read wd_norm_params",
+        ),
     ],
 )
 def test_a_level_that_would_not_change_some_cells_is_refused(config, spec, message):

@@ -123,8 +123,14 @@ def _check_reach(name: str, cells: list[Cell], coordinates: list[dict]) -> None:
     for cell, coords in zip(cells, coordinates, strict=True):
         for key, value in coords.items():
             if fmt_value(key, level_of(cell, key)) != fmt_value(key, value):
-                sam = "with SAM" if cell.sam else "without SAM"
                 raise ConfigError(
-                    f"config key experiments.{name}.sweep.{key}: {cell.optimizer} cells {sam} do not read {key} "
+                    f"config key experiments.{name}.sweep.{key}: {_kind(cell, key)} do not read {key} "
                     f"(its value {fmt_value(key, value)} would not change them); sweep it in an experiment without them"
                 )
+
+
+def _kind(cell: Cell, key: str) -> str:
+    """The cells that ignore `key`, named by what makes them ignore it (as `Cell.without_unused_settings`)."""
+    if key == "wd_norm_params":
+        return f"cells with norm {cell.norm}"
+    return f"{cell.optimizer} cells {'with' if cell.sam else 'without'} SAM"
