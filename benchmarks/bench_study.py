@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -52,12 +53,44 @@ def workdir_with(config: dict, base: Path) -> Path:
 
 
 def timed_snakemake(workdir: Path, cores: int) -> tuple[float, float, float]:
-    """(start, end, wall) of one `snakemake --cores N all`, as epoch seconds and seconds."""
+    """(start, end, wall) of one `snakemake --cores N all`, as epoch seconds and seconds; its log (each job's
+    start and end) goes to `snakemake.log` in `workdir`."""
     start, t0 = time.time(), time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", str(cores), "--quiet", "all"], cwd=workdir, check=True
-    )
+    with (workdir / "snakemake.log").open("w") as log:
+        subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", str(cores), "all"],
+            cwd=workdir,
+            check=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     return start, time.time(), time.perf_counter() - t0
+
+
+def job_spans(log: str, start: float) -> list[dict]:
+    """Every job of a Snakemake log in the order it started: rule, wildcards, and the seconds from `start` to
+    the job's start and end as Snakemake stamped them (whole seconds)."""
+    stamp, job, jobs = 0.0, {}, {}
+    for line in map(str.strip, log.splitlines()):
+        if line.startswith("[") and line.endswith("]"):
+            stamp = datetime.strptime(line[1:-1], "%a %b %d %H:%M:%S %Y").timestamp() - start
+        elif match := re.fullmatch(r"(?:local)?rule (\w+):", line):
+            job = {"rule": match[1], "wildcards": "", "start_s": round(stamp)}
+        elif line.startswith("wildcards:"):
+            job["wildcards"] = line.removeprefix("wildcards:").strip()
+        elif line.startswith("jobid:"):
+            jobs[line.split()[1]] = job
+        elif match := re.match(r"Finished jobid: (\d+)", line):
+            jobs[match[1]]["end_s"] = round(stamp)
+    return sorted(jobs.values(), key=lambda j: j["start_s"])
+
+
+def fewest_running(jobs: list[dict]) -> int:
+    """The fewest jobs running at any second from the first train job's start to the last one's: whether the
+    jobs kept every core busy while train jobs were still to start."""
+    starts = [j["start_s"] for j in jobs if j["rule"].startswith("train_")]
+    seconds = range(min(starts), max(starts) + 1)
+    return min(sum(j["start_s"] <= t < j["end_s"] for j in jobs) for t in seconds)
 
 
 def train_jobs(workdir: Path) -> dict[str, tuple[float, float]]:
@@ -75,13 +108,6 @@ def train_phase(workdir: Path) -> tuple[float, float, float]:
     """(first train job's first log line, last train job's last log line, summed train-job log spans), epoch s."""
     spans = train_jobs(workdir).values()
     return min(a for a, _ in spans), max(b for _, b in spans), sum(b - a for a, b in spans)
-
-
-def timeline(workdir: Path, start: float) -> list[dict]:
-    """The train jobs in the order they started: seconds from the run's start to each job's first and last log
-    line (the Snakemake job starts a moment before, with its Python and torch imports)."""
-    spans = sorted(train_jobs(workdir).items(), key=lambda kv: kv[1][0])
-    return [{"job": job, "start_s": round(a - start, 1), "end_s": round(b - start, 1)} for job, (a, b) in spans]
 
 
 def machine_speed(split) -> float:
@@ -111,7 +137,8 @@ def study_run(config: dict, base: Path, cores: int, split) -> dict:
         "after_training_s": end - last,  # tables, figures, summary, Snakemake's exit
         "train_jobs_busy_s": busy,  # summed over jobs, from each job's first to last log line
         "engine_ms_per_model_epoch_before": speed,  # machine_speed(): lower is a faster machine
-        "train_jobs": timeline(workdir, start),
+        "jobs": (jobs := job_spans((workdir / "snakemake.log").read_text(), start)),
+        "fewest_running_while_train_jobs_start": fewest_running(jobs),
     }
 
 
@@ -232,8 +259,12 @@ def main() -> None:
                 f"{r['training_s']:.1f} s, after {r['after_training_s']:.1f} s; machine speed before: "
                 f"{r['engine_ms_per_model_epoch_before']:.2f} ms per model-epoch)"
             )
-            for job in r["train_jobs"]:  # whether the jobs kept every core busy
-                print(f"  {job['start_s']:7.1f} s - {job['end_s']:7.1f} s  {job['job']}")
+            for job in r["jobs"]:  # whether the jobs kept every core busy
+                print(f"  {job['start_s']:5d} s - {job['end_s']:5d} s  {job['rule']} {job['wildcards']}")
+            print(
+                f"  fewest jobs running from the first train job's start to the last's: "
+                f"{r['fewest_running_while_train_jobs_start']} (--cores {args.cores})"
+            )
         wall = statistics.median(r["wall_s"] for r in runs)
         figures["study"] = {
             "models": models,
