@@ -106,11 +106,11 @@ def step_profile(split, k: int, epochs: int = 6) -> dict:
         step_ms = statistics.median((b - a) / spe * 1e3 for a, b in itertools.pairwise(stamps))
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             train_cells(cells, split, max_steps=2 * spe)
-        ops = prof.key_averages()
+        ops = prof.key_averages(group_by_input_shape=True)  # one entry per op and shape: the same totals
         bmm_share = sum(e.self_cpu_time_total for e in ops if e.key == "aten::bmm") / sum(
             e.self_cpu_time_total for e in ops
         )
-        bmm_ms = bmm_alone_ms(prof.key_averages(group_by_input_shape=True), 2 * spe)
+        bmm_ms = bmm_alone_ms(ops, 2 * spe)
         figures[name] = {"step_ms_median": step_ms, "bmm_share": bmm_share, "bmm_alone_ms": bmm_ms}
         print(
             f"{name:9s} K={k}: {step_ms:.2f} ms a step (median of {len(stamps) - 1} epochs), bmm {bmm_share:.0%}"

@@ -130,6 +130,7 @@ def study_run(config: dict, base: Path, cores: int, split) -> dict:
     workdir = workdir_with(config, base)
     start, end, wall = timed_snakemake(workdir, cores)
     first, last, busy = train_phase(workdir)
+    jobs = job_spans((workdir / "snakemake.log").read_text(), start)
     return {
         "wall_s": wall,
         "before_training_s": first - start,  # start-up, download, preprocess, first job's imports
@@ -137,7 +138,7 @@ def study_run(config: dict, base: Path, cores: int, split) -> dict:
         "after_training_s": end - last,  # tables, figures, summary, Snakemake's exit
         "train_jobs_busy_s": busy,  # summed over jobs, from each job's first to last log line
         "engine_ms_per_model_epoch_before": speed,  # machine_speed(): lower is a faster machine
-        "jobs": (jobs := job_spans((workdir / "snakemake.log").read_text(), start)),
+        "jobs": jobs,
         "fewest_running_while_train_jobs_start": fewest_running(jobs),
     }
 
