@@ -69,7 +69,7 @@ def run_measure_job(job: MeasureJob) -> None:
     # a normed model: none of the measures with a forward pass (see the module docstring)
     skipped = [bad or c.normed for bad, c in zip(diverged, cells, strict=True)]
     found = [one_model(p, split, skip, job.analysis) for p, skip in zip(params, skipped, strict=True)]
-    if job.analysis.get("pacbayes") is not None:
+    if registry.setting(job.analysis, registry.PACBAYES) is not None:
         for values, more in zip(found, block_measures(cells, params, skipped, split, job.analysis), strict=True):
             values.update(more)
         for i in (i for i, c in enumerate(cells) if c.normed and not diverged[i]):
