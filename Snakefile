@@ -9,7 +9,8 @@ from snakemake.utils import min_version
 
 from genboost import fingerprint, wiring
 from genboost.config import packing, settings
-from genboost.config.study import Study, measured
+from genboost.config.study import Study
+from genboost.measures.registry import measured
 from genboost.train.resume import Lineage
 
 min_version("9.0")

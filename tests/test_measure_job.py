@@ -1,5 +1,5 @@
 """The measure job: measures from the stored weights, each on its own setting, the same whatever is measured
-together; the registry every table and figure takes the measures from."""
+together (the registry itself: tests/test_registry.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import yaml
 from genboost import wiring
 from genboost.analysis import tables
 from genboost.config import study as grid
-from genboost.measures import registry
-from genboost.measures.job import MeasureJob, measure_columns, run_measure_job
+from genboost.measures import pacbayes, registry
+from genboost.measures.job import MeasureJob, run_measure_job
 from genboost.train import jobs
 
 ANALYSIS = {
@@ -90,7 +90,7 @@ def test_tables_read_the_measures_beside_each_metrics_file(trained):
     found = measure(trained, ANALYSIS)
     paths = [o.replace("metrics.json", "measures-4.json") for o in outputs]
     cells = tables.read_cells("main", outputs, measures_paths=paths)
-    assert set(measure_columns(ANALYSIS)) <= set(cells.columns) and cells["diverged"].sum() == 1
+    assert set(registry.job_columns(ANALYSIS)) <= set(cells.columns) and cells["diverged"].sum() == 1
     by_key = {f["store_key"]: f["measures"]["weight_norm"] for f in found}
     keys = [json.loads(open(o).read())["store_key"] for o in outputs]
     assert sorted(cells["weight_norm"].dropna()) == sorted(by_key[k] for k in keys if by_key[k] is not None)
@@ -98,17 +98,8 @@ def test_tables_read_the_measures_beside_each_metrics_file(trained):
         tables.read_records(outputs, paths[::-1])
 
 
-def test_the_registry_orders_labels_and_refuses_unknown_measures():
-    assert measure_columns(ANALYSIS)[:3] == ["sharpness_r0.01", "sharpness_r0.05", "hessian_top_eig"]
-    assert registry.ordered(["weight_norm", "sharpness_r0.1", "gap", "sharpness_r0.05"]) == [
-        "sharpness_r0.05",
-        "sharpness_r0.1",
-        "weight_norm",
-    ]
-    assert registry.label("sharpness_r0.05") == "SAM-ascent sharpness, r=0.05"
-    assert registry.measure_of("hessian_top_eig").higher == "sharper"
-    with pytest.raises(ValueError, match=r"\['fisher_rao'\] are not in genboost/measures/registry.py"):
-        registry.check_known(["weight_norm", "fisher_rao"])
+def test_the_registrys_pacbayes_columns_are_what_the_pacbayes_measures_compute():
+    assert registry.job_columns({"pacbayes": ANALYSIS["pacbayes"]}) == list(pacbayes.MEASURE_KEYS)
 
 
 def test_measured_from_the_train_jobs_file_into_a_job_file_of_its_own(trained, tmp_path):

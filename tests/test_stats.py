@@ -12,7 +12,9 @@ from genboost.analysis.stats import (
     NO_PAIRS,
     best_lrs,
     cell_stats,
+    csv_flags,
     effect_verdict,
+    is_diverged,
     min_pairs,
     paired,
     paired_tests,
@@ -130,6 +132,19 @@ def test_a_diverged_seed_drops_its_pair():
     # The same divergence read back from cells.csv: an empty test_mse and the text "True".
     as_csv = cells.assign(diverged=cells["diverged"].map(str)).astype({"diverged": object})
     pd.testing.assert_frame_equal(paired(as_csv, "sam"), result)
+
+
+def test_flags_read_back_from_csv_are_read_one_way():
+    """True/False as pandas reads them, or as text where a column has gaps; a gap is what the caller says or an
+    error, as is any other value."""
+    text = pd.Series([True, "True", " false", "1", 0.0, math.nan], name="diverged", dtype=object)
+    assert csv_flags(text, gap=False).tolist() == [True, True, False, True, False, False]
+    with pytest.raises(ValueError, match="cells.csv: diverged must be True or False, got nan"):
+        csv_flags(text)
+    with pytest.raises(ValueError, match="diverged must be True or False, got 'yes'"):
+        csv_flags(pd.Series([True, "yes"], name="diverged"), gap=False)
+    cells = pd.DataFrame({"diverged": [False, "", "True"], "test_mse": [0.1, 0.2, math.nan]}).replace("", math.nan)
+    assert is_diverged(cells).tolist() == [False, False, True]
 
 
 def test_optimizer_comparison_at_best_lrs_pairs_the_two_best_lrs():

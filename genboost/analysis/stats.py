@@ -29,14 +29,30 @@ NO_PAIRS = "nothing to compare"
 # What scipy says of a t-test on nearly identical differences (all seeds moved alike): expected here, the p it
 # gives stands (0 for a constant nonzero difference), and the report would otherwise fill with the same line.
 PRECISION_LOSS = "Precision loss occurred in moment calculation"
+FLAG_TEXTS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}  # a flag's text
 
 
 def is_diverged(cells: pd.DataFrame) -> pd.Series:
     """A model counts as diverged when flagged so or when it has no test MSE (an empty field in cells.csv)."""
-    flag = cells["diverged"]
-    if flag.dtype == object:  # read from CSV with gaps: normalize "True"/"False" strings
-        flag = flag.map(lambda v: str(v).strip().lower() in ("true", "1"))
-    return flag.fillna(False).astype(bool) | cells["test_mse"].isna()
+    return csv_flags(cells["diverged"], gap=False) | cells["test_mse"].isna()
+
+
+def csv_flags(column: pd.Series, gap: bool | None = None) -> pd.Series:
+    """A True/False column of cells.csv as booleans: pandas reads it as booleans, or as text ("True", " false",
+    "1") when a column mixes them with gaps. A gap reads as `gap`; it is an error where `gap` is None, as is any
+    other value."""
+    if column.dtype == bool:
+        return column.copy()
+
+    def flag(value):
+        if pd.isna(value):
+            return gap
+        return FLAG_TEXTS.get(str(value).strip().lower())
+
+    read = column.map(flag)
+    if read.isna().any():
+        raise ValueError(f"cells.csv: {column.name} must be True or False, got {column[read.isna()].iloc[0]!r}")
+    return read.astype(bool)
 
 
 def sweep_axes(cells: pd.DataFrame) -> list[str]:

@@ -10,7 +10,7 @@ from tabulate import tabulate
 from genboost.analysis import granulated, implicit_bias, stats_report, wd_and_norm
 from genboost.analysis.best import best
 from genboost.analysis.formats import number, sam_label
-from genboost.analysis.stats import config_columns, sweep_axes
+from genboost.analysis.stats import config_columns, csv_flags, sweep_axes
 from genboost.analysis.tables import cell_means, measure_columns
 from genboost.compare import matrix
 from genboost.config.optimizers import in_order, label
@@ -19,13 +19,9 @@ from genboost.config.sweep import SWEEPABLE
 
 
 def shuffled_labels(cells: pd.DataFrame) -> pd.Series:
-    """Whether each model trained on shuffled labels: cells.csv holds the flag as True/False, which pandas
-    reads as booleans, or as text when a column mixes them with gaps; anything else is an error."""
-    flags = cells["shuffle_labels"].map(lambda v: {"true": True, "false": False}.get(str(v).strip().lower()))
-    if flags.isna().any():
-        bad = cells["shuffle_labels"][flags.isna()].iloc[0]
-        raise ValueError(f"cells.csv: shuffle_labels must be True or False, got {bad!r}")
-    return flags.astype(bool)
+    """Whether each model trained on shuffled labels (`stats.csv_flags`: a gap or any value but True/False is an
+    error)."""
+    return csv_flags(cells["shuffle_labels"])
 
 
 def describe(row) -> str:

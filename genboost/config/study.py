@@ -289,10 +289,3 @@ def _axis_value(axis: str, value):
     if axis == "optimizer":
         return str(value)
     return int(value) if axis == "seed" else float(value)
-
-
-def measured(analysis: dict) -> bool:
-    """Whether the analysis measures anything of the trained models (then each train job has a measure job)."""
-    return bool(analysis.get("sharpness_radii")) or any(
-        analysis.get(k) is not None for k in ("hessian_iters", "pacbayes")
-    )

@@ -2,10 +2,11 @@
 
 Each model is found by its metrics.json's `store_key`; it is measured on the training set it was trained on (its
 dtype, its labels permuted for a random-label cell), on the CPU. Every measure runs on its own setting of
-`analysis`: SAM-ascent sharpness at `sharpness_radii` ([]: off), the top Hessian eigenvalue with
-`hessian_iters` (null: off), the PAC-Bayes measures, weight norm and distance from initialization with
-`pacbayes` (null: off). A diverged model gets null for every measure. The numbers do not depend on which
-models are measured together (`genboost.measures.pacbayes` draws each model's noise from its own seed).
+`analysis` (`genboost.measures.registry` says which, under which columns, and when it is off): SAM-ascent
+sharpness at `sharpness_radii`, the top Hessian eigenvalue with `hessian_iters`, the PAC-Bayes measures, weight
+norm and distance from initialization with `pacbayes`. A diverged model gets null for every measure. The
+numbers do not depend on which models are measured together (`genboost.measures.pacbayes` draws each model's
+noise from its own seed).
 
 A model with a norm (config key model.norm: layer) gets null for sharpness, the Hessian and both PAC-Bayes
 flatness measures: their forward passes are the plain MLP's, and would measure another function than the
@@ -50,15 +51,6 @@ class MeasureJob:
     train_job: str | None = None  # the train job's file, whose records stand for the metrics.json files
 
 
-def measure_columns(analysis: dict) -> list[str]:
-    """The columns a job with these settings writes, in the registry's order."""
-    columns = [registry.radius_column(r) for r in analysis.get("sharpness_radii") or []]
-    columns += ["hessian_top_eig"] if analysis.get("hessian_iters") is not None else []
-    columns += list(pacbayes.MEASURE_KEYS) if analysis.get("pacbayes") is not None else []
-    registry.check_known(columns)
-    return registry.ordered(columns)
-
-
 def run_measure_job(job: MeasureJob) -> None:
     """Write one measures.json per model: {"store_key": its result's key, "measures": column -> value or null}."""
     if len(job.metrics) != len(job.outputs):
@@ -77,12 +69,15 @@ def run_measure_job(job: MeasureJob) -> None:
     # a normed model: none of the measures with a forward pass (see the module docstring)
     skipped = [bad or c.normed for bad, c in zip(diverged, cells, strict=True)]
     found = [one_model(p, split, skip, job.analysis) for p, skip in zip(params, skipped, strict=True)]
-    if job.analysis.get("pacbayes") is not None:
+    if registry.setting(job.analysis, registry.PACBAYES) is not None:
         for values, more in zip(found, block_measures(cells, params, skipped, split, job.analysis), strict=True):
             values.update(more)
         for i in (i for i, c in enumerate(cells) if c.normed and not diverged[i]):
             found[i] = normed_model_norms(cells[i], params[i], stored_norm_weights(store, records[i]), split)
-    columns = measure_columns(job.analysis)
+    columns = registry.job_columns(job.analysis)
+    unknown = {c for values in found for c in values} - set(columns)
+    if unknown:  # a value the registry names no column for would be dropped
+        raise RuntimeError(f"measure job computed {sorted(unknown)}, not columns of its settings in the registry")
     measured = [
         {"store_key": record["store_key"], "measures": {c: _finite_or_none(values.get(c)) for c in columns}}
         for record, values in zip(records, found, strict=True)
@@ -132,7 +127,8 @@ def normed_model_norms(cell: Cell, params, norm_params, split) -> dict:
 def one_model(params, split, skip: bool, analysis: dict) -> dict:
     """SAM-ascent sharpness and the top Hessian eigenvalue of one model, each where its setting asks for it; none
     where `skip` (a diverged or normed model)."""
-    radii, iters = analysis.get("sharpness_radii") or [], analysis.get("hessian_iters")
+    radii = registry.setting(analysis, registry.SHARPNESS_RADII) or []
+    iters = registry.setting(analysis, registry.HESSIAN_ITERS)
     if skip:
         return {}
     out = {}
@@ -147,7 +143,7 @@ def one_model(params, split, skip: bool, analysis: dict) -> dict:
 def block_measures(cells: list[Cell], params: list, diverged: list[bool], split, analysis: dict) -> list[dict]:
     """The PAC-Bayes measures, weight norm and distance from initialization, the models of one width at once (none
     for a model flagged in `diverged`)."""
-    settings = pacbayes.FlatnessSettings(**analysis["pacbayes"])
+    settings = pacbayes.FlatnessSettings(**registry.setting(analysis, registry.PACBAYES))
     inits = pacbayes.initializations(cells, split.x_train.shape[1])
     out: list[dict] = [{} for _ in cells]
     for hidden in dict.fromkeys(c.hidden for c in cells):

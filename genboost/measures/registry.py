@@ -1,12 +1,15 @@
 """The measures of a trained model, each listed once: its column in measures.json and cells.csv, a label for
-figures and what a higher value means.
+figures, what a higher value means, and the setting of config key `analysis` that turns it on.
 
 Every measure is oriented as a complexity measure: higher means sharper (or a larger model), which is
-expected to go with higher test error. Tables, the summary's rankings and the figures take the measures from
-here, so a new measure is added in one place, and a column no entry names is an error, never silently dropped.
-Most are computed from the stored weights by the measure jobs (measures.json); the per-layer ones (`per_layer`)
-are recorded while training (the record's "layers", `genboost.train.engine._layer_norms`). Plain values only
-(no torch): the analysis layer imports this.
+expected to go with higher test error. This registry alone decides what is measured: the config's `analysis`
+keys (`SETTINGS`; the schema lists the same, a test keeps them equal), whether a study measures at all
+(`measured`), the columns a measure job writes (`job_columns`), and the measure columns of tables, the
+summary's rankings and the figures (`ordered`). A new measure is added in one place, and a column no entry
+names is an error, never silently dropped. Most are computed from the stored weights by the measure jobs
+(measures.json), each while its setting is on; the per-layer ones (`per_layer`, no setting) are recorded while
+training (the record's "layers", `genboost.train.engine._layer_norms`). Plain values only (no torch): the
+Snakefile and the analysis layer import this.
 """
 
 from __future__ import annotations
@@ -14,26 +17,62 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The settings of config key `analysis`, each turning on the measures that name it; a setting is off when
+# absent, null or empty (no radii).
+SHARPNESS_RADII = "sharpness_radii"  # SAM-ascent sharpness at each radius
+HESSIAN_ITERS = "hessian_iters"  # the top Hessian eigenvalue, by power iteration
+PACBAYES = "pacbayes"  # the PAC-Bayes flatness measures, weight norm and distance from initialization
+
 
 @dataclass(frozen=True)
 class Measure:
     column: str  # the column; for a measure per radius, its stem: `sharpness_r` gives sharpness_r0.05
     label: str
     higher: str  # what a higher value means
+    setting: str | None = None  # its key under `analysis` (the measure job computes it); None: recorded in training
     per_radius: bool = False  # one column per radius of `analysis.sharpness_radii`
     per_layer: bool = False  # one column per hidden layer: weight_norm_l1, weight_norm_l2, ...
 
+    def columns(self, analysis: dict) -> list[str]:
+        """The columns a measure job writes of this measure under these `analysis` settings: none where its
+        setting is off (and none for a measure recorded in training)."""
+        value = setting(analysis, self.setting) if self.setting else None
+        if value is None:
+            return []
+        return [radius_column(r) for r in value] if self.per_radius else [self.column]
+
 
 MEASURES = (
-    Measure("sharpness_r", "SAM-ascent sharpness (loss increase at radius r)", "sharper", per_radius=True),
-    Measure("hessian_top_eig", "top Hessian eigenvalue", "sharper"),
-    Measure("pacbayes_flatness", "PAC-Bayes 1/sigma^2", "sharper"),
-    Measure("pacbayes_mag_flatness", "magnitude-aware PAC-Bayes 1/sigma^2", "sharper"),
-    Measure("weight_norm", "L2 norm of the weights", "larger"),
-    Measure("dist_from_init", "L2 distance from initialization", "larger"),
+    Measure(
+        "sharpness_r", "SAM-ascent sharpness (loss increase at radius r)", "sharper", SHARPNESS_RADII, per_radius=True
+    ),
+    Measure("hessian_top_eig", "top Hessian eigenvalue", "sharper", HESSIAN_ITERS),
+    Measure("pacbayes_flatness", "PAC-Bayes 1/sigma^2", "sharper", PACBAYES),
+    Measure("pacbayes_mag_flatness", "magnitude-aware PAC-Bayes 1/sigma^2", "sharper", PACBAYES),
+    Measure("weight_norm", "L2 norm of the weights", "larger", PACBAYES),
+    Measure("dist_from_init", "L2 distance from initialization", "larger", PACBAYES),
     Measure("weight_norm_l", "L2 norm of a hidden layer's W", "larger", per_layer=True),
     Measure("eff_lr_l", "effective lr (lr / ||W||^2) of a normed hidden layer", "larger step", per_layer=True),
 )
+SETTINGS = tuple(dict.fromkeys(m.setting for m in MEASURES if m.setting))  # the keys of `analysis`, in order
+
+
+def setting(analysis: dict, key: str):
+    """The value of an `analysis` setting of the registry, or None where it is off (absent, null or empty)."""
+    if key not in SETTINGS:
+        raise KeyError(f"{key!r} is not a setting of genboost/measures/registry.py: one of {list(SETTINGS)}")
+    value = analysis.get(key)
+    return None if value is None or (isinstance(value, (list, tuple, dict)) and not value) else value
+
+
+def job_columns(analysis: dict) -> list[str]:
+    """The columns a measure job with these `analysis` settings writes, in the registry's order (radii ascending)."""
+    return ordered(c for m in MEASURES for c in m.columns(analysis))
+
+
+def measured(analysis: dict) -> bool:
+    """Whether the analysis measures anything of the trained models (then each train job has a measure job)."""
+    return bool(job_columns(analysis))
 
 
 def radius_column(radius: float) -> str:
