@@ -21,9 +21,10 @@ import pandas as pd
 from tabulate import tabulate
 
 from genboost.analysis.stats import is_diverged, sweep_axes
+from genboost.config.cell import AXES
 from genboost.measures import registry
 
-COORDINATES = ("experiment", "optimizer", "lr", "wd", "rho", "seed")  # what identifies a model of the grid
+COORDINATES = ("experiment", *AXES)  # what identifies a model of the grid
 LR_CONTEXT = ("experiment", "optimizer")  # one lr is another step size under another optimizer
 PSI_ROW = "Psi"
 # The lr flag: a measure whose |tau| over all models is at least FLAG_MIN_TAU while its mean |tau| within
