@@ -151,7 +151,7 @@ def table_csv(table: dict[str, pd.DataFrame]) -> str:
 
 
 def table_levels(path: str) -> dict[str, str]:
-    """axis -> canonical text of the values a table holds, from its name (genboost.config.study.table_paths):
+    """axis -> canonical text of the values a table holds, from its name (genboost.wiring.table_paths):
     optimizer=<o>_rho=<rho>[_<key>=<value>...]; values never hold "_" or "=", keys may hold "_"."""
     return dict(re.findall(r"([a-z][a-z_]*)=([^_=]+)", Path(path).stem))
 
@@ -174,7 +174,7 @@ def write_experiment_outputs(
     test_label_variance: float | None = None,
 ) -> int:
     """cells.csv plus one .md and one .csv table per optimizer x rho x swept values (paths as
-    genboost.config.study.table_paths; `sweep`: the experiment's swept keys), from its train jobs' files and,
+    genboost.wiring.table_paths; `sweep`: the experiment's swept keys), from its train jobs' files and,
     where measured, its measure jobs' files (in the same order); `test_label_variance`: that of its split's test
     labels, for cells.csv's test_mse_rel. Returns the number of models."""
     records = read_job_records(job_paths, measured_paths)

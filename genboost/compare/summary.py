@@ -211,7 +211,7 @@ def summarize(
 ) -> str:
     """The Markdown summary of the whole study; the first experiment is the base of comparisons. `setups`
     (experiments compared with the talk's main tables -> the second chance of their setup) and `datasets` (the
-    talk's grid on other data: experiment -> its dataset and second chance; genboost.config.study.Study.datasets)
+    talk's grid on other data: experiment -> its dataset and second chance; genboost.config.study.Study.other_datasets)
     add the matrix of the talk's conclusions."""
     means = cell_means(cells)
     if "epochs" not in means:  # else epochs is swept, a column of the means already
