@@ -107,11 +107,6 @@ class Conclusion:
     parts: tuple[Outcome, ...]
     verdict: str
 
-    @property
-    def deciding(self) -> Outcome:
-        """The part whose verdict is the conclusion's (the first, when all parts agree)."""
-        return next(o for o in self.parts if o.verdict == self.verdict)
-
 
 CONCLUSIONS: dict[str, tuple[str, tuple[Part, ...]]] = {
     "C1": (
