@@ -182,7 +182,7 @@ def agreement(comparison: pd.DataFrame) -> pd.DataFrame:
     Columns: optimizer, rho, compared, diverged (on our side, left out), ours_only, talk_only, spearman,
     pearson, mad (mean |ours - talk| over the compared configurations).
     """
-    rows = [_agreement_row(o, r, g) for (o, r), g in comparison.groupby(["optimizer", "rho"], sort=True)]
+    rows = [_agreement_row(o, r, g) for (o, r), g in comparison.groupby(list(TABLE_AXES), sort=True)]
     rows.append(_agreement_row("all", "all", comparison))
     return pd.DataFrame(rows)
 
