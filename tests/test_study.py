@@ -10,7 +10,7 @@ from workflow_helpers import checked_config
 from genboost import wiring
 from genboost.config import packing
 from genboost.config.cell import AXES, Cell
-from genboost.config.study import JOB_KEYS, TRAIN_KEYS, ConfigError, Study, fmt_number
+from genboost.config.study import GRID_KEYS, JOB_KEYS, TRAIN_KEYS, ConfigError, Study, fmt_number
 
 
 @pytest.fixture
@@ -103,6 +103,13 @@ def test_train_keys_are_the_cell_settings_and_the_schema_lists_them(repo_root):
         "hidden",
         "norm",  # model.hidden and model.norm
     }
+
+
+def test_the_schema_requires_a_list_per_axis_under_its_grid_key(repo_root):
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    experiment = schema["properties"]["experiments"]["additionalProperties"]
+    assert experiment["required"] == [GRID_KEYS[axis] for axis in AXES]
+    assert all(GRID_KEYS[axis] in experiment["properties"] for axis in AXES)
 
 
 def test_changing_sgd_momentum_leaves_adam_cells_as_they_were(config):
