@@ -1,4 +1,4 @@
-"""Per-model wall time of the reference trainer and of the stacked engine at K = 1, 8, 48, 72, 96, 192 (real data).
+"""Per-model wall time of the oracle and of the stacked engine at K = 1, 8, 48, 72, 96, 192 (real data).
 
     python benchmarks/bench_engine.py --out benchmarks/results/engine.json [--threads 1] [--quick]
     python benchmarks/bench_engine.py --step-profile [--ks 72]
@@ -6,8 +6,8 @@
 
 Each optimizer setting (SGD, Adam, each without and with SAM) trains cells spread over the study's lrs, wds
 and seeds for `--epochs` epochs (scaled down from the study's 200 / 100 with SAM: the time per epoch is flat).
-The reference trains a few of them one at a time, after a warm-up, so process start-up is not counted in
-either figure. Printed and written: seconds per model per epoch, the ratio reference / engine, and the
+The oracle trains a few of them one at a time, after a warm-up, so process start-up is not counted in
+either figure. Printed and written: seconds per model per epoch, the ratio oracle / engine, and the
 per-model time extrapolated to the study's epochs.
 """
 
@@ -66,12 +66,12 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_setting(name: str, split, ks: list[int], n_reference: int, epochs: int, device: str = "cpu") -> dict:
+def bench_setting(name: str, split, ks: list[int], n_oracle: int, epochs: int, device: str = "cpu") -> dict:
     optimizer, rho = SETTINGS[name]
-    reference_cells = grid_cells(optimizer, rho, n_reference, epochs)[2::3] or grid_cells(optimizer, rho, 1, epochs)
-    train_cell(reference_cells[0], split, device=device, max_steps=2)  # warm-up: a process's first optimizer is slow
-    ref = sum(timed(lambda c=c: train_cell(c, split, device=device)) for c in reference_cells)
-    ref /= len(reference_cells) * epochs
+    oracle_cells = grid_cells(optimizer, rho, n_oracle, epochs)[2::3] or grid_cells(optimizer, rho, 1, epochs)
+    train_cell(oracle_cells[0], split, device=device, max_steps=2)  # warm-up: a process's first optimizer is slow
+    oracle = sum(timed(lambda c=c: train_cell(c, split, device=device)) for c in oracle_cells)
+    oracle /= len(oracle_cells) * epochs
     train_cells(grid_cells(optimizer, rho, 2, 1), split, device=device, max_steps=2)
     engine = {}
     for k in ks:
@@ -81,12 +81,12 @@ def bench_setting(name: str, split, ks: list[int], n_reference: int, epochs: int
         engine[k] /= k * epochs
     study_epochs = STUDY_EPOCHS[rho > 0]
     return {
-        "reference_s_per_model_epoch": ref,
-        "reference_cells": len(reference_cells),
+        "oracle_s_per_model_epoch": oracle,
+        "oracle_cells": len(oracle_cells),
         "engine_s_per_model_epoch": {str(k): t for k, t in engine.items()},
-        "speedup": {str(k): ref / t for k, t in engine.items()},
+        "speedup": {str(k): oracle / t for k, t in engine.items()},
         "study_epochs": study_epochs,
-        "reference_s_per_model_study": ref * study_epochs,
+        "oracle_s_per_model_study": oracle * study_epochs,
         "engine_s_per_model_study": {str(k): t * study_epochs for k, t in engine.items()},
     }
 
@@ -141,7 +141,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--quick", action="store_true", help="2 epochs, K up to 48, one reference cell")
+    parser.add_argument("--quick", action="store_true", help="2 epochs, K up to 48, one oracle cell")
     parser.add_argument("--epochs", type=int, help="epochs per model (default 10, --quick 2)")
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="the raw obesity CSV")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -169,9 +169,7 @@ def main(argv=None) -> dict:
         "block_size_default": BLOCK_SIZE,
         "settings": {},
     }
-    print(
-        f"{figures['device']} threads={args.threads} epochs={epochs}; per model and epoch (speedup over the reference)"
-    )
+    print(f"{figures['device']} threads={args.threads} epochs={epochs}; per model and epoch (speedup over the oracle)")
     for name in SETTINGS:
         result = bench_setting(name, split, ks, 1 if args.quick else 6, epochs, args.device)
         figures["settings"][name] = result
@@ -179,7 +177,7 @@ def main(argv=None) -> dict:
             f"K={k}: {result['engine_s_per_model_epoch'][str(k)] * 1e3:.2f} ms ({result['speedup'][str(k)]:.1f}x)"
             for k in ks
         )
-        print(f"{name:9s} reference {result['reference_s_per_model_epoch'] * 1e3:.1f} ms | {row}", flush=True)
+        print(f"{name:9s} oracle {result['oracle_s_per_model_epoch'] * 1e3:.1f} ms | {row}", flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(args.out, figures)

@@ -2,11 +2,11 @@
 
     python benchmarks/bench_study.py --out benchmarks/results/cpu.json
 
-1. the engine micro-benchmark (benchmarks/bench_engine.py: reference trainer vs engine at K = 1, 8, 48, 192);
+1. the engine micro-benchmark (benchmarks/bench_engine.py: oracle vs engine at K = 1, 8, 48, 192);
 2. the full default study (648 models) through `snakemake --cores N` from a clean results/, `--repeats` times
    (the median counts; each run's time before, during and after training is printed too);
 3. two one-process-per-model baselines on the same sample of cells, extrapolated to the whole study: the
-   plain reference loop (nn.Module, torch.optim) in a fresh Python process per model, `--cores` at a time,
+   oracle, the plain loop (nn.Module, torch.optim) in a fresh Python process per model, `--cores` at a time,
    and the pipeline itself with `pack: []` (one Snakemake job, so one process, per model, engine at K = 1);
 and the ratios, all measured in the same run. Everything runs in a temporary copy of the workflow.
 
@@ -144,7 +144,7 @@ def study_run(config: dict, base: Path, cores: int, split) -> dict:
 
 
 def plain_baseline(config: dict, data_dir: Path, cores: int) -> tuple[int, float]:
-    """(models, wall s): the sample's cells trained by the plain reference loop, one fresh process per
+    """(models, wall s): the sample's cells trained by the oracle (the plain loop), one fresh process per
     model, `cores` processes at a time (benchmarks/plain_model.py)."""
     cells = Study.from_config(config).experiment("main").cells()
     script = ROOT / "benchmarks" / "plain_model.py"

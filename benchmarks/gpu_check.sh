@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared CUDA check, for a session that is lent a GPU machine (the device tool; its python3 holds a CUDA
 # build of torch, pandas and scikit-learn, but neither snakemake nor pooch, and ../shared does not travel):
-#   1. the engine's CUDA path against the reference trainer on CUDA (tests/test_engine.py -k cuda);
+#   1. the engine's CUDA path against the oracle on CUDA (tests/test_engine.py -k cuda);
 #   2. the engine at K = 1, 8, 48, 192, 648 on CUDA (benchmarks/bench_engine.py --device cuda);
 #   3. the full default study with train.device: cuda, where snakemake and pooch import (carry their wheels):
 #      one train job per optimizer x rho (genboost/config/packing.py splits groups to fill CPU cores, never for

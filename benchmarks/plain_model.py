@@ -1,4 +1,4 @@
-"""One model of the study trained by the plain reference loop (`genboost.train.oracle`: nn.Module, torch.optim),
+"""One model of the study trained by the oracle, the plain loop (`genboost.train.oracle`: nn.Module, torch.optim),
 in this fresh Python process: the per-model cost that bench_study.py's plain baseline times, start-up,
 imports and data loading included.
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from genboost.config import packing
 from genboost.config.cell import AXES, Cell
 from genboost.config.optimizers import NAMES as OPTIMIZERS
-from genboost.config.study import ConfigError, Experiment, Study, fmt_value
+from genboost.config.study import AXIS_TYPES, TABLE_AXES, ConfigError, Experiment, Study, fmt_value
 from genboost.config.sweep import SWEEPABLE, wildcard_constraint
 from genboost.measures.registry import measured
 from genboost.train.resume import Lineage
@@ -179,7 +179,8 @@ def job_priority(lineage: Lineage, experiment: Experiment, wildcards) -> int:
 def wildcard_constraints() -> dict:
     """Regexes that only match canonical values, so 3e-5 and 0.00003 can never be two cells."""
     number = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
-    axes = {"optimizer": "|".join(OPTIMIZERS), "lr": number, "wd": number, "rho": number, "seed": "[0-9]+"}
+    by_type = {str: "|".join(OPTIMIZERS), float: number, int: "[0-9]+"}  # str: the optimizer axis
+    axes = {axis: by_type[kind] for axis, kind in AXIS_TYPES.items()}
     swept = {k: wildcard_constraint(k) for k in SWEEPABLE}
     return {**axes, **swept, "data": "[0-9a-f]{12}", "dataset": "[A-Za-z0-9_-]+", "part": packing.PART_CONSTRAINT}
 
@@ -217,7 +218,7 @@ def vs_talk_paths(results: str, experiment: str) -> dict[str, str]:
 def table_paths(results: str, experiment: Experiment) -> list[str]:
     """One Markdown and one CSV table of mean test MSE (rows lr, columns wd) per optimizer x rho x swept values:
     tables/optimizer=<o>_rho=<rho>[_<key>=<value>...].{md,csv}."""
-    axes = ["optimizer", "rho", *experiment.sweep]
+    axes = [*TABLE_AXES, *experiment.sweep]
     combos = itertools.product(*(experiment.levels(a) for a in axes))
     names = ["_".join(f"{a}={fmt_value(a, v)}" for a, v in zip(axes, combo, strict=True)) for combo in combos]
     return [f"{results}/{experiment.name}/tables/{name}.{ext}" for name in names for ext in ("md", "csv")]

@@ -62,13 +62,13 @@ def split_csvs(tmp_path_factory, obesity_csv) -> tuple[str, str]:
     train jobs."""
     import yaml
 
-    from genboost.data import preprocess as data
+    from genboost.data.preprocess import preprocess
 
     out = tmp_path_factory.mktemp("data")
     entry = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())["datasets"]["obesity"]
     settings = {"test_fraction": 0.2, "split_seed": 0}  # config.yaml's; scale "none"
     dataset = {"name": "obesity", **entry}
-    data.preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", dataset, **settings)
+    preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "manifest.json", dataset, **settings)
     return str(out / "train.csv"), str(out / "test.csv")
 
 

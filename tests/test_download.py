@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from genboost.data import preprocess as data
+from genboost.data import preprocess
 from genboost.data.download import DataError, fetch
 from genboost.files import sha256_file
 
@@ -184,4 +184,4 @@ def test_anes96_with_a_wrong_checksum_names_its_config_key(server, tmp_path, csv
 
 def test_data_error_is_one_class_for_both_modules():
     # Callers catch genboost.data.preprocess.DataError for download and preprocess errors alike.
-    assert data.DataError is DataError
+    assert preprocess.DataError is DataError

@@ -1,4 +1,4 @@
-"""The stacked engine: agreement with the reference trainer, packing invariance, determinism, divergence, options."""
+"""The stacked engine: agreement with the oracle, packing invariance, determinism, divergence, options."""
 
 import math
 from dataclasses import replace
@@ -52,7 +52,7 @@ def same_result(a, b):
 
 
 def assert_agrees(cells, split, max_steps, rtol, atol, mse_rtol, device="cpu"):
-    """Engine (all cells in one call) against the reference cell by cell: weights and test MSE."""
+    """Engine (all cells in one call) against the oracle cell by cell: weights and test MSE."""
     got = train_cells(cells, split, device=device, max_steps=max_steps, return_params=True)
     for c, g in zip(cells, got, strict=True):
         want = train_cell(c, split, device=device, max_steps=max_steps, return_params=True)
@@ -64,23 +64,23 @@ def assert_agrees(cells, split, max_steps, rtol, atol, mse_rtol, device="cpu"):
         assert g["train_mse"] == pytest.approx(want["train_mse"], rel=mse_rtol), c
 
 
-def test_float32_agrees_with_reference_to_rounding_after_50_steps(split):
+def test_float32_agrees_with_the_oracle_to_rounding_after_50_steps(split):
     assert_agrees(VARIANTS, split, max_steps=50, rtol=1e-5, atol=1e-5, mse_rtol=1e-5)
 
 
 @pytest.mark.slow  # 500 steps of the oracle: the 50-step test covers the fast tier
-def test_float32_agrees_with_reference_after_500_steps(split):
+def test_float32_agrees_with_the_oracle_after_500_steps(split):
     assert_agrees(VARIANTS, split, max_steps=500, rtol=1e-3, atol=1e-3, mse_rtol=1e-3)
 
 
 @pytest.mark.slow  # 500 steps of the oracle: the 50-step test covers the fast tier
-def test_float64_agrees_with_reference_tightly_after_500_steps(split):
+def test_float64_agrees_with_the_oracle_tightly_after_500_steps(split):
     cells = [replace(c, dtype="float64") for c in VARIANTS]
     assert_agrees(cells, split, max_steps=500, rtol=1e-9, atol=1e-9, mse_rtol=1e-9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the device check runs it)")
-def test_on_cuda_agrees_with_the_reference_on_cuda(split):
+def test_on_cuda_agrees_with_the_oracle_on_cuda(split):
     """The CUDA path, every update variant: float64 tightly after 500 steps, float32 to rounding after 50."""
     cells = [replace(c, dtype="float64") for c in VARIANTS]
     assert_agrees(cells, split, max_steps=500, rtol=1e-9, atol=1e-9, mse_rtol=1e-9, device="cuda")
@@ -141,7 +141,7 @@ def test_two_runs_are_bit_identical(split):
     assert all(same_result(a, b) for a, b in zip(first, second, strict=True))
 
 
-def test_absurd_lr_diverges_at_the_reference_step_and_leaves_block_mates_alone(split):
+def test_absurd_lr_diverges_at_the_oracle_step_and_leaves_block_mates_alone(split):
     mates = [cell("sgd", seed=i) for i in range(3)]
     wild = cell("sgd", lr=1e4, seed=5)
     block = train_cells([mates[0], wild, *mates[1:]], split, max_steps=60, return_params=True)

@@ -16,7 +16,6 @@ from genboost.analysis.granulated import (
     granulated_kendall,
     kendall,
     lr_flag,
-    rank_measures,
 )
 from genboost.analysis.measures_figure import measures_against_test_mse
 
@@ -86,11 +85,8 @@ def test_groups_hold_the_optimizer_fixed():
     assert psi(granulated_kendall(pd.concat([sgd, adam]), "tracker", "test_mse", ["lr", "wd"]))["lr"] == (1.0, 8)
 
 
-def test_ranking_and_markdown():
+def test_markdown_ranks_and_flags_the_measures():
     cells = grid()
-    ranking = rank_measures(cells, ["lr_only", "tracker"], "test_mse", ["lr", "wd"])
-    assert list(ranking["measure"]) == ["tracker", "lr_only"] and list(ranking["rank"]) == [1, 2]
-    assert list(ranking["flagged"]) == [False, True]
     md = generalization_markdown(cells, ["lr_only", "tracker"], ["lr", "wd"])
     test_part = md.split("### test MSE")[1].split("### generalization gap")[0]
     (row,) = [line for line in test_part.splitlines() if line.startswith("| lr_only ")]

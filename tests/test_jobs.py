@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from genboost import files, fingerprint, wiring
-from genboost.config import study as grid
+from genboost.config.study import Experiment, Study
 from genboost.data import tensors
 from genboost.data.download import DataError
 from genboost.train import blocks, engine, jobs
@@ -25,7 +25,7 @@ def experiment(repo_root):
     config = yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text())
     config["model"]["hidden"] = [4]
     config["train"].update(epochs=1, sam_epochs=1)
-    return grid.Study.from_config(config).experiment("main")
+    return Study.from_config(config).experiment("main")
 
 
 def run(experiment, cells, results, csvs, **kw):
@@ -79,7 +79,7 @@ def test_damaged_store_entry_is_retrained(experiment, tmp_path, split_csvs):
 def test_changed_cell_config_is_not_reused(experiment, tmp_path, split_csvs):
     cells = experiment.cells()[:2]
     run(experiment, cells, tmp_path, split_csvs)
-    other = grid.Experiment(experiment.name, experiment.grid, {**experiment.train, "momentum": 0.5}, experiment.hidden)
+    other = Experiment(experiment.name, experiment.grid, {**experiment.train, "momentum": 0.5}, experiment.hidden)
     (trained, reused), _ = run(other, other.cells()[:2], tmp_path, split_csvs)
     assert (trained, reused) == (2, 0)
 
@@ -98,7 +98,7 @@ def test_cuda_without_cuda_is_a_clear_error():
 
 
 def test_diverged_cell_is_recorded_not_raised(experiment, tmp_path, split_csvs):
-    wild = grid.Experiment(experiment.name, copy.deepcopy(experiment.grid), experiment.train, experiment.hidden)
+    wild = Experiment(experiment.name, copy.deepcopy(experiment.grid), experiment.train, experiment.hidden)
     wild.grid["lr"] = (1e6,)
     cell = wild.cell("sgd", 1e6, 0.0, 0.0, 0)
     (trained, _), outputs = run(wild, [cell], tmp_path, split_csvs)
@@ -111,7 +111,7 @@ def test_random_label_cells_train_on_permuted_training_labels(experiment, tmp_pa
     shuffled = split.with_shuffled_labels()
     assert torch.equal(shuffled.y_train.sort().values, split.y_train.sort().values)
     assert not torch.equal(shuffled.y_train, split.y_train) and torch.equal(shuffled.y_test, split.y_test)
-    noisy = grid.Experiment("noise", experiment.grid, {**experiment.train, "shuffle_labels": True}, experiment.hidden)
+    noisy = Experiment("noise", experiment.grid, {**experiment.train, "shuffle_labels": True}, experiment.hidden)
     cell, real_cell = noisy.cells()[0], experiment.cells()[0]
     _, (out,) = run(noisy, [cell], tmp_path, split_csvs)
     _, (real_out,) = run(experiment, [real_cell], tmp_path, split_csvs)
@@ -157,9 +157,7 @@ def test_store_entries_of_the_wrong_shape_or_of_another_cell_are_retrained(exper
 
 
 def test_a_float64_job_trains_on_the_csvs_float64_values(experiment, tmp_path, split_csvs, monkeypatch):
-    wide = grid.Experiment(
-        experiment.name, experiment.grid, {**experiment.train, "dtype": "float64"}, experiment.hidden
-    )
+    wide = Experiment(experiment.name, experiment.grid, {**experiment.train, "dtype": "float64"}, experiment.hidden)
     seen, real = [], engine.train_blocks
     monkeypatch.setattr(
         engine, "train_blocks", lambda cells, split, **kw: seen.append(split) or real(cells, split, **kw)

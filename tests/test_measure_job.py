@@ -11,7 +11,7 @@ import yaml
 
 from genboost import wiring
 from genboost.analysis import tables
-from genboost.config import study as grid
+from genboost.config.study import Experiment, Study
 from genboost.measures import pacbayes, registry
 from genboost.measures.job import MeasureJob, run_measure_job
 from genboost.train import jobs
@@ -29,8 +29,8 @@ def trained(repo_root, split_csvs, tmp_path_factory):
     config = yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text())
     config["model"]["hidden"] = [4]
     config["train"].update(epochs=1, sam_epochs=1)
-    experiment = grid.Study.from_config(config).experiment("main")
-    wild = grid.Experiment(experiment.name, copy.deepcopy(experiment.grid), experiment.train, experiment.hidden)
+    experiment = Study.from_config(config).experiment("main")
+    wild = Experiment(experiment.name, copy.deepcopy(experiment.grid), experiment.train, experiment.hidden)
     wild.grid["lr"] = (*wild.grid["lr"], 1e6)
     cells = [*experiment.cells()[:3], wild.cell("sgd", 1e6, 0.0, 0.0, 0)]
     results = tmp_path_factory.mktemp("measure")

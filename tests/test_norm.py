@@ -10,7 +10,7 @@ import yaml
 from workflow_helpers import checked_config
 
 from genboost import wiring
-from genboost.config import study as grid
+from genboost.config.study import Study
 from genboost.measures import job as measure_job
 from genboost.train import engine_net, jobs
 from genboost.train.engine import train_cells
@@ -172,7 +172,7 @@ def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains(repo_root):
     assert config["experiments"]["wd_and_norm"]["enabled"] is False
     cfg = copy.deepcopy(config)
     cfg["experiments"]["wd_and_norm"]["enabled"] = True
-    study = grid.Study.from_config(checked_config(cfg))
+    study = Study.from_config(checked_config(cfg))
     main, both = study.experiment("main"), study.experiment("wd_and_norm")
     assert both.sweep == {"norm": ("none", "layer")} and both.axes[-2] == "norm"
     plain = [c for c in both.cells() if c.norm == "none"]
@@ -186,7 +186,7 @@ def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains(repo_root):
     assert "/norm=layer/seed=" in wiring.metrics_path(both, "results", normed)
     # wd_norm_params reaches a normed cell and leaves the plain ones alone
     cfg["train"]["wd_norm_params"] = False
-    off = grid.Study.from_config(checked_config(cfg)).experiment("wd_and_norm")
+    off = Study.from_config(checked_config(cfg)).experiment("wd_and_norm")
     assert all(not c.wd_norm_params for c in off.cells() if c.normed)
     assert {c for c in off.cells() if not c.normed} == set(plain)
 

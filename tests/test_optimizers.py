@@ -10,8 +10,8 @@ import yaml
 
 from genboost import wiring
 from genboost.config import optimizers
-from genboost.config import study as grid
 from genboost.config.cell import AXES, DEFAULTS, Cell
+from genboost.config.study import TRAIN_KEYS, Study, train_defaults
 from genboost.train import blocks, checkpoint, oracle
 
 
@@ -29,7 +29,7 @@ def test_the_schema_lists_the_registrys_optimizers(schema):
     assert listed == list(optimizers.NAMES)
 
 
-def test_the_reference_trainer_builds_every_registered_optimizer():
+def test_the_oracle_builds_every_registered_optimizer():
     assert set(oracle.TORCH_OPTIMIZERS) == set(optimizers.NAMES)
     params = [torch.nn.Parameter(torch.zeros(2))]
     for name in optimizers.NAMES:
@@ -83,11 +83,11 @@ def test_cell_defaults_are_config_yamls_and_the_schemas(repo_root, schema):
             continue
         default = list(f.default) if isinstance(f.default, tuple) else f.default
         assert given[f.name] == default, f.name
-    schema_defaults = grid.train_defaults()
+    schema_defaults = train_defaults()
     for key, value in schema_defaults.items():
         expected = {"threads": 1, "pack": []}.get(key, DEFAULTS.get(key))
         assert value == (list(expected) if isinstance(expected, tuple) else expected), key
-    assert set(schema_defaults) | set(schema["properties"]["train"]["required"]) == set(grid.TRAIN_KEYS)
+    assert set(schema_defaults) | set(schema["properties"]["train"]["required"]) == set(TRAIN_KEYS)
     assert config["train"]["threads"] == schema_defaults["threads"]
 
 
@@ -95,10 +95,10 @@ def test_a_config_that_leaves_train_keys_out_gets_the_schemas_defaults(repo_root
     from workflow_helpers import checked_config
 
     config = yaml.safe_load((repo_root / "config.yaml").read_text())
-    for key in grid.train_defaults():
+    for key in train_defaults():
         del config["train"][key]
-    validated = grid.Study.from_config(checked_config(config)).experiment("main")
-    direct = grid.Study.from_config(config).experiment("main")  # not through Snakemake's validate
+    validated = Study.from_config(checked_config(config)).experiment("main")
+    direct = Study.from_config(config).experiment("main")  # not through Snakemake's validate
     assert validated.train == direct.train and validated.pack == direct.pack == ()
     assert validated.cells() == direct.cells()
     adam = next(c for c in direct.cells() if c.optimizer == "adam")

@@ -10,13 +10,13 @@ import yaml
 
 from genboost import wiring
 from genboost.config import packing
-from genboost.config import study as grid
+from genboost.config.study import ConfigError, Study
 from genboost.train.resume import Lineage
 
 
 @pytest.fixture(scope="module")
 def study(repo_root):
-    return grid.Study.from_config(yaml.safe_load((repo_root / "config.yaml").read_text()))
+    return Study.from_config(yaml.safe_load((repo_root / "config.yaml").read_text()))
 
 
 def planned_jobs(study, cores: int) -> dict[str, dict]:
@@ -79,14 +79,14 @@ def test_a_jobs_name_tells_its_cells(study):
     assert [len(p) for p in parts] == [18] * 4
     assert [c for p in parts for c in p] == exp.cells()
     for text in ("0of4", "5of4", "1of0", "one"):
-        with pytest.raises(grid.ConfigError, match="is not <i>of<n>"):
+        with pytest.raises(ConfigError, match="is not <i>of<n>"):
             packing.job_cells(exp, {"optimizer": "adam", "rho": "0.02", "part": text})
-    with pytest.raises(grid.ConfigError, match="73 parts of a group of 72 cells"):
+    with pytest.raises(ConfigError, match="73 parts of a group of 72 cells"):
         packing.job_cells(exp, {"optimizer": "adam", "rho": "0.02", "part": "1of73"})
 
 
 def test_a_cuda_experiment_trains_each_group_in_one_job(repo_root):
     config = yaml.safe_load((repo_root / "config.yaml").read_text())
     config["train"]["device"] = "cuda"
-    study = grid.Study.from_config(config)
+    study = Study.from_config(config)
     assert [packing.parts(e, 8) for e in study.experiments] == [1, 1]

@@ -13,7 +13,7 @@ import yaml
 
 from genboost import wiring
 from genboost.config import packing
-from genboost.config import study as grid
+from genboost.config.study import Study
 from genboost.train import jobs
 from genboost.train.resume import Lineage
 from genboost.train.store import CellStore
@@ -30,7 +30,7 @@ def wildcards(cell, experiment):
 
 
 def test_second_chance_goes_on_from_mains_adam_sam_002_cells(config):
-    study = grid.Study.from_config(config)
+    study = Study.from_config(config)
     lineage, main, second = Lineage(study), study.experiment("main"), study.experiment("second_chance")
     for cell in second.cells():
         experiment, prefix = lineage.prefix(second, cell)
@@ -48,7 +48,7 @@ def test_second_chance_goes_on_from_mains_adam_sam_002_cells(config):
 
 
 def test_the_lending_job_runs_first_and_the_borrowing_job_last(config):
-    study = grid.Study.from_config(config)
+    study = Study.from_config(config)
     lineage, main, second = Lineage(study), study.experiment("main"), study.experiment("second_chance")
     priority = {
         (e.name, c.optimizer, c.rho): wiring.job_priority(lineage, e, wildcards(c, e))
@@ -63,7 +63,7 @@ def test_the_lending_job_runs_first_and_the_borrowing_job_last(config):
 def test_only_an_earlier_experiment_lends_so_that_jobs_cannot_wait_on_each_other(config):
     config = copy.deepcopy(config)
     config["experiments"] = {"second_chance": config["experiments"]["second_chance"], **config["experiments"]}
-    study = grid.Study.from_config(config)
+    study = Study.from_config(config)
     lineage = Lineage(study)
     assert not any(lineage.prefix(e, c) or lineage.extended(e, c) for e in study.experiments for c in e.cells())
 
@@ -80,7 +80,7 @@ def run(study, name, results, csvs, lineage=None):
 
 def test_a_job_going_on_from_stored_states_writes_a_whole_runs_numbers(repo_root, tmp_path, split_csvs, caplog):
     config = yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text())  # second_chance: 4 SAM epochs, main 2
-    study = grid.Study.from_config(config)
+    study = Study.from_config(config)
     lineage = Lineage(study)
     whole = run(study, "second_chance", tmp_path / "whole", split_csvs)  # no shorter run to go on from
     run(study, "main", tmp_path / "on", split_csvs, lineage)
@@ -118,7 +118,7 @@ def test_a_state_that_does_not_fit_its_cell_is_not_used_and_the_cell_trains_from
     repo_root, tmp_path, split_csvs, caplog
 ):
     config = yaml.safe_load((repo_root / "tests/configs/tiny.yaml").read_text())
-    study = grid.Study.from_config(config)
+    study = Study.from_config(config)
     lineage = Lineage(study)
     whole = run(study, "second_chance", tmp_path / "whole", split_csvs)
     run(study, "main", tmp_path / "on", split_csvs, lineage)

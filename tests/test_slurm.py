@@ -84,7 +84,7 @@ def slurm_run(slurm_cluster, tmp_path_factory, obesity_csv):
     local = make_workdir(tmp_path_factory.mktemp("local"), obesity_csv, edit=small_study)
     on_slurm = make_workdir(tmp_path_factory.mktemp("slurm"), obesity_csv, edit=small_study)
     shutil.copytree(REPO_ROOT / "slurm", on_slurm / "slurm")
-    # The local reference skips the CUDA job (it would fail the same way). It runs alongside the Slurm run, which
+    # The local run skips the CUDA job (it would fail the same way). It runs alongside the Slurm run, which
     # mostly waits between status checks, at low priority so that the Slurm jobs, which set the pace, keep the CPUs.
     local_log = local / "snakemake.out"
     with local_log.open("w") as out:
@@ -96,7 +96,7 @@ def slurm_run(slurm_cluster, tmp_path_factory, obesity_csv):
         )
         proc = subprocess.run(SLURM_RUN, cwd=on_slurm, capture_output=True, text=True, timeout=660)
         local_rc = local_proc.wait(timeout=600)
-    assert local_rc == 0, f"local reference run failed:\n{local_log.read_text()}"
+    assert local_rc == 0, f"local run failed:\n{local_log.read_text()}"
     return local, on_slurm, proc.returncode, proc.stdout + proc.stderr
 
 
@@ -135,10 +135,10 @@ def cell_results(workdir: Path, experiment: str) -> dict[str, dict]:
 def test_cells_match_a_local_run(slurm_run, explain):
     local, on_slurm, _, log = slurm_run
     assert len(slurm_jobs(log, "train_main")) == 2, "the two train_main jobs did not go through Slurm"
-    ours, reference = cell_results(on_slurm, "main"), cell_results(local, "main")
-    assert len(reference) == 2 * 2 * 2
-    assert all("test_mse" in r and "train_mse" in r for r in reference.values())
-    assert ours == reference
+    slurm_cells, local_cells = cell_results(on_slurm, "main"), cell_results(local, "main")
+    assert len(local_cells) == 2 * 2 * 2
+    assert all("test_mse" in r and "train_mse" in r for r in local_cells.values())
+    assert slurm_cells == local_cells
     assert (on_slurm / "results" / "main" / "cells.csv").is_file()  # aggregate ran on Slurm after the train jobs
 
 

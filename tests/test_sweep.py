@@ -11,8 +11,8 @@ from workflow_helpers import checked_config
 
 from genboost import wiring
 from genboost.config import packing, sweep
-from genboost.config import study as grid
 from genboost.config.cell import AXES
+from genboost.config.study import TRAIN_KEYS, ConfigError, Experiment, Study
 from genboost.train.resume import Lineage
 
 
@@ -29,12 +29,12 @@ def with_experiment(config, **spec) -> dict:
     return cfg
 
 
-def swept(config, **spec) -> grid.Experiment:
-    return grid.Study.from_config(checked_config(with_experiment(config, **spec))).experiment("swept")
+def swept(config, **spec) -> Experiment:
+    return Study.from_config(checked_config(with_experiment(config, **spec))).experiment("swept")
 
 
 def test_without_a_sweep_the_paths_are_as_they_always_were(config):
-    study = grid.Study.from_config(checked_config(config))
+    study = Study.from_config(checked_config(config))
     main = study.experiment("main")
     old = "{results}/{experiment}/runs/optimizer={optimizer}/lr={lr}/wd={wd}/rho={rho}/seed={seed}/metrics.json"
     assert wiring.RUN_PATTERN == wiring.run_pattern(main.axes) == old and main.axes == AXES
@@ -85,7 +85,7 @@ def test_two_swept_settings_multiply_and_keep_their_order(config):
 def test_packing_a_swept_setting_covers_every_cell_once(config):
     cfg = with_experiment(config, sweep={"batch_size": [8, 64]})
     cfg["train"]["pack"] = ["batch_size", "seed"]
-    study = grid.Study.from_config(checked_config(cfg))
+    study = Study.from_config(checked_config(cfg))
     exp, main = study.experiment("swept"), study.experiment("main")
     assert exp.pack == ("batch_size", "seed") and main.pack == ("seed",)  # main sweeps nothing: ignored there
     assert "{batch_size}" not in wiring.job_file(exp, "r")
@@ -99,12 +99,12 @@ def test_unpacked_swept_setting_is_a_wildcard_of_the_job(config):
     exp = swept(config, sweep={"batch_size": [8, 64]})
     cells = exp.job_cells({"optimizer": "sgd", "rho": "0", "batch_size": "64"})
     assert len(cells) == 2 and {c.batch_size for c in cells} == {64}
-    with pytest.raises(grid.ConfigError, match="batch_size='32' is not in the grid"):
+    with pytest.raises(ConfigError, match="batch_size='32' is not in the grid"):
         exp.job_cells({"optimizer": "sgd", "rho": "0", "batch_size": "32"})
 
 
 def validation_error(config, **spec) -> str:
-    with pytest.raises((WorkflowError, grid.ConfigError)) as err:
+    with pytest.raises((WorkflowError, ConfigError)) as err:
         swept(config, **spec)
     return str(err.value) + str(getattr(err.value, "args", ""))
 
@@ -161,17 +161,17 @@ def test_sam_epochs_is_swept_in_an_experiment_of_sam_cells(config):
 
 def test_data_settings_may_be_swept_but_not_packed(config):
     cfg = with_experiment(config, sweep={"dtype": ["float32", "float64"]})
-    assert len(grid.Study.from_config(checked_config(cfg)).experiment("swept").cells()) == 4
+    assert len(Study.from_config(checked_config(cfg)).experiment("swept").cells()) == 4
     cfg["train"]["pack"] = ["dtype"]
-    with pytest.raises(grid.ConfigError, match="train.pack of experiment swept: dtype is swept and packed"):
-        grid.Study.from_config(checked_config(cfg))
+    with pytest.raises(ConfigError, match="train.pack of experiment swept: dtype is swept and packed"):
+        Study.from_config(checked_config(cfg))
 
 
 def test_the_schema_lists_every_sweepable_setting_and_pack_takes_them(repo_root):
     schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
     assert set(schema["$defs"]["sweep"]["properties"]) == set(sweep.SWEEPABLE)
     assert schema["$defs"]["train"]["properties"]["pack"]["items"]["enum"] == [*AXES, *sweep.SWEEPABLE]
-    assert set(sweep.SWEEPABLE) - {"hidden", "norm"} <= set(grid.TRAIN_KEYS)  # those two: config key model
+    assert set(sweep.SWEEPABLE) - {"hidden", "norm"} <= set(TRAIN_KEYS)  # those two: config key model
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def test_a_longer_run_goes_on_from_the_shorter_run_of_the_same_batch_size(config
         "short": {**spec, "sam_epochs": 2, "sweep": {"batch_size": [16, 64]}},
         "long": {**spec, "sam_epochs": 4, "sweep": {"batch_size": [64, 16, 32]}},
     }
-    study = grid.Study.from_config(checked_config(cfg))
+    study = Study.from_config(checked_config(cfg))
     lineage, short, long = Lineage(study), study.experiment("short"), study.experiment("long")
     for cell in long.cells():
         found = lineage.prefix(long, cell)
@@ -214,7 +214,7 @@ def test_the_implicit_bias_experiment_sweeps_batch_size_and_is_not_compared_with
     assert config["experiments"]["implicit_bias"]["enabled"] is False
     cfg = copy.deepcopy(config)
     cfg["experiments"]["implicit_bias"]["enabled"] = True
-    study = grid.Study.from_config(checked_config(cfg))
+    study = Study.from_config(checked_config(cfg))
     bias, main = study.experiment("implicit_bias"), study.experiment("main")
     assert len(bias.cells()) == 2 * 3 * 3 * 2 * 3 and {c.epochs for c in bias.cells()} == {200}
     at_32 = {c for c in bias.cells() if c.batch_size == 32}

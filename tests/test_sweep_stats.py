@@ -15,7 +15,7 @@ from genboost.analysis import figures, tables
 from genboost.analysis.stats import cell_stats, config_columns, effect_verdict, factors, paired, sweep_axes
 from genboost.analysis.stats_report import stats_markdown
 from genboost.compare import summary
-from genboost.config import study as grid
+from genboost.config.study import Experiment, Study
 
 LRS, WDS, RHOS, SEEDS, BATCHES = [1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(6), [16, 32, 64]
 
@@ -94,7 +94,7 @@ def test_markdown_names_the_swept_axis_and_its_comparisons():
     assert ", batch_size=16: test MSE" in swept  # the best configurations name their batch size
 
 
-def write_records(tmp_path, experiment: grid.Experiment, mse) -> list[str]:
+def write_records(tmp_path, experiment: Experiment, mse) -> list[str]:
     """A metrics.json per cell of `experiment` with test MSE `mse(cell)`."""
     paths = []
     for cell in experiment.cells():
@@ -108,12 +108,12 @@ def write_records(tmp_path, experiment: grid.Experiment, mse) -> list[str]:
     return paths
 
 
-def experiment_of(sweep: dict) -> grid.Experiment:
+def experiment_of(sweep: dict) -> Experiment:
     spec = {"optimizers": ["sgd"], "lrs": [1e-3, 1e-2], "wds": [0], "rhos": [0], "seeds": [0, 1], "sweep": sweep}
     config = {"train": {"batch_size": 32, "epochs": 4, "sam_epochs": 2, "t_max": 4, "momentum": 0, "device": "cpu"},
               "model": {"hidden": [16]}, "preprocess": {}, "experiments": {"swept": spec},
               "datasets": yaml.safe_load((REPO_ROOT / "config.yaml").read_text())["datasets"]}  # fmt: skip
-    return grid.Study.from_config(config).experiment("swept")
+    return Study.from_config(config).experiment("swept")
 
 
 def test_cells_csv_and_one_table_per_batch_size(tmp_path):

@@ -317,7 +317,7 @@ def diverging_study(config, results: str = "results") -> None:
 
 
 def test_a_study_where_every_model_diverges_writes_its_summary_and_figures(tmp_path, obesity_csv):
-    """Also in a results folder written with a leading ./ and a trailing / (tests/test_grid.py has each form)."""
+    """Also in a results folder written with a leading ./ and a trailing / (tests/test_study.py has each form)."""
     workdir = make_workdir(tmp_path, obesity_csv, lambda c: diverging_study(c, "./out/"))
     snakemake(workdir)
     cells = pd.read_csv(workdir / "out/main/cells.csv")

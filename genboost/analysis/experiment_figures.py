@@ -12,7 +12,7 @@ from genboost.analysis.figures import (
 )
 from genboost.analysis.measures_figure import measures_against_test_mse
 from genboost.analysis.tables import cells_frame, read_job_records
-from genboost.config.study import fmt_value
+from genboost.config.study import CONFIG_AXES, fmt_value
 from genboost.config.sweep import config_level
 from genboost.measures import registry
 
@@ -46,6 +46,6 @@ def write_figures(experiment: str, job_paths: list[str], paths: dict[str, str], 
 
 def _is_configuration(config: dict, best: dict) -> bool:
     """Whether a metrics.json's config is a seed of the configuration `best` (`best_configurations`)."""
-    if any(config[k] != best[k] for k in ("optimizer", "lr", "wd", "rho")):
+    if any(config[k] != best[k] for k in CONFIG_AXES):
         return False
     return all(fmt_value(k, config_level(config, k)) == fmt_value(k, v) for k, v in best["levels"].items())

@@ -21,7 +21,7 @@ from genboost.analysis.best import best, best_of_each
 from genboost.analysis.formats import panel_title as _panel_title
 from genboost.analysis.stats import config_columns, is_diverged, sweep_axes
 from genboost.analysis.tables import cell_means
-from genboost.config.study import fmt_number
+from genboost.config.study import AXIS_TYPES, CONFIG_AXES, IN_TABLE_AXES, TABLE_AXES, fmt_number
 from genboost.files import atomic_path
 
 WIDE_RANGE = 10.0  # max / min of the values above which a color or y scale is logarithmic
@@ -185,9 +185,9 @@ def lr_curves(cells: pd.DataFrame, path_png, path_pdf, title: str | None = None)
 
 
 def _seed_spread(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer, rho, swept values, wd, lr: mean, min and max test MSE over seeds, and whether a seed diverged."""
+    """Per optimizer, rho, swept values, lr, wd: mean, min and max test MSE over seeds, and whether a seed diverged."""
     c = cells.assign(bad=is_diverged(cells))
-    g = c.groupby(["optimizer", "rho", *sweep_axes(cells), "wd", "lr"], sort=True)
+    g = c.groupby([*TABLE_AXES, *sweep_axes(cells), *IN_TABLE_AXES], sort=True)
     out = g.agg(mean=("test_mse", "mean"), low=("test_mse", "min"), high=("test_mse", "max"), bad=("bad", "any"))
     out.loc[out["bad"], ["mean", "low", "high"]] = math.nan
     return out.reset_index()
@@ -211,7 +211,7 @@ def best_configurations(cells: pd.DataFrame) -> list[dict]:
     for (opt, _sam), b in best_of_each(means, [means["optimizer"], means["rho"] > 0]).items():
         levels = {k: b[k] for k in axes}
         label = f"{_panel_title(opt, b['rho'], levels)}, lr={fmt_number(b['lr'])}, wd={fmt_number(b['wd'])}"
-        chosen = dict(optimizer=opt, lr=float(b["lr"]), wd=float(b["wd"]), rho=float(b["rho"]), label=label)
+        chosen = {**{a: AXIS_TYPES[a](b[a]) for a in CONFIG_AXES}, "label": label}
         out.append({**chosen, "levels": levels})
     return out
 

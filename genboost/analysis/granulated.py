@@ -21,9 +21,10 @@ import pandas as pd
 from tabulate import tabulate
 
 from genboost.analysis.stats import is_diverged, sweep_axes
+from genboost.config.cell import AXES
 from genboost.measures import registry
 
-COORDINATES = ("experiment", "optimizer", "lr", "wd", "rho", "seed")  # what identifies a model of the grid
+COORDINATES = ("experiment", *AXES)  # what identifies a model of the grid
 LR_CONTEXT = ("experiment", "optimizer")  # one lr is another step size under another optimizer
 PSI_ROW = "Psi"
 # The lr flag: a measure whose |tau| over all models is at least FLAG_MIN_TAU while its mean |tau| within
@@ -114,14 +115,9 @@ def lr_flag(cells: pd.DataFrame, measure: str, target: str) -> dict:
     return dict(tau=overall, n=len(models), within_lr=within_mean, n_lr_groups=len(within), flagged=bool(flagged))
 
 
-def rank_measures(cells: pd.DataFrame, measures: list[str], target: str, axes: list[str]) -> pd.DataFrame:
+def _ranking(grans: dict[str, pd.DataFrame], flags: dict[str, dict]) -> pd.DataFrame:
     """One row per measure, best first: rank, measure, Psi, tau over all models, within-lr mean |tau|, flagged.
     Ordered by Psi (highest first; measures without a Psi last, with no rank)."""
-    grans = {m: granulated_kendall(cells, m, target, axes) for m in measures}
-    return _ranking(grans, {m: lr_flag(cells, m, target) for m in measures})
-
-
-def _ranking(grans: dict[str, pd.DataFrame], flags: dict[str, dict]) -> pd.DataFrame:
     rows = [
         dict(measure=m, Psi=float(g.set_index("axis").loc[PSI_ROW, "psi"]), tau=flags[m]["tau"],
              within_lr=flags[m]["within_lr"], flagged=flags[m]["flagged"])

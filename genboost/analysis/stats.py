@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from genboost.analysis.best import best_of_each
+from genboost.config.cell import AXES
 from genboost.config.optimizers import in_order, label
-from genboost.config.study import fmt_number, fmt_value
+from genboost.config.study import CONFIG_AXES, fmt_number, fmt_value
 from genboost.config.sweep import SWEEPABLE
 
-CONFIG = ["experiment", "optimizer", "lr", "wd", "rho"]
+CONFIG = ["experiment", *CONFIG_AXES]  # a model but for its seed, in each experiment
 FACTORS = ("sam", "wd", "optimizer")
 CONFIDENCE = 0.95
 NO_PAIRS = "nothing to compare"
@@ -61,7 +62,7 @@ def sweep_axes(cells: pd.DataFrame) -> list[str]:
     candidates = [c for c in SWEEPABLE if c in cells.columns]
     if not candidates or cells.empty:
         return []
-    counts = cells.groupby([*CONFIG, "seed"], dropna=False)[candidates].nunique(dropna=False)
+    counts = cells.groupby(["experiment", *AXES], dropna=False)[candidates].nunique(dropna=False)
     return [c for c in candidates if (counts[c] > 1).any()]
 
 
@@ -145,17 +146,16 @@ def _levels(factor: str, cells: pd.DataFrame) -> tuple[str, list[tuple], list[st
     """(column, its (treatment, control) values, pairing keys besides experiment and seed) of a factor. A swept
     setting compares each level with each larger one (batch_size=16 vs batch_size=32)."""
     axes = sweep_axes(cells)
-    if factor == "sam":
-        return "rho", [(v, 0.0) for v in sorted(cells["rho"].unique()) if v > 0], ["optimizer", "lr", "wd", *axes]
-    if factor == "wd":
-        return "wd", [(v, 0.0) for v in sorted(cells["wd"].unique()) if v > 0], ["optimizer", "lr", "rho", *axes]
+    column = "rho" if factor == "sam" else factor
+    keys = [a for a in (*CONFIG_AXES, *axes) if a != column]
+    if factor in ("sam", "wd"):
+        return column, [(v, 0.0) for v in sorted(cells[column].unique()) if v > 0], keys
     if factor == "optimizer":
         names = in_order(cells["optimizer"].unique())  # each later one (Adam) against each earlier one (SGD)
-        return "optimizer", [(b, a) for i, a in enumerate(names) for b in names[i + 1 :]], ["lr", "wd", "rho", *axes]
+        return column, [(b, a) for i, a in enumerate(names) for b in names[i + 1 :]], keys
     if factor in axes:
         values = sorted(cells[factor].dropna().unique())
-        pairs = [(a, b) for i, a in enumerate(values) for b in values[i + 1 :]]
-        return factor, pairs, ["optimizer", "lr", "wd", "rho", *(a for a in axes if a != factor)]
+        return column, [(a, b) for i, a in enumerate(values) for b in values[i + 1 :]], keys
     raise ValueError(f"paired: factor must be one of {FACTORS} or a setting the cells sweep {axes}, got {factor!r}")
 
 

@@ -13,12 +13,13 @@ from tabulate import tabulate
 from genboost import files
 from genboost.analysis.formats import sam_label
 from genboost.analysis.stats import cell_stats
-from genboost.config.study import fmt_number, fmt_value
+from genboost.config.cell import AXES
+from genboost.config.study import IN_TABLE_AXES, TABLE_AXES, fmt_number, fmt_value
 from genboost.config.sweep import config_level
 from genboost.measures import registry
 
 CELL_COLUMNS = [
-    "experiment", "optimizer", "lr", "wd", "rho", "seed", "epochs", "steps", "test_mse", "train_mse",
+    "experiment", *AXES, "epochs", "steps", "test_mse", "train_mse",
     "test_accuracy", "train_accuracy", "diverged", "diverged_step", "wd_mode", "shuffle_labels", "wall_s", "device",
 ]  # fmt: skip
 
@@ -68,7 +69,7 @@ def cells_frame(experiment: str, records: list[dict], sweep=()) -> pd.DataFrame:
     rows = []
     for record in records:
         cfg = record["config"]
-        row = {"experiment": experiment, **{k: cfg.get(k) for k in ("optimizer", "lr", "wd", "rho", "seed")}}
+        row = {"experiment": experiment, **{k: cfg.get(k) for k in AXES}}
         row.update({k: _level_text(k, config_level(cfg, k)) for k in swept})
         row.update(wd_mode=cfg.get("wd_mode"), shuffle_labels=bool(cfg.get("shuffle_labels")))
         row.update({k: record.get(k) for k in CELL_COLUMNS if k not in row})
@@ -81,7 +82,8 @@ def cells_frame(experiment: str, records: list[dict], sweep=()) -> pd.DataFrame:
     for col in ("test_mse", "train_mse", "test_accuracy", "train_accuracy", *flatness):
         df[col] = df[col].astype(float)
     df.insert(df.columns.get_loc("train_mse") + 1, "gap", df["test_mse"] - df["train_mse"])
-    return df.sort_values(["optimizer", "rho", *swept, "lr", "wd", "seed"], kind="stable").reset_index(drop=True)
+    order = [*TABLE_AXES, *swept, *IN_TABLE_AXES, AXES[-1]]  # a table's cells together, then by seed
+    return df.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def _level_text(key: str, value):
@@ -149,7 +151,7 @@ def table_csv(table: dict[str, pd.DataFrame]) -> str:
 
 
 def table_levels(path: str) -> dict[str, str]:
-    """axis -> canonical text of the values a table holds, from its name (genboost.config.study.table_paths):
+    """axis -> canonical text of the values a table holds, from its name (genboost.wiring.table_paths):
     optimizer=<o>_rho=<rho>[_<key>=<value>...]; values never hold "_" or "=", keys may hold "_"."""
     return dict(re.findall(r"([a-z][a-z_]*)=([^_=]+)", Path(path).stem))
 
@@ -172,7 +174,7 @@ def write_experiment_outputs(
     test_label_variance: float | None = None,
 ) -> int:
     """cells.csv plus one .md and one .csv table per optimizer x rho x swept values (paths as
-    genboost.config.study.table_paths; `sweep`: the experiment's swept keys), from its train jobs' files and,
+    genboost.wiring.table_paths; `sweep`: the experiment's swept keys), from its train jobs' files and,
     where measured, its measure jobs' files (in the same order); `test_label_variance`: that of its split's test
     labels, for cells.csv's test_mse_rel. Returns the number of models."""
     records = read_job_records(job_paths, measured_paths)
@@ -186,7 +188,7 @@ def write_experiment_outputs(
         if key not in tables:
             tables[key] = mse_table(cell_means(select(cells, levels)), optimizer, rho)
         table = tables[key]
-        swept = "".join(f", {k}={v}" for k, v in levels.items() if k not in ("optimizer", "rho"))
+        swept = "".join(f", {k}={v}" for k, v in levels.items() if k not in TABLE_AXES)
         title = f"{experiment}: {optimizer.upper()}, {sam_label(rho)}{swept}: test MSE, " + INTERVALS
         text = table_markdown(table, title) if path.endswith(".md") else table_csv(table)
         files.write_text(path, text)

@@ -27,10 +27,11 @@ import pandas as pd
 
 from genboost.analysis.formats import number
 from genboost.analysis.stats import cell_stats, effect_verdict, is_diverged, min_pairs, paired, paired_tests, sweep_axes
+from genboost.config.cell import AXES
 from genboost.config.optimizers import label
 from genboost.config.study import fmt_number
 
-PAIR_KEYS = ["experiment", "optimizer", "lr", "rho", "seed"]
+PAIR_KEYS = ["experiment", *(a for a in AXES if a != "wd")]  # a model but for its weight decay
 
 
 def eff_lr_columns(cells: pd.DataFrame) -> list[str]:

@@ -20,11 +20,12 @@ from scipy import stats as sps
 
 from genboost.analysis.stats import cell_stats
 from genboost.config.optimizers import NAMES as OPTIMIZERS
-from genboost.config.study import fmt_number
+from genboost.config.study import AXIS_TYPES, IN_TABLE_AXES, TABLE_AXES, fmt_number
 
-PUBLISHED_COLUMNS = ["experiment", "optimizer", "rho", "lr", "wd", "mean_test_mse"]
-PUBLISHED_NUMBERS = ["rho", "lr", "wd", "mean_test_mse"]
-KEY = ["optimizer", "rho", "lr", "wd"]
+KEY = [*TABLE_AXES, *IN_TABLE_AXES]  # a configuration, in the published table's column order
+NUMBER_KEY = [k for k in KEY if AXIS_TYPES[k] is float]  # the key's numbers: rho, lr, wd
+PUBLISHED_COLUMNS = ["experiment", *KEY, "mean_test_mse"]
+PUBLISHED_NUMBERS = [*NUMBER_KEY, "mean_test_mse"]
 BOTH, OURS_ONLY, TALK_ONLY = "both", "ours only", "talk only"
 COMPARISON_COLUMNS = [*KEY, "side", "seeds", "diverged_seeds", "ours_mean", "ours_std", "talk_mean", "diff"]
 
@@ -115,8 +116,8 @@ def published_rows(published: pd.DataFrame, experiment: str) -> pd.DataFrame:
 
 
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
-    """rho, lr and wd as canonical text (fmt_number), so 3e-05 and 0.00003 match."""
-    return frame.assign(**{c: frame[c].map(fmt_number) for c in ("rho", "lr", "wd")})
+    """The key's numbers (rho, lr and wd) as canonical text (fmt_number), so 3e-05 and 0.00003 match."""
+    return frame.assign(**{c: frame[c].map(fmt_number) for c in NUMBER_KEY})
 
 
 def one_experiment(cells: pd.DataFrame) -> str:
@@ -143,7 +144,7 @@ def compare_configurations(cells: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFr
     merged["side"] = merged["side"].map({"both": BOTH, "left_only": OURS_ONLY, "right_only": TALK_ONLY}).astype(str)
     merged["diff"] = merged["ours_mean"] - merged["talk_mean"]
     merged[["seeds", "diverged_seeds"]] = merged[["seeds", "diverged_seeds"]].astype("Int64")  # empty: talk only
-    merged[["rho", "lr", "wd"]] = merged[["rho", "lr", "wd"]].astype(float)  # canonical text is repr: exact
+    merged[NUMBER_KEY] = merged[NUMBER_KEY].astype(float)  # canonical text is repr: exact
     merged = merged.sort_values(KEY, kind="stable").reset_index(drop=True)
     return merged[COMPARISON_COLUMNS]
 
@@ -181,7 +182,7 @@ def agreement(comparison: pd.DataFrame) -> pd.DataFrame:
     Columns: optimizer, rho, compared, diverged (on our side, left out), ours_only, talk_only, spearman,
     pearson, mad (mean |ours - talk| over the compared configurations).
     """
-    rows = [_agreement_row(o, r, g) for (o, r), g in comparison.groupby(["optimizer", "rho"], sort=True)]
+    rows = [_agreement_row(o, r, g) for (o, r), g in comparison.groupby(list(TABLE_AXES), sort=True)]
     rows.append(_agreement_row("all", "all", comparison))
     return pd.DataFrame(rows)
 

@@ -15,17 +15,18 @@ from tabulate import tabulate
 
 from genboost.analysis.best import best
 from genboost.analysis.formats import number, p_value
-from genboost.analysis.stats import cell_stats, is_diverged, paired_tests
-from genboost.config.optimizers import label
+from genboost.analysis.stats import CONFIG, cell_stats, is_diverged, paired_tests
+from genboost.config.optimizers import NAMES, label
 from genboost.config.study import fmt_number
 
 ALPHA = 0.05
 TALK_LR = 3e-3  # the talk's best Adam learning rate
 REPRODUCED, NOT_REPRODUCED, WITHIN_NOISE, NOT_TESTABLE = "reproduced", "not reproduced", "within noise", "not testable"
-CONFIG = ["experiment", "optimizer", "lr", "wd", "rho"]
 # The roles of the two experiments a claim's sides are picked from (not their names, which the config gives):
 # a main-like run, and its second chance (the experiment that `continues` it). The talk names them so.
 MAIN_LIKE, SECOND_CHANCE = "main", "second_chance"
+# The talk's two optimizers, found in the registry by the labels the talk gives them.
+SGD, ADAM = ({label(n): n for n in NAMES}[talk] for talk in ("SGD", "Adam"))
 
 
 # The rule, one for all four conclusions, as every vs_talk.md states it (in one paragraph).
@@ -71,7 +72,7 @@ Select = Callable[[pd.DataFrame], pd.Series]  # the boolean mask of a side's con
 
 
 def _at_talk_lr(m: pd.DataFrame) -> pd.Series:
-    return (m["optimizer"] == "adam") & np.isclose(m["lr"], TALK_LR, rtol=1e-9, atol=0)
+    return (m["optimizer"] == ADAM) & np.isclose(m["lr"], TALK_LR, rtol=1e-9, atol=0)
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,6 @@ class Conclusion:
     parts: tuple[Outcome, ...]
     verdict: str
 
-    @property
-    def deciding(self) -> Outcome:
-        """The part whose verdict is the conclusion's (the first, when all parts agree)."""
-        return next(o for o in self.parts if o.verdict == self.verdict)
-
 
 CONCLUSIONS: dict[str, tuple[str, tuple[Part, ...]]] = {
     "C1": (
@@ -130,14 +126,14 @@ CONCLUSIONS: dict[str, tuple[str, tuple[Part, ...]]] = {
     ),
     "C3": (
         "SGD is not supported",
-        (Part("SGD's best is behind Adam's best", "best Adam", MAIN_LIKE, lambda m: m["optimizer"] == "adam",
-              "best SGD", MAIN_LIKE, lambda m: m["optimizer"] == "sgd", strict=True),),
+        (Part("SGD's best is behind Adam's best", "best Adam", MAIN_LIKE, lambda m: m["optimizer"] == ADAM,
+              "best SGD", MAIN_LIKE, lambda m: m["optimizer"] == SGD, strict=True),),
     ),
     "C4": (
         "a second chance for SAM (rho 0.02, 200 epochs) does not beat plain Adam",
         (Part("the best second-chance configuration does not beat the best plain Adam", "best plain Adam", MAIN_LIKE,
-              lambda m: (m["optimizer"] == "adam") & (m["rho"] == 0), "best second chance", SECOND_CHANCE,
-              lambda m: (m["optimizer"] == "adam") & (m["rho"] > 0), strict=False),),
+              lambda m: (m["optimizer"] == ADAM) & (m["rho"] == 0), "best second chance", SECOND_CHANCE,
+              lambda m: (m["optimizer"] == ADAM) & (m["rho"] > 0), strict=False),),
     ),
 }  # fmt: skip
 

@@ -11,6 +11,7 @@ from genboost.analysis.figures import save
 from genboost.analysis.formats import number, panel_title
 from genboost.compare.agreement import on_both_sides
 from genboost.config.optimizers import NAMES as OPTIMIZERS
+from genboost.config.study import TABLE_AXES
 
 # One marker per optimizer of the registry, in its order (sgd, adam: square, circle); "^" for any other.
 MARKERS = dict(zip(OPTIMIZERS, ("s", "o", "D", "v"), strict=False))
@@ -35,7 +36,7 @@ def comparison_figure(comparison: pd.DataFrame, overall: dict, name: str, path_p
     fig = Figure(figsize=(11, 5), layout="constrained")
     ax, ax_diff = fig.subplots(1, 2)
     colors = mpl.colormaps["tab10"].colors
-    for i, ((opt, rho), g) in enumerate(both.groupby(["optimizer", "rho"], sort=True)):
+    for i, ((opt, rho), g) in enumerate(both.groupby(list(TABLE_AXES), sort=True)):
         style = dict(color=colors[i % len(colors)], marker=MARKERS.get(opt, "^"), s=22, alpha=0.8)
         ax.scatter(g["talk_mean"], g["ours_mean"], label=panel_title(opt, rho), **style)
         ax_diff.scatter(g["talk_mean"], g["diff"], **style)

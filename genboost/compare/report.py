@@ -23,7 +23,7 @@ from genboost.compare.agreement import (
 )
 from genboost.compare.conclusions import RULE, Conclusion, conclusions_markdown, evaluate, evaluate_published
 from genboost.compare.figure import comparison_figure
-from genboost.config.study import fmt_number
+from genboost.config.study import TABLE_AXES, fmt_number
 
 LISTED = 12  # configurations on one side only named in full; the rest are counted
 
@@ -66,7 +66,7 @@ def _cell(r) -> str:
 def _layout_tables(comparison: pd.DataFrame) -> list[str]:
     """One table per optimizer x rho, in the talk's layout: rows lr, columns wd."""
     out = []
-    for (opt, rho), g in comparison.groupby(["optimizer", "rho"], sort=True):
+    for (opt, rho), g in comparison.groupby(list(TABLE_AXES), sort=True):
         text = g.assign(text=[_cell(r) for r in g.itertuples()])
         grid = text.pivot(index="lr", columns="wd", values="text").sort_index().sort_index(axis=1)
         headers = ["lr \\ wd", *(fmt_number(w) for w in grid.columns)]

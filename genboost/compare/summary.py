@@ -14,7 +14,7 @@ from genboost.analysis.stats import config_columns, csv_flags, sweep_axes
 from genboost.analysis.tables import cell_means, measure_columns
 from genboost.compare import matrix
 from genboost.config.optimizers import in_order, label
-from genboost.config.study import fmt_number, fmt_value
+from genboost.config.study import CONFIG_AXES, fmt_number, fmt_value
 from genboost.config.sweep import SWEEPABLE
 
 
@@ -207,7 +207,7 @@ def summarize(
 ) -> str:
     """The Markdown summary of the whole study; the first experiment is the base of comparisons. `setups`
     (experiments compared with the talk's main tables -> the second chance of their setup) and `datasets` (the
-    talk's grid on other data: experiment -> its dataset and second chance; genboost.config.study.Study.datasets)
+    talk's grid on other data: experiment -> its dataset and second chance; genboost.config.study.Study.other_datasets)
     add the matrix of the talk's conclusions."""
     means = cell_means(cells)
     if "epochs" not in means:  # else epochs is swept, a column of the means already
@@ -232,7 +232,7 @@ def summarize(
     measures = measure_columns(cells)
     real = cells[~shuffled_labels(cells)]
     lines += ["", stats_report.stats_markdown(real, measures=measures)]
-    axes = [a for a in ("optimizer", "lr", "wd", "rho", *sweep_axes(real)) if real[a].nunique() > 1]
+    axes = [a for a in (*CONFIG_AXES, *sweep_axes(real)) if real[a].nunique() > 1]
     if measures and axes:
         lines += ["", granulated.generalization_markdown(real, measures, axes)]
     return "\n".join(lines).rstrip() + "\n"

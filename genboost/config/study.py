@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import get_type_hints
 
 from genboost.config import settings
 from genboost.config import sweep as sweeping
@@ -24,8 +25,15 @@ from genboost.config.sweep import ConfigError as ConfigError
 from genboost.config.sweep import fmt_number as fmt_number
 from genboost.config.sweep import fmt_value as fmt_value
 
-# Grid axes and the config's list key of each.
-GRID_KEYS = {"optimizer": "optimizers", "lr": "lrs", "wd": "wds", "rho": "rhos", "seed": "seeds"}
+# The config's list key of each grid axis: its plural (optimizers, lrs, wds, rhos, seeds).
+GRID_KEYS = {axis: f"{axis}s" for axis in AXES}
+# The type of each axis's values, the Cell field's (str for optimizer, float for lr/wd/rho, int for seed).
+AXIS_TYPES = {axis: get_type_hints(Cell)[axis] for axis in AXES}
+# A configuration: a cell's coordinates but its seed (the last axis), over which the statistics pair and average.
+CONFIG_AXES = AXES[:-1]
+# The axes each table of results is one of (with the swept settings' values): its rows are lr, its columns wd.
+TABLE_AXES = ("optimizer", "rho")
+IN_TABLE_AXES = tuple(a for a in CONFIG_AXES if a not in TABLE_AXES)  # a table's rows and columns: lr, wd
 # `train` keys that decide how a job runs, not what a cell computes (Cell holds the rest). `curve_every`, the
 # learning-curve interval, changes what a result records, not its numbers: it keys stored results, not cells.
 JOB_KEYS = ("device", "threads", "pack", "curve_every")
@@ -208,7 +216,7 @@ class Study:
 
 
 def _grid_but_seeds(experiment: Experiment) -> dict:
-    return {axis: values for axis, values in experiment.grid.items() if axis != "seed"}
+    return {axis: experiment.grid[axis] for axis in CONFIG_AXES}
 
 
 @cache
@@ -248,7 +256,7 @@ def _experiment(
 ) -> Experiment:
     """`model`: (hidden widths, norm), config keys model.hidden and model.norm."""
     train = {**base_train, **{k: v for k, v in spec.items() if k in TRAIN_KEYS}}
-    grid = {axis: tuple(_axis_value(axis, v) for v in spec[key]) for axis, key in GRID_KEYS.items()}
+    grid = {axis: tuple(AXIS_TYPES[axis](v) for v in spec[key]) for axis, key in GRID_KEYS.items()}
     return Experiment(
         name=name,
         grid=grid,
@@ -283,9 +291,3 @@ def _check_continues(experiment: Experiment, specs: dict, experiments: tuple[Exp
             f"{key}: {target!r} has another setup (preprocessing, model or train settings besides epochs): "
             f"a longer run of it must differ in its epochs only"
         )
-
-
-def _axis_value(axis: str, value):
-    if axis == "optimizer":
-        return str(value)
-    return int(value) if axis == "seed" else float(value)

@@ -31,7 +31,7 @@ from genboost.train.model import (
 
 
 def train_cells(cells: Sequence[Cell], split: Split, progress: Callable | None = None, **options) -> list[dict]:
-    """Train every cell; results in the order of `cells`, with the keys of `reference.train_cell` (+ "curve").
+    """Train every cell; results in the order of `cells`, with the keys of `oracle.train_cell` (+ "curve").
 
     `options` are `train_blocks`'s. `progress(cells_done, cells_total, epoch, epochs)` is called after each
     epoch of each block.
@@ -104,7 +104,7 @@ def _fit_block(cells, data: Split, max_steps, return_params, curve_every, report
     for epoch in range(start, c.epochs):
         if opt.steps >= limit or dead.all_dead():
             break
-        # Generators stay on the CPU (as in the reference); only the index tensor moves.
+        # Generators stay on the CPU (as in the oracle); only the index tensor moves.
         perm = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(data.x_train.device)
         opt.set_epoch(epoch)
         for idx in _batches(perm, c.batch_size):

@@ -57,7 +57,7 @@ class Stack:
         return [self.blocks[j][a:b] for j in self.norm_blocks]
 
     def load_init(self, seeds: list[int]) -> None:
-        """Cell i's weights from `init_params(seeds[i], ...)` (a norm's gain 1 and bias 0), as the reference starts."""
+        """Cell i's weights from `init_params(seeds[i], ...)` (a norm's gain 1 and bias 0), as the oracle starts."""
         norms = init_norm_params(self.sizes, self.flat.dtype) if self.norm_blocks else []
         for i, seed in enumerate(seeds):
             linear = init_params(seed, self.sizes, self.flat.dtype)
@@ -69,7 +69,7 @@ class Stack:
                 self.views[beta][i, 0].copy_(init_beta)
 
     def cell_params(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Cell i's (W [in, out], b [out]) per layer, as the reference holds them."""
+        """Cell i's (W [in, out], b [out]) per layer, as the oracle holds them."""
         return [(self.views[w][i].cpu().clone(), self.views[b][i, 0].cpu().clone()) for w, b, _, _ in self.layers]
 
     def cell_norm_params(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

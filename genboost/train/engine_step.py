@@ -122,7 +122,7 @@ class Optimizer:
         else:
             e = grads
         for p, g, out in zip(params, e, into.views, strict=True):
-            torch.addcmul(p, g, scale, out=out)  # = p + g * scale, rounded like the reference's two ops
+            torch.addcmul(p, g, scale, out=out)  # = p + g * scale, rounded like the oracle's two ops
 
     def step(self) -> None:
         self._update()
@@ -133,7 +133,7 @@ class Optimizer:
         for factor, p_rows, g_rows in self._wd_rows:
             for p, g in zip(p_rows, g_rows, strict=True):
                 if self.decoupled:
-                    p.mul_(factor)  # SGDW, as the reference's step pre-hook
+                    p.mul_(factor)  # SGDW, as the oracle's step pre-hook
                 else:
                     torch.addcmul(g, p, factor, out=g)  # g + wd * p
         if c.momentum:

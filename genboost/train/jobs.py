@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from genboost import files, fingerprint
-from genboost.config import study as grid
+from genboost.config.study import Experiment
 from genboost.train import checkpoint
 from genboost.train.model import Cell, cells_split
 from genboost.train.store import METRIC_KEYS, CellStore, result_key
@@ -88,7 +88,7 @@ class TrainJob:
     cell's record, in the order of `cells`, after their metrics.json: what the tables and figures read.
     """
 
-    experiment: grid.Experiment
+    experiment: Experiment
     cells: list[Cell]
     outputs: list[str]
     results: str

@@ -1,6 +1,6 @@
 """What every trainer shares: the cell, the MLP's shape and initialization, batch order and lr schedule.
 
-The reference trainer (`genboost.train.oracle`) and the stacked engine (`genboost.train.engine`) both build
+The oracle (`genboost.train.oracle`) and the stacked engine (`genboost.train.engine`) both build
 their models from these functions, so that the same cell starts from the same weights and sees the
 same batches in the same order: that is what makes the two comparable number for number.
 """
@@ -93,7 +93,7 @@ def lr_schedule(lr: float, epochs: int, t_max: int) -> tuple[float, ...]:
     """The lr of each epoch under torch's CosineAnnealingLR (eta_min 0), stepped once per epoch.
 
     The same float operations, in the same order, as the scheduler's recursive form
-    (`CosineAnnealingLR.get_lr`), so the numbers equal the reference trainer's bit for bit (tested
+    (`CosineAnnealingLR.get_lr`), so the numbers equal the oracle's bit for bit (tested
     against the real scheduler). Reading them off a real scheduler would need a torch optimizer,
     whose first construction imports torch._dynamo: 1-2 s in every training process.
     """

@@ -1,4 +1,4 @@
-"""The reference trainer: its contract (init, batches, decay modes), determinism, divergence, global state."""
+"""The oracle, the plain trainer: its contract (init, batches, decay modes), determinism, divergence, global state."""
 
 import math
 from dataclasses import replace

@@ -9,8 +9,8 @@ from workflow_helpers import checked_config
 
 from genboost import wiring
 from genboost.config import packing
-from genboost.config import study as grid
-from genboost.config.cell import Cell
+from genboost.config.cell import AXES, Cell
+from genboost.config.study import GRID_KEYS, JOB_KEYS, TRAIN_KEYS, ConfigError, Study, fmt_number
 
 
 @pytest.fixture
@@ -18,20 +18,20 @@ def config(repo_root):
     return checked_config(yaml.safe_load((repo_root / "config.yaml").read_text()))
 
 
-def study_of(config) -> grid.Study:
-    return grid.Study.from_config(checked_config(copy.deepcopy(config)))
+def study_of(config) -> Study:
+    return Study.from_config(checked_config(copy.deepcopy(config)))
 
 
 def test_numbers_round_trip_to_one_path():
-    assert grid.fmt_number("3e-5") == grid.fmt_number(0.00003) == grid.fmt_number(3.0e-05) == "3e-05"
-    assert grid.fmt_number(0) == grid.fmt_number("0.0") == "0"
-    assert grid.fmt_number("1e-4") == "0.0001"
+    assert fmt_number("3e-5") == fmt_number(0.00003) == fmt_number(3.0e-05) == "3e-05"
+    assert fmt_number(0) == fmt_number("0.0") == "0"
+    assert fmt_number("1e-4") == "0.0001"
     for text in ("3e-05", "0.0001", "0.02", "0", "1e-05", "1e+16"):
-        assert grid.fmt_number(float(text)) == text
+        assert fmt_number(float(text)) == text
 
 
 def test_default_study_has_576_plus_72_models(config):
-    study = grid.Study.from_config(config)
+    study = Study.from_config(config)
     main, second = study.experiments
     assert len(main.cells()) == 576 and len(second.cells()) == 72
     assert len(set(wiring.all_metrics(study))) == 648
@@ -41,7 +41,7 @@ def test_default_study_has_576_plus_72_models(config):
 
 
 def test_yaml_string_numbers_are_parsed(config):
-    study = grid.Study.from_config(config)
+    study = Study.from_config(config)
     assert study.experiments[0].grid["lr"][0] == 3e-5  # YAML reads "3e-5" as a string
 
 
@@ -91,18 +91,25 @@ def test_invalid_section_values_fail_validation(config, section, key, value, mes
 def test_nan_is_refused_naming_the_key(config):
     bad = copy.deepcopy(config)
     bad["train"]["adam_eps"] = ".nan"
-    with pytest.raises(grid.ConfigError, match="config key train.adam_eps: nan is not a finite number"):
+    with pytest.raises(ConfigError, match="config key train.adam_eps: nan is not a finite number"):
         study_of(bad)
 
 
 def test_train_keys_are_the_cell_settings_and_the_schema_lists_them(repo_root):
     schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
-    assert set(grid.TRAIN_KEYS) == set(schema["$defs"]["train"]["properties"])
-    assert set(grid.TRAIN_KEYS) - {"sam_epochs", *grid.JOB_KEYS} == set(Cell.__dataclass_fields__) - {
-        *grid.AXES,
+    assert set(TRAIN_KEYS) == set(schema["$defs"]["train"]["properties"])
+    assert set(TRAIN_KEYS) - {"sam_epochs", *JOB_KEYS} == set(Cell.__dataclass_fields__) - {
+        *AXES,
         "hidden",
         "norm",  # model.hidden and model.norm
     }
+
+
+def test_the_schema_requires_a_list_per_axis_under_its_grid_key(repo_root):
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    experiment = schema["properties"]["experiments"]["additionalProperties"]
+    assert experiment["required"] == [GRID_KEYS[axis] for axis in AXES]
+    assert all(GRID_KEYS[axis] in experiment["properties"] for axis in AXES)
 
 
 def test_changing_sgd_momentum_leaves_adam_cells_as_they_were(config):
@@ -189,14 +196,14 @@ def test_continues_must_name_another_experiment_of_the_same_setup(config, contin
     for name in ("modern", "random_labels"):
         cfg["experiments"][name]["enabled"] = True
     cfg["experiments"]["second_chance"]["continues"] = continues
-    with pytest.raises(grid.ConfigError, match=says):
+    with pytest.raises(ConfigError, match=says):
         study_of(cfg)
 
 
 def test_continues_refuses_a_chain_and_a_bad_name(config):
     cfg = copy.deepcopy(config)
     cfg["experiments"]["third"] = {**cfg["experiments"]["second_chance"], "continues": "second_chance"}
-    with pytest.raises(grid.ConfigError, match="'second_chance' itself continues 'main'; name the first run"):
+    with pytest.raises(ConfigError, match="'second_chance' itself continues 'main'; name the first run"):
         study_of(cfg)
     cfg["experiments"]["third"]["continues"] = "a b"
     with pytest.raises(WorkflowError, match="continues"):
@@ -206,16 +213,16 @@ def test_continues_refuses_a_chain_and_a_bad_name(config):
 def test_reference_experiments_are_read_from_the_table(repo_root, tmp_path):
     assert wiring.reference_experiments(str(repo_root / "reference/talk-tables.csv")) == {"main", "second_chance"}
     assert wiring.reference_experiments(None) == set()
-    with pytest.raises(grid.ConfigError, match="config key reference: cannot read"):
+    with pytest.raises(ConfigError, match="config key reference: cannot read"):
         wiring.reference_experiments(str(tmp_path / "missing.csv"))
 
 
 def test_packing_covers_every_cell_once(config):
     cfg = copy.deepcopy(config)
-    for pack in ([], ["seed"], ["lr", "wd", "seed"], list(grid.AXES)):
+    for pack in ([], ["seed"], ["lr", "wd", "seed"], list(AXES)):
         cfg["train"]["pack"] = pack
-        exp = grid.Study.from_config(cfg).experiments[0]
-        free = [a for a in grid.AXES if a not in pack]
+        exp = Study.from_config(cfg).experiments[0]
+        free = [a for a in AXES if a not in pack]
         # a job file's name keeps exactly the free axes and the part as wildcards
         pattern = wiring.job_file(exp, "r")
         assert sorted(p.split("=")[0] for p in pattern.split("/") if "{" in p) == sorted([*free, "part"])
@@ -233,7 +240,7 @@ def test_packing_covers_every_cell_once(config):
 def test_job_params_are_in_the_order_of_the_metrics(config):
     cfg = copy.deepcopy(config)
     cfg["train"]["pack"] = ["seed", "lr"]
-    exp = grid.Study.from_config(cfg).experiments[0]
+    exp = Study.from_config(cfg).experiments[0]
     wildcards = {"optimizer": "sgd", "wd": "0.001", "rho": "0.02", "part": "1of1"}
     cells = [Cell.from_dict(c) for c in wiring.job_params(exp, wildcards)]
     outputs = wiring.job_metrics(exp, "r", wildcards)
@@ -241,7 +248,7 @@ def test_job_params_are_in_the_order_of_the_metrics(config):
 
 
 def test_job_params_are_plain_values(config):
-    exp = grid.Study.from_config(config).experiments[0]
+    exp = Study.from_config(config).experiments[0]
     params = wiring.job_params(exp, {"optimizer": "adam", "rho": "0.05", "part": "1of1"})
     assert len(params) == 6 * 4 * 3
     assert all(type(v) in (str, int, float, bool, list) for p in params for v in p.values())
@@ -250,27 +257,27 @@ def test_job_params_are_plain_values(config):
 
 
 def test_unknown_wildcard_value_is_an_error(config):
-    exp = grid.Study.from_config(config).experiments[0]
-    with pytest.raises(grid.ConfigError, match="rho='0.5' is not in the grid"):
+    exp = Study.from_config(config).experiments[0]
+    with pytest.raises(ConfigError, match="rho='0.5' is not in the grid"):
         exp.job_cells({"optimizer": "adam", "rho": "0.5"})
 
 
 def test_gpu_resources_only_on_cuda(config):
     cfg = copy.deepcopy(config)
-    assert "gpu" not in wiring.job_resources(grid.Study.from_config(cfg).experiments[0])
+    assert "gpu" not in wiring.job_resources(Study.from_config(cfg).experiments[0])
     cfg["train"]["device"] = "cuda"
-    assert wiring.job_resources(grid.Study.from_config(cfg).experiments[0])["gpu"] == 1
+    assert wiring.job_resources(Study.from_config(cfg).experiments[0])["gpu"] == 1
 
 
 def test_runtime_and_memory_grow_with_each_attempt(config):
-    resources = wiring.job_resources(grid.Study.from_config(config).experiments[0])
+    resources = wiring.job_resources(Study.from_config(config).experiments[0])
     for name, least in (("runtime", 10), ("mem_mb", 1000)):
         first, second = resources[name]({}, 1), resources[name]({}, 2)
         assert first >= least and second == 2 * first
 
 
 def test_extra_experiments_are_off_until_enabled(config):
-    names = [e.name for e in grid.Study.from_config(config).experiments]
+    names = [e.name for e in Study.from_config(config).experiments]
     assert names == ["main", "second_chance"]
     cfg = copy.deepcopy(config)
     cfg["experiments"]["random_labels"]["enabled"] = True
