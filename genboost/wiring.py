@@ -16,8 +16,9 @@ from urllib.parse import urlparse
 from genboost.config import packing
 from genboost.config.cell import AXES, Cell
 from genboost.config.optimizers import NAMES as OPTIMIZERS
-from genboost.config.study import ConfigError, Experiment, Study, fmt_value, measured
+from genboost.config.study import Experiment, Study, fmt_value, measured
 from genboost.config.sweep import SWEEPABLE, wildcard_constraint
+from genboost.errors import ConfigError
 from genboost.train.resume import Lineage
 
 

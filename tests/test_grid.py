@@ -8,9 +8,10 @@ from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
 from genboost import wiring
-from genboost.config import packing
+from genboost.config import packing, settings
 from genboost.config import study as grid
 from genboost.config.cell import Cell
+from genboost.errors import ConfigError
 
 
 @pytest.fixture
@@ -91,12 +92,12 @@ def test_invalid_section_values_fail_validation(config, section, key, value, mes
 def test_nan_is_refused_naming_the_key(config):
     bad = copy.deepcopy(config)
     bad["train"]["adam_eps"] = ".nan"
-    with pytest.raises(grid.ConfigError, match="config key train.adam_eps: nan is not a finite number"):
+    with pytest.raises(ConfigError, match="config key train.adam_eps: nan is not a finite number"):
         study_of(bad)
 
 
-def test_train_keys_are_the_cell_settings_and_the_schema_lists_them(repo_root):
-    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+def test_train_keys_are_the_cell_settings_and_the_schema_lists_them():
+    schema = settings.load_schema()
     assert set(grid.TRAIN_KEYS) == set(schema["$defs"]["train"]["properties"])
     assert set(grid.TRAIN_KEYS) - {"sam_epochs", *grid.JOB_KEYS} == set(Cell.__dataclass_fields__) - {
         *grid.AXES,
@@ -189,14 +190,14 @@ def test_continues_must_name_another_experiment_of_the_same_setup(config, contin
     for name in ("modern", "random_labels"):
         cfg["experiments"][name]["enabled"] = True
     cfg["experiments"]["second_chance"]["continues"] = continues
-    with pytest.raises(grid.ConfigError, match=says):
+    with pytest.raises(ConfigError, match=says):
         study_of(cfg)
 
 
 def test_continues_refuses_a_chain_and_a_bad_name(config):
     cfg = copy.deepcopy(config)
     cfg["experiments"]["third"] = {**cfg["experiments"]["second_chance"], "continues": "second_chance"}
-    with pytest.raises(grid.ConfigError, match="'second_chance' itself continues 'main'; name the first run"):
+    with pytest.raises(ConfigError, match="'second_chance' itself continues 'main'; name the first run"):
         study_of(cfg)
     cfg["experiments"]["third"]["continues"] = "a b"
     with pytest.raises(WorkflowError, match="continues"):
@@ -206,7 +207,7 @@ def test_continues_refuses_a_chain_and_a_bad_name(config):
 def test_reference_experiments_are_read_from_the_table(repo_root, tmp_path):
     assert wiring.reference_experiments(str(repo_root / "reference/talk-tables.csv")) == {"main", "second_chance"}
     assert wiring.reference_experiments(None) == set()
-    with pytest.raises(grid.ConfigError, match="config key reference: cannot read"):
+    with pytest.raises(ConfigError, match="config key reference: cannot read"):
         wiring.reference_experiments(str(tmp_path / "missing.csv"))
 
 
@@ -251,7 +252,7 @@ def test_job_params_are_plain_values(config):
 
 def test_unknown_wildcard_value_is_an_error(config):
     exp = grid.Study.from_config(config).experiments[0]
-    with pytest.raises(grid.ConfigError, match="rho='0.5' is not in the grid"):
+    with pytest.raises(ConfigError, match="rho='0.5' is not in the grid"):
         exp.job_cells({"optimizer": "adam", "rho": "0.5"})
 
 

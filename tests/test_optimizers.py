@@ -9,15 +9,15 @@ import torch
 import yaml
 
 from genboost import wiring
-from genboost.config import optimizers
+from genboost.config import optimizers, settings
 from genboost.config import study as grid
 from genboost.config.cell import AXES, DEFAULTS, Cell
 from genboost.train import blocks, checkpoint, oracle
 
 
 @pytest.fixture(scope="module")
-def schema(repo_root):
-    return yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+def schema():
+    return settings.load_schema()
 
 
 def cell(optimizer: str, **settings) -> Cell:

@@ -11,6 +11,7 @@ import yaml
 from genboost import wiring
 from genboost.config import packing
 from genboost.config import study as grid
+from genboost.errors import ConfigError
 from genboost.train.resume import Lineage
 
 
@@ -79,9 +80,9 @@ def test_a_jobs_name_tells_its_cells(study):
     assert [len(p) for p in parts] == [18] * 4
     assert [c for p in parts for c in p] == exp.cells()
     for text in ("0of4", "5of4", "1of0", "one"):
-        with pytest.raises(grid.ConfigError, match="is not <i>of<n>"):
+        with pytest.raises(ConfigError, match="is not <i>of<n>"):
             packing.job_cells(exp, {"optimizer": "adam", "rho": "0.02", "part": text})
-    with pytest.raises(grid.ConfigError, match="73 parts of a group of 72 cells"):
+    with pytest.raises(ConfigError, match="73 parts of a group of 72 cells"):
         packing.job_cells(exp, {"optimizer": "adam", "rho": "0.02", "part": "1of73"})
 
 

@@ -9,8 +9,8 @@ from genboost.config import settings
 
 
 @pytest.fixture(scope="module")
-def schema(repo_root):
-    return settings.load_schema(repo_root / settings.SCHEMA)
+def schema():
+    return settings.load_schema()
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
 from genboost import wiring
-from genboost.config import packing, sweep
+from genboost.config import packing, settings, sweep
 from genboost.config import study as grid
 from genboost.config.cell import AXES
+from genboost.errors import ConfigError
 from genboost.train.resume import Lineage
 
 
@@ -99,12 +100,12 @@ def test_unpacked_swept_setting_is_a_wildcard_of_the_job(config):
     exp = swept(config, sweep={"batch_size": [8, 64]})
     cells = exp.job_cells({"optimizer": "sgd", "rho": "0", "batch_size": "64"})
     assert len(cells) == 2 and {c.batch_size for c in cells} == {64}
-    with pytest.raises(grid.ConfigError, match="batch_size='32' is not in the grid"):
+    with pytest.raises(ConfigError, match="batch_size='32' is not in the grid"):
         exp.job_cells({"optimizer": "sgd", "rho": "0", "batch_size": "32"})
 
 
 def validation_error(config, **spec) -> str:
-    with pytest.raises((WorkflowError, grid.ConfigError)) as err:
+    with pytest.raises((WorkflowError, ConfigError)) as err:
         swept(config, **spec)
     return str(err.value) + str(getattr(err.value, "args", ""))
 
@@ -163,12 +164,12 @@ def test_data_settings_may_be_swept_but_not_packed(config):
     cfg = with_experiment(config, sweep={"dtype": ["float32", "float64"]})
     assert len(grid.Study.from_config(checked_config(cfg)).experiment("swept").cells()) == 4
     cfg["train"]["pack"] = ["dtype"]
-    with pytest.raises(grid.ConfigError, match="train.pack of experiment swept: dtype is swept and packed"):
+    with pytest.raises(ConfigError, match="train.pack of experiment swept: dtype is swept and packed"):
         grid.Study.from_config(checked_config(cfg))
 
 
-def test_the_schema_lists_every_sweepable_setting_and_pack_takes_them(repo_root):
-    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+def test_the_schema_lists_every_sweepable_setting_and_pack_takes_them():
+    schema = settings.load_schema()
     assert set(schema["$defs"]["sweep"]["properties"]) == set(sweep.SWEEPABLE)
     assert schema["$defs"]["train"]["properties"]["pack"]["items"]["enum"] == [*AXES, *sweep.SWEEPABLE]
     assert set(sweep.SWEEPABLE) - {"hidden", "norm"} <= set(grid.TRAIN_KEYS)  # those two: config key model

@@ -21,16 +21,13 @@ from scipy import stats as sps
 from genboost.analysis.stats import cell_stats
 from genboost.config.optimizers import NAMES as OPTIMIZERS
 from genboost.config.study import fmt_number
+from genboost.errors import PublishedTableError
 
 PUBLISHED_COLUMNS = ["experiment", "optimizer", "rho", "lr", "wd", "mean_test_mse"]
 PUBLISHED_NUMBERS = ["rho", "lr", "wd", "mean_test_mse"]
 KEY = ["optimizer", "rho", "lr", "wd"]
 BOTH, OURS_ONLY, TALK_ONLY = "both", "ours only", "talk only"
 COMPARISON_COLUMNS = [*KEY, "side", "seeds", "diverged_seeds", "ours_mean", "ours_std", "talk_mean", "diff"]
-
-
-class PublishedTableError(ValueError):
-    """A published table that breaks the format of reference/README.md."""
 
 
 def _where(path: str, i: int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genboost.config.sweep import ConfigError
+from genboost.errors import ConfigError
 
 DEFAULT_DATASET = "obesity"  # an experiment's dataset when it names none (the schema's default too)
 

@@ -11,8 +11,6 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 
 from genboost.config import settings
 from genboost.config import sweep as sweeping
@@ -20,9 +18,9 @@ from genboost.config.cell import AXES, DEFAULTS, SETTINGS, Cell
 from genboost.config.datasets import check_dataset, dataset_settings
 
 # Defined beside the sweep's checks and formats, and part of this module's API.
-from genboost.config.sweep import ConfigError as ConfigError
 from genboost.config.sweep import fmt_number as fmt_number
 from genboost.config.sweep import fmt_value as fmt_value
+from genboost.errors import ConfigError
 
 # Grid axes and the config's list key of each.
 GRID_KEYS = {"optimizer": "optimizers", "lr": "lrs", "wd": "wds", "rho": "rhos", "seed": "seeds"}
@@ -211,11 +209,9 @@ def _grid_but_seeds(experiment: Experiment) -> dict:
     return {axis: values for axis, values in experiment.grid.items() if axis != "seed"}
 
 
-@cache
 def train_defaults() -> dict:
-    """The schema's defaults of the `train` keys a config may leave out (workflow/schemas/config.schema.yaml)."""
-    schema = settings.load_schema(Path(__file__).resolve().parents[2] / settings.SCHEMA)
-    return settings.section_defaults(schema, "train")
+    """The schema's defaults of the `train` keys a config may leave out (genboost/config/schema.yaml)."""
+    return settings.defaults("properties", "train")
 
 
 def preprocess_id(preprocessing: dict) -> str:

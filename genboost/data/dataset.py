@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genboost.data.download import DataError
+from genboost.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from genboost.data.dataset import Dataset, read_checked
-from genboost.data.download import DataError  # raised here too; importable from either module
+from genboost.errors import DataError
 from genboost.files import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
