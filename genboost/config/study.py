@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from genboost.config import settings
 from genboost.config import sweep as sweeping
 from genboost.config.cell import AXES, DEFAULTS, SETTINGS, Cell
-from genboost.config.datasets import check_dataset, dataset_settings
+from genboost.config.datasets import dataset_settings, parsed
 
 # Defined beside the sweep's checks and formats, and part of this module's API.
 from genboost.config.sweep import fmt_number as fmt_number
@@ -142,9 +142,7 @@ class Study:
         train = {**train_defaults(), **config["train"]}
         hidden = tuple(config["model"]["hidden"])
         norm = config["model"].get("norm", "none")
-        datasets = config["datasets"]
-        for name, entry in datasets.items():
-            check_dataset(name, entry)
+        datasets = parsed(config["datasets"])
         experiments = tuple(
             _experiment(name, spec, train, (hidden, norm), config["preprocess"], datasets)
             for name, spec in config["experiments"].items()

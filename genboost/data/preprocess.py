@@ -16,7 +16,8 @@ from contextlib import ExitStack
 import numpy as np
 import pandas as pd
 
-from genboost.data.dataset import Dataset, read_checked
+from genboost.config.datasets import Dataset
+from genboost.data.dataset import read_checked
 from genboost.errors import DataError
 from genboost.files import atomic_path, write_json, write_text
 
