@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genboost.config.settings import defaults
+from genboost.config.settings import defaults, experiment_defaults
 from genboost.errors import ConfigError
 
 
@@ -109,7 +109,7 @@ def parsed(datasets: dict) -> dict[str, Dataset]:
 
 def dataset_settings(experiment: str, spec: dict, datasets: dict[str, Dataset]) -> dict:
     """The `settings()` of the experiment's dataset (its `dataset`, else the schema's default)."""
-    name = spec.get("dataset", defaults("properties", "experiments", "additionalProperties")["dataset"])
+    name = spec.get("dataset", experiment_defaults()["dataset"])
     if name not in datasets:
         raise ConfigError(
             f"config key experiments.{experiment}.dataset: no dataset {name!r} in config key datasets "

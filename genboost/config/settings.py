@@ -56,6 +56,17 @@ def defaults(*where: str) -> dict:
     return copy.deepcopy({key: spec["default"] for key, spec in node["properties"].items() if "default" in spec})
 
 
+def filled(values: dict, *where: str) -> dict:
+    """`values` and, after them (where Snakemake's validate puts them), the schema's defaults at `where` of the
+    keys they leave out."""
+    return {**values, **{key: value for key, value in defaults(*where).items() if key not in values}}
+
+
+def experiment_defaults() -> dict:
+    """The defaults of an experiment's own keys (config key experiments.<name>: enabled, dataset)."""
+    return defaults("properties", "experiments", "additionalProperties")
+
+
 def in_file_order(config: dict, configfiles) -> dict:
     """The config with its experiments in the order its config files list them, then any given only on the
     command line: Snakemake's --config moves the experiments it names to the front, and the order matters

@@ -137,16 +137,18 @@ class Study:
     @classmethod
     def from_config(cls, config: dict) -> Study:
         """The study of a config that the schema has validated (see genboost.config.settings); the schema's
-        train defaults fill in what a config given directly (not through Snakemake's validate) leaves out."""
+        train, model, preprocess and experiment defaults fill in what a config given directly (not through
+        Snakemake's validate) leaves out."""
         _check_finite(config, "config")
         train = {**train_defaults(), **config["train"]}
-        hidden = tuple(config["model"]["hidden"])
-        norm = config["model"].get("norm", "none")
+        model = settings.filled(config["model"], "properties", "model")
+        preprocess = settings.filled(config["preprocess"], "properties", "preprocess")
+        enabled = settings.experiment_defaults()["enabled"]
         datasets = parsed(config["datasets"])
         experiments = tuple(
-            _experiment(name, spec, train, (hidden, norm), config["preprocess"], datasets)
+            _experiment(name, spec, train, (tuple(model["hidden"]), model["norm"]), preprocess, datasets)
             for name, spec in config["experiments"].items()
-            if spec.get("enabled", True)
+            if spec.get("enabled", enabled)
         )
         for experiment in experiments:
             sweeping.check(experiment)
@@ -154,7 +156,8 @@ class Study:
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
         analysis = dict(config.get("analysis") or {})  # the schema's defaults filled in; a measure not given is off
-        results = os.path.normpath(str(config.get("results", "results")))  # ./out, out/ and out are one folder
+        results = config.get("results", settings.defaults()["results"])
+        results = os.path.normpath(str(results))  # ./out, out/ and out are one folder
         return cls(results=results, experiments=experiments, analysis=analysis)
 
     def experiment(self, name: str) -> Experiment:
