@@ -1,4 +1,4 @@
-"""Turn a verified raw CSV into train/test features, as its `datasets:` entry says (genboost.data.dataset).
+"""Turn a verified raw CSV into train/test features, as its `datasets:` entry says (genboost.config.datasets).
 
 Feature order (train.csv, test.csv and manifest["features"]): the entry's `columns` (else the file's header)
 in that order, less the label and the `drop` columns; a numeric column gives one feature named after it, as
