@@ -140,7 +140,7 @@ class Study:
         train, model, preprocess and experiment defaults fill in what a config given directly (not through
         Snakemake's validate) leaves out."""
         _check_finite(config, "config")
-        train = {**train_defaults(), **config["train"]}
+        train = settings.filled(config["train"], "properties", "train")
         model = settings.filled(config["model"], "properties", "model")
         preprocess = settings.filled(config["preprocess"], "properties", "preprocess")
         enabled = settings.experiment_defaults()["enabled"]
@@ -208,11 +208,6 @@ class Study:
 
 def _grid_but_seeds(experiment: Experiment) -> dict:
     return {axis: values for axis, values in experiment.grid.items() if axis != "seed"}
-
-
-def train_defaults() -> dict:
-    """The schema's defaults of the `train` keys a config may leave out (genboost/config/schema.yaml)."""
-    return settings.defaults("properties", "train")
 
 
 def preprocess_id(preprocessing: dict) -> str:
