@@ -3,7 +3,6 @@
 # This file only wires rules; all logic lives in the genboost package.
 import os
 from functools import partial
-from pathlib import Path
 
 from snakemake.utils import min_version
 
@@ -20,9 +19,9 @@ configfile: "config.yaml"
 
 
 # Experiments in the config file's order (--config moves the ones it names first); YAML scalars read where
-# the schema takes no string, then Snakemake's validate (defaults filled in)
+# the schema takes no string, then Snakemake's validate against genboost/config/schema.yaml (defaults filled in)
 config.update(settings.in_file_order(config, workflow.configfiles))
-config.update(settings.checked(config, Path(workflow.basedir) / settings.SCHEMA))
+config.update(settings.checked(config))
 STUDY = Study.from_config(config)
 LINEAGE = Lineage(STUDY)
 R = STUDY.results

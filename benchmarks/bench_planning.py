@@ -43,7 +43,7 @@ def study_config(times: int) -> dict:
 
 
 def models(config: dict) -> int:
-    checked = settings.checked(config, ROOT / settings.SCHEMA)
+    checked = settings.checked(config)
     return len(wiring.all_metrics(Study.from_config(checked)))
 
 

@@ -224,7 +224,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    config = settings.checked(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / settings.SCHEMA)
+    config = settings.checked(yaml.safe_load((ROOT / "config.yaml").read_text()))
     config["datasets"]["obesity"]["local_copy"] = str(args.csv)
     config["train"]["device"] = args.device
     figures: dict = {

@@ -13,13 +13,11 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
+from genboost.errors import CodeError
+
 # The genboost this process runs: in the Snakefile the checkout's (Snakemake puts the Snakefile's directory
 # first on sys.path), in a job whatever genboost is installed.
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-class CodeError(RuntimeError):
-    """A script imports a module that is not there, or a job runs other code than its Snakefile planned."""
 
 
 def imported_modules(script_path: str | Path, package_dir: str | Path) -> list[Path]:

@@ -16,8 +16,9 @@ from urllib.parse import urlparse
 from genboost.config import packing
 from genboost.config.cell import AXES, Cell
 from genboost.config.optimizers import NAMES as OPTIMIZERS
-from genboost.config.study import AXIS_TYPES, TABLE_AXES, ConfigError, Experiment, Study, fmt_value
+from genboost.config.study import AXIS_TYPES, TABLE_AXES, Experiment, Study, fmt_value
 from genboost.config.sweep import SWEEPABLE, wildcard_constraint
+from genboost.errors import ConfigError
 from genboost.measures.registry import measured
 from genboost.train.resume import Lineage
 

@@ -8,7 +8,6 @@ import pytest
 from compare_helpers import cells_frame
 
 from genboost.compare.agreement import (
-    PublishedTableError,
     agreement,
     compare_configurations,
     load_published,
@@ -16,6 +15,7 @@ from genboost.compare.agreement import (
 )
 from genboost.compare.conclusions import REPRODUCED, RULE, evaluate_published
 from genboost.compare.report import write_vs_talk
+from genboost.errors import PublishedTableError
 
 
 def reference_frame(cells: pd.DataFrame, experiment="main") -> pd.DataFrame:

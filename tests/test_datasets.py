@@ -13,9 +13,10 @@ from workflow_helpers import REPO_ROOT, checked_config
 
 from genboost import wiring
 from genboost.analysis.tables import with_relative_mse
-from genboost.config.study import ConfigError, Study
-from genboost.data.preprocess import DataError, preprocess
+from genboost.config.study import Study
+from genboost.data.preprocess import preprocess
 from genboost.data.tensors import label_variance, load_split
+from genboost.errors import ConfigError, DataError
 from genboost.files import sha256_file
 
 CONFIG = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())

@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from genboost.data import preprocess
-from genboost.data.download import DataError, fetch
+from genboost.data.download import fetch
+from genboost.errors import DataError
 from genboost.files import sha256_file
 
 MEMBER = "ObesityDataSet_raw_and_data_sinthetic.csv"
@@ -180,8 +180,3 @@ def test_anes96_with_a_wrong_checksum_names_its_config_key(server, tmp_path, csv
     assert message.startswith(f"checksum mismatch for {server}/anes96.csv: expected sha256 {csv_sha}")
     assert "config key datasets.anes96.sha256" in message
     _assert_nothing_left(dest)
-
-
-def test_data_error_is_one_class_for_both_modules():
-    # Callers catch genboost.data.preprocess.DataError for download and preprocess errors alike.
-    assert preprocess.DataError is DataError

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from workflow_helpers import SNAKEMAKE, make_workdir, planned, snakemake
 
+from genboost.errors import CodeError
 from genboost.fingerprint import (
-    CodeError,
     check_running_code,
     imported_modules,
     modules_fingerprint,

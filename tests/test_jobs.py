@@ -15,7 +15,7 @@ import yaml
 from genboost import files, fingerprint, wiring
 from genboost.config.study import Experiment, Study
 from genboost.data import tensors
-from genboost.data.download import DataError
+from genboost.errors import DataError
 from genboost.train import blocks, engine, jobs
 from genboost.train.store import CellStore
 

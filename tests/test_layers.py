@@ -78,3 +78,23 @@ def test_only_the_snakefile_wires():
 def test_modules_stay_small(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path} has {lines} lines (at most {MAX_LINES}): split it by what its parts do"
+
+
+def _names_an_exception(base: ast.expr) -> bool:
+    name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+    return name.endswith(("Error", "Exception"))
+
+
+def test_every_exception_class_is_in_the_errors_module():
+    """One module holds genboost's exceptions, in the base layer (any layer may raise them), importing nothing."""
+    elsewhere = sorted(
+        f"{name}.{node.name}"
+        for name, path in MODULES.items()
+        if name != "genboost.errors"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and any(_names_an_exception(b) for b in node.bases)
+    )
+    assert not elsewhere, f"exception classes outside genboost/errors.py: {elsewhere}"
+    assert layer_of("genboost.errors") == "base" and not GRAPH["genboost.errors"]
+    errors = ast.parse(MODULES["genboost.errors"].read_text()).body
+    assert not [node for node in errors if isinstance(node, ast.Import | ast.ImportFrom)]

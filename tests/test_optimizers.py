@@ -1,23 +1,20 @@
-"""The optimizer registry (genboost/config/optimizers.py) and the places that derive from it, and the train
-defaults: the schema's, config.yaml's and the Cell's agree."""
+"""The optimizer registry (genboost/config/optimizers.py) and the places that derive from it (the defaults of
+the settings it names: tests/test_settings.py)."""
 
 import re
-from dataclasses import fields
 
 import pytest
 import torch
-import yaml
 
 from genboost import wiring
-from genboost.config import optimizers
-from genboost.config.cell import AXES, DEFAULTS, Cell
-from genboost.config.study import TRAIN_KEYS, Study, train_defaults
+from genboost.config import optimizers, settings
+from genboost.config.cell import DEFAULTS, Cell
 from genboost.train import blocks, checkpoint, oracle
 
 
 @pytest.fixture(scope="module")
-def schema(repo_root):
-    return yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+def schema():
+    return settings.load_schema()
 
 
 def cell(optimizer: str, **settings) -> Cell:
@@ -70,36 +67,3 @@ def test_labels_and_order():
     assert optimizers.in_order(["zeta", "adam", "sgd", "adam", "alpha"]) == ["sgd", "adam", "alpha", "zeta"]
     with pytest.raises(ValueError, match=r"unknown optimizer 'x'; choose one of \['sgd', 'adam'\]"):
         optimizers.optimizer("x")
-
-
-def test_cell_defaults_are_config_yamls_and_the_schemas(repo_root, schema):
-    """One default per train setting: the Cell's equals config.yaml's value and the schema's default (where the
-    schema has one: the keys it requires have none). Only `pack` differs: config.yaml packs lr, wd and seed, a
-    config that leaves it out trains one job per cell."""
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
-    given = {**config["train"], "hidden": config["model"]["hidden"], "norm": config["model"]["norm"]}
-    for f in fields(Cell):
-        if f.name in AXES or f.name == "epochs":
-            continue
-        default = list(f.default) if isinstance(f.default, tuple) else f.default
-        assert given[f.name] == default, f.name
-    schema_defaults = train_defaults()
-    for key, value in schema_defaults.items():
-        expected = {"threads": 1, "pack": []}.get(key, DEFAULTS.get(key))
-        assert value == (list(expected) if isinstance(expected, tuple) else expected), key
-    assert set(schema_defaults) | set(schema["properties"]["train"]["required"]) == set(TRAIN_KEYS)
-    assert config["train"]["threads"] == schema_defaults["threads"]
-
-
-def test_a_config_that_leaves_train_keys_out_gets_the_schemas_defaults(repo_root):
-    from workflow_helpers import checked_config
-
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
-    for key in train_defaults():
-        del config["train"][key]
-    validated = Study.from_config(checked_config(config)).experiment("main")
-    direct = Study.from_config(config).experiment("main")  # not through Snakemake's validate
-    assert validated.train == direct.train and validated.pack == direct.pack == ()
-    assert validated.cells() == direct.cells()
-    adam = next(c for c in direct.cells() if c.optimizer == "adam")
-    assert (adam.adam_betas, adam.adam_eps, adam.dtype, adam.flush_denormal) == ((0.9, 0.999), 1e-8, "float32", True)

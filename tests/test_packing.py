@@ -10,7 +10,8 @@ import yaml
 
 from genboost import wiring
 from genboost.config import packing
-from genboost.config.study import ConfigError, Study
+from genboost.config.study import Study
+from genboost.errors import ConfigError
 from genboost.train.resume import Lineage
 
 

@@ -12,8 +12,9 @@ import torch
 import yaml
 from sklearn.model_selection import train_test_split
 
-from genboost.data.preprocess import DataError, preprocess
+from genboost.data.preprocess import preprocess
 from genboost.data.tensors import load_split
+from genboost.errors import DataError
 from genboost.files import sha256_file
 
 OBESITY = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text())["datasets"]["obesity"]

@@ -16,8 +16,8 @@ PACBAYES_COLUMNS = ["pacbayes_flatness", "pacbayes_mag_flatness", "weight_norm",
 
 
 @pytest.fixture(scope="module")
-def schema(repo_root):
-    return settings.load_schema(repo_root / settings.SCHEMA)
+def schema():
+    return settings.load_schema()
 
 
 def test_the_schemas_analysis_keys_are_the_registrys_settings(schema):
@@ -25,7 +25,7 @@ def test_the_schemas_analysis_keys_are_the_registrys_settings(schema):
 
 
 def test_the_schemas_defaults_measure_everything_the_job_computes(schema):
-    defaults = settings.section_defaults(schema, "analysis")
+    defaults = settings.defaults("properties", "analysis")
     radii = [registry.radius_column(r) for r in sorted(defaults["sharpness_radii"])]
     assert registry.job_columns(defaults) == [*radii, "hessian_top_eig", *PACBAYES_COLUMNS]
     assert registry.measured(defaults)

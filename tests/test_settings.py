@@ -1,16 +1,31 @@
-"""Config values as YAML would read them: what Snakemake's --config hands over as strings."""
+"""Config values as YAML would read them (what Snakemake's --config hands over as strings), and the config's
+defaults: the schema's are the one source; config.yaml states them, Cell's and Dataset's are equal to them."""
 
+import copy
 import math
+from dataclasses import MISSING, fields
+from functools import reduce
 
 import pytest
 import yaml
+from workflow_helpers import checked_config
 
 from genboost.config import settings
+from genboost.config.cell import AXES, Cell
+from genboost.config.datasets import Dataset
+from genboost.config.study import JOB_KEYS, TRAIN_KEYS, Study
+
+# The config's sections whose keys have defaults; every other default of the schema sits at its top level.
+SECTIONS = ("train", "analysis", "model", "preprocess")
+# Where config.yaml states another value than the default, on purpose: its study packs lr, wd and seed into one
+# job, records learning curves and is compared with the talk's tables; a config that leaves these out trains one
+# job per cell, records no curves and compares with nothing.
+CONFIG_YAML_CHOICES = (("train", "pack"), ("train", "curve_every"), ("reference",))
 
 
 @pytest.fixture(scope="module")
-def schema(repo_root):
-    return settings.load_schema(repo_root / settings.SCHEMA)
+def schema():
+    return settings.load_schema()
 
 
 @pytest.fixture
@@ -74,3 +89,79 @@ def test_experiments_keep_the_config_files_order(tmp_path, config):
     merged = {**config, "experiments": {"modern": {"enabled": True}, **config["experiments"], "extra": {}}}
     names = list(settings.in_file_order(merged, [str(path)])["experiments"])
     assert names == [*config["experiments"], "extra"] and names[0] == "main"
+
+
+def schema_defaults() -> dict[tuple[str, ...], object]:
+    """Every default of the schema's top level and of its sections, by the keys leading to it."""
+    top = {(key,): value for key, value in settings.defaults().items() if key not in SECTIONS}
+    return top | {(s, key): value for s in SECTIONS for key, value in settings.defaults("properties", s).items()}
+
+
+def test_config_yaml_states_every_default_of_the_schema(config):
+    defaults = schema_defaults()
+    assert set(CONFIG_YAML_CHOICES) <= set(defaults)
+    for path, default in defaults.items():
+        value = reduce(lambda node, key: node[key], path, config)  # a KeyError: config.yaml leaves the key out
+        assert path in CONFIG_YAML_CHOICES or value == default, f"{'.'.join(path)}: {value!r} != {default!r}"
+
+
+def test_every_train_key_has_a_default_or_is_required_and_stated(config, schema):
+    defaults = settings.defaults("properties", "train")
+    required = schema["properties"]["train"]["required"]
+    assert not set(defaults) & set(required) and set(defaults) | set(required) == set(TRAIN_KEYS)
+    assert set(required) <= set(config["train"])
+
+
+def test_every_cell_default_is_the_schemas_or_config_yamls(config):
+    """A Cell setting's default is the schema's; where the schema has none (a required key: batch_size, t_max,
+    momentum, model.hidden), it is config.yaml's value. A default the schema gives for no Cell setting is a job's
+    (threads, pack, curve_every: how a job runs, not what a cell computes)."""
+    schema = {**settings.defaults("properties", "train"), **settings.defaults("properties", "model")}
+    stated = {**config["train"], **config["model"]}
+    without_default = [f.name for f in fields(Cell) if f.default is MISSING]
+    assert without_default == [*AXES, "epochs"]  # epochs: train.epochs or train.sam_epochs, by rho
+    for f in fields(Cell):
+        if f.default is MISSING:
+            continue
+        default = list(f.default) if isinstance(f.default, tuple) else f.default
+        expected = schema[f.name] if f.name in schema else stated[f.name]
+        assert default == expected, f"Cell.{f.name}: {default!r} != {expected!r}"
+    assert set(schema) - {f.name for f in fields(Cell)} <= set(JOB_KEYS)
+
+
+def test_a_dataset_entry_gets_the_schemas_defaults(config):
+    entry = {"url": "https://example.org/x.csv", "sha256": "0" * 64, "label": {"column": "y"}}
+    dataset = Dataset.from_config("x", entry)
+    defaults = settings.defaults("$defs", "dataset")
+    assert (dataset.sep, dataset.quote) == (defaults["sep"], defaults["quote"]) == (",", '"')
+    assert dataset.categories == defaults["categorical"] == {} and list(dataset.drop) == defaults["drop"] == []
+    config["datasets"] = {"x": entry}
+    validated = checked_config(config)["datasets"]["x"]  # as the Snakefile sees it: filled in by Snakemake
+    assert validated == {**entry, **defaults}
+    assert Dataset.from_config("x", validated) == dataset
+    assert Dataset.from_config("x", dataset.settings()) == dataset  # preprocessing parses the settings again
+
+
+def test_a_config_that_leaves_every_defaulted_key_out_plans_the_same_study(config):
+    """Leaving out every key the schema has a default for (config.yaml's choices aside) changes no cell, no
+    preprocessing and no measure: through Snakemake's validate, and (but the analysis, off unless given) given
+    directly to Study.from_config."""
+    for spec in config["experiments"].values():
+        spec["enabled"] = True
+    full = Study.from_config(checked_config(copy.deepcopy(config)))
+    trimmed = copy.deepcopy(config)
+    for path in schema_defaults():
+        if path not in CONFIG_YAML_CHOICES:
+            del reduce(lambda node, key: node[key], path[:-1], trimmed)[path[-1]]
+    for spec in trimmed["experiments"].values():
+        for key, default in settings.experiment_defaults().items():  # enabled: true, dataset: obesity
+            if spec.get(key) == default:
+                del spec[key]
+    assert all("enabled" not in spec for spec in trimmed["experiments"].values())
+    validated = Study.from_config(checked_config(copy.deepcopy(trimmed)))
+    assert validated == full
+    direct = Study.from_config(trimmed)
+    assert direct.experiments == full.experiments and direct.results == full.results
+    cells = direct.experiment("main").cells()
+    adam = next(c for c in cells if c.optimizer == "adam")
+    assert (adam.adam_betas, adam.adam_eps, adam.dtype, adam.flush_denormal) == ((0.9, 0.999), 1e-8, "float32", True)

@@ -8,9 +8,10 @@ from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
 from genboost import wiring
-from genboost.config import packing
+from genboost.config import packing, settings
 from genboost.config.cell import AXES, Cell
-from genboost.config.study import GRID_KEYS, JOB_KEYS, TRAIN_KEYS, ConfigError, Study, fmt_number
+from genboost.config.study import GRID_KEYS, JOB_KEYS, TRAIN_KEYS, Study, fmt_number
+from genboost.errors import ConfigError
 
 
 @pytest.fixture
@@ -95,8 +96,8 @@ def test_nan_is_refused_naming_the_key(config):
         study_of(bad)
 
 
-def test_train_keys_are_the_cell_settings_and_the_schema_lists_them(repo_root):
-    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+def test_train_keys_are_the_cell_settings_and_the_schema_lists_them():
+    schema = settings.load_schema()
     assert set(TRAIN_KEYS) == set(schema["$defs"]["train"]["properties"])
     assert set(TRAIN_KEYS) - {"sam_epochs", *JOB_KEYS} == set(Cell.__dataclass_fields__) - {
         *AXES,
@@ -105,8 +106,8 @@ def test_train_keys_are_the_cell_settings_and_the_schema_lists_them(repo_root):
     }
 
 
-def test_the_schema_requires_a_list_per_axis_under_its_grid_key(repo_root):
-    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+def test_the_schema_requires_a_list_per_axis_under_its_grid_key():
+    schema = settings.load_schema()
     experiment = schema["properties"]["experiments"]["additionalProperties"]
     assert experiment["required"] == [GRID_KEYS[axis] for axis in AXES]
     assert all(GRID_KEYS[axis] in experiment["properties"] for axis in AXES)

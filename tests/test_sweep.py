@@ -10,9 +10,10 @@ from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
 from genboost import wiring
-from genboost.config import packing, sweep
+from genboost.config import packing, settings, sweep
 from genboost.config.cell import AXES
-from genboost.config.study import TRAIN_KEYS, ConfigError, Experiment, Study
+from genboost.config.study import TRAIN_KEYS, Experiment, Study
+from genboost.errors import ConfigError
 from genboost.train.resume import Lineage
 
 
@@ -167,8 +168,8 @@ def test_data_settings_may_be_swept_but_not_packed(config):
         Study.from_config(checked_config(cfg))
 
 
-def test_the_schema_lists_every_sweepable_setting_and_pack_takes_them(repo_root):
-    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+def test_the_schema_lists_every_sweepable_setting_and_pack_takes_them():
+    schema = settings.load_schema()
     assert set(schema["$defs"]["sweep"]["properties"]) == set(sweep.SWEEPABLE)
     assert schema["$defs"]["train"]["properties"]["pack"]["items"]["enum"] == [*AXES, *sweep.SWEEPABLE]
     assert set(sweep.SWEEPABLE) - {"hidden", "norm"} <= set(TRAIN_KEYS)  # those two: config key model

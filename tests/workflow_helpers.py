@@ -52,7 +52,7 @@ def checked_config(config: dict) -> dict:
     """A config as the Snakefile sees it (YAML scalars read, validated, defaults filled)."""
     from genboost.config import settings
 
-    return settings.checked(config, REPO_ROOT / settings.SCHEMA)
+    return settings.checked(config)
 
 
 def write_config(workdir: Path, config: dict) -> None:

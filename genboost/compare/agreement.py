@@ -21,6 +21,7 @@ from scipy import stats as sps
 from genboost.analysis.stats import cell_stats
 from genboost.config.optimizers import NAMES as OPTIMIZERS
 from genboost.config.study import AXIS_TYPES, IN_TABLE_AXES, TABLE_AXES, fmt_number
+from genboost.errors import PublishedTableError
 
 KEY = [*TABLE_AXES, *IN_TABLE_AXES]  # a configuration, in the published table's column order
 NUMBER_KEY = [k for k in KEY if AXIS_TYPES[k] is float]  # the key's numbers: rho, lr, wd
@@ -28,10 +29,6 @@ PUBLISHED_COLUMNS = ["experiment", *KEY, "mean_test_mse"]
 PUBLISHED_NUMBERS = [*NUMBER_KEY, "mean_test_mse"]
 BOTH, OURS_ONLY, TALK_ONLY = "both", "ours only", "talk only"
 COMPARISON_COLUMNS = [*KEY, "side", "seeds", "diverged_seeds", "ours_mean", "ours_std", "talk_mean", "diff"]
-
-
-class PublishedTableError(ValueError):
-    """A published table that breaks the format of reference/README.md."""
 
 
 def _where(path: str, i: int) -> str:

@@ -1,7 +1,7 @@
 """The optimizers a cell can train with: one entry each, from which the rest of the package derives what it
 needs (the cell's unused settings, the engine's checks, the checkpoint's stacks, the wildcard constraint, the
 oracle's torch class, the labels of tables and figures). The config schema lists the same names
-(workflow/schemas/config.schema.yaml, `optimizers`; a test keeps the two equal).
+(genboost/config/schema.yaml, `optimizers`; a test keeps the two equal).
 
 Plain values only (no torch): the Snakefile imports this through `genboost.config.cell`.
 """

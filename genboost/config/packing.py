@@ -14,7 +14,8 @@ import re
 
 from genboost.config import sweep as sweeping
 from genboost.config.cell import Cell
-from genboost.config.study import ConfigError, Experiment, fmt_value
+from genboost.config.study import Experiment, fmt_value
+from genboost.errors import ConfigError
 
 # A part holds at least this many models where it can: below it the engine's per-model time rises fast
 # (benchmarks/README.md: K = 8 is 1.5-2x slower per model than K = 48).

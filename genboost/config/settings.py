@@ -2,20 +2,27 @@
 
 Snakemake's `--config` hands nested values over as strings (`experiments={x: {enabled: true}}` gives the
 string "true"), and PyYAML reads `3e-5` (no dot) as a string too. So before validation every string that
-stands where the schema (workflow/schemas/config.schema.yaml) takes no string is read the way YAML 1.2
+stands where the schema (genboost/config/schema.yaml) takes no string is read the way YAML 1.2
 reads a plain scalar: "true" -> True, "1e-3" -> 0.001, "null" -> None. The schema then checks types and
 ranges on real numbers; a string that reads as nothing else is left for the schema to report.
+
+The schema is also the one source of the config's defaults: Snakemake's validate fills them in, and `defaults`
+gives them to the code that reads a config not validated (and to the tests that keep Cell's and config.yaml's
+values equal to them).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import re
+from functools import cache
 from pathlib import Path
 
 import yaml
 
-SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"  # relative to the Snakefile's folder
+# Inside the package (package data), so that an installed genboost finds it without a checkout.
+SCHEMA = Path(__file__).with_name("schema.yaml")
 
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
@@ -29,14 +36,35 @@ _SPECIAL = {
 _NULL = ("null", "Null", "NULL", "~", "")
 
 
-def load_schema(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+def load_schema() -> dict:
+    """The schema, read afresh."""
+    return yaml.safe_load(SCHEMA.read_text())
 
 
-def section_defaults(schema: dict, section: str) -> dict:
-    """The `default:` of each key of a top-level section of the schema: what Snakemake's validate fills in."""
-    properties = schema["properties"][section].get("properties", {})
-    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+@cache
+def _schema() -> dict:
+    return load_schema()
+
+
+def defaults(*where: str) -> dict:
+    """The `default:` of each property of the schema's node at `where` (the keys from its root, as in
+    `defaults("properties", "train")`): what Snakemake's validate fills in where a config leaves the key out.
+    A fresh copy, so that a caller may change it."""
+    node = _schema()
+    for key in where:
+        node = node[key]
+    return copy.deepcopy({key: spec["default"] for key, spec in node["properties"].items() if "default" in spec})
+
+
+def filled(values: dict, *where: str) -> dict:
+    """`values` and, after them (where Snakemake's validate puts them), the schema's defaults at `where` of the
+    keys they leave out."""
+    return {**values, **{key: value for key, value in defaults(*where).items() if key not in values}}
+
+
+def experiment_defaults() -> dict:
+    """The defaults of an experiment's own keys (config key experiments.<name>: enabled, dataset)."""
+    return defaults("properties", "experiments", "additionalProperties")
 
 
 def in_file_order(config: dict, configfiles) -> dict:
@@ -52,13 +80,13 @@ def in_file_order(config: dict, configfiles) -> dict:
     return {**config, "experiments": {n: given[n] for n in names}}
 
 
-def checked(config: dict, schema_path: str | Path) -> dict:
+def checked(config: dict) -> dict:
     """The config as the pipeline uses it: YAML scalars read, then validated by Snakemake's `validate`, which
     fills in the schema's defaults. Raises snakemake's WorkflowError naming the key and value."""
     from snakemake.utils import validate
 
-    config = coerced(config, load_schema(schema_path))
-    validate(config, str(schema_path))
+    config = coerced(config, load_schema())
+    validate(config, str(SCHEMA))
     return config
 
 

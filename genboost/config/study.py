@@ -11,19 +11,17 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import get_type_hints
 
 from genboost.config import settings
 from genboost.config import sweep as sweeping
 from genboost.config.cell import AXES, DEFAULTS, SETTINGS, Cell
-from genboost.config.datasets import check_dataset, dataset_settings
+from genboost.config.datasets import dataset_settings, parsed
 
 # Defined beside the sweep's checks and formats, and part of this module's API.
-from genboost.config.sweep import ConfigError as ConfigError
 from genboost.config.sweep import fmt_number as fmt_number
 from genboost.config.sweep import fmt_value as fmt_value
+from genboost.errors import ConfigError
 
 # The config's list key of each grid axis: its plural (optimizers, lrs, wds, rhos, seeds).
 GRID_KEYS = {axis: f"{axis}s" for axis in AXES}
@@ -147,18 +145,18 @@ class Study:
     @classmethod
     def from_config(cls, config: dict) -> Study:
         """The study of a config that the schema has validated (see genboost.config.settings); the schema's
-        train defaults fill in what a config given directly (not through Snakemake's validate) leaves out."""
+        train, model, preprocess and experiment defaults fill in what a config given directly (not through
+        Snakemake's validate) leaves out."""
         _check_finite(config, "config")
-        train = {**train_defaults(), **config["train"]}
-        hidden = tuple(config["model"]["hidden"])
-        norm = config["model"].get("norm", "none")
-        datasets = config["datasets"]
-        for name, entry in datasets.items():
-            check_dataset(name, entry)
+        train = settings.filled(config["train"], "properties", "train")
+        model = settings.filled(config["model"], "properties", "model")
+        preprocess = settings.filled(config["preprocess"], "properties", "preprocess")
+        enabled = settings.experiment_defaults()["enabled"]
+        datasets = parsed(config["datasets"])
         experiments = tuple(
-            _experiment(name, spec, train, (hidden, norm), config["preprocess"], datasets)
+            _experiment(name, spec, train, (tuple(model["hidden"]), model["norm"]), preprocess, datasets)
             for name, spec in config["experiments"].items()
-            if spec.get("enabled", True)
+            if spec.get("enabled", enabled)
         )
         for experiment in experiments:
             sweeping.check(experiment)
@@ -166,7 +164,8 @@ class Study:
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
         analysis = dict(config.get("analysis") or {})  # the schema's defaults filled in; a measure not given is off
-        results = os.path.normpath(str(config.get("results", "results")))  # ./out, out/ and out are one folder
+        results = config.get("results", settings.defaults()["results"])
+        results = os.path.normpath(str(results))  # ./out, out/ and out are one folder
         return cls(results=results, experiments=experiments, analysis=analysis)
 
     def experiment(self, name: str) -> Experiment:
@@ -217,13 +216,6 @@ class Study:
 
 def _grid_but_seeds(experiment: Experiment) -> dict:
     return {axis: experiment.grid[axis] for axis in CONFIG_AXES}
-
-
-@cache
-def train_defaults() -> dict:
-    """The schema's defaults of the `train` keys a config may leave out (workflow/schemas/config.schema.yaml)."""
-    schema = settings.load_schema(Path(__file__).resolve().parents[2] / settings.SCHEMA)
-    return settings.section_defaults(schema, "train")
 
 
 def preprocess_id(preprocessing: dict) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from genboost.config.cell import SETTINGS, Cell
+from genboost.errors import ConfigError
 
 # What an experiment may sweep: every setting of the cell (the `train` keys and `hidden`, from
 # `model.hidden`) plus `sam_epochs`, a SAM cell's `epochs`. Not the job keys (device, threads, pack):
@@ -22,10 +23,6 @@ UNPACKABLE = ("dtype", "shuffle_labels")
 # Each setting's default, whose type says how its values are written (`epochs` has none: an int).
 _TYPES = {**{f.name: f.default for f in fields(Cell) if f.name in SETTINGS}, "epochs": 0, "sam_epochs": 0}
 _NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[-+][0-9]+)?"
-
-
-class ConfigError(ValueError):
-    """An invalid config value; the message names the key and the value (`genboost.config.study` raises it too)."""
 
 
 def fmt_number(x: float | int) -> str:

@@ -1,8 +1,9 @@
-"""A dataset as its `datasets:` entry in config.yaml describes it, and its raw CSV read and checked against that.
+"""A dataset's raw CSV read and checked against its `datasets:` entry (genboost.config.datasets.Dataset).
 
-The entry names the label column (with `order`, its ordinal classes, mapped to 0..K-1; without, a numeric
-label), the categorical columns with every category, the columns to drop, and optionally `columns`, the
-expected header in feature order; every other column is numeric. No column name is known to the code.
+The file's bytes are checked against the entry's sha256, then every field before any is used: the header
+against the entry's columns, each categorical field and the label against the entry's categories and classes,
+each numeric field for a finite number. An error names the file, the column, the data row and its line, and
+the config key that says what is allowed.
 """
 
 from __future__ import annotations
@@ -10,65 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from genboost.data.download import DataError
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    label: str
-    order: tuple[str, ...] | None  # the ordinal classes, lowest first; None: a numeric label
-    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    drop: tuple[str, ...] = ()
-    columns: tuple[str, ...] | None = None  # the expected header, in feature order; None: the file's header
-    sep: str = ","
-    quote: str = '"'
-    sha256: str | None = None
-
-    @classmethod
-    def from_config(cls, name: str, entry: dict) -> Dataset:
-        """From a `datasets.<name>` entry (validated by the schema and genboost.config.study)."""
-        label = entry["label"]
-        order = label.get("order")
-        columns = entry.get("columns")
-        return cls(
-            name=name,
-            label=label["column"],
-            order=tuple(str(c) for c in order) if order is not None else None,
-            categories={c: tuple(str(v) for v in vs) for c, vs in (entry.get("categorical") or {}).items()},
-            drop=tuple(entry.get("drop") or ()),
-            columns=tuple(columns) if columns is not None else None,
-            sep=entry.get("sep", ","),
-            quote=entry.get("quote", '"'),
-            sha256=entry.get("sha256"),
-        )
-
-    def key(self, *parts: str) -> str:
-        """The config key of a part of this entry, for error messages."""
-        return ".".join(("datasets", self.name, *parts))
-
-    def allowed(self, column: str) -> tuple[str, ...] | None:
-        """The values a column may hold (its categories or the label's classes); None for a numeric column."""
-        if column == self.label:
-            return self.order
-        return self.categories.get(column)
-
-    def allowed_key(self, column: str) -> str:
-        return self.key("label", "order") if column == self.label else self.key("categorical", column)
-
-    def features(self, header: list[str]) -> list[str]:
-        """The feature columns in feature order: the label and dropped columns left out."""
-        return [c for c in (self.columns or header) if c != self.label and c not in self.drop]
-
-    def named(self) -> list[str]:
-        """The columns the entry names, which the file must have."""
-        return [self.label, *self.categories, *self.drop]
+from genboost.config.datasets import Dataset
+from genboost.errors import DataError
 
 
 def read_checked(raw_csv, dataset: Dataset) -> tuple[pd.DataFrame, list[str], str]:

@@ -11,19 +11,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from genboost.errors import DataError
 from genboost.files import write_bytes
 
 log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_S = 60
-
-
-class DataError(Exception):
-    """Bad or unavailable input data; the message names the file or URL, the field and the value.
-
-    Defined here, the first stage, so that the download job does not import preprocessing's libraries;
-    genboost.data.preprocess raises it too and exports it.
-    """
 
 
 def fetch(url: str, member: str | None, sha256: str, dest, local_copy=None, *, dataset: str) -> Path:

@@ -1,4 +1,4 @@
-"""Turn a verified raw CSV into train/test features, as its `datasets:` entry says (genboost.data.dataset).
+"""Turn a verified raw CSV into train/test features, as its `datasets:` entry says (genboost.config.datasets).
 
 Feature order (train.csv, test.csv and manifest["features"]): the entry's `columns` (else the file's header)
 in that order, less the label and the `drop` columns; a numeric column gives one feature named after it, as
@@ -16,8 +16,9 @@ from contextlib import ExitStack
 import numpy as np
 import pandas as pd
 
-from genboost.data.dataset import Dataset, read_checked
-from genboost.data.download import DataError  # raised here too; importable from either module
+from genboost.config.datasets import Dataset
+from genboost.data.dataset import read_checked
+from genboost.errors import DataError
 from genboost.files import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genboost.data.download import DataError
+from genboost.errors import DataError
 
 # The one permutation of the training labels in the random-label control.
 LABEL_SHUFFLE_SEED = 0x1ABE1
