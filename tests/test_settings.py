@@ -65,12 +65,3 @@ def test_the_input_is_not_changed(config, schema):
     before = yaml.safe_dump(config)
     settings.coerced(config, schema)
     assert yaml.safe_dump(config) == before
-
-
-def test_experiments_keep_the_config_files_order(tmp_path, config):
-    """`--config 'experiments={modern: {enabled: true}}'` puts modern first; the study's base stays main."""
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    merged = {**config, "experiments": {"modern": {"enabled": True}, **config["experiments"], "extra": {}}}
-    names = list(settings.in_file_order(merged, [str(path)])["experiments"])
-    assert names == [*config["experiments"], "extra"] and names[0] == "main"

@@ -45,6 +45,9 @@ class Experiment:
     continues: str = ""  # the experiment whose runs it trains longer (its setup's second chance), if any
     sweep: dict = field(default_factory=dict)  # swept setting -> tuple of its values (genboost.config.sweep)
     norm: str = "none"  # config key model.norm
+    # Each pack's cells, by the values of its free axes (`pack_cells`): the Snakefile asks for a job's cells several
+    # times (params, inputs, priority) and building 100,000 cells takes seconds. Lives and dies with the experiment.
+    _packs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def dataset(self) -> str:
@@ -59,7 +62,7 @@ class Experiment:
     def setup(self) -> tuple:
         """What makes two experiments one setup of the study, whatever their grids and run lengths."""
         train = {k: v for k, v in self.train.items() if k not in ("epochs", "sam_epochs", *JOB_KEYS)}
-        swept = tuple(sorted((k, str(v)) for k, v in self.sweep.items()))
+        swept = tuple(sorted(self.sweep))  # which settings it sweeps; their values are more of its grid
         return (self.data_id, self.hidden, self.norm, tuple(sorted((k, str(v)) for k, v in train.items())), swept)
 
     @property
@@ -102,22 +105,26 @@ class Experiment:
         """axis -> canonical text of the cell's value, the swept settings included."""
         return {**wildcards_of(cell), **{k: fmt_value(k, sweeping.level_of(cell, k)) for k in self.sweep}}
 
-    def job_cells(self, wildcards: dict) -> list[Cell]:
-        """The cells one train job trains, from its wildcards (the non-packed axes)."""
-        free = {a: (self._lookup(a, wildcards[a]),) for a in self.axes if a not in self.pack}
-        return [self.cell(**c) for c in self.coordinates(free)]
+    def pack_cells(self, values: dict) -> list[Cell]:
+        """The cells of one pack, in job order, from the canonical text of its free axes' values (the axes that
+        `train.pack` does not name); cached."""
+        key = tuple(values[a] for a in self.axes if a not in self.pack)
+        if key not in self._packs:
+            free = {a: (self._lookup(a, values[a]),) for a in self.axes if a not in self.pack}
+            self._packs[key] = [self.cell(**c) for c in self.coordinates(free)]
+        return self._packs[key]
 
-    def job_size(self) -> int:
+    def pack_size(self) -> int:
         size = 1
         for axis in self.pack:
             size *= len(self.levels(axis))
         return size
 
-    def job_cost(self) -> int:
-        """Gradient evaluations of one job, in units of one model-epoch: the scheduler starts the longest first."""
+    def pack_cost(self) -> int:
+        """Gradient evaluations of one pack, in units of one model-epoch: the scheduler starts the longest first."""
         longest = {k: max(self.sweep.get(k, (self.train[k],))) for k in ("epochs", "sam_epochs")}
         epochs = max(longest["epochs"], 2 * longest["sam_epochs"] if any(r > 0 for r in self.grid["rho"]) else 0)
-        return self.job_size() * epochs
+        return self.pack_size() * epochs
 
     def _lookup(self, axis: str, text: str):
         for value in self.levels(axis):
@@ -132,9 +139,13 @@ def wildcards_of(cell: Cell) -> dict:
 
 @dataclass(frozen=True)
 class Study:
+    """The experiments are in the order of their names: the config's order means nothing (Snakemake's --config moves
+    the experiments it names first), so that reordering the config changes no plan and no summary."""
+
     results: str
     experiments: tuple[Experiment, ...]
     analysis: dict
+    baseline: str  # the experiment the summary compares every other one with (config key baseline)
 
     @classmethod
     def from_config(cls, config: dict) -> Study:
@@ -149,7 +160,7 @@ class Study:
             check_dataset(name, entry)
         experiments = tuple(
             _experiment(name, spec, train, (hidden, norm), config["preprocess"], datasets)
-            for name, spec in config["experiments"].items()
+            for name, spec in sorted(config["experiments"].items())
             if spec.get("enabled", True)
         )
         for experiment in experiments:
@@ -159,7 +170,8 @@ class Study:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
         analysis = dict(config.get("analysis") or {})  # the schema's defaults filled in; a measure not given is off
         results = os.path.normpath(str(config.get("results", "results")))  # ./out, out/ and out are one folder
-        return cls(results=results, experiments=experiments, analysis=analysis)
+        baseline = _baseline(config.get("baseline"), experiments)
+        return cls(results=results, experiments=experiments, analysis=analysis, baseline=baseline)
 
     def experiment(self, name: str) -> Experiment:
         for e in self.experiments:
@@ -182,7 +194,7 @@ class Study:
 
     def setups(self, compared: dict[str, Experiment | None]) -> dict[str, str | None]:
         """The setups the talk's conclusions are checked on: each compared experiment that continues none ->
-        the first experiment that continues it (its second chance), if any."""
+        its `partner`, the experiment that continues it (its second chance), if any."""
         return {n: p.name if p else None for n, p in compared.items() if not self.experiment(n).continues}
 
     def other_datasets(self, compared: dict[str, Experiment | None]) -> dict[str, dict]:
@@ -199,12 +211,26 @@ class Study:
         }  # fmt: skip
 
     def partner(self, experiment: Experiment) -> Experiment | None:
-        """The experiment it continues (config key `continues`), else the first that continues it; None when
-        there is no such enabled experiment."""
+        """The experiment it continues (config key `continues`), else the first by name that continues it; None
+        when there is no such enabled experiment."""
         for e in self.experiments:
             if e.name == experiment.continues or (e.continues and e.continues == experiment.name):
                 return e
         return None
+
+
+def _baseline(name: str | None, experiments: tuple[Experiment, ...]) -> str:
+    """The summary's baseline: the one experiment of a study of one (nothing to compare: the key is not read),
+    else the enabled experiment that config key baseline names."""
+    names = [e.name for e in experiments]
+    if len(names) == 1:
+        return names[0]
+    if name not in names:
+        given = f"{name!r} is not an enabled experiment" if name else "not given"
+        raise ConfigError(
+            f"config key baseline: {given}; name the experiment the summary compares the others with, one of {names}"
+        )
+    return name
 
 
 def _grid_but_seeds(experiment: Experiment) -> dict:
@@ -273,7 +299,7 @@ def _check_continues(experiment: Experiment, specs: dict, experiments: tuple[Exp
         return
     key = f"config key experiments.{name}.continues"
     if target == name or target not in specs:
-        others = [n for n in specs if n != name]
+        others = sorted(n for n in specs if n != name)
         raise ConfigError(f"{key}: {target!r} is not another experiment of the config; one of {others}")
     if specs[target].get("continues"):
         raise ConfigError(f"{key}: {target!r} itself continues {specs[target]['continues']!r}; name the first run")
