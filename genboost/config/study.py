@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from genboost.config import settings
+from genboost.config import links, settings
 from genboost.config import sweep as sweeping
 from genboost.config.cell import AXES, DEFAULTS, SETTINGS, Cell
 from genboost.config.datasets import check_dataset, dataset_settings
@@ -165,12 +165,12 @@ class Study:
         )
         for experiment in experiments:
             sweeping.check(experiment)
-            _check_continues(experiment, config["experiments"], experiments)
+            links.check_continues(experiment, config["experiments"], experiments)
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
         analysis = dict(config.get("analysis") or {})  # the schema's defaults filled in; a measure not given is off
         results = os.path.normpath(str(config.get("results", "results")))  # ./out, out/ and out are one folder
-        baseline = _baseline(config.get("baseline"), experiments)
+        baseline = links.baseline(config.get("baseline"), experiments)
         return cls(results=results, experiments=experiments, analysis=analysis, baseline=baseline)
 
     def experiment(self, name: str) -> Experiment:
@@ -217,20 +217,6 @@ class Study:
             if e.name == experiment.continues or (e.continues and e.continues == experiment.name):
                 return e
         return None
-
-
-def _baseline(name: str | None, experiments: tuple[Experiment, ...]) -> str:
-    """The summary's baseline: the one experiment of a study of one (nothing to compare: the key is not read),
-    else the enabled experiment that config key baseline names."""
-    names = [e.name for e in experiments]
-    if len(names) == 1:
-        return names[0]
-    if name not in names:
-        given = f"{name!r} is not an enabled experiment" if name else "not given"
-        raise ConfigError(
-            f"config key baseline: {given}; name the experiment the summary compares the others with, one of {names}"
-        )
-    return name
 
 
 def _grid_but_seeds(experiment: Experiment) -> dict:
@@ -290,25 +276,6 @@ def _experiment(
         continues=spec.get("continues", ""),
         sweep=sweeping.levels(name, spec),
     )
-
-
-def _check_continues(experiment: Experiment, specs: dict, experiments: tuple[Experiment, ...]) -> None:
-    """`continues` names another experiment of the config that continues none, of the same setup when enabled."""
-    name, target = experiment.name, experiment.continues
-    if not target:
-        return
-    key = f"config key experiments.{name}.continues"
-    if target == name or target not in specs:
-        others = sorted(n for n in specs if n != name)
-        raise ConfigError(f"{key}: {target!r} is not another experiment of the config; one of {others}")
-    if specs[target].get("continues"):
-        raise ConfigError(f"{key}: {target!r} itself continues {specs[target]['continues']!r}; name the first run")
-    enabled = {e.name: e for e in experiments}
-    if target in enabled and enabled[target].setup() != experiment.setup():
-        raise ConfigError(
-            f"{key}: {target!r} has another setup (preprocessing, model or train settings besides epochs): "
-            f"a longer run of it must differ in its epochs only"
-        )
 
 
 def _axis_value(axis: str, value):
