@@ -18,14 +18,13 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# Experiments in the config file's order (--config moves the ones it names first); YAML scalars read where
-# the schema takes no string, then Snakemake's validate against genboost/config/schema.yaml (defaults filled in)
-config.update(settings.in_file_order(config, workflow.configfiles))
+# YAML scalars read where the schema takes no string, then Snakemake's validate against
+# genboost/config/schema.yaml (defaults filled in)
 config.update(settings.checked(config))
 STUDY = Study.from_config(config)
 LINEAGE = Lineage(STUDY)
 R = STUDY.results
-# Parts per job group, so that the jobs fill the cores (genboost/config/packing.py). A job's own Snakemake
+# Parts per pack, so that the jobs fill the cores (genboost/config/packing.py). A job's own Snakemake
 # process (on a cluster node, or a subprocess) plans with its parent's core count, read from the environment, so
 # that it names the same jobs.
 PLAN_CORES = int(

@@ -71,14 +71,14 @@ def all_metrics(study: Study) -> list[str]:
 
 def job_file(experiment: Experiment, results: str, step: str = "train") -> str:
     """The pattern of one job's file (step train: its cells' metrics.json records; measure: their measures), named
-    by its group's values and its part (genboost.config.packing): what the tables and figures read, one file a
+    by its pack's values and its part (genboost.config.packing): what the tables and figures read, one file a
     job, so that planning grows with the jobs, not the models."""
     levels = "".join(f"{a}={{{a}}}/" for a in packing.free_axes(experiment))
     return f"{results}/{experiment.name}/jobs/{step}/{levels}part={{part}}.json"
 
 
 def job_files(experiment: Experiment, results: str, parts: int, step: str = "train") -> list[str]:
-    """Every job file of an experiment at `parts` parts per group."""
+    """Every job file of an experiment at `parts` parts per pack."""
     pattern = job_file(experiment, results, step)
     return [pattern.format(**names) for names in packing.jobs(experiment, parts)]
 
@@ -136,8 +136,8 @@ def job_threads(experiment: Experiment) -> int:
 
 def job_resources(experiment: Experiment) -> dict:
     """Slurm-sized resources: a generous runtime from the job's model-epochs, GPU only when training on CUDA."""
-    minutes = 10 + math.ceil(experiment.job_cost() * 0.03 / 60)  # ~10x the measured CPU cost
-    mem_mb = 1000 + 4 * experiment.job_size()
+    minutes = 10 + math.ceil(experiment.pack_cost() * 0.03 / 60)  # ~10x the measured CPU cost
+    mem_mb = 1000 + 4 * experiment.pack_size()
     resources = {  # a retry (after a time-out or running out of memory) gets more of both
         "runtime": lambda wildcards, attempt: minutes * attempt,
         "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
@@ -149,30 +149,30 @@ def job_resources(experiment: Experiment) -> dict:
 
 def measure_resources(experiment: Experiment) -> dict:
     """A measure job's resources: a few CPU seconds per model here, so a generous minute per 10 models."""
-    return {"runtime": 10 + math.ceil(experiment.job_size() / 10), "mem_mb": 1000 + 4 * experiment.job_size()}
+    return {"runtime": 10 + math.ceil(experiment.pack_size() / 10), "mem_mb": 1000 + 4 * experiment.pack_size()}
 
 
 def job_inputs(lineage: Lineage, experiment: Experiment, cells: list[Cell], parts: dict[str, int]) -> list[str]:
-    """The job files of the shorter runs these cells go on from (`parts`: experiment -> parts per group):
+    """The job files of the shorter runs these cells go on from (`parts`: experiment -> parts per pack):
     Snakemake trains those first."""
     paths = set()
     for cell in cells:
-        found = lineage.prefix(experiment, cell)
+        found = lineage.shorter_run(experiment, cell)
         if found:
-            lender, short = found
-            names = packing.job_of(lender, short, parts[lender.name])
-            paths.add(job_file(lender, lineage.study.results).format(**names))
+            continued, shorter = found
+            names = packing.job_of(continued, shorter, parts[continued.name])
+            paths.add(job_file(continued, lineage.study.results).format(**names))
     return sorted(paths)
 
 
 def job_priority(lineage: Lineage, experiment: Experiment, wildcards) -> int:
-    """A train job's Snakemake priority: the longest first; before them a job whose cells a later job goes
-    on from, and after them all that later job (short now, it runs while the other cores make tables)."""
+    """A train job's Snakemake priority: the longest first; before them a job whose cells a longer run goes
+    on from, and after them all the job of that longer run (short now, it runs while the other cores make tables)."""
     cells = packing.job_cells(experiment, dict(wildcards))
-    cost = experiment.job_cost() * len(cells) // experiment.job_size()
-    if any(lineage.extended(experiment, c) for c in cells):
+    cost = experiment.pack_cost() * len(cells) // experiment.pack_size()
+    if any(lineage.continued(experiment, c) for c in cells):
         return 1000 + cost // 1000
-    if any(lineage.prefix(experiment, c) for c in cells):
+    if any(lineage.shorter_run(experiment, c) for c in cells):
         return 0
     return cost // 1000
 

@@ -98,7 +98,9 @@ def test_only_an_experiment_that_sweeps_batch_size_gets_the_section():
     main = synthetic(+1, experiment="main")
     main = main[main.batch_size == 32].drop(columns="batch_size")
     assert implicit_bias.section("main", main) == []
-    text = summary.summarize(pd.concat([main, synthetic(+1)], ignore_index=True), ["main", "implicit_bias"])
+    text = summary.summarize(
+        pd.concat([main, synthetic(+1)], ignore_index=True), ["main", "implicit_bias"], baseline="main"
+    )
     assert text.count("do smaller batches and larger steps find flatter minima") == 1
     assert "## implicit_bias: do smaller batches" in text and "batch_size=8 vs batch_size=128" in text
     diverged = synthetic(+1)

@@ -30,7 +30,7 @@ def planned_jobs(study, cores: int) -> dict[str, dict]:
             cells = packing.job_cells(exp, names)
             cost = 0
             for cell in cells:
-                found = lineage.prefix(exp, cell)
+                found = lineage.shorter_run(exp, cell)
                 cost += (cell.epochs - (found[1].epochs if found else 0)) * (2 if cell.rho > 0 else 1)
             out[wiring.job_file(exp, study.results).format(**names)] = {
                 "cost": cost,
@@ -67,7 +67,7 @@ def test_the_default_studys_jobs_leave_no_core_idle(study, cores):
     assert packing.parts(study.experiment("second_chance"), cores) == cores
 
 
-def test_one_job_per_group_where_no_core_count_is_known(study):
+def test_one_job_per_pack_where_no_core_count_is_known(study):
     assert [packing.parts(e, None) for e in study.experiments] == [1, 1]
     assert [packing.parts(e, 1) for e in study.experiments] == [1, 1]
     # 64 cores: second_chance's 72 models in parts of at least MIN_PART_MODELS
@@ -82,11 +82,11 @@ def test_a_jobs_name_tells_its_cells(study):
     for text in ("0of4", "5of4", "1of0", "one"):
         with pytest.raises(ConfigError, match="is not <i>of<n>"):
             packing.job_cells(exp, {"optimizer": "adam", "rho": "0.02", "part": text})
-    with pytest.raises(ConfigError, match="73 parts of a group of 72 cells"):
+    with pytest.raises(ConfigError, match="73 parts of a pack of 72 cells"):
         packing.job_cells(exp, {"optimizer": "adam", "rho": "0.02", "part": "1of73"})
 
 
-def test_a_cuda_experiment_trains_each_group_in_one_job(repo_root):
+def test_a_cuda_experiment_trains_each_pack_in_one_job(repo_root):
     config = yaml.safe_load((repo_root / "config.yaml").read_text())
     config["train"]["device"] = "cuda"
     study = Study.from_config(config)

@@ -25,7 +25,7 @@ def config(repo_root):
 
 
 def wildcards(cell, experiment):
-    """The name of the job that trains `cell` (one part per group)."""
+    """The name of the job that trains `cell` (one part per pack)."""
     return packing.job_of(experiment, cell, 1)
 
 
@@ -33,21 +33,21 @@ def test_second_chance_goes_on_from_mains_adam_sam_002_cells(config):
     study = Study.from_config(config)
     lineage, main, second = Lineage(study), study.experiment("main"), study.experiment("second_chance")
     for cell in second.cells():
-        experiment, prefix = lineage.prefix(second, cell)
-        assert experiment is main and prefix == replace(cell, epochs=100)
-    extended = [c for c in main.cells() if lineage.extended(main, c)]
-    assert len(extended) == 72 and {(c.optimizer, c.rho, c.epochs) for c in extended} == {("adam", 0.02, 100)}
-    assert not any(lineage.prefix(main, c) for c in main.cells())
-    # the borrowing job (or part) waits for the lending job, of however many parts, that holds its cells
+        experiment, shorter = lineage.shorter_run(second, cell)
+        assert experiment is main and shorter == replace(cell, epochs=100)
+    continued = [c for c in main.cells() if lineage.continued(main, c)]
+    assert len(continued) == 72 and {(c.optimizer, c.rho, c.epochs) for c in continued} == {("adam", 0.02, 100)}
+    assert not any(lineage.shorter_run(main, c) for c in main.cells())
+    # the longer run's job (or part) waits for the job of main, of however many parts, that holds its shorter runs
     for parts in (1, 2, 3):
         first, last = second.cells()[:18], second.cells()[-18:]
         found = [wiring.job_inputs(lineage, second, cells, {"main": parts}) for cells in (first, last)]
-        lender = "results/main/jobs/train/optimizer=adam/rho=0.02/part={}of{}.json"
-        assert found == [[lender.format(1, parts)], [lender.format(parts, parts)]]
-    assert wiring.job_inputs(lineage, main, extended, {"main": 1}) == []
+        shorter_job = "results/main/jobs/train/optimizer=adam/rho=0.02/part={}of{}.json"
+        assert found == [[shorter_job.format(1, parts)], [shorter_job.format(parts, parts)]]
+    assert wiring.job_inputs(lineage, main, continued, {"main": 1}) == []
 
 
-def test_the_lending_job_runs_first_and_the_borrowing_job_last(config):
+def test_the_continued_job_runs_first_and_the_continuing_job_last(config):
     study = Study.from_config(config)
     lineage, main, second = Lineage(study), study.experiment("main"), study.experiment("second_chance")
     priority = {
@@ -55,25 +55,51 @@ def test_the_lending_job_runs_first_and_the_borrowing_job_last(config):
         for e in (main, second)
         for c in e.cells()
     }
-    lender, borrower = priority[("main", "adam", 0.02)], priority[("second_chance", "adam", 0.02)]
+    continued, continuing = priority[("main", "adam", 0.02)], priority[("second_chance", "adam", 0.02)]
     others = {p for k, p in priority.items() if k not in {("main", "adam", 0.02), ("second_chance", "adam", 0.02)}}
-    assert lender > max(others) and borrower < min(others)
+    assert continued > max(others) and continuing < min(others)
 
 
-def test_only_an_earlier_experiment_lends_so_that_jobs_cannot_wait_on_each_other(config):
-    config = copy.deepcopy(config)
-    config["experiments"] = {"second_chance": config["experiments"]["second_chance"], **config["experiments"]}
+def resume_plan(config) -> dict:
+    """(experiment, cell) -> (its shorter run's experiment and cell, whether a longer run goes on from it)."""
     study = Study.from_config(config)
     lineage = Lineage(study)
-    assert not any(lineage.prefix(e, c) or lineage.extended(e, c) for e in study.experiments for c in e.cells())
+    return {
+        (e.name, c): (
+            (found[0].name, found[1]) if (found := lineage.shorter_run(e, c)) else None,
+            lineage.continued(e, c),
+        )
+        for e in study.experiments
+        for c in e.cells()
+    }
+
+
+def test_the_experiments_order_changes_nothing(config):
+    """What --config naming second_chance does to the config's order: the same study, runs going on as before."""
+    reordered = copy.deepcopy(config)
+    reordered["experiments"] = {"second_chance": config["experiments"]["second_chance"], **config["experiments"]}
+    assert list(reordered["experiments"])[0] == "second_chance"
+    before, after = Study.from_config(config), Study.from_config(reordered)
+    assert after == before and after.baseline == "main"
+    assert resume_plan(reordered) == resume_plan(config)
+    assert sum(found is not None for found, _ in resume_plan(config).values()) == 72
+
+
+def test_a_run_goes_on_only_from_the_experiment_it_continues(config):
+    """An experiment with the same runs, shorter, that second_chance does not continue, is not gone on from."""
+    config = copy.deepcopy(config)
+    config["experiments"]["short"] = {**config["experiments"]["main"], "sam_epochs": 50}
+    plan = resume_plan(config)
+    assert {found[0] for found, _ in plan.values() if found} == {"main"}
+    assert not any(continued for (name, _), (_, continued) in plan.items() if name == "short")
 
 
 def run(study, name, results, csvs, lineage=None):
     experiment = study.experiment(name)
     cells = [c for c in experiment.cells() if c.optimizer == "adam" and c.rho > 0][:4]
-    prefixes, keep = lineage.for_job(experiment, cells) if lineage else ({}, set())
+    shorter_runs, continued = lineage.for_job(experiment, cells) if lineage else ({}, set())
     outputs = [wiring.metrics_path(experiment, str(results), c) for c in cells]
-    job = jobs.TrainJob(experiment, cells, outputs, str(results), *csvs, prefixes=prefixes, keep_state=keep)
+    job = jobs.TrainJob(experiment, cells, outputs, str(results), *csvs, shorter_runs=shorter_runs, continued=continued)
     jobs.run_train_job(job)
     return [json.loads(open(o).read()) for o in outputs]
 

@@ -19,8 +19,8 @@ from genboost.config.study import JOB_KEYS, TRAIN_KEYS, Study
 SECTIONS = ("train", "analysis", "model", "preprocess")
 # Where config.yaml states another value than the default, on purpose: its study packs lr, wd and seed into one
 # job, records learning curves and is compared with the talk's tables; a config that leaves these out trains one
-# job per cell, records no curves and compares with nothing.
-CONFIG_YAML_CHOICES = (("train", "pack"), ("train", "curve_every"), ("reference",))
+# job per cell, records no curves, compares with nothing and, with several experiments, must name its baseline.
+CONFIG_YAML_CHOICES = (("train", "pack"), ("train", "curve_every"), ("reference",), ("baseline",))
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +80,6 @@ def test_the_input_is_not_changed(config, schema):
     before = yaml.safe_dump(config)
     settings.coerced(config, schema)
     assert yaml.safe_dump(config) == before
-
-
-def test_experiments_keep_the_config_files_order(tmp_path, config):
-    """`--config 'experiments={modern: {enabled: true}}'` puts modern first; the study's base stays main."""
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    merged = {**config, "experiments": {"modern": {"enabled": True}, **config["experiments"], "extra": {}}}
-    names = list(settings.in_file_order(merged, [str(path)])["experiments"])
-    assert names == [*config["experiments"], "extra"] and names[0] == "main"
 
 
 def schema_defaults() -> dict[tuple[str, ...], object]:

@@ -175,12 +175,28 @@ def test_partners_follow_the_continues_key_not_the_names(config):
     cfg = copy.deepcopy(config)
     cfg["experiments"] = {"short": cfg["experiments"]["main"], "long": cfg["experiments"]["second_chance"]}
     cfg["experiments"]["long"]["continues"] = "short"
+    cfg["baseline"] = "short"
     study = study_of(cfg)
     short, long = study.experiment("short"), study.experiment("long")
     assert study.compared({"short", "long"}) == {"short": long, "long": short}
     assert study.setups(study.compared({"short", "long"})) == {"short": "long"}
     cfg["experiments"]["short"]["enabled"] = False  # the run it continues is off: no partner, no error
     assert study_of(cfg).compared({"long"}) == {"long": None}
+
+
+def test_the_summarys_baseline_is_named_not_the_first_experiment(config):
+    cfg = copy.deepcopy(config)
+    cfg["experiments"] = {"random_labels": cfg["experiments"]["random_labels"], **cfg["experiments"]}
+    cfg["experiments"]["random_labels"]["enabled"] = True  # first, as --config naming it puts it
+    assert study_of(cfg).baseline == "main" and [e.name for e in study_of(cfg).experiments][0] == "main"
+    cfg["baseline"] = "random_labels"
+    assert study_of(cfg).baseline == "random_labels"
+    for name, says in ((None, "not given"), ("modern", "'modern' is not an enabled experiment")):
+        cfg["baseline"] = name
+        with pytest.raises(ConfigError, match=f"config key baseline: {says}; name the experiment the summary"):
+            study_of(cfg)
+    cfg["experiments"] = {"fair": {**cfg["experiments"]["fair"], "enabled": True}}  # nothing to compare with
+    assert study_of(cfg).baseline == "fair"
 
 
 @pytest.mark.parametrize(
@@ -228,10 +244,10 @@ def test_packing_covers_every_cell_once(config):
         pattern = wiring.job_file(exp, "r")
         assert sorted(p.split("=")[0] for p in pattern.split("/") if "{" in p) == sorted([*free, "part"])
         for parts in (1, 2, 3):
-            if parts > exp.job_size():
+            if parts > exp.pack_size():
                 continue
             names = packing.jobs(exp, parts)
-            assert len(names) == packing.groups(exp) * parts
+            assert len(names) == packing.pack_count(exp) * parts
             paths = [p for n in names for p in wiring.job_metrics(exp, "r", n)]
             assert sorted(paths) == sorted(wiring.metrics_path(exp, "r", c) for c in exp.cells())
             for n in names:  # each cell's job is the job that trains it
@@ -260,7 +276,7 @@ def test_job_params_are_plain_values(config):
 def test_unknown_wildcard_value_is_an_error(config):
     exp = Study.from_config(config).experiments[0]
     with pytest.raises(ConfigError, match="rho='0.5' is not in the grid"):
-        exp.job_cells({"optimizer": "adam", "rho": "0.5"})
+        exp.pack_cells({"optimizer": "adam", "rho": "0.5"})
 
 
 def test_gpu_resources_only_on_cuda(config):

@@ -51,9 +51,12 @@ def test_random_label_experiment_reports_its_fit():
     noise["train_mse"] = 0.05
     noise["test_mse"] = 4.0
     cells = pd.concat([synthetic_cells(-0.1, 0.0), noise], ignore_index=True)
-    text = summary.summarize(cells, ["main", "random_labels"])
+    text = summary.summarize(cells, ["main", "random_labels"], baseline="main")
     assert "## random_labels: random-label control" in text
     assert "Lowest train MSE on shuffled labels: 0.0500" in text and "test MSE 4.0000" in text
+    assert summary.summarize(cells, ["random_labels", "main"], baseline="main") == text, "the order means nothing"
+    with pytest.raises(ValueError, match="the baseline None is not one of the experiments"):
+        summary.summarize(cells, ["main", "random_labels"])
 
 
 def test_a_study_whose_every_model_diverged_says_so():
@@ -92,7 +95,9 @@ def test_the_talks_conclusions_per_setup_with_their_flips():
     talk_like = synthetic_cells(sam_effect=0.1, wd_effect=0.05)
     talk_like.loc[talk_like.optimizer == "sgd", "test_mse"] += 1.0
     sgd_wins = synthetic_cells(sam_effect=0.1, wd_effect=0.05, experiment="modern")
-    text = summary.summarize(pd.concat([talk_like, sgd_wins]), ["main", "modern"], {"main": None, "modern": None})
+    text = summary.summarize(
+        pd.concat([talk_like, sgd_wins]), ["main", "modern"], {"main": None, "modern": None}, baseline="main"
+    )
     table = text.split("## The talk's conclusions, per setup")[1]
     c3 = next(line for line in table.splitlines() if line.startswith("| C3"))
     assert [cell.split(" (")[0].strip() for cell in c3.split("|")[2:4]] == ["reproduced", "not reproduced"]
@@ -120,7 +125,9 @@ def test_each_dataset_gets_a_column_judged_on_its_own_cells():
         frame["test_mse_rel"] = frame["test_mse"] / variance
     cells = pd.concat([talk_like, modern, sgd_behind, sgd_ahead], ignore_index=True)
     datasets = {"anes96": {"dataset": "anes96", "second_chance": None}, "fair": {"dataset": "fair"}}
-    text = summary.summarize(cells, ["main", "modern", "anes96", "fair"], {"main": None, "modern": None}, datasets)
+    text = summary.summarize(
+        cells, ["main", "modern", "anes96", "fair"], {"main": None, "modern": None}, datasets, "main"
+    )
     rows = matrix_rows(text)
     assert rows["conclusion"] == ["main", "modern", "anes96 (anes96 data)", "fair (fair data)"]
     c3 = rows["C3"]

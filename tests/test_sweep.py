@@ -92,16 +92,16 @@ def test_packing_a_swept_setting_covers_every_cell_once(config):
     assert "{batch_size}" not in wiring.job_file(exp, "r")
     free = {"optimizer": "sgd", "lr": "0.001", "wd": "0", "rho": "0", "part": "1of1"}
     outputs = wiring.job_metrics(exp, "r", free)
-    assert len(outputs) == exp.job_size() == 4
+    assert len(outputs) == exp.pack_size() == 4
     assert sorted(wiring.metrics_path(exp, "r", c) for c in exp.cells()) == sorted(outputs)
 
 
 def test_unpacked_swept_setting_is_a_wildcard_of_the_job(config):
     exp = swept(config, sweep={"batch_size": [8, 64]})
-    cells = exp.job_cells({"optimizer": "sgd", "rho": "0", "batch_size": "64"})
+    cells = exp.pack_cells({"optimizer": "sgd", "rho": "0", "batch_size": "64"})
     assert len(cells) == 2 and {c.batch_size for c in cells} == {64}
     with pytest.raises(ConfigError, match="batch_size='32' is not in the grid"):
-        exp.job_cells({"optimizer": "sgd", "rho": "0", "batch_size": "32"})
+        exp.pack_cells({"optimizer": "sgd", "rho": "0", "batch_size": "32"})
 
 
 def validation_error(config, **spec) -> str:
@@ -196,19 +196,20 @@ def test_levels_are_written_canonically_and_the_wildcards_match_them(key, values
 def test_a_longer_run_goes_on_from_the_shorter_run_of_the_same_batch_size(config):
     cfg = copy.deepcopy(config)
     spec = {"optimizers": ["adam"], "lrs": [1e-3], "wds": [0], "rhos": [0.05], "seeds": [0]}
-    cfg["experiments"] = {
+    cfg["experiments"] = {  # a sweep's values are more of the grid: they may differ between the two
         "short": {**spec, "sam_epochs": 2, "sweep": {"batch_size": [16, 64]}},
-        "long": {**spec, "sam_epochs": 4, "sweep": {"batch_size": [64, 16, 32]}},
+        "long": {**spec, "sam_epochs": 4, "sweep": {"batch_size": [64, 16, 32]}, "continues": "short"},
     }
+    cfg["baseline"] = "short"
     study = Study.from_config(checked_config(cfg))
     lineage, short, long = Lineage(study), study.experiment("short"), study.experiment("long")
     for cell in long.cells():
-        found = lineage.prefix(long, cell)
+        found = lineage.shorter_run(long, cell)
         assert (found[1] == replace(cell, epochs=2)) if cell.batch_size != 32 else found is None
     cells = packing.job_cells(long, {"optimizer": "adam", "rho": "0.05", "batch_size": "16", "part": "1of1"})
     inputs = wiring.job_inputs(lineage, long, cells, {"short": 1, "long": 1})
     assert inputs == [f"{study.results}/short/jobs/train/optimizer=adam/rho=0.05/batch_size=16/part=1of1.json"]
-    assert all(lineage.extended(short, c) for c in short.cells())
+    assert all(lineage.continued(short, c) for c in short.cells())
 
 
 def test_the_implicit_bias_experiment_sweeps_batch_size_and_is_not_compared_with_the_talk(config, repo_root):

@@ -158,7 +158,7 @@ def test_figures_have_a_row_of_panels_per_batch_size(tmp_path):
 
 def test_the_summary_names_batch_size_in_the_best_configuration():
     cells = synthetic(batch_effect=0.001, sam_effect=-0.01)
-    text = summary.summarize(pd.concat([unswept(), cells], ignore_index=True), ["main", "swept"])
+    text = summary.summarize(pd.concat([unswept(), cells], ignore_index=True), ["main", "swept"], baseline="main")
     assert "- Best of swept: " in text and "SAM rho=0.05, batch_size=16, 10 epochs" in text
     alone = summary.summarize(cells, ["swept"])  # swept as the base: the effects at the best's batch size
     assert "### SGD at lr=" in alone and ", batch_size=16\n" in alone

@@ -77,6 +77,6 @@ def test_noise_is_within_noise_and_diverged_models_are_left_out():
 def test_no_section_without_a_norm_sweep_and_the_summary_shows_it_with_one():
     assert wd_and_norm.section("main", synthetic(helps=True).query("norm == 'layer'")) == []
     text = summary.summarize(pd.concat([synthetic(True, "main").query("norm == 'none'"), synthetic(True)]),
-                             ["main", "wd_and_norm"])  # fmt: skip
+                             ["main", "wd_and_norm"], baseline="main")  # fmt: skip
     assert "## wd_and_norm: does weight decay still help with LayerNorm" in text
     assert "## main: does weight decay" not in text

@@ -111,6 +111,17 @@ def test_rerun_plans_nothing(tiny_run, tmp_path):
     assert planned(copy_run(tiny_run, tmp_path / "run")) == {}
 
 
+def test_the_experiments_order_plans_nothing(tiny_run, tmp_path):
+    """--config puts the experiments it names first, and a config file may list them in any order: the order means
+    nothing (the summary's baseline is config key baseline; a run goes on from the experiment it `continues`)."""
+    run = copy_run(tiny_run, tmp_path / "run")
+    assert planned(run, "--config", "experiments={second_chance: {continues: main}}") == {}
+    config = read_config(run)
+    config["experiments"] = dict(reversed(config["experiments"].items()))
+    write_config(run, config)
+    assert planned(run) == {}
+
+
 def test_rerun_reuses_stored_cells(tiny_run, tmp_path):
     """Adding an lr retrains only the new cells: the packed jobs take their other cells from the store."""
     run = copy_run(tiny_run, tmp_path / "run")
@@ -128,7 +139,7 @@ def test_other_core_counts_plan_other_jobs_which_train_nothing(tiny_run, tmp_pat
     run on other cores plans other jobs, which take every cell from the store."""
     run = copy_run(tiny_run, tmp_path / "run")
     config = read_config(run)
-    config["train"]["pack"] = ["optimizer", "lr", "wd", "rho", "seed"]  # main: one group of 32 cells
+    config["train"]["pack"] = ["optimizer", "lr", "wd", "rho", "seed"]  # main: one pack of 32 cells
     write_config(run, config)
     before = pd.read_csv(run / "results/main/cells.csv")
     for cores in (2, 4):

@@ -204,8 +204,10 @@ def summarize(
     experiments: list[str],
     setups: dict[str, str | None] | None = None,
     datasets: dict[str, dict] | None = None,
+    baseline: str | None = None,
 ) -> str:
-    """The Markdown summary of the whole study; the first experiment is the base of comparisons. `setups`
+    """The Markdown summary of the whole study: `baseline` (config key baseline; needed where there are several
+    experiments) is the base of comparisons, the others follow in the order of `experiments`. `setups`
     (experiments compared with the talk's main tables -> the second chance of their setup) and `datasets` (the
     talk's grid on other data: experiment -> its dataset and second chance; genboost.config.study.Study.other_datasets)
     add the matrix of the talk's conclusions."""
@@ -214,13 +216,13 @@ def summarize(
         config = config_columns(cells)
         means = means.merge(cells.groupby(config, dropna=False)["epochs"].max().reset_index(), on=config)
     per_exp = {e: means[means["experiment"] == e] for e in experiments}
-    base_name = experiments[0]
+    base_name = _baseline(experiments, baseline)
     lines = ["# genboost summary", "", f"{len(cells)} trained models; test MSE is the mean over seeds (± std).", ""]
     lines += talk_section(cells, setups or {}, datasets)
     lines += best_section(base_name, per_exp[base_name])
     lines += effect_section(base_name, per_exp[base_name])
     lines += optimizer_section(base_name, per_exp[base_name])
-    for name in experiments[1:]:
+    for name in (e for e in experiments if e != base_name):
         sub = cells[cells["experiment"] == name]
         if shuffled_labels(sub).all():
             lines += random_label_section(name, per_exp[name], base_name, per_exp[base_name])
@@ -236,6 +238,14 @@ def summarize(
     if measures and axes:
         lines += ["", granulated.generalization_markdown(real, measures, axes)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _baseline(experiments: list[str], baseline: str | None) -> str:
+    if baseline is None and len(experiments) == 1:
+        return experiments[0]
+    if baseline not in experiments:
+        raise ValueError(f"summary: the baseline {baseline!r} is not one of the experiments {experiments}")
+    return baseline
 
 
 def random_label_section(name: str, means: pd.DataFrame, base_name: str, base: pd.DataFrame) -> list[str]:

@@ -1,7 +1,7 @@
-"""How an experiment's cells split into train jobs: its groups (the cells that share the values of the axes
-`train.pack` does not name) and, to fill the cores, each group in equal parts.
+"""How an experiment's cells split into train jobs: its packs (the cells that share the values of the axes
+`train.pack` does not name, its free axes) and, to fill the cores, each pack in equal parts, one job each.
 
-A job is named by its group's values and its part, `<i>of<n>` (the i-th of n parts), so any process can tell a
+A job is named by its pack's values and its part, `<i>of<n>` (the i-th of n parts), so any process can tell a
 job's cells from its name alone. Which models train together never changes a number (the engine's numbers are
 bit-identical alone or in any pack), so the parts may follow the core count: a run on other cores plans other
 jobs, which take every cell from the store.
@@ -25,23 +25,23 @@ PART_CONSTRAINT = "[1-9][0-9]*of[1-9][0-9]*"
 
 
 def free_axes(experiment: Experiment) -> tuple[str, ...]:
-    """The axes that name a job's group: those `train.pack` does not name."""
+    """The axes that name a job's pack: those `train.pack` does not name."""
     return tuple(a for a in experiment.axes if a not in experiment.pack)
 
 
-def groups(experiment: Experiment) -> int:
+def pack_count(experiment: Experiment) -> int:
     return math.prod(len(experiment.levels(a)) for a in free_axes(experiment))
 
 
 def parts(experiment: Experiment, cores: int | None) -> int:
-    """The fewest parts per group that make the experiment's number of jobs a multiple of `cores`, so that its
-    equal jobs fill every core to the end; no part under MIN_PART_MODELS models unless a group is smaller.
+    """The fewest parts per pack that make the experiment's number of jobs a multiple of `cores`, so that its
+    equal jobs fill every core to the end; no part under MIN_PART_MODELS models unless a pack is smaller.
     None (a cluster, where Snakemake knows no core count) or a CUDA experiment (the GPU, not the cores, does the
-    work, faster the more models it trains at once): one job per group."""
+    work, faster the more models it trains at once): one job per pack."""
     if not cores or cores < 2 or experiment.device == "cuda":
         return 1
-    wanted = cores // math.gcd(groups(experiment), cores)
-    return max(1, min(wanted, experiment.job_size() // MIN_PART_MODELS))
+    wanted = cores // math.gcd(pack_count(experiment), cores)
+    return max(1, min(wanted, experiment.pack_size() // MIN_PART_MODELS))
 
 
 def part_name(index: int, count: int) -> str:
@@ -61,47 +61,33 @@ def parse_part(text: str) -> tuple[int, int]:
 
 
 def bounds(size: int, index: int, count: int) -> tuple[int, int]:
-    """The positions [start, end) of part `index` (1-based) of `count` equal parts of a group of `size`."""
+    """The positions [start, end) of part `index` (1-based) of `count` equal parts of a pack of `size`."""
     return (index - 1) * size // count, index * size // count
 
 
-# (id of the experiment, its group's values) -> (the experiment, the group's cells): the Snakefile asks for a
-# job's cells several times (params, inputs, priority), and building 100,000 cells takes seconds.
-_GROUPS: dict[tuple, tuple[Experiment, list[Cell]]] = {}
-
-
-def group_cells(experiment: Experiment, values: dict) -> list[Cell]:
-    """The cells of the group with these values of the free axes, in job order."""
-    key = (id(experiment), tuple(values.items()))
-    found = _GROUPS.get(key)
-    if found is None or found[0] is not experiment:  # an id may be reused once an experiment is gone
-        found = _GROUPS[key] = (experiment, experiment.job_cells(values))
-    return found[1]
-
-
 def job_cells(experiment: Experiment, wildcards: dict) -> list[Cell]:
-    """The cells of one train job, from its name: its group's values and its part."""
-    cells = group_cells(experiment, {a: wildcards[a] for a in free_axes(experiment)})
+    """The cells of one train job, from its name: its pack's values and its part."""
+    cells = experiment.pack_cells(wildcards)
     index, count = parse_part(wildcards["part"])
     if count > len(cells):
-        raise ConfigError(f"experiment {experiment.name}: {count} parts of a group of {len(cells)} cells")
+        raise ConfigError(f"experiment {experiment.name}: {count} parts of a pack of {len(cells)} cells")
     start, end = bounds(len(cells), index, count)
     return cells[start:end]
 
 
 def job_of(experiment: Experiment, cell: Cell, count: int) -> dict[str, str]:
-    """The name (wildcards) of the job of `count` parts per group that trains `cell`."""
-    position = 0  # in its group, whose cells run over the packed axes like itertools.product
+    """The name (wildcards) of the job of `count` parts per pack that trains `cell`."""
+    position = 0  # in its pack, whose cells run over the packed axes like itertools.product
     for axis in experiment.pack:
         levels = experiment.levels(axis)
         position = position * len(levels) + levels.index(sweeping.level_of(cell, axis))
-    index = next(i for i in range(1, count + 1) if position < bounds(experiment.job_size(), i, count)[1])
+    index = next(i for i in range(1, count + 1) if position < bounds(experiment.pack_size(), i, count)[1])
     free = {a: fmt_value(a, sweeping.level_of(cell, a)) for a in free_axes(experiment)}
     return {**free, "part": part_name(index, count)}
 
 
 def jobs(experiment: Experiment, count: int) -> list[dict[str, str]]:
-    """The names (wildcards) of all the experiment's jobs at `count` parts per group."""
+    """The names (wildcards) of all the experiment's jobs at `count` parts per pack."""
     free = free_axes(experiment)
     return [
         {**{a: fmt_value(a, c[a]) for a in free}, "part": part}

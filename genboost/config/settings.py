@@ -67,19 +67,6 @@ def experiment_defaults() -> dict:
     return defaults("properties", "experiments", "additionalProperties")
 
 
-def in_file_order(config: dict, configfiles) -> dict:
-    """The config with its experiments in the order its config files list them, then any given only on the
-    command line: Snakemake's --config moves the experiments it names to the front, and the order matters
-    (the first experiment is the base of the summary's comparisons; a run goes on only from earlier ones)."""
-    order: list[str] = []
-    for path in configfiles:
-        listed = (yaml.safe_load(Path(path).read_text()) or {}).get("experiments") or {}
-        order += [name for name in listed if name not in order]
-    given = config.get("experiments") or {}
-    names = [n for n in order if n in given] + [n for n in given if n not in order]
-    return {**config, "experiments": {n: given[n] for n in names}}
-
-
 def checked(config: dict) -> dict:
     """The config as the pipeline uses it: YAML scalars read, then validated by Snakemake's `validate`, which
     fills in the schema's defaults. Raises snakemake's WorkflowError naming the key and value."""

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import get_type_hints
 
-from genboost.config import settings
+from genboost.config import links, settings
 from genboost.config import sweep as sweeping
 from genboost.config.cell import AXES, DEFAULTS, SETTINGS, Cell
 from genboost.config.datasets import dataset_settings, parsed
@@ -51,6 +51,9 @@ class Experiment:
     continues: str = ""  # the experiment whose runs it trains longer (its setup's second chance), if any
     sweep: dict = field(default_factory=dict)  # swept setting -> tuple of its values (genboost.config.sweep)
     norm: str = "none"  # config key model.norm
+    # Each pack's cells, by the values of its free axes (`pack_cells`): the Snakefile asks for a job's cells several
+    # times (params, inputs, priority) and building 100,000 cells takes seconds. Lives and dies with the experiment.
+    _packs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def dataset(self) -> str:
@@ -65,7 +68,7 @@ class Experiment:
     def setup(self) -> tuple:
         """What makes two experiments one setup of the study, whatever their grids and run lengths."""
         train = {k: v for k, v in self.train.items() if k not in ("epochs", "sam_epochs", *JOB_KEYS)}
-        swept = tuple(sorted((k, str(v)) for k, v in self.sweep.items()))
+        swept = tuple(sorted(self.sweep))  # which settings it sweeps; their values are more of its grid
         return (self.data_id, self.hidden, self.norm, tuple(sorted((k, str(v)) for k, v in train.items())), swept)
 
     @property
@@ -108,22 +111,26 @@ class Experiment:
         """axis -> canonical text of the cell's value, the swept settings included."""
         return {**wildcards_of(cell), **{k: fmt_value(k, sweeping.level_of(cell, k)) for k in self.sweep}}
 
-    def job_cells(self, wildcards: dict) -> list[Cell]:
-        """The cells one train job trains, from its wildcards (the non-packed axes)."""
-        free = {a: (self._lookup(a, wildcards[a]),) for a in self.axes if a not in self.pack}
-        return [self.cell(**c) for c in self.coordinates(free)]
+    def pack_cells(self, values: dict) -> list[Cell]:
+        """The cells of one pack, in job order, from the canonical text of its free axes' values (the axes that
+        `train.pack` does not name); cached."""
+        key = tuple(values[a] for a in self.axes if a not in self.pack)
+        if key not in self._packs:
+            free = {a: (self._lookup(a, values[a]),) for a in self.axes if a not in self.pack}
+            self._packs[key] = [self.cell(**c) for c in self.coordinates(free)]
+        return self._packs[key]
 
-    def job_size(self) -> int:
+    def pack_size(self) -> int:
         size = 1
         for axis in self.pack:
             size *= len(self.levels(axis))
         return size
 
-    def job_cost(self) -> int:
-        """Gradient evaluations of one job, in units of one model-epoch: the scheduler starts the longest first."""
+    def pack_cost(self) -> int:
+        """Gradient evaluations of one pack, in units of one model-epoch: the scheduler starts the longest first."""
         longest = {k: max(self.sweep.get(k, (self.train[k],))) for k in ("epochs", "sam_epochs")}
         epochs = max(longest["epochs"], 2 * longest["sam_epochs"] if any(r > 0 for r in self.grid["rho"]) else 0)
-        return self.job_size() * epochs
+        return self.pack_size() * epochs
 
     def _lookup(self, axis: str, text: str):
         for value in self.levels(axis):
@@ -138,9 +145,13 @@ def wildcards_of(cell: Cell) -> dict:
 
 @dataclass(frozen=True)
 class Study:
+    """The experiments are in the order of their names: the config's order means nothing (Snakemake's --config moves
+    the experiments it names first), so that reordering the config changes no plan and no summary."""
+
     results: str
     experiments: tuple[Experiment, ...]
     analysis: dict
+    baseline: str  # the experiment the summary compares every other one with (config key baseline)
 
     @classmethod
     def from_config(cls, config: dict) -> Study:
@@ -155,18 +166,19 @@ class Study:
         datasets = parsed(config["datasets"])
         experiments = tuple(
             _experiment(name, spec, train, (tuple(model["hidden"]), model["norm"]), preprocess, datasets)
-            for name, spec in config["experiments"].items()
+            for name, spec in sorted(config["experiments"].items())
             if spec.get("enabled", enabled)
         )
         for experiment in experiments:
             sweeping.check(experiment)
-            _check_continues(experiment, config["experiments"], experiments)
+            links.check_continues(experiment, config["experiments"], experiments)
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
         analysis = dict(config.get("analysis") or {})  # the schema's defaults filled in; a measure not given is off
         results = config.get("results", settings.defaults()["results"])
         results = os.path.normpath(str(results))  # ./out, out/ and out are one folder
-        return cls(results=results, experiments=experiments, analysis=analysis)
+        baseline = links.baseline(config.get("baseline"), experiments)
+        return cls(results=results, experiments=experiments, analysis=analysis, baseline=baseline)
 
     def experiment(self, name: str) -> Experiment:
         for e in self.experiments:
@@ -189,7 +201,7 @@ class Study:
 
     def setups(self, compared: dict[str, Experiment | None]) -> dict[str, str | None]:
         """The setups the talk's conclusions are checked on: each compared experiment that continues none ->
-        the first experiment that continues it (its second chance), if any."""
+        its `partner`, the experiment that continues it (its second chance), if any."""
         return {n: p.name if p else None for n, p in compared.items() if not self.experiment(n).continues}
 
     def other_datasets(self, compared: dict[str, Experiment | None]) -> dict[str, dict]:
@@ -206,8 +218,8 @@ class Study:
         }  # fmt: skip
 
     def partner(self, experiment: Experiment) -> Experiment | None:
-        """The experiment it continues (config key `continues`), else the first that continues it; None when
-        there is no such enabled experiment."""
+        """The experiment it continues (config key `continues`), else the first by name that continues it; None
+        when there is no such enabled experiment."""
         for e in self.experiments:
             if e.name == experiment.continues or (e.continues and e.continues == experiment.name):
                 return e
@@ -264,22 +276,3 @@ def _experiment(
         continues=spec.get("continues", ""),
         sweep=sweeping.levels(name, spec),
     )
-
-
-def _check_continues(experiment: Experiment, specs: dict, experiments: tuple[Experiment, ...]) -> None:
-    """`continues` names another experiment of the config that continues none, of the same setup when enabled."""
-    name, target = experiment.name, experiment.continues
-    if not target:
-        return
-    key = f"config key experiments.{name}.continues"
-    if target == name or target not in specs:
-        others = [n for n in specs if n != name]
-        raise ConfigError(f"{key}: {target!r} is not another experiment of the config; one of {others}")
-    if specs[target].get("continues"):
-        raise ConfigError(f"{key}: {target!r} itself continues {specs[target]['continues']!r}; name the first run")
-    enabled = {e.name: e for e in experiments}
-    if target in enabled and enabled[target].setup() != experiment.setup():
-        raise ConfigError(
-            f"{key}: {target!r} has another setup (preprocessing, model or train settings besides epochs): "
-            f"a longer run of it must differ in its epochs only"
-        )

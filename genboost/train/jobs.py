@@ -1,4 +1,5 @@
-"""One train job: the cells of a pack, taken from the store where they exist, trained together where not."""
+"""One train job: the cells of one part of a pack, taken from the store where they exist, trained together where
+not (in blocks: `genboost.train.blocks`)."""
 
 from __future__ import annotations
 
@@ -82,8 +83,8 @@ def make_record(cell: Cell, result: dict, provenance: dict) -> dict:
 class TrainJob:
     """What one train job needs: its cells, the files they go to, the data, and how to train them.
 
-    `prefixes` maps a cell to a shorter run of it whose end state, where the store has it, the cell goes on
-    from (`genboost.train.resume`); the end states of the cells in `keep_state` are stored for longer runs.
+    `shorter_runs` maps a cell to a shorter run of it whose end state, where the store has it, the cell goes on
+    from (`genboost.train.resume`); the end states of the `continued` cells are stored for longer runs.
     The experiment's `train.curve_every` sets the learning curves' interval. `job_file`, where given, gets every
     cell's record, in the order of `cells`, after their metrics.json: what the tables and figures read.
     """
@@ -95,8 +96,8 @@ class TrainJob:
     train_csv: str
     test_csv: str
     threads: int = 1
-    prefixes: dict[Cell, Cell] = field(default_factory=dict)
-    keep_state: set[Cell] | frozenset = frozenset()
+    shorter_runs: dict[Cell, Cell] = field(default_factory=dict)
+    continued: set[Cell] | frozenset = frozenset()
     job_file: str | None = None
 
     @property
@@ -171,7 +172,7 @@ def train_and_store(
     """Train the cells, each block's results stored as soon as it is done (an interrupted job keeps the blocks
     it finished); returns their records."""
     split = cells_split(cells, job.train_csv, job.test_csv, f"train job of {job.experiment.name}")
-    starts = start_states(store, cells, job.prefixes, context, split)
+    starts = start_states(store, cells, job.shorter_runs, context, split)
     about = provenance(job.threads, device, context)
     records = {}
     for idx, results, wall in logged_blocks(job, cells, split, starts, device):
@@ -180,8 +181,9 @@ def train_and_store(
             # before the record: no record without weights
             store.put_weights(keys[cell], result.pop("params"), result.pop("norm_params", None))
             state = result.pop("state", None)
-            if cell in job.keep_state and state is not None and not result["diverged"]:
+            if cell in job.continued and state is not None and not result["diverged"]:
                 store.put_state(keys[cell], state)
+        # the block's time and size: "pack_" is the records' older word for a block, kept as stored records have it
         timing = {"wall_s": wall / len(block), "pack_wall_s": wall, "pack_size": len(block)}
         for i, cell, result in zip(idx, block, results, strict=True):
             resumed = {"resumed_from_epoch": starts[i]["epoch"] if starts[i] else None}
@@ -199,7 +201,7 @@ def logged_blocks(
     progress = ProgressLog(len(cells))
     blocks = engine.train_blocks(
         cells, split, device=str(device), curve_every=job.curve_every, return_params=True,
-        progress=progress.update, start_states=starts, return_state=any(c in job.keep_state for c in cells),
+        progress=progress.update, start_states=starts, return_state=any(c in job.continued for c in cells),
     )  # fmt: skip
     start = time.perf_counter()
     for idx, results in blocks:
@@ -220,14 +222,14 @@ def provenance(threads: int, device: torch.device, context: dict) -> dict:
     }
 
 
-def start_states(store: CellStore, cells: list[Cell], prefixes: dict[Cell, Cell], context: dict, split) -> list:
+def start_states(store: CellStore, cells: list[Cell], shorter_runs: dict[Cell, Cell], context: dict, split) -> list:
     """Per cell, the stored end state of its shorter run where it fits the cell, else None (then it trains
     from the start)."""
 
     states = []
     for cell in cells:
-        prefix, check = prefixes.get(cell), partial(checkpoint.state_problem, cell, split=split)
-        states.append(store.get_state(result_key(prefix.to_dict(), context), check) if prefix else None)
+        shorter, check = shorter_runs.get(cell), partial(checkpoint.state_problem, cell, split=split)
+        states.append(store.get_state(result_key(shorter.to_dict(), context), check) if shorter else None)
     found = [s for s in states if s is not None]
     if found:
         log.info(

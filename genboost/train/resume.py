@@ -4,8 +4,9 @@ The second-chance experiment trains the main experiment's Adam + SAM (rho 0.02) 
 instead of 100. Everything else being equal (the lr schedule's first 100 epochs included: it does not
 depend on the run's length), the first 100 epochs of the long run repeat the short run step for step.
 So the short run's job keeps each such cell's end-of-training state in the store, and the long run's job
-starts from it: half the work, the same bits (tested). Only an experiment listed earlier in the config
-can lend its cells' states to a later one, so that the jobs' dependencies cannot form a cycle.
+starts from it: half the work, the same bits (tested). An experiment goes on only from the experiment it
+`continues` (config key), which itself continues none (genboost.config.study checks it), so the jobs'
+dependencies cannot form a cycle whatever the experiments' order.
 """
 
 from __future__ import annotations
@@ -26,38 +27,50 @@ def run_key(cell: Cell) -> tuple:
 
 
 class Lineage:
-    """The cells of a study that are one run at different lengths (equal but for `epochs`)."""
+    """The cells of a study that go on from a shorter run of themselves: its `shorter_run` in the experiment
+    their experiment continues; and the cells that a longer run goes on from (`continued`)."""
 
     def __init__(self, study: Study):
         self.study = study
-        self._order = {e.name: order for order, e in enumerate(study.experiments)}
-        self._runs: dict[tuple, list[tuple[int, Experiment, Cell]]] = {}
-        for order, experiment in enumerate(study.experiments):
-            # by job group: the Snakefile asks for the same groups' cells again (packing caches them)
-            for group in packing.jobs(experiment, 1):
-                for cell in packing.job_cells(experiment, group):
-                    self._runs.setdefault(run_key(cell), []).append((order, experiment, cell))
+        names = {e.name for e in study.experiments}
+        self._continued = {e.name: study.experiment(e.continues) for e in study.experiments if e.continues in names}
+        # of each continued experiment: run key -> its cells of that run (several where it sweeps epochs), and run
+        # key -> the most epochs of that run in an experiment that continues it
+        self._runs: dict[str, dict[tuple, list[Cell]]] = {}
+        self._longest: dict[str, dict[tuple, int]] = {}
+        for name, continued in self._continued.items():
+            runs = self._runs.setdefault(continued.name, {})
+            if not runs:
+                for cell in _cells(continued):
+                    runs.setdefault(run_key(cell), []).append(cell)
+            longest = self._longest.setdefault(continued.name, {})
+            for cell in _cells(study.experiment(name)):
+                longest[run_key(cell)] = max(longest.get(run_key(cell), 0), cell.epochs)
 
-    def _same_run(self, cell: Cell) -> list[tuple[int, Experiment, Cell]]:
-        """(experiment order, experiment, cell) of every cell of the study that is `cell` at some length."""
-        return self._runs.get(run_key(cell), [])
+    def shorter_run(self, experiment: Experiment, cell: Cell) -> tuple[Experiment, Cell] | None:
+        """The longest shorter run of `cell` in the experiment that `experiment` continues, if any."""
+        continued = self._continued.get(experiment.name)
+        if continued is None:
+            return None
+        shorter = [c for c in self._runs[continued.name].get(run_key(cell), []) if c.epochs < cell.epochs]
+        return (continued, max(shorter, key=lambda c: c.epochs)) if shorter else None
 
-    def prefix(self, experiment: Experiment, cell: Cell) -> tuple[Experiment, Cell] | None:
-        """The longest shorter run of `cell` in an experiment listed before `experiment`, if any."""
-        order = self._order[experiment.name]
-        shorter = [(e, c) for o, e, c in self._same_run(cell) if o < order and c.epochs < cell.epochs]
-        return max(shorter, key=lambda ec: ec[1].epochs, default=None)
-
-    def extended(self, experiment: Experiment, cell: Cell) -> bool:
-        """Whether a later experiment has a longer run of `cell` (so its end state is worth keeping)."""
-        order = self._order[experiment.name]
-        return any(o > order and c.epochs > cell.epochs for o, _, c in self._same_run(cell))
+    def continued(self, experiment: Experiment, cell: Cell) -> bool:
+        """Whether an experiment that continues `experiment` has a longer run of `cell` (so its end state is worth
+        keeping)."""
+        return self._longest.get(experiment.name, {}).get(run_key(cell), 0) > cell.epochs
 
     def for_job(self, experiment: Experiment, cells: list[Cell]) -> tuple[dict[Cell, Cell], set[Cell]]:
-        """`jobs.run_train_job`'s prefixes (cell -> its shorter run) and keep_state (cells a longer run needs)."""
-        prefixes = {}
+        """`jobs.TrainJob`'s shorter_runs (cell -> its shorter run) and continued (the cells a longer run goes on
+        from)."""
+        shorter_runs = {}
         for cell in cells:
-            found = self.prefix(experiment, cell)
+            found = self.shorter_run(experiment, cell)
             if found:
-                prefixes[cell] = found[1]
-        return prefixes, {c for c in cells if self.extended(experiment, c)}
+                shorter_runs[cell] = found[1]
+        return shorter_runs, {c for c in cells if self.continued(experiment, c)}
+
+
+def _cells(experiment: Experiment) -> list[Cell]:
+    """Its cells pack by pack: the Snakefile asks for the same packs' cells again (the experiment caches them)."""
+    return [cell for names in packing.jobs(experiment, 1) for cell in packing.job_cells(experiment, names)]

@@ -59,6 +59,8 @@ rule summary:
         "../../envs/genboost.yaml"
     params:
         experiments=[e.name for e in STUDY.experiments],
+        # the experiment the others are compared with (config key baseline)
+        baseline=STUDY.baseline,
         # the setups the talk's conclusions are checked on: main-like experiment -> its second chance
         setups=STUDY.setups(COMPARED),
         # the setups' grid on other data, checked on its own cells: experiment -> its dataset and second chance

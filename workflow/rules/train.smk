@@ -1,6 +1,6 @@
 # Train each job's cells (or take them from the store), then measure the trained models from their stored
 # weights: measuring is its own step, so changing how a model is measured never retrains it. A job is named by
-# its group and part (genboost/config/packing.py) and writes one job file, which is all that later rules read
+# its pack and part (genboost/config/packing.py) and writes one job file, which is all that later rules read
 # (so planning grows with the jobs, not the models), besides each cell's metrics.json.
 
 
@@ -11,7 +11,7 @@ for exp in STUDY.experiments:
             f"train_{exp.name}"
         input:
             **wiring.data_paths(exp, R),
-            # the jobs of shorter runs of its cells in earlier experiments, whose end states it goes on from
+            # the jobs of shorter runs of its cells in the experiment it continues, whose end states it goes on from
             shorter_runs=lambda wildcards, exp=exp: wiring.job_inputs(
                 LINEAGE, exp, packing.job_cells(exp, dict(wildcards)), PARTS
             ),

@@ -13,5 +13,6 @@ with logging_to(snakemake.log):
         list(snakemake.params.experiments),
         dict(snakemake.params.setups),
         dict(snakemake.params.datasets),
+        snakemake.params.baseline,
     )
     files.write_text(snakemake.output[0], text)

@@ -14,7 +14,7 @@ with logging_to(snakemake.log):
     study = Study.from_config(snakemake.config)
     experiment = study.experiment(snakemake.params.experiment)
     cells = [Cell.from_dict(c) for c in snakemake.params.cells]
-    prefixes, keep_state = Lineage(study).for_job(experiment, cells)
+    shorter_runs, continued = Lineage(study).for_job(experiment, cells)
     job = jobs.TrainJob(
         experiment=experiment,
         cells=cells,
@@ -23,8 +23,8 @@ with logging_to(snakemake.log):
         train_csv=snakemake.input.train,
         test_csv=snakemake.input.test,
         threads=snakemake.threads,
-        prefixes=prefixes,
-        keep_state=keep_state,
+        shorter_runs=shorter_runs,
+        continued=continued,
         job_file=snakemake.output.get("job"),  # none for one model asked for by name
     )
     jobs.run_train_job(job)

@@ -1,0 +1,43 @@
+"""The config keys that name other experiments, checked against the study's enabled experiments (each a
+`genboost.config.study.Experiment`): a run's `continues` and the summary's `baseline`. With them, the order of
+the experiments in the config means nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from genboost.errors import ConfigError
+
+
+def check_continues(experiment, specs: dict, experiments: Sequence) -> None:
+    """`continues` names another experiment of the config (`specs`) that continues none, of the same setup when
+    enabled: so a run goes on only from a shorter run of itself, and the jobs' dependencies form no cycle."""
+    name, target = experiment.name, experiment.continues
+    if not target:
+        return
+    key = f"config key experiments.{name}.continues"
+    if target == name or target not in specs:
+        others = sorted(n for n in specs if n != name)
+        raise ConfigError(f"{key}: {target!r} is not another experiment of the config; one of {others}")
+    if specs[target].get("continues"):
+        raise ConfigError(f"{key}: {target!r} itself continues {specs[target]['continues']!r}; name the first run")
+    enabled = {e.name: e for e in experiments}
+    if target in enabled and enabled[target].setup() != experiment.setup():
+        raise ConfigError(
+            f"{key}: {target!r} has another setup (preprocessing, model or train settings besides epochs): "
+            f"a longer run of it must differ in its epochs only"
+        )
+
+
+def baseline(name: str | None, experiments: Sequence) -> str:
+    """The summary's baseline: the one experiment of a study of one (nothing to compare: the key is not read),
+    else the enabled experiment that config key baseline names."""
+    names = [e.name for e in experiments]
+    if len(names) == 1:
+        return names[0]
+    if name not in names:
+        given = f"{name!r} is not an enabled experiment" if name else "not given"
+        raise ConfigError(
+            f"config key baseline: {given}; name the experiment the summary compares the others with, one of {names}"
+        )
+    return name
