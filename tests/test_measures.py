@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from engine_helpers import train_in_order
 from scipy.optimize import brentq
 
 from genboost.measures.pacbayes import MEASURE_KEYS, FlatnessSettings, block_measures, initializations
-from genboost.train.engine import train_cells
 from genboost.train.model import Cell, Split, init_params, layer_sizes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -194,7 +194,7 @@ def test_mismatched_inputs_fail_at_once():
 def test_initializations_are_the_engines_starting_weights(dtype):
     x, y = random_data(40, 6)
     cells = [Cell("sgd", 1e-3, 0.0, 0.0, seed=s, epochs=1, hidden=(8, 4), dtype=dtype) for s in (0, 5)]
-    untrained = train_cells(cells, Split(x, y, x, y), max_steps=0, return_params=True)
+    untrained = train_in_order(cells, Split(x, y, x, y), max_steps=0, return_params=True)
     params, inits = [r["params"] for r in untrained], initializations(cells, 6)
     for p, i in zip(params, inits, strict=True):
         assert all(torch.equal(a, b) for wb, wb0 in zip(p, i, strict=True) for a, b in zip(wb, wb0, strict=True))

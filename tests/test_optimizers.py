@@ -12,7 +12,7 @@ from genboost import wiring
 from genboost.config import optimizers
 from genboost.config import study as grid
 from genboost.config.cell import AXES, DEFAULTS, Cell
-from genboost.train import blocks, checkpoint, oracle
+from genboost.train import blocks, checkpoint, engine_step, oracle
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,10 @@ def test_the_reference_trainer_builds_every_registered_optimizer():
         assert opt.defaults["lr"] == 1e-3 and opt.defaults["weight_decay"] == 1e-4
     with pytest.raises(ValueError, match=r"cell.optimizer must be one of \['sgd', 'adam'\], got 'rmsprop'"):
         oracle.build_optimizer(cell("rmsprop"), params)
+
+
+def test_the_engine_steps_every_registered_optimizer():
+    assert list(engine_step.UPDATES) == list(optimizers.NAMES)
 
 
 def test_a_cell_keeps_only_the_settings_its_optimizer_reads():

@@ -20,11 +20,13 @@ below is part of a contract the engine copies op for op:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from genboost.config.cell import NORMS
+from genboost.config.optimizers import ADAM, SGD
 from genboost.train.model import (
     NORM_EPS,
     Cell,
@@ -64,18 +66,29 @@ def param_groups(cell: Cell, model: nn.Sequential) -> list[dict]:
     return [{"params": linears}, {"params": norms, "weight_decay": 0.0, "decay": False}]
 
 
-def _sgd(cell: Cell, decoupled: bool) -> tuple[type, dict]:
-    return torch.optim.SGD, dict(momentum=cell.momentum, weight_decay=0.0 if decoupled else cell.wd)
+@dataclass(frozen=True)
+class TorchOptimizer:
+    """An optimizer as torch.optim builds it for a cell: its class, its keyword arguments but lr, and whether the
+    decoupled decay is a step pre-hook (`_sgdw_decay`: torch's SGD has no decoupled mode)."""
+
+    cls: type
+    kwargs: dict
+    decay_hook: bool = False
 
 
-def _adam(cell: Cell, decoupled: bool) -> tuple[type, dict]:
+def _sgd(cell: Cell, decoupled: bool) -> TorchOptimizer:
+    kwargs = dict(momentum=cell.momentum, weight_decay=0.0 if decoupled else cell.wd)
+    return TorchOptimizer(torch.optim.SGD, kwargs, decay_hook=decoupled and cell.wd != 0)
+
+
+def _adam(cell: Cell, decoupled: bool) -> TorchOptimizer:
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-    return cls, dict(betas=cell.adam_betas, eps=cell.adam_eps, weight_decay=cell.wd)
+    return TorchOptimizer(cls, dict(betas=cell.adam_betas, eps=cell.adam_eps, weight_decay=cell.wd))
 
 
-# Each optimizer of genboost.config.optimizers as torch.optim builds it: (cell, decoupled) -> (class, keyword
-# arguments but lr); tests/test_optimizers.py checks that the two name the same optimizers.
-TORCH_OPTIMIZERS = {"sgd": _sgd, "adam": _adam}
+# Each optimizer of genboost.config.optimizers as torch.optim builds it: (cell, decoupled) -> TorchOptimizer;
+# tests/test_optimizers.py checks that the two name the same optimizers.
+TORCH_OPTIMIZERS = {SGD: _sgd, ADAM: _adam}
 
 
 def build_optimizer(cell: Cell, params) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
@@ -87,14 +100,14 @@ def build_optimizer(cell: Cell, params) -> tuple[torch.optim.Optimizer, torch.op
         raise ValueError(f"cell.norm must be one of {list(NORMS)}, got {cell.norm!r}")
     if cell.optimizer not in TORCH_OPTIMIZERS:
         raise ValueError(f"cell.optimizer must be one of {list(TORCH_OPTIMIZERS)}, got {cell.optimizer!r}")
-    cls, kwargs = TORCH_OPTIMIZERS[cell.optimizer](cell, decoupled)
-    kwargs.update(lr=cell.lr, foreach=False)
+    torch_optimizer = TORCH_OPTIMIZERS[cell.optimizer](cell, decoupled)
+    cls, kwargs = torch_optimizer.cls, dict(torch_optimizer.kwargs, lr=cell.lr, foreach=False)
     if cell.rho > 0:
         opt = SAM(params, cls, rho=cell.rho, adaptive=cell.sam_adaptive, **kwargs)
         base = opt.base_optimizer
     else:
         opt = base = cls(params, **kwargs)
-    if cell.optimizer == "sgd" and decoupled and cell.wd != 0:
+    if torch_optimizer.decay_hook:
         base.register_step_pre_hook(_sgdw_decay(cell.wd))
     return opt, base
 
