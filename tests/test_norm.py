@@ -13,7 +13,7 @@ from workflow_helpers import checked_config
 from genboost import wiring
 from genboost.config import study as grid
 from genboost.measures import job as measure_job
-from genboost.train import engine_net, jobs
+from genboost.train import engine_net, jobs, model
 from genboost.train.model import Cell, init_norm_params, init_params, layer_sizes, steps_per_epoch
 from genboost.train.oracle import train_cell
 from genboost.train.store import CellStore
@@ -60,7 +60,7 @@ def test_the_engines_layer_norm_is_torchs_forward_and_backward():
     bias = torch.randn(k, 1, width, generator=g, dtype=torch.float64)
     dy = torch.randn(k, rows, width, generator=g, dtype=torch.float64)
     out, normed, rstd = z.clone(), torch.empty_like(z), torch.empty(k, rows, 1, dtype=z.dtype)
-    engine_net._layer_norm(out, gain, bias, normed, rstd)
+    model.layer_norm(out, gain, bias, (normed, rstd))
     grad_gain, grad_bias, dz = torch.empty_like(gain), torch.empty_like(bias), dy.clone()
     engine_net._layer_norm_backward(dz, gain, grad_gain, grad_bias, normed, rstd, torch.empty_like(z))
     for i in range(k):  # each cell: torch.nn.LayerNorm with its own gain and bias, backward by autograd
