@@ -12,9 +12,8 @@ from workflow_helpers import checked_config
 
 from genboost import wiring
 from genboost.config import study as grid
-from genboost.measures import job as measure_job
 from genboost.train import engine_net, jobs, model
-from genboost.train.model import Cell, init_norm_params, init_params, layer_sizes, steps_per_epoch
+from genboost.train.model import Cell, steps_per_epoch
 from genboost.train.oracle import train_cell
 from genboost.train.store import CellStore
 
@@ -154,17 +153,6 @@ def test_the_store_keeps_and_checks_the_norm_params(tmp_path, split):
     assert all(
         torch.equal(x, y) for (a, b), (p, q) in zip(got, r["norm_params"], strict=True) for x, y in ((a, p), (b, q))
     )
-
-
-def test_a_normed_models_weight_norm_and_distance_include_the_norm_params(split):
-    c = cell("sgd")
-    sizes = layer_sizes(N_FEATURES, HIDDEN)
-    params, norms = init_params(c.seed, sizes), init_norm_params(sizes)
-    at_init = measure_job.normed_model_norms(c, params, norms, split)
-    everything = torch.cat([t.flatten() for pair in (*params, *norms) for t in pair])
-    assert at_init == {"weight_norm": pytest.approx(torch.linalg.vector_norm(everything).item()), "dist_from_init": 0}
-    moved = [(g + 1, b) for g, b in norms]  # every gain from 1 to 2: distance sqrt(16 + 8)
-    assert measure_job.normed_model_norms(c, params, moved, split)["dist_from_init"] == pytest.approx(24**0.5)
 
 
 def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains(repo_root):

@@ -57,6 +57,13 @@ def param_shapes(sizes: list[int], norm: str = "none") -> list[tuple[int, int]]:
     return shapes
 
 
+def model_tensors(params, norm_params=()) -> list[torch.Tensor]:
+    """A model's tensors in `param_shapes` order from its per-layer (W, b) and per-hidden-layer (gain, bias) pairs
+    (none without a norm)."""
+    norms = list(norm_params)
+    return [t for i, wb in enumerate(params) for t in (*wb, *(norms[i] if i < len(norms) else ()))]
+
+
 def layers_of(tensors, normed: bool) -> list[tuple]:
     """A model's tensors in `param_shapes` order (W0, b0, [gain0, bias0,] W1, ...) as `forward`'s layers: per layer
     (W, b, gain, bias), gain and bias None where no norm follows (the output layer, or `normed` False)."""

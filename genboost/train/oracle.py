@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import zip_longest
 
 import torch
 from torch import nn
@@ -39,6 +38,7 @@ from genboost.train.model import (
     init_params,
     layer_sizes,
     layers_of,
+    model_tensors,
     shuffle_generator,
     torch_dtype,
 )
@@ -54,9 +54,8 @@ class MLP(nn.Module):
         dtype, sizes = torch_dtype(cell.dtype), layer_sizes(n_features, cell.hidden)
         linears = init_params(cell.seed, sizes, dtype)
         norms = init_norm_params(sizes, dtype) if cell.normed else []
-        layers = [(*wb, *gb) for wb, gb in zip_longest(linears, norms, fillvalue=())]
         self.normed = cell.normed
-        self.weights = nn.ParameterList(nn.Parameter(t.to(device)) for layer in layers for t in layer)
+        self.weights = nn.ParameterList(nn.Parameter(t.to(device)) for t in model_tensors(linears, norms))
 
     def layers(self) -> list[tuple]:
         return layers_of(self.weights, self.normed)
