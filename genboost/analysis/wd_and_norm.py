@@ -93,30 +93,33 @@ def flatness_lines(cells: pd.DataFrame, alpha: float) -> tuple[list[str], list[s
     columns = flatness_columns(cells)
     if not columns:
         return ["- Flatness: no flatness measure was computed (the study's `analysis` turned them off)"], []
-    lines, words = [], []
-    for column in columns:
-        for wd in sorted(w for w in cells["wd"].unique() if w > 0):
-            treat, control = wd_pairs(cells, column, wd)
-            r = paired_tests(treat - control)
-            word = _direction(r, alpha, "sharper", "flatter")
-            words.append(word)
-            head = f"- Flatness ({registry.label(column)}), wd={fmt_number(wd)} vs wd=0"
-            text = "no pairs" if r["n_pairs"] == 0 else f"{_test_text(r)}, difference"
-            lines.append(f"{head}: {word} ({text})")
-    return lines, words
+    return _per_wd_lines(
+        cells, columns, alpha, ("sharper", "flatter"), "difference",
+        subject=lambda column: f"Flatness ({registry.label(column)})",
+        differences=lambda column, wd: np.subtract(*wd_pairs(cells, column, wd)),
+    )  # fmt: skip
 
 
 def eff_lr_lines(cells: pd.DataFrame, alpha: float) -> tuple[list[str], list[str]]:
     """(lines, each wd x layer's word: raised | lowered | within noise | not testable) of the effective lr."""
+    return _per_wd_lines(
+        cells, eff_lr_columns(cells), alpha, ("raised", "lowered"), "log ratio",
+        subject=lambda column: f"Effective lr of hidden layer {column[len('eff_lr_l') :]}",
+        differences=lambda column, wd: eff_lr_pairs(cells, column, wd),
+    )  # fmt: skip
+
+
+def _per_wd_lines(cells, columns, alpha: float, up_down: tuple[str, str], unit: str, subject, differences):
+    """(lines, words) of each column and wd > 0 against wd=0: the paired tests of `differences(column, wd)` (in
+    `unit`), worded up / down / within noise / not testable; `subject(column)` heads the line."""
     lines, words = [], []
-    for column in eff_lr_columns(cells):
+    for column in columns:
         for wd in sorted(w for w in cells["wd"].unique() if w > 0):
-            r = paired_tests(eff_lr_pairs(cells, column, wd))
-            word = _direction(r, alpha, "raised", "lowered")
+            r = paired_tests(differences(column, wd))
+            word = _direction(r, alpha, *up_down)
             words.append(word)
-            head = f"- Effective lr of hidden layer {column[len('eff_lr_l') :]}, wd={fmt_number(wd)} vs wd=0"
-            text = "no pairs" if r["n_pairs"] == 0 else f"{_test_text(r)}, log ratio"
-            lines.append(f"{head}: {word} ({text})")
+            text = "no pairs" if r["n_pairs"] == 0 else f"{_test_text(r)}, {unit}"
+            lines.append(f"- {subject(column)}, wd={fmt_number(wd)} vs wd=0: {word} ({text})")
     return lines, words
 
 
