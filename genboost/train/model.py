@@ -81,8 +81,9 @@ def forward(layers, x: torch.Tensor, ws=None) -> tuple[list[torch.Tensor], torch
 
     `layers` are per layer (W [in, out], b, gain, bias) as `layers_of` gives them, of one model (x [n, in]) or of
     K stacked ones (W [K, in, out], b [K, 1, out], x [K, n, in]). Returns (each layer's input, the predictions
-    [n] or [K, n]). Autograd and torch.func differentiate it; where the workspace `ws` is given (the engine's, with
-    `outputs`, `normed`, `rstd` per layer) it writes into it instead, for the engine's hand-written backward.
+    [n] or [K, n]). Autograd differentiates it (the oracle's training, the measures' gradients and Hessians); where
+    the workspace `ws` is given (the engine's, with `outputs`, `normed`, `rstd` per layer) it writes into it
+    instead, for the engine's hand-written backward.
     """
     acts, h, last = [x], x, len(layers) - 1
     for layer, (w, b, gain, bias) in enumerate(layers):
