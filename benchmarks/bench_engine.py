@@ -32,7 +32,7 @@ from genboost.data.preprocess import preprocess  # noqa: E402
 from genboost.data.tensors import load_split  # noqa: E402
 from genboost.files import write_json  # noqa: E402
 from genboost.train.blocks import BLOCK_SIZE  # noqa: E402
-from genboost.train.engine import train_cells  # noqa: E402
+from genboost.train.engine import train_blocks  # noqa: E402
 from genboost.train.model import Cell  # noqa: E402
 from genboost.train.oracle import train_cell  # noqa: E402
 
@@ -58,6 +58,15 @@ def grid_cells(optimizer: str, rho: float, k: int, epochs: int) -> list[Cell]:
     """k cells over the study's lr x wd x seed axes."""
     points = itertools.islice(itertools.product(range(k), LRS, WDS), k)
     return [Cell(optimizer, lr, wd, rho, seed=seed, epochs=epochs) for seed, lr, wd in points]
+
+
+def train_cells(cells, split, **options) -> list[dict]:
+    """The engine's results, in the order of `cells`, by the pipeline's path (`engine.train_blocks`)."""
+    results: list[dict | None] = [None] * len(cells)
+    for idx, out in train_blocks(cells, split, **options):
+        for i, result in zip(idx, out, strict=True):
+            results[i] = result
+    return results
 
 
 def timed(fn) -> float:

@@ -26,10 +26,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_engine import load_data  # noqa: E402  (this folder is on sys.path when run as a script)
+from bench_engine import load_data, train_cells  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from genboost.measures import pacbayes as measures  # noqa: E402
-from genboost.train.engine import train_cells  # noqa: E402
 from genboost.train.model import Cell, init_params, layer_sizes  # noqa: E402
 
 DEFAULT_CSV = Path(

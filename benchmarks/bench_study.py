@@ -113,9 +113,7 @@ def train_phase(workdir: Path) -> tuple[float, float, float]:
 def machine_speed(split) -> float:
     """Engine ms per model-epoch, 72 Adam + SAM models, 2 epochs, 1 thread: how fast the machine is now."""
     import torch
-    from bench_engine import grid_cells
-
-    from genboost.train.engine import train_cells
+    from bench_engine import grid_cells, train_cells
 
     torch.set_num_threads(1)
     cells = grid_cells("adam", 0.05, 72, 2)

@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 import torch
+from engine_helpers import train_in_order
 
 from genboost.train import engine
 from genboost.train.blocks import block_key, even_chunks, plan_blocks
 from genboost.train.checkpoint import state_problem
-from genboost.train.engine import train_cells
 from genboost.train.model import Cell, flush_denormal_enabled, init_params, layer_sizes, steps_per_epoch
 from genboost.train.oracle import train_cell
 
@@ -53,7 +53,7 @@ def same_result(a, b):
 
 def assert_agrees(cells, split, max_steps, rtol, atol, mse_rtol, device="cpu"):
     """Engine (all cells in one call) against the oracle cell by cell: weights and test MSE."""
-    got = train_cells(cells, split, device=device, max_steps=max_steps, return_params=True)
+    got = train_in_order(cells, split, device=device, max_steps=max_steps, return_params=True)
     for c, g in zip(cells, got, strict=True):
         want = train_cell(c, split, device=device, max_steps=max_steps, return_params=True)
         assert g["steps"] == want["steps"] == max_steps and not g["diverged"], c
@@ -98,9 +98,10 @@ def test_a_cell_gives_the_same_bits_alone_inside_any_block_and_on_any_thread_cou
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            runs.append(train_cells(mates, split, max_steps=20, return_params=True))
-            runs.append([train_cells([c], split, max_steps=20, return_params=True)[0] for c in mates])
-            runs.append(train_cells(mates, split, max_steps=20, return_params=True, block_size=4))  # blocks of 4 and 3
+            runs.append(train_in_order(mates, split, max_steps=20, return_params=True))
+            runs.append([train_in_order([c], split, max_steps=20, return_params=True)[0] for c in mates])
+            # blocks of 4 and 3
+            runs.append(train_in_order(mates, split, max_steps=20, return_params=True, block_size=4))
     finally:
         torch.set_num_threads(previous)
     for run in runs[1:]:
@@ -109,9 +110,9 @@ def test_a_cell_gives_the_same_bits_alone_inside_any_block_and_on_any_thread_cou
 
 def test_mixed_settings_are_split_into_blocks_and_results_keep_the_input_order(split):
     cells = [VARIANTS[0], replace(VARIANTS[3], epochs=2), VARIANTS[1], replace(VARIANTS[9], dtype="float64")]
-    together = train_cells(cells, split, max_steps=20, return_params=True)
+    together = train_in_order(cells, split, max_steps=20, return_params=True)
     for c, got in zip(cells, together, strict=True):
-        assert same_result(got, train_cells([c], split, max_steps=20, return_params=True)[0])
+        assert same_result(got, train_in_order([c], split, max_steps=20, return_params=True)[0])
     assert together[1]["steps"] == 2 * SPE  # its own epochs
     assert together[3]["params"][0][0].dtype == torch.float64
 
@@ -137,35 +138,35 @@ def test_even_chunks_cover_the_range_in_near_equal_parts_and_never_leave_a_lone_
 
 def test_two_runs_are_bit_identical(split):
     cells = VARIANTS[::2]
-    first, second = (train_cells(cells, split, max_steps=40, return_params=True) for _ in range(2))
+    first, second = (train_in_order(cells, split, max_steps=40, return_params=True) for _ in range(2))
     assert all(same_result(a, b) for a, b in zip(first, second, strict=True))
 
 
 def test_absurd_lr_diverges_at_the_oracle_step_and_leaves_block_mates_alone(split):
     mates = [cell("sgd", seed=i) for i in range(3)]
     wild = cell("sgd", lr=1e4, seed=5)
-    block = train_cells([mates[0], wild, *mates[1:]], split, max_steps=60, return_params=True)
+    block = train_in_order([mates[0], wild, *mates[1:]], split, max_steps=60, return_params=True)
     want = train_cell(wild, split, max_steps=60)
     assert block[1]["diverged"] and want["diverged"]
     assert block[1]["diverged_step"] == want["diverged_step"] and 1 < want["diverged_step"] < 60
     assert block[1]["steps"] == want["steps"] == want["diverged_step"] - 1
     # It kept the weights it had when its loss went non-finite ...
-    frozen = train_cells([wild], split, max_steps=block[1]["steps"], return_params=True)[0]
+    frozen = train_in_order([wild], split, max_steps=block[1]["steps"], return_params=True)[0]
     for a, b in zip(block[1]["params"], frozen["params"], strict=True):
         for x, y in zip(a, b, strict=True):
             torch.testing.assert_close(x, y, rtol=0, atol=0, equal_nan=True)
     # ... and the others trained as if it was not there.
     for got, c in zip([block[0], *block[2:]], mates, strict=True):
-        assert same_result(got, train_cells([c], split, max_steps=60, return_params=True)[0])
+        assert same_result(got, train_in_order([c], split, max_steps=60, return_params=True)[0])
         assert not got["diverged"] and got["diverged_step"] is None and got["steps"] == 60
 
 
 def test_max_steps_stops_every_cell_there(split):
     cells = [cell("adam", seed=1), cell("adam", seed=2, lr=3e-3)]
-    assert [r["steps"] for r in train_cells(cells, split, max_steps=SPE + 3)] == [SPE + 3] * 2
+    assert [r["steps"] for r in train_in_order(cells, split, max_steps=SPE + 3)] == [SPE + 3] * 2
     short = replace(cells[0], epochs=2)
-    assert train_cells([short], split, max_steps=10_000)[0]["steps"] == 2 * SPE
-    untouched = train_cells(cells, split, max_steps=0, return_params=True)
+    assert train_in_order([short], split, max_steps=10_000)[0]["steps"] == 2 * SPE
+    untouched = train_in_order(cells, split, max_steps=0, return_params=True)
     for c, r in zip(cells, untouched, strict=True):
         assert r["steps"] == 0
         assert params_equal(r["params"], init_params(c.seed, layer_sizes(N_FEATURES, HIDDEN)))
@@ -173,13 +174,13 @@ def test_max_steps_stops_every_cell_there(split):
 
 def test_curve_records_every_n_epochs_and_the_end(split):
     cells = [replace(c, epochs=5) for c in VARIANTS[:2]]
-    results = train_cells(cells, split, curve_every=2)
-    at_four = train_cells(cells, split, max_steps=4 * SPE)
+    results = train_in_order(cells, split, curve_every=2)
+    at_four = train_in_order(cells, split, max_steps=4 * SPE)
     for r, r4 in zip(results, at_four, strict=True):
         assert [p["epoch"] for p in r["curve"]] == [2, 4, 5]
         assert r["curve"][1]["test_mse"] == r4["test_mse"] and r["curve"][1]["train_mse"] == r4["train_mse"]
         assert r["curve"][-1]["test_mse"] == r["test_mse"] and r["curve"][-1]["train_mse"] == r["train_mse"]
-    stopped = train_cells(cells, split, curve_every=1, max_steps=2 * SPE + 3)
+    stopped = train_in_order(cells, split, curve_every=1, max_steps=2 * SPE + 3)
     assert [p["epoch"] for p in stopped[0]["curve"]] == [1, 2, pytest.approx(2 + 3 / SPE)]
     assert stopped[0]["curve"][-1]["test_mse"] == stopped[0]["test_mse"]
     assert "curve" not in at_four[0]
@@ -188,17 +189,17 @@ def test_curve_records_every_n_epochs_and_the_end(split):
 def test_progress_is_reported_per_epoch_and_block(split):
     cells = [replace(c, epochs=2) for c in (VARIANTS[0], VARIANTS[1], VARIANTS[9])]
     calls = []
-    train_cells(cells, split, progress=lambda *a: calls.append(a), block_size=4)
-    assert calls == [(0, 3, 1, 2), (0, 3, 2, 2), (2, 3, 1, 2), (2, 3, 2, 2)]
+    train_in_order(cells, split, progress=lambda *a: calls.append(a), block_size=4)
+    assert calls == [(2, 1, 2), (2, 2, 2), (1, 1, 2), (1, 2, 2)]  # (cells of the block, epoch, epochs)
 
 
 def test_flush_denormal_is_applied_for_the_run_and_restored(split):
     torch.set_flush_denormal(False)
     seen = []
-    train_cells([replace(VARIANTS[0], epochs=1)], split, progress=lambda *a: seen.append(flush_denormal_enabled()))
+    train_in_order([replace(VARIANTS[0], epochs=1)], split, progress=lambda *a: seen.append(flush_denormal_enabled()))
     assert seen == [True] and not flush_denormal_enabled()
-    a = train_cells([replace(VARIANTS[0], flush_denormal=False)], split, max_steps=20, return_params=True)[0]
-    b = train_cells([VARIANTS[0]], split, max_steps=20, return_params=True)[0]
+    a = train_in_order([replace(VARIANTS[0], flush_denormal=False)], split, max_steps=20, return_params=True)[0]
+    b = train_in_order([VARIANTS[0]], split, max_steps=20, return_params=True)[0]
     assert math.isfinite(a["test_mse"]) and a["test_mse"] == pytest.approx(b["test_mse"], rel=1e-4)
 
 
@@ -215,17 +216,17 @@ def test_flush_denormal_is_applied_for_the_run_and_restored(split):
 def test_bad_arguments_are_rejected_by_name(split, kwargs, message):
     args = dict(cells=[VARIANTS[0]], split=split) | kwargs
     with pytest.raises(ValueError, match=message):
-        train_cells(**args)
+        train_in_order(**args)
 
 
 def test_a_longer_run_goes_on_from_a_shorter_runs_state_to_the_same_bits(split):
     """The second-chance shortcut: epochs 1..3 stored by a 3-epoch run, 4..6 trained from there."""
     longer = [replace(c, epochs=6, t_max=4) for c in VARIANTS]  # t_max 4: the schedule restarts inside
     shorter = [replace(c, epochs=3) for c in longer]
-    whole = train_cells(longer, split, return_params=True, curve_every=2)
-    states = [r["state"] for r in train_cells(shorter, split, curve_every=2, return_state=True)]
+    whole = train_in_order(longer, split, return_params=True, curve_every=2)
+    states = [r["state"] for r in train_in_order(shorter, split, curve_every=2, return_state=True)]
     assert all(s["epoch"] == 3 and s["steps"] == 3 * SPE for s in states)
-    resumed = train_cells(longer[::-1], split, return_params=True, curve_every=2, start_states=states[::-1])[::-1]
+    resumed = train_in_order(longer[::-1], split, return_params=True, curve_every=2, start_states=states[::-1])[::-1]
     for a, b in zip(whole, resumed, strict=True):
         assert same_result(a, b)
         assert a["curve"] == b["curve"] and [p["epoch"] for p in b["curve"]] == [2, 4, 6]  # not the short run's 3
@@ -233,10 +234,10 @@ def test_a_longer_run_goes_on_from_a_shorter_runs_state_to_the_same_bits(split):
 
 def test_a_state_only_at_the_end_of_an_epoch_and_a_start_past_the_cells_epochs_is_refused(split):
     c = cell("adam", epochs=2)
-    assert train_cells([c], split, max_steps=SPE + 1, return_state=True)[0]["state"] is None
-    state = train_cells([c], split, return_state=True)[0]["state"]
+    assert train_in_order([c], split, max_steps=SPE + 1, return_state=True)[0]["state"] is None
+    state = train_in_order([c], split, return_state=True)[0]["state"]
     with pytest.raises(ValueError, match="ends at epoch 2, cell 0 has 1"):
-        train_cells([replace(c, epochs=1)], split, start_states=[state])
+        train_in_order([replace(c, epochs=1)], split, start_states=[state])
 
 
 def test_train_blocks_yields_each_block_when_it_is_done_with_its_cells_positions(split):
@@ -248,13 +249,13 @@ def test_train_blocks_yields_each_block_when_it_is_done_with_its_cells_positions
     rest = list(blocks)
     assert [i for i, _ in rest] == [[1, 3]] and calls == [(2, 1, 1), (2, 1, 1)]
     by_cell = dict(zip(idx + rest[0][0], results + rest[0][1], strict=True))
-    together = train_cells(cells, split, return_params=True)
+    together = train_in_order(cells, split, return_params=True)
     assert all(same_result(by_cell[i], r) for i, r in enumerate(together))
 
 
 def test_a_state_that_does_not_fit_the_cell_is_named(split):
     c = cell("adam", epochs=4)
-    state = train_cells([replace(c, epochs=2)], split, return_state=True)[0]["state"]
+    state = train_in_order([replace(c, epochs=2)], split, return_state=True)[0]["state"]
     assert state_problem(c, state, split) is None
     w, b, *rest = state["stack"]
     bad = {

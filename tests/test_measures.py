@@ -5,11 +5,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from engine_helpers import train_in_order
 from scipy.optimize import brentq
 
+from genboost.measures import pacbayes
+from genboost.measures.noisy_mse import NoisyMSE, Shares, draws_of
 from genboost.measures.pacbayes import MEASURE_KEYS, FlatnessSettings, block_measures, initializations
-from genboost.train.engine import train_cells
-from genboost.train.model import Cell, Split, init_params, layer_sizes
+from genboost.train.model import NORM_EPS, Cell, Split, init_norm_params, init_params, layer_sizes, model_tensors
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 F64 = torch.float64
@@ -116,6 +118,77 @@ def test_a_block_gives_each_model_what_it_gets_alone(dtype):
     assert all(set(r) == set(MEASURE_KEYS) and all(math.isfinite(v) for v in r.values()) for r in block)
 
 
+def normed_models(k, hidden=(8, 4), f=6):
+    """k models with a norm (float64): weights as `trained_like_models`, gains and norm biases moved from 1 and 0."""
+    models, inits = trained_like_models(k, hidden, f)
+    g = torch.Generator().manual_seed(7)
+    start = init_norm_params(layer_sizes(f, hidden), F64)
+    norms = [[(a + 0.2 * torch.randn(a.shape, generator=g, dtype=F64), b + 0.1) for a, b in start] for _ in range(k)]
+    return models, inits, norms, [start] * k
+
+
+def test_a_block_of_normed_models_gives_each_model_what_it_gets_alone():
+    x, y = random_data(120, 6)
+    models, inits, norms, norm_inits = normed_models(3)
+    settings = FlatnessSettings(samples=8, iters=10)
+    block = block_measures(models, inits, x, y, settings=settings, norm_list=norms, norm_init_list=norm_inits)
+    alone = [
+        block_measures([m], [i], x, y, settings=settings, norm_list=[n], norm_init_list=[n0])[0]
+        for m, i, n, n0 in zip(models, inits, norms, norm_inits, strict=True)
+    ]
+    assert block == alone
+    assert all(all(math.isfinite(v) for v in r.values()) for r in block)
+    plain = block_measures(models, inits, x, y, settings=settings)
+    assert [r["pacbayes_flatness"] for r in plain] != [r["pacbayes_flatness"] for r in block]
+
+
+def test_a_normed_models_noisy_mse_is_the_direct_sum_through_torchs_layer_norm():
+    """The estimator's mean MSE increase at one sigma against its definition, written out with torch.nn.functional:
+    draw e perturbs every hidden tensor (gains and norm biases too) and is evaluated on share e % parts, the output
+    layer's noise (variance sigma^2 per weight and for the bias) integrated out."""
+    x, y = random_data(45, 6)
+    models, _, norms, _ = normed_models(1, hidden=(5, 3))
+    stacked = pacbayes.stack_params([model_tensors(models[0], norms[0])])
+    parts, sigma, n = 3, 0.07, len(y)
+    draws = draws_of(11, stacked[:-2], parts, twice=False)
+    got = (
+        NoisyMSE(stacked, True, Shares.of(x, y, parts), [draws], None)
+        .increase(torch.tensor([sigma], dtype=F64))[0]
+        .item()
+    )
+
+    def last_hidden(tensors, rows):
+        h = x[rows]
+        for j in range(0, len(tensors), 4):
+            w, b, gain, bias = tensors[j : j + 4]
+            h = torch.nn.functional.linear(h, w.T, b)
+            h = torch.relu(torch.nn.functional.layer_norm(h, (h.shape[-1],), gain, bias, eps=NORM_EPS))
+        return h
+
+    w_out, b_out = stacked[-2][0], stacked[-1][0]
+    plain = last_hidden([t[0] for t in stacked[:-2]], torch.arange(n))
+    unperturbed = ((plain @ w_out + b_out).squeeze(-1) - y).square().mean().item()
+    total = 0.0
+    for e in range(2 * parts):
+        rows = torch.arange(e % parts, n, parts)
+        h = last_hidden([t[0] + sigma * d[e] for t, d in zip(stacked[:-2], draws, strict=True)], rows)
+        err = (h @ w_out + b_out).squeeze(-1) - y[rows]
+        total += err.square().sum().item() + sigma**2 * (h.square().sum().item() + len(rows))
+    assert got == pytest.approx(total / (2 * n) - unperturbed, rel=1e-9)
+
+
+def test_a_normed_models_weight_norm_and_distance_include_the_norm_params():
+    x, y = random_data(40, 6)
+    models, inits, norms, norm_inits = normed_models(1)
+    out = block_measures(
+        models, inits, x, y, settings=FlatnessSettings(iters=1), norm_list=norms, norm_init_list=norm_inits
+    )[0]
+    everything = torch.cat([t.flatten() for t in model_tensors(models[0], norms[0])])
+    start = torch.cat([t.flatten() for t in model_tensors(inits[0], norm_inits[0])])
+    assert out["weight_norm"] == pytest.approx(torch.linalg.vector_norm(everything).item(), rel=1e-12)
+    assert out["dist_from_init"] == pytest.approx(torch.linalg.vector_norm(everything - start).item(), rel=1e-12)
+
+
 def test_deterministic_and_leaves_the_global_rng_alone():
     x, y = random_data(100, 6)
     models, inits = trained_like_models(3)
@@ -194,7 +267,7 @@ def test_mismatched_inputs_fail_at_once():
 def test_initializations_are_the_engines_starting_weights(dtype):
     x, y = random_data(40, 6)
     cells = [Cell("sgd", 1e-3, 0.0, 0.0, seed=s, epochs=1, hidden=(8, 4), dtype=dtype) for s in (0, 5)]
-    untrained = train_cells(cells, Split(x, y, x, y), max_steps=0, return_params=True)
+    untrained = train_in_order(cells, Split(x, y, x, y), max_steps=0, return_params=True)
     params, inits = [r["params"] for r in untrained], initializations(cells, 6)
     for p, i in zip(params, inits, strict=True):
         assert all(torch.equal(a, b) for wb, wb0 in zip(p, i, strict=True) for a, b in zip(wb, wb0, strict=True))

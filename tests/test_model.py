@@ -28,10 +28,10 @@ def test_training_does_not_import_torch_dynamo():
     """A training process stays off torch._dynamo (1-2 s of import in each of the study's jobs)."""
     code = (
         "import sys, torch\n"
-        "from genboost.train.engine import train_cells\n"
+        "from genboost.train.engine import train_blocks\n"
         "from genboost.train.model import Cell, Split\n"
         "x = torch.randn(40, 5); y = torch.randint(0, 7, (40,)).float()\n"
-        "train_cells([Cell('adam', 1e-3, 1e-4, 0.05, seed=0, epochs=2, hidden=(4,))], Split(x, y, x, y))\n"
+        "list(train_blocks([Cell('adam', 1e-3, 1e-4, 0.05, seed=0, epochs=2, hidden=(4,))], Split(x, y, x, y)))\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -7,14 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 import yaml
+from engine_helpers import train_in_order
 from workflow_helpers import checked_config
 
 from genboost import wiring
 from genboost.config.study import Study
-from genboost.measures import job as measure_job
-from genboost.train import engine_net, jobs
-from genboost.train.engine import train_cells
-from genboost.train.model import Cell, init_norm_params, init_params, layer_sizes, steps_per_epoch
+from genboost.train import engine_net, jobs, model
+from genboost.train.model import Cell, steps_per_epoch
 from genboost.train.oracle import train_cell
 from genboost.train.store import CellStore
 
@@ -60,7 +59,7 @@ def test_the_engines_layer_norm_is_torchs_forward_and_backward():
     bias = torch.randn(k, 1, width, generator=g, dtype=torch.float64)
     dy = torch.randn(k, rows, width, generator=g, dtype=torch.float64)
     out, normed, rstd = z.clone(), torch.empty_like(z), torch.empty(k, rows, 1, dtype=z.dtype)
-    engine_net._layer_norm(out, gain, bias, normed, rstd)
+    model.layer_norm(out, gain, bias, (normed, rstd))
     grad_gain, grad_bias, dz = torch.empty_like(gain), torch.empty_like(bias), dy.clone()
     engine_net._layer_norm_backward(dz, gain, grad_gain, grad_bias, normed, rstd, torch.empty_like(z))
     for i in range(k):  # each cell: torch.nn.LayerNorm with its own gain and bias, backward by autograd
@@ -80,7 +79,7 @@ def test_the_engines_layer_norm_is_torchs_forward_and_backward():
 @pytest.mark.parametrize(("dtype", "tol"), [("float32", 1e-4), ("float64", 1e-9)])
 def test_norm_cells_agree_with_the_oracle_after_100_steps(split, dtype, tol):
     cells = [replace(c, dtype=dtype) for c in VARIANTS]
-    got = train_cells(cells, split, max_steps=100, return_params=True)
+    got = train_in_order(cells, split, max_steps=100, return_params=True)
     for c, g in zip(cells, got, strict=True):
         want = train_cell(c, split, max_steps=100, return_params=True)
         assert g["steps"] == want["steps"] == 100 and not g["diverged"], c
@@ -91,16 +90,16 @@ def test_norm_cells_agree_with_the_oracle_after_100_steps(split, dtype, tol):
 
 def test_a_norm_cell_gives_the_same_bits_alone_and_in_any_block(split):
     cells = [cell("sgd", seed=s, lr=lr, wd=wd) for s in (0, 1) for lr in (0.02, 0.05) for wd in (0.0, 1e-2)]
-    together = train_cells(cells, split, max_steps=3 * SPE, return_params=True)
+    together = train_in_order(cells, split, max_steps=3 * SPE, return_params=True)
     for c, got in zip(cells, together, strict=True):
-        alone = train_cells([c], split, max_steps=3 * SPE, return_params=True)[0]
+        alone = train_in_order([c], split, max_steps=3 * SPE, return_params=True)[0]
         assert got["test_mse"] == alone["test_mse"]
         assert all(torch.equal(x, y) for x, y in zip(tensors_of(got), tensors_of(alone), strict=True))
 
 
 def test_wd_norm_params_decides_whether_the_gains_and_biases_decay(split):
     decayed, kept = (cell("sgd", wd=0.5, wd_norm_params=flag, lr=0.01) for flag in (True, False))
-    a, b = train_cells([decayed, kept], split, max_steps=2 * SPE, return_params=True)
+    a, b = train_in_order([decayed, kept], split, max_steps=2 * SPE, return_params=True)
     gains_a, gains_b = a["norm_params"][0][0], b["norm_params"][0][0]
     assert gains_a.mean() < gains_b.mean()  # decay pulls the gains (1 at init) towards 0
     # a norm=none cell ignores the setting: its unused-settings form is the default one
@@ -111,10 +110,10 @@ def test_wd_norm_params_decides_whether_the_gains_and_biases_decay(split):
 
 def test_a_norm_cell_goes_on_from_a_shorter_runs_state_to_the_same_bits(split):
     long, short = cell("adam", epochs=4, t_max=2, wd=1e-2), cell("adam", epochs=2, t_max=2, wd=1e-2)
-    state = train_cells([short], split, return_state=True)[0]["state"]
+    state = train_in_order([short], split, return_state=True)[0]["state"]
     assert len(state["stack"]) == 10  # W, b, gain, bias, W, b, gain, bias, W, b
     resumed = next(iter(engine_train([long], split, [state])))
-    whole = train_cells([long], split, return_params=True)[0]
+    whole = train_in_order([long], split, return_params=True)[0]
     assert resumed["test_mse"] == whole["test_mse"]
     assert all(torch.equal(x, y) for x, y in zip(tensors_of(resumed), tensors_of(whole), strict=True))
 
@@ -127,7 +126,7 @@ def engine_train(cells, split, states):
 
 def test_curve_and_result_record_each_hidden_layers_weight_norm_and_effective_lr(split):
     normed, plain = cell("sgd", epochs=4, t_max=2), cell("sgd", epochs=4, t_max=2, norm="none", seed=1)
-    results = train_cells([normed, plain], split, curve_every=2, return_params=True)
+    results = train_in_order([normed, plain], split, curve_every=2, return_params=True)
     for c, r in zip((normed, plain), results, strict=True):
         assert [p["epoch"] for p in r["curve"]] == [2, 4]
         w1, w2 = (torch.linalg.vector_norm(w).item() for w, _ in r["params"][:2])
@@ -144,7 +143,7 @@ def test_curve_and_result_record_each_hidden_layers_weight_norm_and_effective_lr
 
 def test_the_store_keeps_and_checks_the_norm_params(tmp_path, split):
     c = cell("sgd")
-    r = train_cells([c], split, max_steps=3, return_params=True)[0]
+    r = train_in_order([c], split, max_steps=3, return_params=True)[0]
     store = CellStore(tmp_path)
     store.put_weights("k1", r["params"], r["norm_params"])
     store.put_weights("k2", r["params"])  # a norm model's entry without its norm params: refused for it
@@ -154,17 +153,6 @@ def test_the_store_keeps_and_checks_the_norm_params(tmp_path, split):
     assert all(
         torch.equal(x, y) for (a, b), (p, q) in zip(got, r["norm_params"], strict=True) for x, y in ((a, p), (b, q))
     )
-
-
-def test_a_normed_models_weight_norm_and_distance_include_the_norm_params(split):
-    c = cell("sgd")
-    sizes = layer_sizes(N_FEATURES, HIDDEN)
-    params, norms = init_params(c.seed, sizes), init_norm_params(sizes)
-    at_init = measure_job.normed_model_norms(c, params, norms, split)
-    everything = torch.cat([t.flatten() for pair in (*params, *norms) for t in pair])
-    assert at_init == {"weight_norm": pytest.approx(torch.linalg.vector_norm(everything).item()), "dist_from_init": 0}
-    moved = [(g + 1, b) for g, b in norms]  # every gain from 1 to 2: distance sqrt(16 + 8)
-    assert measure_job.normed_model_norms(c, params, moved, split)["dist_from_init"] == pytest.approx(24**0.5)
 
 
 def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains(repo_root):
@@ -201,6 +189,6 @@ def test_an_unknown_norm_is_refused_by_the_schema(repo_root):
 def test_an_unknown_norm_is_refused_by_both_trainers(split):
     bad = cell("sgd", norm="batch")
     with pytest.raises(ValueError, match=r"cells\[0\]\.norm must be one of"):
-        train_cells([bad], split, max_steps=1)
+        train_in_order([bad], split, max_steps=1)
     with pytest.raises(ValueError, match="cell.norm must be one of"):
         train_cell(bad, split, max_steps=1)

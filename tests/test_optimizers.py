@@ -9,7 +9,7 @@ import torch
 from genboost import wiring
 from genboost.config import optimizers, settings
 from genboost.config.cell import DEFAULTS, Cell
-from genboost.train import blocks, checkpoint, oracle
+from genboost.train import blocks, checkpoint, engine_step, oracle
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,10 @@ def test_the_oracle_builds_every_registered_optimizer():
         assert opt.defaults["lr"] == 1e-3 and opt.defaults["weight_decay"] == 1e-4
     with pytest.raises(ValueError, match=r"cell.optimizer must be one of \['sgd', 'adam'\], got 'rmsprop'"):
         oracle.build_optimizer(cell("rmsprop"), params)
+
+
+def test_the_engine_steps_every_registered_optimizer():
+    assert list(engine_step.UPDATES) == list(optimizers.NAMES)
 
 
 def test_a_cell_keeps_only_the_settings_its_optimizer_reads():

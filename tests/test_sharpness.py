@@ -7,15 +7,14 @@ import pytest
 import torch
 
 from genboost.measures.sharpness import (
-    _flat,
-    _unflat,
+    _prepare,
     hessian_vector_product,
     loss,
     measure,
     sam_sharpness,
     top_hessian_eigenvalue,
 )
-from genboost.train.model import Cell, Split, init_params, layer_sizes
+from genboost.train.model import NORM_EPS, Cell, Split, init_norm_params, init_params, layer_sizes
 from genboost.train.oracle import train_cell
 
 
@@ -26,9 +25,15 @@ def data(n, f, seed=0, dtype=torch.float64):
     return x, y
 
 
+def flat_loss(params, x, y, norm_params=()):
+    """(the params as one vector, the loss as a function of that vector)."""
+    problem = _prepare(params, x, y, norm_params)
+    return problem.vec, problem.loss
+
+
 def exact_top_eig(params, x, y) -> float:
-    vec, shapes = _flat(params)
-    h = torch.autograd.functional.hessian(lambda v: loss(_unflat(v, shapes), x, y), vec)
+    vec, of_vec = flat_loss(params, x, y)
+    h = torch.autograd.functional.hessian(of_vec, vec)
     assert torch.allclose(h, h.T)
     eigs = torch.linalg.eigvalsh(h)
     return eigs[eigs.abs().argmax()].item()
@@ -47,8 +52,8 @@ def test_power_iteration_on_an_indefinite_hessian():
     # Params far from a minimum: eigenvalues from -4.7 to 15.2; the estimate must still be the exact top one.
     x, y = data(30, 3, 5)
     params = [(w * 4, b) for w, b in init_params(7, layer_sizes(3, (4,)), torch.float64)]
-    vec, shapes = _flat(params)
-    eigs = torch.linalg.eigvalsh(torch.autograd.functional.hessian(lambda v: loss(_unflat(v, shapes), x, y), vec))
+    vec, of_vec = flat_loss(params, x, y)
+    eigs = torch.linalg.eigvalsh(torch.autograd.functional.hessian(of_vec, vec))
     assert eigs[0] < -1 and eigs[-1] > 1
     assert top_hessian_eigenvalue(params, x, y, iters=5000, tol=1e-13) == pytest.approx(
         exact_top_eig(params, x, y), rel=1e-6
@@ -146,10 +151,72 @@ def test_hessian_vector_product_equals_autograd(hidden):
     """The R-operator's H v against autograd's double backward, on random directions (float64)."""
     x, y = data(30, 3, 11)
     params = [(w * 2, b + 0.1) for w, b in init_params(4, layer_sizes(3, hidden), torch.float64)]
-    vec, shapes = _flat(params)
+    vec, of_vec = flat_loss(params, x, y)
     hvp = hessian_vector_product(params, x, y)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
         v = torch.randn(vec.shape, generator=g, dtype=torch.float64)
-        _, want = torch.autograd.functional.hvp(lambda p: loss(_unflat(p, shapes), x, y), vec, v)
+        _, want = torch.autograd.functional.hvp(of_vec, vec, v)
         torch.testing.assert_close(hvp(v), want, rtol=1e-12, atol=1e-12)
+
+
+# A model with a norm, against a loss written apart with torch's own layers (nn.functional's linear and
+# layer_norm) and differentiated by autograd: the measures run `model.forward` and, for the Hessian, torch.func.
+
+
+def normed_model(seed, hidden=(5, 3), f=3):
+    """Params away from init, gains and norm biases away from 1 and 0 (float64)."""
+    sizes, g = layer_sizes(f, hidden), torch.Generator().manual_seed(100 + seed)
+    moved = lambda t: t + 0.3 * torch.randn(t.shape, generator=g, dtype=torch.float64)  # noqa: E731
+    params = [(moved(w) * 2, moved(b)) for w, b in init_params(seed, sizes, torch.float64)]
+    return params, [(moved(gain), moved(bias)) for gain, bias in init_norm_params(sizes, torch.float64)]
+
+
+def torch_layers_loss(params, norm_params, x, y):
+    """The loss as a function of the flat params (W0, b0, gain0, bias0, W1, ...), by torch.nn.functional."""
+    hidden_norms = [*norm_params, ()]  # the output layer has none
+    shapes = [t.shape for wb, gb in zip(params, hidden_norms, strict=True) for t in (*wb, *gb)]
+
+    def of_vec(vec):
+        tensors = [c.view(s) for c, s in zip(vec.split([math.prod(s) for s in shapes]), shapes, strict=True)]
+        h = x
+        for layer in range(len(params)):
+            w, b, *tensors = tensors
+            h = torch.nn.functional.linear(h, w.T, b)
+            if layer < len(params) - 1:
+                gain, bias, *tensors = tensors
+                h = torch.relu(torch.nn.functional.layer_norm(h, (h.shape[-1],), gain, bias, eps=NORM_EPS))
+        return torch.mean((h.squeeze(-1) - y) ** 2)
+
+    return of_vec
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_normed_models_hvp_equals_autograd_through_torchs_layer_norm(seed):
+    x, y = data(30, 3, seed)
+    params, norms = normed_model(seed)
+    vec, of_vec = flat_loss(params, x, y, norms)
+    want_loss = torch_layers_loss(params, norms, x, y)
+    assert of_vec(vec).item() == pytest.approx(want_loss(vec).item(), rel=1e-12)
+    hvp = hessian_vector_product(params, x, y, norm_params=norms)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(3):
+        v = torch.randn(vec.shape, generator=g, dtype=torch.float64)
+        _, want = torch.autograd.functional.hvp(want_loss, vec, v)
+        torch.testing.assert_close(hvp(v), want, rtol=1e-10, atol=1e-12)
+
+
+def test_a_normed_models_top_eigenvalue_and_sharpness_match_autograd_through_torchs_layer_norm():
+    x, y = data(40, 3, 2)
+    params, norms = normed_model(2, hidden=(4,))
+    vec, _ = flat_loss(params, x, y, norms)
+    want_loss = torch_layers_loss(params, norms, x, y)
+    eigs = torch.linalg.eigvalsh(torch.autograd.functional.hessian(want_loss, vec))
+    top = eigs[eigs.abs().argmax()].item()
+    got = top_hessian_eigenvalue(params, x, y, iters=3000, tol=1e-13, norm_params=norms)
+    assert got == pytest.approx(top, rel=1e-6)
+    w = vec.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(want_loss(w), w)
+    base = want_loss(vec).item()
+    for r, s in sam_sharpness(params, x, y, radii=(0.01, 0.1), norm_params=norms).items():
+        assert s == pytest.approx(want_loss(vec + r * g / g.norm()).item() - base, rel=1e-8, abs=1e-14)

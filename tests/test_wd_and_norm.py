@@ -80,3 +80,23 @@ def test_no_section_without_a_norm_sweep_and_the_summary_shows_it_with_one():
                              ["main", "wd_and_norm"], baseline="main")  # fmt: skip
     assert "## wd_and_norm: does weight decay still help with LayerNorm" in text
     assert "## main: does weight decay" not in text
+
+
+def test_flatness_moves_with_decay_per_norm_and_is_left_out_when_not_measured():
+    cells = synthetic(helps=True)
+    rng = np.random.default_rng(2)
+    k = cells["wd"].map(WDS.index)
+    normed = cells["norm"] == "layer"
+    # with the norm decay flattens (the top eigenvalue falls with wd), without it it sharpens
+    cells["hessian_top_eig"] = 50 * (1 + np.where(normed, -0.2, 0.2) * k) + rng.normal(0, 0.5, len(cells))
+    cells["pacbayes_flatness"] = np.nan  # turned off: no line for it
+    text = "\n".join(wd_and_norm.section("wd_and_norm", cells))
+    layer, plain = scope(text, "norm=layer, SGD"), scope(text, "norm=none, Adam")
+    assert "- Flatness (top Hessian eigenvalue), wd=0.01 vs wd=0: flatter (mean -29.9" in layer
+    assert "- Flatness (top Hessian eigenvalue), wd=0.0001 vs wd=0: sharper (" in plain
+    assert "PAC-Bayes" not in text
+    assert "made the models flatter at 3 of 3 wd x measure pairs (sharper at 0 of 3).**" in layer
+    assert "made the models flatter at 0 of 3 wd x measure pairs (sharper at 3 of 3).**" in plain
+    unmeasured = "\n".join(wd_and_norm.section("wd_and_norm", synthetic(helps=True)))
+    assert "- Flatness: no flatness measure was computed (the study's `analysis` turned them off)" in unmeasured
+    assert "flatter at" not in unmeasured

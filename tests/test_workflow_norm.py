@@ -1,5 +1,6 @@
 """The real Snakefile on a tiny study that sweeps model.norm: the plain models taken from main's store entries,
-the norm's columns in cells.csv, the measures of normed models, the summary's wd_and_norm section."""
+the norm's columns in cells.csv, every measure of the normed models, the summary's wd_and_norm section (how flatness
+moves with decay, per norm)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import pandas as pd
 import pytest
 from workflow_helpers import make_workdir, snakemake
+
+from genboost.measures import registry
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +55,14 @@ def test_cells_csv_has_norm_and_each_layers_weight_norm_and_effective_lr(norm_ru
     for column in ("weight_norm_l1", "weight_norm_l2"):
         assert cells[column].notna().all()
     assert normed["eff_lr_l1"].notna().all() and plain["eff_lr_l1"].isna().all()
-    # the normed models: no flatness measure (the measures' forward is the plain MLP's), norms over all params
-    assert normed["hessian_top_eig"].isna().all() and normed["pacbayes_flatness"].isna().all()
-    assert plain["hessian_top_eig"].notna().all() and normed["weight_norm"].notna().all()
+    # every model, with a norm or not, gets every measure (they all run the model's one forward pass)
+    measures = [c for c in cells.columns if registry.measure_of(c) is not None and not c.startswith("eff_lr_l")]
+    assert {"hessian_top_eig", "pacbayes_flatness", "weight_norm"} <= set(measures)
+    assert any(c.startswith("sharpness_r") for c in measures)
+    assert normed[measures].notna().all().all() and plain[measures].notna().all().all()
     summary = (norm_run / "results/summary.md").read_text()
     assert "## wd_and_norm: does weight decay still help with LayerNorm" in summary
     assert "**Verdict (norm=layer, SGD): weight decay lowered test MSE at " in summary
+    normed_section = summary.split("#### norm=layer, SGD")[1].split("####")[0]
+    assert "- Flatness (top Hessian eigenvalue), wd=0.001 vs wd=0: " in normed_section
+    assert " wd x measure pairs (sharper at " in normed_section

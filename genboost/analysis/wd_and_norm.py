@@ -15,6 +15,11 @@ mean test MSE at each wd against that at wd=0. An effect counts when both the t-
 at alpha. Verdicts are worded from the signs and p-values, never typed in. (Adam's step does not scale with the
 gradient, so its direction moves by about lr / ||W|| rather than lr / ||W||^2; at a fixed lr both fall as ||W||
 grows, so the paired verdict, raised or lowered, is the same for either.)
+
+It also reports how flatness moves with decay, with and without the norm: for each flatness measure the study
+computed (the registry's "sharper" measures: SAM-ascent sharpness, the top Hessian eigenvalue, the PAC-Bayes
+1/sigma^2; none when `analysis` turns them off), the same pairs' difference of the measure, each wd against wd=0.
+A normed model's flatness is of its whole function, the norm's gains and biases among the parameters perturbed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from genboost.analysis.stats import cell_stats, effect_verdict, is_diverged, min
 from genboost.config.cell import AXES
 from genboost.config.optimizers import label
 from genboost.config.study import fmt_number
+from genboost.measures import registry
 
 PAIR_KEYS = ["experiment", *(a for a in AXES if a != "wd")]  # a model but for its weight decay
 
@@ -63,25 +69,58 @@ def test_mse_lines(cells: pd.DataFrame, alpha: float) -> tuple[list[str], list[s
     return lines, words
 
 
+def wd_pairs(cells: pd.DataFrame, column: str, wd: float) -> tuple[np.ndarray, np.ndarray]:
+    """`column` at wd and at wd=0 of each pair of models alike but for wd, neither diverged nor without a value."""
+    ok = cells[~is_diverged(cells) & cells[column].notna()]
+    m = ok[ok["wd"] == wd].merge(ok[ok["wd"] == 0], on=PAIR_KEYS, suffixes=("_t", "_c"))
+    return m[f"{column}_t"].to_numpy(dtype=float), m[f"{column}_c"].to_numpy(dtype=float)
+
+
 def eff_lr_pairs(cells: pd.DataFrame, column: str, wd: float) -> np.ndarray:
     """log(eff lr at wd / eff lr at wd=0) of each pair of models alike but for wd, neither diverged."""
-    ok = cells[~is_diverged(cells) & cells[column].notna() & (cells[column] > 0)]
-    treat, control = ok[ok["wd"] == wd], ok[ok["wd"] == 0]
-    m = treat.merge(control, on=PAIR_KEYS, suffixes=("_t", "_c"))
-    return np.log(m[f"{column}_t"].to_numpy(dtype=float) / m[f"{column}_c"].to_numpy(dtype=float))
+    treat, control = wd_pairs(cells[cells[column].isna() | (cells[column] > 0)], column, wd)
+    return np.log(treat / control)
+
+
+def flatness_columns(cells: pd.DataFrame) -> list[str]:
+    """The flatness measures of cells.csv with any value (the registry's "sharper" ones), in its order."""
+    sharper = [c for c in cells.columns if (m := registry.measure_of(c)) is not None and m.higher == "sharper"]
+    return registry.ordered(c for c in sharper if cells[c].notna().any())
+
+
+def flatness_lines(cells: pd.DataFrame, alpha: float) -> tuple[list[str], list[str]]:
+    """(lines, each wd x measure's word: sharper | flatter | within noise | not testable) of each flatness measure,
+    each wd against wd=0 (the paired difference of the measure; higher is sharper)."""
+    columns = flatness_columns(cells)
+    if not columns:
+        return ["- Flatness: no flatness measure was computed (the study's `analysis` turned them off)"], []
+    return _per_wd_lines(
+        cells, columns, alpha, ("sharper", "flatter"), "difference",
+        subject=lambda column: f"Flatness ({registry.label(column)})",
+        differences=lambda column, wd: np.subtract(*wd_pairs(cells, column, wd)),
+    )  # fmt: skip
 
 
 def eff_lr_lines(cells: pd.DataFrame, alpha: float) -> tuple[list[str], list[str]]:
     """(lines, each wd x layer's word: raised | lowered | within noise | not testable) of the effective lr."""
+    return _per_wd_lines(
+        cells, eff_lr_columns(cells), alpha, ("raised", "lowered"), "log ratio",
+        subject=lambda column: f"Effective lr of hidden layer {column[len('eff_lr_l') :]}",
+        differences=lambda column, wd: eff_lr_pairs(cells, column, wd),
+    )  # fmt: skip
+
+
+def _per_wd_lines(cells, columns, alpha: float, up_down: tuple[str, str], unit: str, subject, differences):
+    """(lines, words) of each column and wd > 0 against wd=0: the paired tests of `differences(column, wd)` (in
+    `unit`), worded up / down / within noise / not testable; `subject(column)` heads the line."""
     lines, words = [], []
-    for column in eff_lr_columns(cells):
+    for column in columns:
         for wd in sorted(w for w in cells["wd"].unique() if w > 0):
-            r = paired_tests(eff_lr_pairs(cells, column, wd))
-            word = _direction(r, alpha, "raised", "lowered")
+            r = paired_tests(differences(column, wd))
+            word = _direction(r, alpha, *up_down)
             words.append(word)
-            head = f"- Effective lr of hidden layer {column[len('eff_lr_l') :]}, wd={fmt_number(wd)} vs wd=0"
-            text = "no pairs" if r["n_pairs"] == 0 else f"{_test_text(r)}, log ratio"
-            lines.append(f"{head}: {word} ({text})")
+            text = "no pairs" if r["n_pairs"] == 0 else f"{_test_text(r)}, {unit}"
+            lines.append(f"- {subject(column)}, wd={fmt_number(wd)} vs wd=0: {word} ({text})")
     return lines, words
 
 
@@ -120,12 +159,17 @@ def scope_lines(title: str, cells: pd.DataFrame, alpha: float) -> list[str]:
     mse, mse_words = test_mse_lines(cells, alpha)
     eff, eff_words = eff_lr_lines(cells, alpha)
     lr, lr_words = best_lr_lines(cells)
+    flat, flat_words = flatness_lines(cells, alpha)
     verdict = [f"weight decay lowered test MSE at {_count(mse_words, 'lowered')} wds (raised at "
                f"{_count(mse_words, 'raised')})"]  # fmt: skip
     if eff_words:
         verdict.append(f"raised the effective lr at {_count(eff_words, 'raised')} wd x layer pairs")
     verdict.append(f"the best lr was smaller with weight decay at {_count(lr_words, 'smaller')} wds")
-    return [f"#### {title}", "", *mse, *eff, *lr, f"- **Verdict ({title}): {'; '.join(verdict)}.**", ""]
+    if flat_words:
+        verdict.append(f"made the models flatter at {_count(flat_words, 'flatter')} wd x measure pairs (sharper at "
+                       f"{_count(flat_words, 'sharper')})")  # fmt: skip
+    lines = [*mse, *eff, *lr, *flat]
+    return [f"#### {title}", "", *lines, f"- **Verdict ({title}): {'; '.join(verdict)}.**", ""]
 
 
 def section(name: str, cells: pd.DataFrame, alpha: float = 0.05) -> list[str]:
@@ -138,7 +182,7 @@ def section(name: str, cells: pd.DataFrame, alpha: float = 0.05) -> list[str]:
         "Per norm and optimizer, each wd against wd=0, paired by lr, rho and seed; p < "
         f"{alpha} in both the t-test and the Wilcoxon test counts. The effective lr is lr / ||W||^2 of each hidden "
         "layer followed by a norm, at the end of training (none without a norm); the best lr is that of the lowest "
-        "mean test MSE over seeds.",
+        "mean test MSE over seeds; flatness compares each flatness measure (higher is sharper) of the same pairs.",
         "",
     ]
     for norm in sorted(cells["norm"].unique()):

@@ -1,6 +1,8 @@
 """The optimizers a cell can train with: one entry each, from which the rest of the package derives what it
 needs (the cell's unused settings, the engine's checks, the checkpoint's stacks, the wildcard constraint, the
-oracle's torch class, the labels of tables and figures). The config schema lists the same names
+labels of tables and figures). The trainers' updates (`genboost.train.engine_step.UPDATES`, the oracle's
+`TORCH_OPTIMIZERS`) are tables keyed by these names, kept complete by tests/test_optimizers.py: this module
+holds no torch objects. The config schema lists the same names
 (genboost/config/schema.yaml, `optimizers`; a test keeps the two equal).
 
 Plain values only (no torch): the Snakefile imports this through `genboost.config.cell`.
@@ -15,6 +17,10 @@ from dataclasses import dataclass
 # (`genboost.train.checkpoint`): a first moment (SGD's momentum buffer, Adam's running mean of gradients) and
 # a second moment (Adam's running mean of squared gradients).
 FIRST_MOMENT, SECOND_MOMENT = "moments", "squares"
+
+# The optimizers' names, as the config, paths and cells.csv write them: code that treats one apart (the trainers'
+# dispatch tables, the talk's conclusions) names it by these, never by a literal.
+SGD, ADAM = "sgd", "adam"
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,8 @@ def _adam_state(cell) -> tuple[str, ...]:
 OPTIMIZERS: dict[str, Optimizer] = {
     o.name: o
     for o in (
-        Optimizer("sgd", "SGD", settings=("momentum",), state=_sgd_state),
-        Optimizer("adam", "Adam", settings=("adam_betas", "adam_eps"), state=_adam_state),
+        Optimizer(SGD, "SGD", settings=("momentum",), state=_sgd_state),
+        Optimizer(ADAM, "Adam", settings=("adam_betas", "adam_eps"), state=_adam_state),
     )
 }
 NAMES = tuple(OPTIMIZERS)

@@ -8,11 +8,10 @@ norm and distance from initialization with `pacbayes`. A diverged model gets nul
 numbers do not depend on which models are measured together (`genboost.measures.pacbayes` draws each model's
 noise from its own seed).
 
-A model with a norm (config key model.norm: layer) gets null for sharpness, the Hessian and both PAC-Bayes
-flatness measures: their forward passes are the plain MLP's, and would measure another function than the
-model's. Its weight norm and distance from initialization are over all its parameters: every W and b and the
-norm's gains and biases (from their init, gain 1 and bias 0). Note that a normed layer's output does not
-depend on its W's scale, so its weight norm says less about the function than a plain model's.
+A model with a norm (config key model.norm: layer) gets every measure: they all run the model's one forward pass
+(`genboost.train.model.forward`), and take its norm's gains and biases as parameters like every W and b (its
+weight norm and distance from initialization, gain 1 and bias 0 at init, included). Note that a normed layer's
+output does not depend on its W's scale, so its weight norm says less about the function than a plain model's.
 """
 
 from __future__ import annotations
@@ -23,11 +22,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from genboost import files
 from genboost.measures import pacbayes, registry, sharpness
-from genboost.train.model import Cell, cells_split, init_norm_params, init_params, layer_sizes, torch_dtype
+from genboost.train.model import Cell, cells_split
 from genboost.train.store import CellStore
 
 log = logging.getLogger("genboost")
@@ -65,15 +62,13 @@ def run_measure_job(job: MeasureJob) -> None:
     split = cells_split(cells, job.train_csv, job.test_csv, f"measure job of {job.experiment}")
     store = CellStore(Path(job.results) / "store")
     params = [stored_weights(store, r, p) for r, p in zip(records, job.metrics, strict=True)]
+    norms = [stored_norm_weights(store, r) if c.normed else [] for r, c in zip(records, cells, strict=True)]
     diverged = [bool(r["diverged"]) for r in records]
-    # a normed model: none of the measures with a forward pass (see the module docstring)
-    skipped = [bad or c.normed for bad, c in zip(diverged, cells, strict=True)]
-    found = [one_model(p, split, skip, job.analysis) for p, skip in zip(params, skipped, strict=True)]
+    found = [one_model(p, n, split, bad, job.analysis) for p, n, bad in zip(params, norms, diverged, strict=True)]
     if registry.setting(job.analysis, registry.PACBAYES) is not None:
-        for values, more in zip(found, block_measures(cells, params, skipped, split, job.analysis), strict=True):
+        blocks = block_measures(cells, params, norms, diverged, split, job.analysis)
+        for values, more in zip(found, blocks, strict=True):
             values.update(more)
-        for i in (i for i, c in enumerate(cells) if c.normed and not diverged[i]):
-            found[i] = normed_model_norms(cells[i], params[i], stored_norm_weights(store, records[i]), split)
     columns = registry.job_columns(job.analysis)
     unknown = {c for values in found for c in values} - set(columns)
     if unknown:  # a value the registry names no column for would be dropped
@@ -108,49 +103,39 @@ def stored_norm_weights(store: CellStore, record: dict):
     return store.get_norm_weights(record["store_key"], config["hidden"], config["dtype"])
 
 
-def normed_model_norms(cell: Cell, params, norm_params, split) -> dict:
-    """A normed model's weight norm and distance from initialization over all its parameters, the norm's gains and
-    biases included; None for the flatness measures (see the module docstring)."""
-    sizes = layer_sizes(split.x_train.shape[1], cell.hidden)
-    init = init_params(cell.seed, sizes, torch_dtype(cell.dtype)) + init_norm_params(sizes, torch_dtype(cell.dtype))
-    now = [t for pair in (*params, *norm_params) for t in pair]
-    start = [t for pair in init for t in pair]
-    if not all(bool(torch.isfinite(t).all()) for t in now):
-        return {}
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in now])).item()
-    dist = torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(a - b) for a, b in zip(now, start, strict=True)])
-    )
-    return {"weight_norm": norm, "dist_from_init": dist.item()}
-
-
-def one_model(params, split, skip: bool, analysis: dict) -> dict:
-    """SAM-ascent sharpness and the top Hessian eigenvalue of one model, each where its setting asks for it; none
-    where `skip` (a diverged or normed model)."""
+def one_model(params, norm_params, split, skip: bool, analysis: dict) -> dict:
+    """SAM-ascent sharpness and the top Hessian eigenvalue of one model (`norm_params` its norm's, [] without one),
+    each where its setting asks for it; none where `skip` (a diverged model)."""
     radii = registry.setting(analysis, registry.SHARPNESS_RADII) or []
     iters = registry.setting(analysis, registry.HESSIAN_ITERS)
     if skip:
         return {}
     out = {}
     if radii:
-        found = sharpness.sam_sharpness(params, split.x_train, split.y_train, radii=radii)
+        found = sharpness.sam_sharpness(params, split.x_train, split.y_train, radii=radii, norm_params=norm_params)
         out.update({registry.radius_column(r): v for r, v in found.items()})
     if iters is not None:
-        out["hessian_top_eig"] = sharpness.top_hessian_eigenvalue(params, split.x_train, split.y_train, iters=iters)
+        out["hessian_top_eig"] = sharpness.top_hessian_eigenvalue(
+            params, split.x_train, split.y_train, iters=iters, norm_params=norm_params
+        )
     return out
 
 
-def block_measures(cells: list[Cell], params: list, diverged: list[bool], split, analysis: dict) -> list[dict]:
-    """The PAC-Bayes measures, weight norm and distance from initialization, the models of one width at once (none
-    for a model flagged in `diverged`)."""
+def block_measures(
+    cells: list[Cell], params: list, norms: list, diverged: list[bool], split, analysis: dict
+) -> list[dict]:
+    """The PAC-Bayes measures, weight norm and distance from initialization, the models of one width and norm at once
+    (none for a model flagged in `diverged`)."""
     settings = pacbayes.FlatnessSettings(**registry.setting(analysis, registry.PACBAYES))
     inits = pacbayes.initializations(cells, split.x_train.shape[1])
+    norm_inits = pacbayes.norm_initializations(cells, split.x_train.shape[1])
     out: list[dict] = [{} for _ in cells]
-    for hidden in dict.fromkeys(c.hidden for c in cells):
-        idx = [i for i, c in enumerate(cells) if c.hidden == hidden]
+    for hidden, normed in dict.fromkeys((c.hidden, c.normed) for c in cells):
+        idx = [i for i, c in enumerate(cells) if (c.hidden, c.normed) == (hidden, normed)]
         found = pacbayes.block_measures(
             [params[i] for i in idx], [inits[i] for i in idx], split.x_train, split.y_train,
             [diverged[i] for i in idx], settings=settings,
+            norm_list=[norms[i] for i in idx] if normed else None, norm_init_list=[norm_inits[i] for i in idx],
         )  # fmt: skip
         for i, values in zip(idx, found, strict=True):
             out[i] = values

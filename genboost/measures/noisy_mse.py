@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from genboost.train.model import activation, forward, layers_of, linear, matmul
+
 
 @dataclass
 class Shares:
@@ -51,8 +53,11 @@ class NoisyMSE:
     (h w + b - y)^2 + sum_j var(u_j) h_j^2 + var(u_b). A chunk's c models x 2 parts draws share one bmm per layer.
     """
 
-    def __init__(self, chunk: list[torch.Tensor], shares: Shares, draws: list[list[torch.Tensor]], mag_eps):
+    def __init__(
+        self, chunk: list[torch.Tensor], normed: bool, shares: Shares, draws: list[list[torch.Tensor]], mag_eps
+    ):
         self.c, self.n, self.draws = chunk[0].shape[0], len(shares.y_all), 2 * shares.parts
+        self.per_layer = 4 if normed else 2  # tensors of a hidden layer: W, b (, the norm's gain and bias)
         # Batch entry e is model e // draws, sign (e % draws) // parts, share e % parts.
         self.x = shares.x.repeat(2 * self.c, 1, 1)
         self.y, self.mask = (t.repeat(2 * self.c, 1) for t in (shares.y, shares.mask))
@@ -67,7 +72,8 @@ class NoisyMSE:
         if self.hidden:
             z = [torch.stack([d[j] for d in draws]).flatten(0, 1) for j in range(len(draws[0]))]  # [b, *shape]
             self._perturb_hidden(chunk[:-2], z, mag_eps)
-        self.unperturbed = mse(forward(chunk, shares.x_all.expand(self.c, *shares.x_all.shape)), shares.y_all)
+        layers = layers_of([t if t.dim() == 3 else t.unsqueeze(1) for t in chunk], normed)
+        self.unperturbed = mse(forward(layers, shares.x_all.expand(self.c, *shares.x_all.shape))[1], shares.y_all)
 
     def _perturb_hidden(self, hidden: list[torch.Tensor], z: list[torch.Tensor], mag_eps) -> None:
         per_draw = [t.repeat_interleave(self.draws, 0) for t in hidden]
@@ -78,15 +84,16 @@ class NoisyMSE:
             self.base = [t + mag_eps * zj for t, zj in zip(per_draw, z[n:], strict=True)]
             self.scaled = [t.abs() * zj for t, zj in zip(per_draw, z[:n], strict=True)]
         # The first layer's input is the data: its product with the noise is linear in sigma, computed once.
-        self.first_base = bmm(self.x, self.base[0]).add_(self.base[1].unsqueeze(1))
-        self.first_scaled = bmm(self.x, self.scaled[0]).add_(self.scaled[1].unsqueeze(1))
+        self.first_base = linear(self.x, self.base[0], self.base[1].unsqueeze(1))
+        self.first_scaled = linear(self.x, self.scaled[0], self.scaled[1].unsqueeze(1))
 
     def increase(self, sigma: torch.Tensor) -> torch.Tensor:
         """[c] estimated mean MSE at per-model sigma [c], minus the unperturbed MSE (float64)."""
         sig = sigma.to(self.x).repeat_interleave(self.draws)  # [b]
         h = self._last_hidden(sig) if self.hidden else self.x
-        sq_err = (forward(self.out, h) - self.y).square_().mul_(self.mask).sum(-1)  # [b]
-        h_sq = bmm(self.mask.unsqueeze(1), h.square()).squeeze(1)  # [b, width]: sum over the share of h_j^2
+        w_out, b_out = self.out
+        sq_err = (linear(h, w_out, b_out.unsqueeze(1)).squeeze(-1) - self.y).square_().mul_(self.mask).sum(-1)  # [b]
+        h_sq = matmul(self.mask.unsqueeze(1), h.square()).squeeze(1)  # [b, width]: sum over the share of h_j^2
         rows = self.mask.sum(-1)
         out_noise = sig.square() * (torch.sum(h_sq * self.var_w, 1) + self.var_b * rows)
         if self.var_fixed:
@@ -95,13 +102,19 @@ class NoisyMSE:
         return (total - self.unperturbed).to("cpu", torch.float64)
 
     def _last_hidden(self, sig: torch.Tensor) -> torch.Tensor:
-        """The last hidden layer's activations [b, m, width] under the noise."""
-        h = torch.addcmul(self.first_base, self.first_scaled, sig.view(-1, 1, 1)).relu_()
-        for j in range(2, len(self.base), 2):
-            w = torch.addcmul(self.base[j], self.scaled[j], sig.view(-1, 1, 1))
-            bias = torch.addcmul(self.base[j + 1], self.scaled[j + 1], sig.view(-1, 1))
-            h = bmm(h, w).add_(bias.unsqueeze(1)).relu_()
+        """The last hidden layer's activations [b, m, width] under the noise (`model.forward`'s hidden layers)."""
+        h = torch.addcmul(self.first_base, self.first_scaled, sig.view(-1, 1, 1))
+        for j in range(0, len(self.base), self.per_layer):
+            if j:  # the first layer's linear output is h already
+                h = linear(h, self._perturbed(j, sig), self._perturbed(j + 1, sig))
+            h = activation(h, *(self._perturbed(t, sig) for t in range(j + 2, j + self.per_layer)))
         return h
+
+    def _perturbed(self, j: int, sig: torch.Tensor) -> torch.Tensor:
+        """Hidden tensor j under the noise, a vector (bias, gain) as a row: base + sigma * scaled."""
+        base = self.base[j]
+        t = torch.addcmul(base, self.scaled[j], sig.view(-1, *[1] * (base.dim() - 1)))
+        return t if base.dim() == 3 else t.unsqueeze(1)
 
 
 def draws_of(seed: int, hidden: list[torch.Tensor], parts: int, twice: bool) -> list[torch.Tensor]:
@@ -112,24 +125,6 @@ def draws_of(seed: int, hidden: list[torch.Tensor], parts: int, twice: bool) -> 
     shapes = [t.shape[1:] for t in hidden] * (2 if twice else 1)
     halves = [torch.randn(parts, *shape, generator=gen).to(hidden[0]) for shape in shapes] if hidden else []
     return [torch.cat([h, -h]) for h in halves]
-
-
-def forward(layers: list[torch.Tensor], h: torch.Tensor) -> torch.Tensor:
-    """Predictions [B, n] of B stacked MLPs (ReLU between layers): layers [W0, b0, ...] with W [B, in, out], h
-    their input [B, n, in]."""
-    for j in range(0, len(layers), 2):
-        h = bmm(h, layers[j]).add_(layers[j + 1].unsqueeze(1))
-        if j + 2 < len(layers):
-            h = h.relu_()
-    return h.squeeze(-1)
-
-
-def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """torch.bmm, with a batch of one run as a batch of two: bmm takes another kernel (gemv) for one
-    matrix-vector product, which rounds differently; a model's numbers then do not depend on its chunk."""
-    if a.shape[0] == 1:
-        return torch.bmm(a.expand(2, *a.shape[1:]), b.expand(2, *b.shape[1:]))[:1]
-    return torch.bmm(a, b)
 
 
 def mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Per model of a block, all K at once (each layer's weights stacked [K, in, out], evaluated with torch.bmm):
 
 - `pacbayes_flatness`: 1 / sigma^2 for the largest sigma whose Monte Carlo mean training MSE of w + u,
-  u ~ N(0, sigma^2 I) over every weight and bias, exceeds the unperturbed MSE by at most `max_increase`;
+  u ~ N(0, sigma^2 I) over every weight and bias (a norm's gains and biases too), exceeds the unperturbed MSE by
+  at most `max_increase`;
 - `pacbayes_mag_flatness`: the same with magnitude-aware noise u_i ~ N(0, sigma^2 w_i^2 + eps^2);
 - `weight_norm`: the L2 norm of all weights and biases; `dist_from_init`: the L2 distance from the initialization.
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from genboost.measures.noisy_mse import NoisyMSE, Shares, draws_of
-from genboost.train.model import init_params, layer_sizes, torch_dtype
+from genboost.train.model import init_norm_params, init_params, layer_sizes, model_tensors, torch_dtype
 
 MEASURE_KEYS = ("pacbayes_flatness", "pacbayes_mag_flatness", "weight_norm", "dist_from_init")
 NOISE_SEED = 0x9AC_BA7E5
@@ -75,30 +76,40 @@ def block_measures(
     diverged: Sequence[bool] | None = None,
     seeds: Sequence[int] | None = None,
     settings: FlatnessSettings = FlatnessSettings(),
+    norm_list: Sequence[list[tuple[torch.Tensor, torch.Tensor]]] | None = None,
+    norm_init_list: Sequence[list[tuple[torch.Tensor, torch.Tensor]]] | None = None,
 ) -> list[dict[str, float | None]]:
     """One dict of MEASURE_KEYS per model of the block (plain floats).
 
     params_list[i] / init_list[i]: model i's trained and initial (W [in, out], b [out]) per layer, all of one
-    shape and dtype. A model flagged in `diverged`, or with a non-finite parameter, gets None everywhere (as
-    does any measure that comes out non-finite). seeds[i] seeds model i's noise (default NOISE_SEED for all).
+    shape and dtype; for models with a norm, norm_list[i] / norm_init_list[i] their trained and initial (gain, bias)
+    per hidden layer, perturbed and counted like every weight. A model flagged in `diverged`, or with a non-finite
+    parameter, gets None everywhere (as does any measure that comes out non-finite). seeds[i] seeds model i's noise
+    (default NOISE_SEED for all).
     """
     k = len(params_list)
     diverged = list(diverged) if diverged is not None else [False] * k
     seeds = list(seeds) if seeds is not None else [NOISE_SEED] * k
-    for name, values in (("init_list", init_list), ("diverged", diverged), ("seeds", seeds)):
+    normed = norm_list is not None
+    norm_list, norm_init_list = (list(n) if n is not None else [()] * k for n in (norm_list, norm_init_list))
+    given = (("init_list", init_list), ("diverged", diverged), ("seeds", seeds), ("norm_list", norm_list))
+    for name, values in (*given, ("norm_init_list", norm_init_list)):
         if len(values) != k:
             raise ValueError(f"block_measures: {name} has {len(values)} entries for {k} models")
     results: list[dict[str, float | None]] = [dict.fromkeys(MEASURE_KEYS) for _ in range(k)]
-    ok = [i for i in range(k) if not diverged[i] and _finite(params_list[i])]
+    models = [model_tensors(p, n) for p, n in zip(params_list, norm_list, strict=True)]
+    ok = [i for i in range(k) if not diverged[i] and _finite(models[i])]
     if not ok:
         return results
-    stacked = stack_params([params_list[i] for i in ok])
+    stacked = stack_params([models[i] for i in ok])
     _check_data(stacked, x, y)
     x, y = x.to(stacked[0]), y.to(stacked[0])
     norms = weight_norms(stacked)
-    dists = weight_norms(_difference(stacked, stack_params([init_list[i] for i in ok])))
-    plain = pacbayes_sigmas(stacked, x, y, [seeds[i] for i in ok], settings, magnitude_aware=False)
-    mag = pacbayes_sigmas(stacked, x, y, [seeds[i] for i in ok], settings, magnitude_aware=True)
+    inits = stack_params([model_tensors(init_list[i], norm_init_list[i]) for i in ok])
+    dists = weight_norms(_difference(stacked, inits))
+    ok_seeds = [seeds[i] for i in ok]
+    plain = pacbayes_sigmas(stacked, normed, x, y, ok_seeds, settings, magnitude_aware=False)
+    mag = pacbayes_sigmas(stacked, normed, x, y, ok_seeds, settings, magnitude_aware=True)
     for j, i in enumerate(ok):
         values = (1 / plain[j] ** 2, 1 / mag[j] ** 2, norms[j], dists[j])
         results[i] = {key: v if math.isfinite(v) else None for key, v in zip(MEASURE_KEYS, values, strict=True)}
@@ -110,15 +121,23 @@ def initializations(cells, n_features: int) -> list[list[tuple[torch.Tensor, tor
     return [init_params(c.seed, layer_sizes(n_features, c.hidden), torch_dtype(c.dtype)) for c in cells]
 
 
-def stack_params(params_list) -> list[torch.Tensor]:
-    """[W0, b0, W1, b1, ...] with a leading model axis: W [K, in, out], b [K, out]."""
-    if not params_list:
+def norm_initializations(cells, n_features: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Each cell's initial norm params as the trainers start them ([] for a cell without a norm)."""
+    return [
+        init_norm_params(layer_sizes(n_features, c.hidden), torch_dtype(c.dtype)) if c.normed else [] for c in cells
+    ]
+
+
+def stack_params(models) -> list[torch.Tensor]:
+    """The models' tensors (each model's in `model.param_shapes` order: W0, b0, [gain0, bias0,] W1, ...) with a
+    leading model axis: W [K, in, out], a vector [K, out]."""
+    if not models:
         raise ValueError("stack_params: no models")
-    shapes = [[tuple(t.shape) for wb in p for t in wb] for p in params_list]
-    dtypes = {t.dtype for p in params_list for wb in p for t in wb}
+    shapes = [[tuple(t.shape) for t in m] for m in models]
+    dtypes = {t.dtype for m in models for t in m}
     if any(s != shapes[0] for s in shapes) or len(dtypes) != 1:
         raise ValueError(f"stack_params: the models differ in shape or dtype ({shapes[0]} vs others, {dtypes})")
-    return [torch.stack([p[j // 2][j % 2] for p in params_list]) for j in range(len(shapes[0]))]
+    return [torch.stack(tensors) for tensors in zip(*models, strict=True)]
 
 
 def weight_norms(stacked: list[torch.Tensor]) -> list[float]:
@@ -129,13 +148,15 @@ def weight_norms(stacked: list[torch.Tensor]) -> list[float]:
 
 def pacbayes_sigmas(
     stacked: list[torch.Tensor],
+    normed: bool,
     x: torch.Tensor,
     y: torch.Tensor,
     seeds: Sequence[int],
     settings: FlatnessSettings = FlatnessSettings(),
     magnitude_aware: bool = False,
 ) -> list[float]:
-    """Per model of `stacked` (x and y in its dtype), the sigma the bisection finds."""
+    """Per model of `stacked` (x and y in its dtype; `normed`: its hidden layers have a norm), the sigma the
+    bisection finds."""
     s = settings
     eps = s.mag_eps if magnitude_aware else None
     bounds = s.mag_sigma_bounds if magnitude_aware else s.sigma_bounds
@@ -147,7 +168,7 @@ def pacbayes_sigmas(
     sigmas = []
     for a in range(0, len(seeds), CHUNK_MODELS):
         chunk = [t[a : a + CHUNK_MODELS] for t in stacked]
-        noisy = NoisyMSE(chunk, shares, [draws[seed] for seed in seeds[a : a + CHUNK_MODELS]], eps)
+        noisy = NoisyMSE(chunk, normed, shares, [draws[seed] for seed in seeds[a : a + CHUNK_MODELS]], eps)
         sigmas += _bisect(noisy, s.iters, s.max_increase, bounds).tolist()
     return sigmas
 
@@ -169,8 +190,8 @@ def _difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[torch.Tens
     return [s - t.to(s) for s, t in zip(a, b, strict=True)]
 
 
-def _finite(params) -> bool:
-    return all(bool(torch.isfinite(t).all()) for wb in params for t in wb)
+def _finite(tensors) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def _check_data(stacked: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> None:

@@ -1,7 +1,8 @@
 """Flatness of a trained model at the end of training, measured on the training set (full batch).
 
-Two measures of the flat-minima question, both of the training loss (mean squared error) of the
-MLP of `genboost.train.model` (params [(W [in, out], b [out]), ...], ReLU between layers, output squeezed):
+Two measures of the flat-minima question, both of the training loss (mean squared error) of the MLP's one
+forward pass (`genboost.train.model.forward`; params [(W [in, out], b [out]), ...] and, for a model with a
+norm, norm_params [(gain [out], bias [out]), ...] per hidden layer):
 
 - SAM sharpness: loss(w + r * g / ||g||) - loss(w), the worst-case loss increase in an r-ball as SAM's
   one-step ascent estimates it (g the full-batch gradient, one norm over all parameters);
@@ -17,67 +18,70 @@ from dataclasses import dataclass
 
 import torch
 
+from genboost.train.model import forward, layers_of, model_tensors
+
 HESSIAN_TOL = 1e-6  # power iteration stops once the Rayleigh quotient moves by less, relatively
 
 
-def forward(params, x: torch.Tensor) -> torch.Tensor:
-    """The MLP's prediction [n]: Linear, ReLU, ..., Linear, squeezed."""
-    h = x
-    for i, (w, b) in enumerate(params):
-        h = h @ w + b
-        if i < len(params) - 1:
-            h = torch.relu(h)
-    return h.squeeze(-1)
+def loss(params, x: torch.Tensor, y: torch.Tensor, norm_params=()) -> torch.Tensor:
+    """Mean squared error over the whole set (a 0-dim tensor, differentiable in the params)."""
+    return _mse(layers_of(model_tensors(params, norm_params), bool(norm_params)), x, y)
 
 
-def loss(params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the whole set (a 0-dim tensor, differentiable in params)."""
-    return torch.mean((forward(params, x) - y) ** 2)
+def _mse(layers, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.mean((forward(layers, x)[1] - y) ** 2)
 
 
-def _check(params, x: torch.Tensor, y: torch.Tensor) -> None:
+def _check(params, norm_params, x: torch.Tensor, y: torch.Tensor) -> None:
     if not params:
         raise ValueError("sharpness: params is empty")
     if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise ValueError(f"sharpness: expected x [n, f] and y [n], got x {tuple(x.shape)} and y {tuple(y.shape)}")
     if x.shape[1] != params[0][0].shape[0]:
         raise ValueError(f"sharpness: x has {x.shape[1]} features but the first layer takes {params[0][0].shape[0]}")
-    if not all(torch.isfinite(p).all() for wb in params for p in wb):
+    if not all(torch.isfinite(p).all() for p in model_tensors(params, norm_params)):
         raise ValueError("sharpness: params contain NaN or inf (a diverged model has no flatness to measure)")
 
 
-def _flat(params) -> tuple[torch.Tensor, list[torch.Size]]:
-    """All parameters as one detached vector (W0, b0, W1, b1, ...) and their shapes."""
-    tensors = [p for wb in params for p in wb]
+def _flat(params, norm_params=()) -> tuple[torch.Tensor, list[torch.Size]]:
+    """All parameters as one detached vector in `model.param_shapes` order (W0, b0, [gain0, bias0,] W1, ...) and
+    their shapes."""
+    tensors = model_tensors(params, norm_params)
     return torch.cat([p.detach().reshape(-1) for p in tensors]), [p.shape for p in tensors]
 
 
-def _unflat(vec: torch.Tensor, shapes: list[torch.Size]):
+def _unflat(vec: torch.Tensor, shapes: list[torch.Size]) -> list[torch.Tensor]:
     tensors, start = [], 0
     for shape in shapes:
         n = math.prod(shape)
         tensors.append(vec[start : start + n].reshape(shape))
         start += n
-    return [(tensors[i], tensors[i + 1]) for i in range(0, len(tensors), 2)]
+    return tensors
 
 
 @dataclass
 class _Problem:
-    """Checked inputs of a measure: flat params, their shapes, data in their dtype and on their device."""
+    """Checked inputs of a measure: flat params, their shapes, whether a norm follows each hidden layer, data in
+    their dtype and on their device."""
 
     vec: torch.Tensor
     shapes: list[torch.Size]
+    normed: bool
     x: torch.Tensor
     y: torch.Tensor
 
+    def layers(self, v: torch.Tensor) -> list[tuple]:
+        """The model's layers (`model.forward`'s) with the flat params v."""
+        return layers_of(_unflat(v, self.shapes), self.normed)
+
     def loss(self, v: torch.Tensor) -> torch.Tensor:
-        return loss(_unflat(v, self.shapes), self.x, self.y)
+        return _mse(self.layers(v), self.x, self.y)
 
 
-def _prepare(params, x, y) -> _Problem:
-    _check(params, x, y)
-    vec, shapes = _flat(params)
-    return _Problem(vec, shapes, x.to(vec), y.to(vec))
+def _prepare(params, x, y, norm_params=()) -> _Problem:
+    _check(params, norm_params, x, y)
+    vec, shapes = _flat(params, norm_params)
+    return _Problem(vec, shapes, bool(norm_params), x.to(vec), y.to(vec))
 
 
 def _gradient(p: _Problem) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,31 +103,50 @@ def _sharpness(p: _Problem, base: torch.Tensor, g: torch.Tensor, radii) -> dict[
     return out
 
 
-def sam_sharpness(params, x: torch.Tensor, y: torch.Tensor, radii) -> dict[float, float]:
-    """radius -> loss(w + r * g / ||g||) - loss(w), with g the full-batch gradient at w.
+def sam_sharpness(params, x: torch.Tensor, y: torch.Tensor, radii, norm_params=()) -> dict[float, float]:
+    """radius -> loss(w + r * g / ||g||) - loss(w), with g the full-batch gradient at w (over every parameter, a
+    norm's gains and biases included).
 
     A zero gradient (an exact stationary point) has no ascent direction: every sharpness is then 0.
     """
-    p = _prepare(params, x, y)
+    p = _prepare(params, x, y, norm_params)
     base, g = _gradient(p)
     return _sharpness(p, base, g, radii)
 
 
-def hessian_vector_product(params, x: torch.Tensor, y: torch.Tensor):
-    """v -> H v (flat vectors) for the loss of `params` on (x, y), by Pearlmutter's R-operator.
+def hessian_vector_product(params, x: torch.Tensor, y: torch.Tensor, norm_params=()):
+    """v -> H v (flat vectors, in `_flat`'s order) for the loss of the model on (x, y).
 
-    Directional derivatives are pushed through one forward and one backward pass of the MLP: the
-    same numbers as autograd's double backward (ReLU's second derivative is 0), with no graph of the
-    backward to record and replay (1.5-2x faster here). The forward is run once, here.
+    Without a norm by Pearlmutter's R-operator: directional derivatives pushed through one forward and one
+    backward pass of the MLP, the same numbers as autograd's double backward (ReLU's second derivative is 0),
+    with no graph of the backward to record and replay (1.5-2x faster here). With a norm, whose second
+    derivative the R-operator does not cover, by autograd's double backward through `model.forward`.
+    The forward is run once, here.
     """
-    return _hvp(_prepare(params, x, y))
+    return _hvp(_prepare(params, x, y, norm_params))
 
 
 def _hvp(p: _Problem):
-    params, x, y, shapes = _unflat(p.vec, p.shapes), p.x, p.y, p.shapes
-    last = len(params) - 1
-    inputs = [x]  # each layer's input; a hidden layer's input is > 0 exactly where ReLU passes gradients
-    for i, (w, b) in enumerate(params):
+    return _double_backward_hvp(p) if p.normed else _r_operator_hvp(p)
+
+
+def _double_backward_hvp(p: _Problem):
+    """H v by autograd: the gradient's graph recorded once, then one backward through it per product. (Not
+    torch.func: its first transform imports torch._dynamo, seconds in every measure process.)"""
+    w = p.vec.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(p.loss(w), w, create_graph=True)
+    return lambda v: torch.autograd.grad(g, w, v, retain_graph=True)[0].detach()
+
+
+def _r_operator_hvp(p: _Problem):
+    layers, x, y = p.layers(p.vec), p.x, p.y
+    last = len(layers) - 1
+    # Each layer's input; a hidden layer's input is > 0 exactly where ReLU passes gradients. The same function as
+    # `model.forward`, its products fused with their biases (addmm) as the R-operator's below are: it rounds them
+    # differently from forward's matmul + add, and the Hessian's numbers were measured so (tests/test_sharpness.py
+    # checks H v against autograd's through `forward`).
+    inputs = [x]
+    for i, (w, b, *_) in enumerate(layers):
         z = torch.addmm(b, inputs[-1], w)
         if i < last:
             inputs.append(z.clamp_min(0))
@@ -134,12 +157,12 @@ def _hvp(p: _Problem):
 
     deltas = [2 * (z - y.unsqueeze(1)) / len(y)]  # d loss / d z of each layer, from the last
     for i in range(last, 0, -1):
-        deltas.insert(0, through_relu(deltas[0] @ params[i][0].T, i))
+        deltas.insert(0, through_relu(deltas[0] @ layers[i][0].T, i))
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
-        dirs = _unflat(v, shapes)
+        dirs = p.layers(v)
         r_inputs = [None]  # R(input) of each layer: 0 for the data
-        for i, ((w, _), (vw, vb)) in enumerate(zip(params, dirs, strict=True)):
+        for i, ((w, *_), (vw, vb, *_)) in enumerate(zip(layers, dirs, strict=True)):
             r_z = torch.addmm(vb, inputs[i], vw)
             if r_inputs[i] is not None:
                 r_z.addmm_(r_inputs[i], w)
@@ -153,7 +176,7 @@ def _hvp(p: _Problem):
                 r_w.addmm_(r_inputs[i].T, deltas[i])
             out = [r_w, r_delta.sum(0)] + out
             if i:
-                r_delta = through_relu((r_delta @ params[i][0].T).addmm_(deltas[i], dirs[i][0].T), i)
+                r_delta = through_relu((r_delta @ layers[i][0].T).addmm_(deltas[i], dirs[i][0].T), i)
         return torch.cat([t.reshape(-1) for t in out])
 
     return hvp
@@ -182,7 +205,7 @@ def _power_iteration(p: _Problem, iters: int, tol: float, seed: int) -> float:
 
 
 def top_hessian_eigenvalue(
-    params, x: torch.Tensor, y: torch.Tensor, iters: int = 50, tol: float = HESSIAN_TOL, seed: int = 0
+    params, x: torch.Tensor, y: torch.Tensor, iters: int = 50, tol: float = HESSIAN_TOL, seed: int = 0, norm_params=()
 ) -> float:
     """The Hessian's eigenvalue of largest magnitude (signed), by power iteration on Hessian-vector products.
 
@@ -192,12 +215,12 @@ def top_hessian_eigenvalue(
     the same magnitude (far from a minimum, with large residuals) power iteration converges slowly
     and `iters` caps it.
     """
-    return _power_iteration(_prepare(params, x, y), iters, tol, seed)
+    return _power_iteration(_prepare(params, x, y, norm_params), iters, tol, seed)
 
 
-def measure(params, x: torch.Tensor, y: torch.Tensor, radii, iters: int) -> dict[str, float]:
+def measure(params, x: torch.Tensor, y: torch.Tensor, radii, iters: int, norm_params=()) -> dict[str, float]:
     """Plain floats: train_loss, grad_norm, sharpness_r<radius> for each radius, hessian_top_eig."""
-    p = _prepare(params, x, y)
+    p = _prepare(params, x, y, norm_params)
     value, g = _gradient(p)
     out = {"train_loss": value.item(), "grad_norm": torch.linalg.vector_norm(g).item()}
     for r, s in _sharpness(p, value, g, radii).items():

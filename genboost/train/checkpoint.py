@@ -8,12 +8,13 @@ import torch
 from genboost.config.optimizers import FIRST_MOMENT, SECOND_MOMENT, optimizer
 from genboost.train.model import Cell, Split, layer_sizes, param_shapes, steps_per_epoch, torch_dtype
 
-STACKS = ("stack", FIRST_MOMENT, SECOND_MOMENT)
+WEIGHTS = "stack"  # the name of the weights' stack, beside the optimizer's moments
+STACKS = (WEIGHTS, FIRST_MOMENT, SECOND_MOMENT)
 
 
 def stacks(cell: Cell) -> tuple[str, ...]:
     """The stacks a cell keeps: its weights, and the moments its optimizer keeps (genboost.config.optimizers)."""
-    return ("stack", *optimizer(cell.optimizer).state(cell))
+    return (WEIGHTS, *optimizer(cell.optimizer).state(cell))
 
 
 def state_problem(cell: Cell, state: dict, split: Split) -> str | None:
@@ -47,11 +48,7 @@ def state_problem(cell: Cell, state: dict, split: Split) -> str | None:
 
 def save(opt, i: int, epoch: int, curve: list[dict]) -> dict:
     """Cell i's weights, optimizer moments, steps and curve after `epoch` epochs (tensors on the CPU)."""
-    tensors = {
-        name: [v[i].cpu().clone() for v in getattr(opt, name).views]
-        for name in STACKS
-        if getattr(opt, name) is not None
-    }
+    tensors = {name: [v[i].cpu().clone() for v in stack.views] for name, stack in opt.stacks.items()}
     return {"epoch": epoch, "steps": opt.steps, "curve": list(curve), **tensors}
 
 
@@ -61,10 +58,9 @@ def load(opt, gens, curves, states, n: int, curve_every) -> None:
     if len(steps) != 1:
         raise ValueError(f"cells of one block resume from different step counts {sorted(steps)}")
     for i, state in enumerate(states):
-        for name in STACKS:
-            if getattr(opt, name) is not None:
-                for view, value in zip(getattr(opt, name).views, state[name], strict=True):
-                    view[i].copy_(value)
+        for name, stack in opt.stacks.items():
+            for view, value in zip(stack.views, state[name], strict=True):
+                view[i].copy_(value)
         for _ in range(state["epoch"]):
             torch.randperm(n, generator=gens[i])
         # A shorter run ends its curve with a point at its last epoch, which the longer run does not record.

@@ -30,22 +30,6 @@ from genboost.train.model import (
 )
 
 
-def train_cells(cells: Sequence[Cell], split: Split, progress: Callable | None = None, **options) -> list[dict]:
-    """Train every cell; results in the order of `cells`, with the keys of `oracle.train_cell` (+ "curve").
-
-    `options` are `train_blocks`'s. `progress(cells_done, cells_total, epoch, epochs)` is called after each
-    epoch of each block.
-    """
-    results: list[dict | None] = [None] * len(cells)
-    done = 0
-    report = None if progress is None else lambda _k, epoch, epochs: progress(done, len(cells), epoch, epochs)
-    for idx, out in train_blocks(cells, split, progress=report, **options):
-        for i, result in zip(idx, out, strict=True):
-            results[i] = result
-        done += len(idx)
-    return results
-
-
 def train_blocks(
     cells: Sequence[Cell],
     split: Split,

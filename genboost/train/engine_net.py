@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from genboost.train import blocks
-from genboost.train.model import NORM_EPS, init_norm_params, init_params, param_shapes
+from genboost.train import blocks, model
+from genboost.train.model import init_norm_params, init_params, param_shapes
 
 # Each cell's part of a layer is padded with zeros to a multiple of this many elements (a multiple of every
 # SIMD width): the fused kernels then run their vector body on every element and never a scalar tail, whose
@@ -134,19 +134,11 @@ class Net:
         return ws.x.view(self.stack.k, -1, x.shape[1]), ws.y.view(self.stack.k, -1)
 
     def forward(self, params, h: torch.Tensor, ws: _Workspace | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """(inputs of each layer, predictions [K, B]); h is [K, B, features]. Layer j's output (and its
-        norm's saved tensors) go into the workspace `ws` where given, else into new tensors."""
-        acts = [h]
-        layers = self.stack.layers
-        for layer, (w, b, g, beta) in enumerate(layers):
-            out = None if ws is None else ws.outputs[layer]
-            h = torch.bmm(h, params[w], out=out).add_(params[b])  # = baddbmm, minus its bias copy
-            if layer < len(layers) - 1:
-                if g is not None:
-                    saved = (None, None) if ws is None else (ws.normed[layer], ws.rstd[layer])
-                    _layer_norm(h, params[g], params[beta], *saved)
-                acts.append(h.relu_())
-        return acts, h.squeeze(-1)
+        """`model.forward` of the K cells on `params` (views in the stack's order), h [K, B, features]: (inputs of
+        each layer, predictions [K, B]). Layer j's output (and its norm's saved tensors) go into the workspace `ws`
+        where given."""
+        layers = [tuple(None if j is None else params[j] for j in layer) for layer in self.stack.layers]
+        return model.forward(layers, h, ws)
 
     def loss_and_grad(self, params, grads, xb: torch.Tensor, yb: torch.Tensor, loss: bool = True):
         """Per-cell batch MSE [K] (None when not `loss`); writes its gradient into `grads`."""
@@ -194,20 +186,8 @@ class Net:
         )
 
 
-def _layer_norm(h: torch.Tensor, gain, bias, normed=None, rstd=None) -> None:
-    """h <- LayerNorm(h) over its last dim, in place: (h - mean) / sqrt(var + NORM_EPS) * gain + bias (var
-    biased, as torch.nn.LayerNorm). The normalized h and 1 / std go into `normed` and `rstd` where given (the
-    backward reads them)."""
-    mean = h.mean(-1, keepdim=True)
-    inv = torch.var(h, -1, correction=0, keepdim=True).add_(NORM_EPS).rsqrt_()
-    normed = torch.sub(h, mean, out=normed).mul_(inv)
-    if rstd is not None:
-        rstd.copy_(inv)
-    torch.mul(normed, gain, out=h).add_(bias)
-
-
 def _layer_norm_backward(dy: torch.Tensor, gain, grad_gain, grad_bias, normed, rstd, scratch) -> None:
-    """The gradient through `_layer_norm`: the gain's and bias's into `grad_gain`, `grad_bias` [K, 1, width];
+    """The gradient through `model.layer_norm`: the gain's and bias's into `grad_gain`, `grad_bias` [K, 1, width];
     dy (the gradient of its output) becomes in place that of its input:
     rstd * (dx^ - mean(dx^) - x^ * mean(dx^ * x^)), with dx^ = dy * gain."""
     torch.sum(torch.mul(dy, normed, out=scratch), 1, keepdim=True, out=grad_gain)

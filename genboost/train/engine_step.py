@@ -10,12 +10,13 @@ slice alone, so a cell's numbers do not depend on its block-mates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
 import torch
 
+from genboost.config.optimizers import ADAM, FIRST_MOMENT, SECOND_MOMENT, SGD
 from genboost.train import checkpoint
 from genboost.train.engine_net import Stack
 from genboost.train.model import Cell, lr_schedule
@@ -42,17 +43,16 @@ def _rows(stack: Stack, a: int, b: int, norm_only: bool, with_norm: bool) -> lis
 class Optimizer:
     """torch's fused SGD / Adam / AdamW step (+ SGDW decay, + SAM ascent) on a block, group by group.
 
-    `stack`, `moments`, `squares` (None where the optimizer keeps none), `steps` and `step_t` are what
-    `checkpoint` saves and loads."""
+    `stacks` (the weights and the moments the optimizer keeps, by their names in `checkpoint.STACKS`), `steps` and
+    `step_t` are what `checkpoint` saves and loads."""
 
     def __init__(self, cells: Sequence[Cell], stack: Stack, grads: Stack):
         c = self.cell = cells[0]
         self.stack, self.grads = stack, grads
         self.rho = torch.tensor([x.rho for x in cells], dtype=torch.float64).to(stack.flat)
         self.decoupled = c.wd_mode == "decoupled"
-        kept = checkpoint.stacks(c)
-        moments = self.moments = stack.like() if "moments" in kept else None
-        squares = self.squares = stack.like() if "squares" in kept else None
+        self.stacks = {name: stack if name == checkpoint.WEIGHTS else stack.like() for name in checkpoint.stacks(c)}
+        moments, squares = self.stacks.get(FIRST_MOMENT), self.stacks.get(SECOND_MOMENT)  # None where not kept
         self.step_t = torch.zeros((), dtype=torch.float32, device=stack.flat.device)  # Adam's count, as torch keeps it
         # Without `wd_norm_params`, a norm's gains and biases are a group of their own, with no decay.
         self._norm_decayed = c.wd_norm_params or not stack.norm_blocks
@@ -74,11 +74,12 @@ class Optimizer:
                         counts=[self.step_t] * len(params),
                     )
                 )
-        self._update = {"sgd": self._sgd, "adam": self._adam}[c.optimizer]
+        update = UPDATES[c.optimizer]
+        self._update = update.step
         # SGD: each cell's -lr (set each epoch) on every element of its rows; its wd / lr-scaled decay on the
         # rows of the cells with wd, in runs of adjacent cells (the kernel leaves a cell without wd alone).
         self._lrs = [lr_schedule(x.lr, c.epochs, c.t_max) for x in cells]
-        self._minus_lr = stack.like() if c.optimizer == "sgd" else None
+        self._minus_lr = stack.like() if update.per_row_lr else None
         self._decayed = [
             (idx[0], idx[-1] + 1)
             for has_wd, run in groupby(range(len(cells)), key=lambda i: cells[i].wd != 0)
@@ -125,7 +126,7 @@ class Optimizer:
             torch.addcmul(p, g, scale, out=out)  # = p + g * scale, rounded like the oracle's two ops
 
     def step(self) -> None:
-        self._update()
+        self._update(self)
         self.steps += 1
 
     def _sgd(self) -> None:
@@ -137,7 +138,7 @@ class Optimizer:
                 else:
                     torch.addcmul(g, p, factor, out=g)  # g + wd * p
         if c.momentum:
-            moments = self.moments.flat
+            moments = self.stacks[FIRST_MOMENT].flat
             if self.steps == 0:
                 moments.copy_(grads)
             else:
@@ -155,3 +156,14 @@ class Optimizer:
                 g.params, g.grads, g.moments, g.squares, [], g.counts, lr=g.lrs[self.epoch],
                 beta1=beta1, beta2=beta2, weight_decay=g.wd, eps=c.adam_eps, amsgrad=False, maximize=False,
             )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Update:
+    step: Callable[[Optimizer], None]  # an Optimizer's update of its block
+    per_row_lr: bool  # whether it reads each cell's lr from a stack of -lr (else from its groups)
+
+
+# Each optimizer of genboost.config.optimizers as the engine steps it (tests/test_optimizers.py checks that the
+# two name the same optimizers).
+UPDATES = {SGD: _Update(Optimizer._sgd, per_row_lr=True), ADAM: _Update(Optimizer._adam, per_row_lr=False)}

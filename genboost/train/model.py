@@ -1,8 +1,10 @@
-"""What every trainer shares: the cell, the MLP's shape and initialization, batch order and lr schedule.
+"""What every trainer shares: the cell, the MLP's shape, initialization and forward pass, batch order and lr
+schedule.
 
 The oracle (`genboost.train.oracle`) and the stacked engine (`genboost.train.engine`) both build
 their models from these functions, so that the same cell starts from the same weights and sees the
-same batches in the same order: that is what makes the two comparable number for number.
+same batches in the same order: that is what makes the two comparable number for number. `forward` is the
+model's one forward pass: the trainers and the measures (`genboost.measures`) all run it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,79 @@ def param_shapes(sizes: list[int], norm: str = "none") -> list[tuple[int, int]]:
         if norm != "none" and layer < len(sizes) - 2:
             shapes += [(1, fan_out), (1, fan_out)]
     return shapes
+
+
+def model_tensors(params, norm_params=()) -> list[torch.Tensor]:
+    """A model's tensors in `param_shapes` order from its per-layer (W, b) and per-hidden-layer (gain, bias) pairs
+    (none without a norm)."""
+    norms = list(norm_params)
+    return [t for i, wb in enumerate(params) for t in (*wb, *(norms[i] if i < len(norms) else ()))]
+
+
+def layers_of(tensors, normed: bool) -> list[tuple]:
+    """A model's tensors in `param_shapes` order (W0, b0, [gain0, bias0,] W1, ...) as `forward`'s layers: per layer
+    (W, b, gain, bias), gain and bias None where no norm follows (the output layer, or `normed` False)."""
+    tensors, layers = list(tensors), []
+    while tensors:
+        with_norm = normed and len(tensors) > 2
+        w, b, *rest = tensors[: 4 if with_norm else 2]
+        layers.append((w, b, *(rest or (None, None))))
+        tensors = tensors[4 if with_norm else 2 :]
+    return layers
+
+
+def forward(layers, x: torch.Tensor, ws=None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The MLP: per layer x @ W + b, then on a hidden layer its LayerNorm (where it has one) and ReLU.
+
+    `layers` are per layer (W [in, out], b, gain, bias) as `layers_of` gives them, of one model (x [n, in]) or of
+    K stacked ones (W [K, in, out], b [K, 1, out], x [K, n, in]). Returns (each layer's input, the predictions
+    [n] or [K, n]). Autograd differentiates it (the oracle's training, the measures' gradients and Hessians); where
+    the workspace `ws` is given (the engine's, with `outputs`, `normed`, `rstd` per layer) it writes into it
+    instead, for the engine's hand-written backward.
+    """
+    acts, h, last = [x], x, len(layers) - 1
+    for layer, (w, b, gain, bias) in enumerate(layers):
+        h = linear(h, w, b, out=None if ws is None else ws.outputs[layer])
+        if layer < last:
+            saved = None if ws is None or gain is None else (ws.normed[layer], ws.rstd[layer])
+            h = activation(h, gain, bias, saved)
+            acts.append(h)
+    return acts, h.squeeze(-1)
+
+
+def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """h @ w + b (into `out` where given): the matmul, then the bias added in place (baddbmm minus its bias copy)."""
+    return matmul(h, w, out=out).add_(b)
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ b, with a stack of one run as a stack of two: bmm takes another kernel (gemv) for one matrix-vector
+    product, which rounds differently; a model's numbers then do not depend on how many are stacked with it."""
+    if a.dim() == 3 and a.shape[0] == 1 and out is None:
+        return torch.bmm(a.expand(2, *a.shape[1:]), b.expand(2, *b.shape[1:]))[:1]
+    return torch.matmul(a, b, out=out)
+
+
+def activation(h: torch.Tensor, gain=None, bias=None, saved=None) -> torch.Tensor:
+    """A hidden layer's LayerNorm (where `gain` is given) and ReLU of its linear output h, ReLU in place."""
+    if gain is not None:
+        h = layer_norm(h, gain, bias, saved)
+    return h.relu_()
+
+
+def layer_norm(h: torch.Tensor, gain, bias, saved=None) -> torch.Tensor:
+    """(h - mean) / sqrt(var + NORM_EPS) * gain + bias over h's last dim (var biased, as torch.nn.LayerNorm).
+
+    In new tensors, or where `saved` (normed, rstd) is given in place: h becomes the output, the normalized h and
+    1 / std go into `saved` (the engine's backward reads them). The same ops either way: the same numbers."""
+    mean = h.mean(-1, keepdim=True)
+    inv = torch.var(h, -1, correction=0, keepdim=True).add(NORM_EPS).rsqrt()
+    if saved is None:
+        return (h - mean).mul(inv).mul(gain).add(bias)
+    normed, rstd = saved
+    torch.sub(h, mean, out=normed).mul_(inv)
+    rstd.copy_(inv)
+    return torch.mul(normed, gain, out=h).add_(bias)
 
 
 def init_params(

@@ -3,11 +3,12 @@
 It is the oracle the fast stacked engine (`genboost.train.engine`) is checked against, so every choice
 below is part of a contract the engine copies op for op:
 
-- model: nn.Sequential(Linear, ReLU, ..., Linear) on `layer_sizes`, weights from `init_params`
-  (Linear.weight = W.T); with `norm: layer` an nn.LayerNorm (torch's init: gain 1, bias 0) after each hidden
-  Linear, before its ReLU; optimizer parameters in `model.parameters()` order: W0, b0, (gain0, beta0,) W1, ...
+- model: `MLP`, the model's one forward pass (`genboost.train.model.forward`: Linear, ReLU, ..., Linear on
+  `layer_sizes`; with `norm: layer` a LayerNorm after each hidden Linear, before its ReLU) on torch parameters,
+  weights from `init_params` (a norm's gain 1, bias 0, as nn.LayerNorm starts); backward by autograd;
+  optimizer parameters in `model.parameters()` order: W0, b0, (gain0, beta0,) W1, ...
   (without `wd_norm_params`, the norm's gains and biases in a second group with no weight decay);
-- loss: mean squared error over the batch of `model(x).squeeze(-1)` against y;
+- loss: mean squared error over the batch of `model(x)` against y;
 - optimizer: SGD (momentum, L2 `weight_decay`) or Adam, single-tensor path (foreach=False);
   wd_mode "decoupled" is AdamW for Adam, and for SGD `p.mul_(1 - lr_now * wd)` just before each base
   step (SGDW); with rho > 0 the optimizer is wrapped in `genboost.train.sam.SAM`;
@@ -20,62 +21,83 @@ below is part of a contract the engine copies op for op:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from genboost.config.cell import NORMS
+from genboost.config.optimizers import ADAM, SGD
 from genboost.train.model import (
-    NORM_EPS,
     Cell,
     Split,
     final_metrics,
     flush_denormal,
+    forward,
+    init_norm_params,
     init_params,
     layer_sizes,
+    layers_of,
+    model_tensors,
     shuffle_generator,
     torch_dtype,
 )
 from genboost.train.sam import SAM
 
 
-def build_model(cell: Cell, n_features: int, device="cpu") -> nn.Sequential:
-    dtype = torch_dtype(cell.dtype)
-    sizes = layer_sizes(n_features, cell.hidden)
-    layers = []
-    for layer, (w, b) in enumerate(init_params(cell.seed, sizes, dtype)):
-        # skip_init: the weights are overwritten anyway, and nn.Linear's own init would draw from torch's global RNG.
-        linear = nn.utils.skip_init(nn.Linear, w.shape[0], w.shape[1], dtype=dtype, device=device)
-        with torch.no_grad():
-            linear.weight.copy_(w.T)
-            linear.bias.copy_(b)
-        norm = [nn.LayerNorm(w.shape[1], eps=NORM_EPS, dtype=dtype, device=device)] if cell.normed else []
-        layers += [linear, *(norm if layer < len(sizes) - 2 else []), nn.ReLU()]
-    return nn.Sequential(*layers[:-1])
+class MLP(nn.Module):
+    """The cell's model as a torch module: its parameters W0 [in, out], b0, (gain0, bias0,) W1, ... in
+    `model.param_shapes` order (biases as vectors), its forward `model.forward`."""
+
+    def __init__(self, cell: Cell, n_features: int, device="cpu"):
+        super().__init__()
+        dtype, sizes = torch_dtype(cell.dtype), layer_sizes(n_features, cell.hidden)
+        linears = init_params(cell.seed, sizes, dtype)
+        norms = init_norm_params(sizes, dtype) if cell.normed else []
+        self.normed = cell.normed
+        self.weights = nn.ParameterList(nn.Parameter(t.to(device)) for t in model_tensors(linears, norms))
+
+    def layers(self) -> list[tuple]:
+        return layers_of(self.weights, self.normed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return forward(self.layers(), x)[1]
 
 
-def param_groups(cell: Cell, model: nn.Sequential) -> list[dict]:
+def param_groups(cell: Cell, model: MLP) -> list[dict]:
     """The optimizer's parameter groups: one, or without `wd_norm_params` the norm's gains and biases apart with
     weight_decay 0 ("decay" False: SGDW's decay leaves them alone too)."""
     if not cell.normed or cell.wd_norm_params:
         return [{"params": list(model.parameters())}]
-    norms = [p for m in model if isinstance(m, nn.LayerNorm) for p in m.parameters()]
-    linears = [p for m in model if isinstance(m, nn.Linear) for p in m.parameters()]
+    layers = model.layers()
+    linears = [p for w, b, _, _ in layers for p in (w, b)]
+    norms = [p for _, _, gain, bias in layers if gain is not None for p in (gain, bias)]
     return [{"params": linears}, {"params": norms, "weight_decay": 0.0, "decay": False}]
 
 
-def _sgd(cell: Cell, decoupled: bool) -> tuple[type, dict]:
-    return torch.optim.SGD, dict(momentum=cell.momentum, weight_decay=0.0 if decoupled else cell.wd)
+@dataclass(frozen=True)
+class TorchOptimizer:
+    """An optimizer as torch.optim builds it for a cell: its class, its keyword arguments but lr, and whether the
+    decoupled decay is a step pre-hook (`_sgdw_decay`: torch's SGD has no decoupled mode)."""
+
+    cls: type
+    kwargs: dict
+    decay_hook: bool = False
 
 
-def _adam(cell: Cell, decoupled: bool) -> tuple[type, dict]:
+def _sgd(cell: Cell, decoupled: bool) -> TorchOptimizer:
+    kwargs = dict(momentum=cell.momentum, weight_decay=0.0 if decoupled else cell.wd)
+    return TorchOptimizer(torch.optim.SGD, kwargs, decay_hook=decoupled and cell.wd != 0)
+
+
+def _adam(cell: Cell, decoupled: bool) -> TorchOptimizer:
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-    return cls, dict(betas=cell.adam_betas, eps=cell.adam_eps, weight_decay=cell.wd)
+    return TorchOptimizer(cls, dict(betas=cell.adam_betas, eps=cell.adam_eps, weight_decay=cell.wd))
 
 
-# Each optimizer of genboost.config.optimizers as torch.optim builds it: (cell, decoupled) -> (class, keyword
-# arguments but lr); tests/test_optimizers.py checks that the two name the same optimizers.
-TORCH_OPTIMIZERS = {"sgd": _sgd, "adam": _adam}
+# Each optimizer of genboost.config.optimizers as torch.optim builds it: (cell, decoupled) -> TorchOptimizer;
+# tests/test_optimizers.py checks that the two name the same optimizers.
+TORCH_OPTIMIZERS = {SGD: _sgd, ADAM: _adam}
 
 
 def build_optimizer(cell: Cell, params) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
@@ -87,14 +109,14 @@ def build_optimizer(cell: Cell, params) -> tuple[torch.optim.Optimizer, torch.op
         raise ValueError(f"cell.norm must be one of {list(NORMS)}, got {cell.norm!r}")
     if cell.optimizer not in TORCH_OPTIMIZERS:
         raise ValueError(f"cell.optimizer must be one of {list(TORCH_OPTIMIZERS)}, got {cell.optimizer!r}")
-    cls, kwargs = TORCH_OPTIMIZERS[cell.optimizer](cell, decoupled)
-    kwargs.update(lr=cell.lr, foreach=False)
+    torch_optimizer = TORCH_OPTIMIZERS[cell.optimizer](cell, decoupled)
+    cls, kwargs = torch_optimizer.cls, dict(torch_optimizer.kwargs, lr=cell.lr, foreach=False)
     if cell.rho > 0:
         opt = SAM(params, cls, rho=cell.rho, adaptive=cell.sam_adaptive, **kwargs)
         base = opt.base_optimizer
     else:
         opt = base = cls(params, **kwargs)
-    if cell.optimizer == "sgd" and decoupled and cell.wd != 0:
+    if torch_optimizer.decay_hook:
         base.register_step_pre_hook(_sgdw_decay(cell.wd))
     return opt, base
 
@@ -119,19 +141,18 @@ def train_cell(
         raise ValueError(f"max_steps must be >= 0 or None, got {max_steps!r}")
     data = split.to(device=device, dtype=torch_dtype(cell.dtype))
     with flush_denormal(cell.flush_denormal):
-        model = build_model(cell, data.x_train.shape[1], device)
+        model = MLP(cell, data.x_train.shape[1], device)
         opt, base = build_optimizer(cell, param_groups(cell, model))
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(base, T_max=cell.t_max)
         steps, diverged_step = _fit(cell, model, opt, sched, data, max_steps)
         with torch.no_grad():
-            train_pred, test_pred = model(data.x_train).squeeze(-1), model(data.x_test).squeeze(-1)
+            train_pred, test_pred = model(data.x_train), model(data.x_test)
         result = final_metrics(train_pred, test_pred, data, steps, diverged_step)
     if return_params:
-        linears = [m for m in model if isinstance(m, nn.Linear)]
-        result["params"] = [(m.weight.detach().T.contiguous().cpu(), m.bias.detach().clone().cpu()) for m in linears]
+        layers = [[None if t is None else t.detach().clone().cpu() for t in layer] for layer in model.layers()]
+        result["params"] = [(w, b) for w, b, _, _ in layers]
         if cell.normed:
-            norms = [m for m in model if isinstance(m, nn.LayerNorm)]
-            result["norm_params"] = [(m.weight.detach().clone().cpu(), m.bias.detach().clone().cpu()) for m in norms]
+            result["norm_params"] = [(gain, bias) for _, _, gain, bias in layers if gain is not None]
     return result
 
 
@@ -165,7 +186,7 @@ def _forward_backward(model, xb: torch.Tensor, yb: torch.Tensor):
     """The batch's closure: mean squared error of model(xb) against yb, backpropagated; returns the loss."""
 
     def closure():
-        loss = nn.functional.mse_loss(model(xb).squeeze(-1), yb)
+        loss = nn.functional.mse_loss(model(xb), yb)
         loss.backward()
         return loss
 
