@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from genboost import fingerprint
 from genboost.config import packing
-from genboost.config.cell import AXES, Cell
+from genboost.config.cell import Cell
 from genboost.config.optimizers import NAMES as OPTIMIZERS
 from genboost.config.study import ConfigError, Experiment, Study, fmt_value, measured
 from genboost.config.sweep import SWEEPABLE, wildcard_constraint
@@ -29,10 +29,6 @@ def run_pattern(axes, name: str = "metrics.json") -> str:
     experiment's axis order."""
     levels = "/".join(f"{a}={{{a}}}" for a in axes)
     return f"{{results}}/{{experiment}}/runs/{levels}/{name}"
-
-
-# The layout of an experiment that sweeps nothing (unchanged since before sweeps: its results stay valid).
-RUN_PATTERN = run_pattern(AXES)
 
 
 def raw_path(name: str, entry: dict) -> str:
