@@ -259,7 +259,9 @@ def table_paths(results: str, experiment: Experiment) -> list[str]:
 
 def set_code_params(workflow) -> None:
     """Give every rule that runs a script its `code` param, `fingerprint.rule_code` of that script: a rule names
-    its script once, in its `script:` (relative to its rules file, as Snakemake reads it)."""
+    its script once, in its `script:` (relative to its rules file, as Snakemake reads it). Called once all rules
+    are defined, since a rule's params cannot see its own `script:`. It lives here, not in fingerprint.py, because
+    the train and measure scripts import fingerprint.py: editing that module reruns all their jobs."""
     for rule in workflow.rules:
         if rule.script:
             script = os.path.join(rule.basedir.get_path_or_uri(secret_free=True), rule.script)
