@@ -6,7 +6,7 @@ from functools import partial
 
 from snakemake.utils import min_version
 
-from genboost import fingerprint, wiring
+from genboost import wiring
 from genboost.config import packing, settings
 from genboost.config.study import Study
 from genboost.measures.registry import measured
@@ -53,7 +53,7 @@ localrules:
 
 rule all:
     input:
-        f"{R}/summary.md",
+        wiring.summary_path(R),
         [wiring.table_paths(R, e) for e in STUDY.experiments],
         [wiring.figure_paths(R, e, STUDY.analysis).values() for e in STUDY.experiments],
         [wiring.vs_talk_paths(R, name).values() for name in COMPARED],
@@ -63,3 +63,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/compare.smk"
+
+
+# Each rule names its script once, in its `script:`; this gives it the `code` param, that script's fingerprint.
+wiring.set_code_params(workflow)

@@ -26,7 +26,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_study import ROOT, workdir_with  # noqa: E402
 
-from genboost import wiring  # noqa: E402
 from genboost.config import settings  # noqa: E402
 from genboost.config.study import Study  # noqa: E402
 
@@ -44,7 +43,7 @@ def study_config(times: int) -> dict:
 
 def models(config: dict) -> int:
     checked = settings.checked(config)
-    return len(wiring.all_metrics(Study.from_config(checked)))
+    return sum(len(e.cells()) for e in Study.from_config(checked).experiments)
 
 
 def timed_plan(workdir: Path, cores: int, quiet: bool) -> float:

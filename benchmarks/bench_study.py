@@ -163,7 +163,7 @@ def baselines(config: dict, base: Path, cores: int, per_axis: int, models: int) 
     base_cfg = baseline_config(config, per_axis)
     workdir_with(base_cfg, base)
     # download + preprocess are not part of the per-model cost: build them first, untimed
-    data = Study.from_config(base_cfg).experiment("main").data_paths("results")
+    data = wiring.data_paths(Study.from_config(base_cfg).experiment("main"), "results")
     subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", str(cores), *data.values(), "--quiet"], cwd=base, check=True
     )
@@ -190,7 +190,7 @@ def extrapolated(name: str, sample: int, wall: float, models: int) -> dict:
 
 def count_models(config: dict) -> int:
     """Models of the enabled experiments."""
-    return len(wiring.all_metrics(Study.from_config(config)))
+    return sum(len(e.cells()) for e in Study.from_config(config).experiments)
 
 
 def baseline_config(config: dict, per_axis: int) -> dict:

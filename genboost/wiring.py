@@ -1,4 +1,4 @@
-"""The Snakefile's wiring: paths, wildcard constraints, job params, priorities and resources.
+"""The Snakefile's wiring: every path, wildcard constraints, job params, priorities, resources and code params.
 
 Only the Snakefile imports this module (and tests), and no result depends on it: the train jobs' code
 fingerprint does not cover it, so editing a path, a resource or a priority here retrains nothing.
@@ -10,11 +10,14 @@ import csv
 import dataclasses
 import itertools
 import math
+import os
 import posixpath
+import re
 from urllib.parse import urlparse
 
+from genboost import fingerprint
 from genboost.config import packing
-from genboost.config.cell import AXES, Cell
+from genboost.config.cell import Cell
 from genboost.config.optimizers import NAMES as OPTIMIZERS
 from genboost.config.study import AXIS_TYPES, TABLE_AXES, Experiment, Study, fmt_value
 from genboost.config.sweep import SWEEPABLE, wildcard_constraint
@@ -28,10 +31,6 @@ def run_pattern(axes, name: str = "metrics.json") -> str:
     experiment's axis order."""
     levels = "/".join(f"{a}={{{a}}}" for a in axes)
     return f"{{results}}/{{experiment}}/runs/{levels}/{name}"
-
-
-# The layout of an experiment that sweeps nothing (unchanged since before sweeps: its results stay valid).
-RUN_PATTERN = run_pattern(AXES)
 
 
 def raw_path(name: str, entry: dict) -> str:
@@ -48,25 +47,36 @@ def preprocess_input(study: Study, datasets: dict, data_id: str) -> str:
     return raw_path(name, datasets[name])
 
 
-def data_paths(experiment: Experiment, results: str) -> dict[str, str]:
-    """Its preprocessed split and its manifest (the label's classes): experiments with equal preprocessing,
-    their dataset's entry included, share one folder."""
-    folder = f"{results}/data/{experiment.data_id}"
+def split_paths(results: str, data_id: str) -> dict[str, str]:
+    """A preprocessed split and its manifest (the label's classes), in the folder of its data id
+    (`Experiment.data_id`; "{data}" in the preprocess rule's pattern)."""
+    folder = f"{results}/data/{data_id}"
     return {"train": f"{folder}/train.csv", "test": f"{folder}/test.csv", "manifest": f"{folder}/manifest.json"}
+
+
+def data_paths(experiment: Experiment, results: str) -> dict[str, str]:
+    """The split an experiment trains and measures on: experiments with equal preprocessing, their dataset's
+    entry included, share one folder."""
+    return split_paths(results, experiment.data_id)
+
+
+def log_path(results: str, *names: str) -> str:
+    """The log of one job: results/logs/<names, joined by />.log (its experiment, step, and the job's own name)."""
+    return f"{results}/logs/{'/'.join(names)}.log"
+
+
+def cells_path(results: str, experiment: str) -> str:
+    """An experiment's cells.csv (one row per model), what its comparison with the talk and the summary read."""
+    return f"{results}/{experiment}/cells.csv"
+
+
+def summary_path(results: str) -> str:
+    return f"{results}/summary.md"
 
 
 def metrics_path(experiment: Experiment, results: str, cell: Cell, name: str = "metrics.json") -> str:
     pattern = run_pattern(experiment.axes, name)
     return pattern.format(results=results, experiment=experiment.name, **experiment.wildcards(cell))
-
-
-def measures_path(experiment: Experiment, results: str, cell: Cell) -> str:
-    """A cell's measures.json, beside its metrics.json (written by the measure job of its train job)."""
-    return metrics_path(experiment, results, cell, "measures.json")
-
-
-def all_metrics(study: Study) -> list[str]:
-    return [metrics_path(e, study.results, c) for e in study.experiments for c in e.cells()]
 
 
 def job_file(experiment: Experiment, results: str, step: str = "train") -> str:
@@ -106,6 +116,11 @@ def job_metrics(experiment: Experiment, results: str, wildcards, name: str = "me
     return [metrics_path(experiment, results, c, name) for c in packing.job_cells(experiment, dict(wildcards))]
 
 
+def job_measures(experiment: Experiment, results: str, wildcards) -> list[str]:
+    """Each cell's measures.json of one job, beside its metrics.json: what its measure job writes for users."""
+    return job_metrics(experiment, results, wildcards, "measures.json")
+
+
 def model_output(experiment: Experiment, results: str) -> str:
     """The pattern of any one model's metrics.json, for the rule that makes one model asked for by name."""
     free = {a: f"{{{a}}}" for a in experiment.axes}
@@ -119,14 +134,13 @@ def model_cell(experiment: Experiment, wildcards) -> Cell:
 
 def job_log(experiment: Experiment, results: str, step: str = "train") -> str:
     """The log of one train job (or, step "measure", of its measure job)."""
-    levels = "".join(f"{a}={{{a}}}/" for a in packing.free_axes(experiment))
-    return f"{results}/logs/{experiment.name}/{step}/{levels}part={{part}}.log"
+    levels = [f"{a}={{{a}}}" for a in packing.free_axes(experiment)]
+    return log_path(results, experiment.name, step, *levels, "part={part}")
 
 
 def model_log(experiment: Experiment, results: str) -> str:
     """The log of the job that trains (or takes from the store) one model asked for by name."""
-    levels = "/".join(f"{a}={{{a}}}" for a in experiment.axes)
-    return f"{results}/logs/{experiment.name}/model/{levels}.log"
+    return log_path(results, experiment.name, "model", *(f"{a}={{{a}}}" for a in experiment.axes))
 
 
 def job_threads(experiment: Experiment) -> int:
@@ -186,6 +200,11 @@ def wildcard_constraints() -> dict:
     return {**axes, **swept, "data": "[0-9a-f]{12}", "dataset": "[A-Za-z0-9_-]+", "part": packing.PART_CONSTRAINT}
 
 
+def one_of(names) -> str:
+    """A wildcard constraint matching exactly these names (an experiment's, say), and nothing when there are none."""
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
+
+
 def reference_experiments(path: str | None) -> set[str]:
     """The experiment names of a reference table (config key reference); empty when there is none."""
     if not path:
@@ -210,16 +229,43 @@ def figure_paths(results: str, experiment: Experiment, analysis: dict) -> dict[s
     return {f"{n}_{ext}": f"{folder}/{n}.{ext}" for n in names for ext in ("png", "pdf")}
 
 
+def vs_talk_inputs(results: str, compared: dict, reference: str, experiment: str) -> dict[str, str]:
+    """What one experiment's comparison with the talk reads (`compared`: experiment -> its partner or None,
+    `Study.compared`): its cells.csv and the reference table, and its partner's cells.csv where it has one."""
+    partner = compared[experiment]
+    inputs = {"cells": cells_path(results, experiment), "reference": reference}
+    return {"partner_cells": cells_path(results, partner.name), **inputs} if partner else inputs
+
+
 def vs_talk_paths(results: str, experiment: str) -> dict[str, str]:
     """The comparison of one experiment with the reference table: Markdown, CSV and a figure."""
     stem = f"{results}/{experiment}/vs_talk"
     return {"md": f"{stem}.md", "csv": f"{stem}.csv", "png": f"{stem}.png", "pdf": f"{stem}.pdf"}
 
 
-def table_paths(results: str, experiment: Experiment) -> list[str]:
+def tables(results: str, experiment: Experiment) -> dict[str, dict[str, str]]:
     """One Markdown and one CSV table of mean test MSE (rows lr, columns wd) per optimizer x rho x swept values:
-    tables/optimizer=<o>_rho=<rho>[_<key>=<value>...].{md,csv}."""
+    path -> the values its cells have (axis -> canonical text), given to the aggregate job as data. The file's
+    name spells them too, for people: tables/optimizer=<o>_rho=<rho>[_<key>=<value>...].{md,csv}."""
     axes = [*TABLE_AXES, *experiment.sweep]
-    combos = itertools.product(*(experiment.levels(a) for a in axes))
-    names = ["_".join(f"{a}={fmt_value(a, v)}" for a, v in zip(axes, combo, strict=True)) for combo in combos]
-    return [f"{results}/{experiment.name}/tables/{name}.{ext}" for name in names for ext in ("md", "csv")]
+    out = {}
+    for combo in itertools.product(*(experiment.levels(a) for a in axes)):
+        levels = {a: fmt_value(a, v) for a, v in zip(axes, combo, strict=True)}
+        name = "_".join(f"{a}={text}" for a, text in levels.items())
+        out.update({f"{results}/{experiment.name}/tables/{name}.{ext}": levels for ext in ("md", "csv")})
+    return out
+
+
+def table_paths(results: str, experiment: Experiment) -> list[str]:
+    return list(tables(results, experiment))
+
+
+def set_code_params(workflow) -> None:
+    """Give every rule that runs a script its `code` param, `fingerprint.rule_code` of that script: a rule names
+    its script once, in its `script:` (relative to its rules file, as Snakemake reads it). Called once all rules
+    are defined, since a rule's params cannot see its own `script:`. It lives here, not in fingerprint.py, because
+    the train and measure scripts import fingerprint.py: editing that module reruns all their jobs."""
+    for rule in workflow.rules:
+        if rule.script:
+            script = os.path.join(rule.basedir.get_path_or_uri(secret_free=True), rule.script)
+            rule.set_params(code=fingerprint.rule_code(workflow, os.path.relpath(script, workflow.basedir)))

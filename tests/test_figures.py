@@ -20,7 +20,7 @@ from genboost.analysis.figures import (
     lr_curves,
     mean_curve,
 )
-from genboost.analysis.tables import cells_frame, read_records
+from genboost.analysis.tables import cells_frame, read_job_records
 
 LRS, WDS, RHOS, SEEDS = [1e-4, 1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(3)
 DIVERGED = {("sgd", 1e-2, 0.0, 0.0), ("adam", 1e-2, 1e-3, 0.05)}  # (optimizer, lr, wd, rho) with a diverged seed
@@ -197,7 +197,7 @@ def test_a_study_whose_every_model_diverged_draws_its_figures_and_says_so(tmp_pa
     write_figures("main", job_files(metrics, tmp_path), figure_paths(tmp_path))
     for name in ("heatmap", "lr_curves", "learning_curves"):
         assert_valid_files(tmp_path / f"{name}.png", tmp_path / f"{name}.pdf", min_png=5_000)
-    cells = cells_frame("main", read_records(metrics))
+    cells = cells_frame("main", read_job_records(job_files(metrics, tmp_path)))
     note = "Every model diverged (16 of 16): nothing to plot"
     heat = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
     marks = [p.get_gid() for ax in panels(heat) for p in ax.patches]
@@ -215,7 +215,7 @@ def test_a_study_whose_every_model_diverged_draws_its_figures_and_says_so(tmp_pa
 def test_a_study_with_one_configuration_and_one_seed_draws_its_figures(tmp_path):
     metrics = metrics_files(tmp_path, ["adam"], [1e-3], [0.0], [0.0], [0], diverged=False)
     write_figures("main", job_files(metrics, tmp_path), figure_paths(tmp_path))
-    cells = cells_frame("main", read_records(metrics))
+    cells = cells_frame("main", read_job_records(job_files(metrics, tmp_path)))
     heat = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
     assert [t.get_text() for ax in panels(heat) for t in ax.texts] == ["0.801"] and "\n" not in heat.get_suptitle()
     (curve,) = lr_curves(cells, tmp_path / "l.png", tmp_path / "l.pdf").axes[0].lines

@@ -135,14 +135,14 @@ RULE_OF_SCRIPT = {
     "aggregate": "aggregate_main",
     "figures": "figures_main",
     "summary": "summary",
-    "vs_talk": "vs_talk_main",
+    "vs_talk": "vs_talk",
 }
 DOWNSTREAM = {  # the rules whose inputs a rule's outputs are
     "download_obesity": {"preprocess"},
     "preprocess": {"train_main"},
     "train_main": {"measure_main", "aggregate_main", "figures_main"},
     "measure_main": {"aggregate_main", "figures_main"},
-    "aggregate_main": {"summary", "vs_talk_main"},
+    "aggregate_main": {"summary", "vs_talk"},
 }
 PACKAGE = Path(__file__).resolve().parent.parent / "genboost"
 MODULES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
@@ -210,7 +210,7 @@ def with_downstream(rules: set[str]) -> set[str]:
     return out | {"all"} if out else out
 
 
-AFTER_MEASURING = {"aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
+AFTER_MEASURING = {"aggregate_main", "figures_main", "vs_talk", "summary", "all"}
 
 
 @pytest.mark.slow
@@ -228,7 +228,7 @@ def test_editing_the_statistics_plans_tables_figures_and_summary_but_no_training
     assert plan_after_editing("analysis/stats.py") == {
         "aggregate_main",
         "figures_main",
-        "vs_talk_main",
+        "vs_talk",
         "summary",
         "all",
     }
@@ -237,7 +237,7 @@ def test_editing_the_statistics_plans_tables_figures_and_summary_but_no_training
 @pytest.mark.slow
 def test_editing_the_figures_plans_only_the_figures(plan_after_editing):
     """The figures, and the comparison with the talk, whose figure is saved by figures.save."""
-    assert plan_after_editing("analysis/figures.py") == {"figures_main", "vs_talk_main", "all"}
+    assert plan_after_editing("analysis/figures.py") == {"figures_main", "vs_talk", "all"}
 
 
 @pytest.mark.slow

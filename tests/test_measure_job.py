@@ -8,6 +8,7 @@ import json
 
 import pytest
 import yaml
+from workflow_helpers import job_files
 
 from genboost import wiring
 from genboost.analysis import tables
@@ -85,17 +86,22 @@ def test_a_model_without_stored_weights_fails_naming_its_metrics_file(trained, t
         run_measure_job(MeasureJob("main", [str(other)], [str(tmp_path / "m.json")], str(results), *csvs, ANALYSIS))
 
 
-def test_tables_read_the_measures_beside_each_metrics_file(trained):
-    outputs = trained[0]
-    found = measure(trained, ANALYSIS)
-    paths = [o.replace("metrics.json", "measures-4.json") for o in outputs]
-    cells = tables.read_cells("main", outputs, measures_paths=paths)
+def test_tables_read_each_models_measures_from_its_measure_job(trained, tmp_path):
+    outputs, results, csvs = trained
+    (train_job,) = job_files(outputs, tmp_path, jobs=1)
+    measure_job = tmp_path / "measure-job.json"
+    outs = [str(tmp_path / f"measures-{i}.json") for i in range(len(outputs))]
+    run_measure_job(MeasureJob("main", outputs, outs, str(results), *csvs, ANALYSIS, str(measure_job), train_job))
+    found = json.loads(measure_job.read_text())["measures"]
+    cells = tables.cells_frame("main", tables.read_job_records([train_job], [str(measure_job)]))
     assert set(registry.job_columns(ANALYSIS)) <= set(cells.columns) and cells["diverged"].sum() == 1
     by_key = {f["store_key"]: f["measures"]["weight_norm"] for f in found}
     keys = [json.loads(open(o).read())["store_key"] for o in outputs]
     assert sorted(cells["weight_norm"].dropna()) == sorted(by_key[k] for k in keys if by_key[k] is not None)
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps({"experiment": "main", "measures": found[::-1]}))
     with pytest.raises(ValueError, match="measures store_key"):
-        tables.read_records(outputs, paths[::-1])
+        tables.read_job_records([train_job], [str(swapped)])
 
 
 def test_the_registrys_pacbayes_columns_are_what_the_pacbayes_measures_compute():

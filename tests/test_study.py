@@ -35,7 +35,7 @@ def test_default_study_has_576_plus_72_models(config):
     study = Study.from_config(config)
     main, second = study.experiments
     assert len(main.cells()) == 576 and len(second.cells()) == 72
-    assert len(set(wiring.all_metrics(study))) == 648
+    assert len({wiring.metrics_path(e, study.results, c) for e in study.experiments for c in e.cells()}) == 648
     epochs = {(c.rho > 0, c.epochs) for c in main.cells()}
     assert epochs == {(False, 200), (True, 100)}
     assert {c.epochs for c in second.cells()} == {200} and {c.rho for c in second.cells()} == {0.02}

@@ -119,9 +119,9 @@ def experiment_of(sweep: dict) -> Experiment:
 def test_cells_csv_and_one_table_per_batch_size(tmp_path):
     exp = experiment_of({"batch_size": [16, 64]})
     paths = write_records(tmp_path, exp, lambda c: c.batch_size + 100 * c.lr + c.seed)
-    table_paths = [str(tmp_path / p) for p in wiring.table_paths("results", exp)]
+    table_levels = {str(tmp_path / p): levels for p, levels in wiring.tables("results", exp).items()}
     jobs = job_files(paths, tmp_path)
-    tables.write_experiment_outputs("swept", jobs, str(tmp_path / "cells.csv"), table_paths, sweep=["batch_size"])
+    tables.write_experiment_outputs("swept", jobs, str(tmp_path / "cells.csv"), table_levels, sweep=["batch_size"])
     cells = pd.read_csv(tmp_path / "cells.csv")
     assert list(cells.columns[:7]) == ["experiment", "optimizer", "lr", "wd", "rho", "seed", "batch_size"]
     assert sorted(cells.batch_size.unique()) == [16, 64] and len(cells) == 8
@@ -135,11 +135,11 @@ def test_cells_csv_and_one_table_per_batch_size(tmp_path):
 def test_hidden_widths_are_a_column_of_path_text(tmp_path):
     exp = experiment_of({"hidden": [[16], [8, 8]]})
     paths = write_records(tmp_path, exp, lambda c: float(len(c.hidden)))
-    cells = tables.read_cells("swept", paths, sweep=["hidden"])
+    cells = tables.cells_frame("swept", tables.read_job_records(job_files(paths, tmp_path)), sweep=["hidden"])
     assert set(cells["hidden"]) == {"16", "8x8"} and sweep_axes(cells) == ["hidden"]
     assert set(tables.select(cells, {"hidden": "8x8"})["test_mse"]) == {2.0}
-    assert tables.table_levels("t/optimizer=sgd_rho=0_hidden=8x8_batch_size=16.md") == {
-        "optimizer": "sgd", "rho": "0", "hidden": "8x8", "batch_size": "16"}  # fmt: skip
+    assert wiring.tables("r", exp)["r/swept/tables/optimizer=sgd_rho=0_hidden=8x8.md"] == {
+        "optimizer": "sgd", "rho": "0", "hidden": "8x8"}  # fmt: skip
 
 
 def test_figures_have_a_row_of_panels_per_batch_size(tmp_path):

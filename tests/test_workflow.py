@@ -187,7 +187,7 @@ def test_adding_an_lr_plans_only_the_new_cells(unpacked_run, tmp_path):
     assert train_outputs(jobs) == sorted(
         f"results/main/jobs/train/optimizer=sgd/lr=3e-05/wd=0/rho={rho}/seed=0/part=1of1.json" for rho in ("0", "0.05")
     )
-    after = {"aggregate_main", "figures_main", "vs_talk_main", "summary", "all"}
+    after = {"aggregate_main", "figures_main", "vs_talk", "summary", "all"}
     assert set(jobs) == {"train_main", "measure_main", *after}  # the new models are measured too
 
 
@@ -259,7 +259,7 @@ def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run, tm
         "measure_standardized",
         "aggregate_standardized",
         "figures_standardized",
-        "vs_talk_standardized",
+        "vs_talk",
         "summary",
     }
     (train_csv,) = [o for o in jobs["preprocess"] if o.endswith("train.csv")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -27,18 +26,6 @@ CELL_COLUMNS = [
 def measure_columns(cells: pd.DataFrame) -> list[str]:
     """The measures (genboost.measures.registry) recorded for at least one model, in the registry's order."""
     return [c for c in registry.ordered(cells.columns) if cells[c].notna().any()]
-
-
-def read_cells(experiment: str, metrics_paths: list[str], sweep=(), measures_paths=()) -> pd.DataFrame:
-    """One row per trained model, from its metrics.json and measures.json."""
-    return cells_frame(experiment, read_records(metrics_paths, measures_paths), sweep)
-
-
-def read_records(metrics_paths: list[str], measures_paths=()) -> list[dict]:
-    """Each model's metrics.json, with the measures of its measures.json (in the same order, or none) under
-    "flatness"."""
-    records = [json.loads(Path(path).read_text()) for path in metrics_paths]
-    return with_measures(records, [json.loads(Path(path).read_text()) for path in measures_paths], measures_paths)
 
 
 def read_job_records(job_paths: list[str], measured_paths=()) -> list[dict]:
@@ -150,12 +137,6 @@ def table_csv(table: dict[str, pd.DataFrame]) -> str:
     return out.to_csv(index=False, float_format="%.6g", na_rep="diverged")
 
 
-def table_levels(path: str) -> dict[str, str]:
-    """axis -> canonical text of the values a table holds, from its name (genboost.wiring.table_paths):
-    optimizer=<o>_rho=<rho>[_<key>=<value>...]; values never hold "_" or "=", keys may hold "_"."""
-    return dict(re.findall(r"([a-z][a-z_]*)=([^_=]+)", Path(path).stem))
-
-
 def select(cells: pd.DataFrame, levels: dict[str, str]) -> pd.DataFrame:
     """The cells whose values of these axes have this canonical text."""
     keep = pd.Series(True, index=cells.index)
@@ -168,26 +149,26 @@ def write_experiment_outputs(
     experiment: str,
     job_paths: list[str],
     cells_csv: str,
-    table_paths: list[str],
+    tables: dict[str, dict[str, str]],
     sweep=(),
     measured_paths=(),
     test_label_variance: float | None = None,
 ) -> int:
-    """cells.csv plus one .md and one .csv table per optimizer x rho x swept values (paths as
-    genboost.wiring.table_paths; `sweep`: the experiment's swept keys), from its train jobs' files and,
-    where measured, its measure jobs' files (in the same order); `test_label_variance`: that of its split's test
-    labels, for cells.csv's test_mse_rel. Returns the number of models."""
+    """cells.csv plus its tables, from its train jobs' files and, where measured, its measure jobs' files (in the
+    same order). `tables`: each table's path -> the values of its cells (axis -> canonical text), as
+    genboost.wiring.tables gives them, one .md and one .csv per optimizer x rho x swept values; `sweep`: the
+    experiment's swept keys; `test_label_variance`: that of its split's test labels, for cells.csv's
+    test_mse_rel. Returns the number of models."""
     records = read_job_records(job_paths, measured_paths)
     cells = with_relative_mse(cells_frame(experiment, records, sweep), test_label_variance)
     files.write_text(cells_csv, cells.to_csv(index=False))  # full precision: numbers round-trip
-    tables = {}  # the .md and the .csv of one table share its numbers
-    for path in table_paths:
-        levels = table_levels(path)
+    computed = {}  # the .md and the .csv of one table share its numbers
+    for path, levels in tables.items():
         optimizer, rho = levels["optimizer"], float(levels["rho"])
         key = tuple(levels.items())
-        if key not in tables:
-            tables[key] = mse_table(cell_means(select(cells, levels)), optimizer, rho)
-        table = tables[key]
+        if key not in computed:
+            computed[key] = mse_table(cell_means(select(cells, levels)), optimizer, rho)
+        table = computed[key]
         swept = "".join(f", {k}={v}" for k, v in levels.items() if k not in TABLE_AXES)
         title = f"{experiment}: {optimizer.upper()}, {sam_label(rho)}{swept}: test MSE, " + INTERVALS
         text = table_markdown(table, title) if path.endswith(".md") else table_csv(table)

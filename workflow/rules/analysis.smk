@@ -12,7 +12,7 @@ for exp in STUDY.experiments:
             test_data=wiring.data_paths(exp, R)["test"],
         output:
             cells=report(
-                f"{R}/{exp.name}/cells.csv",
+                wiring.cells_path(R, exp.name),
                 caption="../report/cells.rst",
                 category="Cells",
                 subcategory=exp.name,
@@ -31,7 +31,7 @@ for exp in STUDY.experiments:
                 for t in wiring.table_paths(R, exp)
             ],
         log:
-            f"{R}/logs/{exp.name}/aggregate.log",
+            wiring.log_path(R, exp.name, "aggregate"),
         conda:
             "../../envs/genboost.yaml"
         resources:
@@ -40,7 +40,8 @@ for exp in STUDY.experiments:
         params:
             experiment=exp.name,
             sweep=list(exp.sweep),
-            code=fingerprint.rule_code(workflow, "workflow/scripts/aggregate.py"),
+            # each table's file -> the values of its cells (axis -> canonical text)
+            tables=wiring.tables(R, exp),
         script:
             "../scripts/aggregate.py"
 
@@ -67,7 +68,7 @@ for exp in STUDY.experiments:
                 for k, v in wiring.figure_paths(R, exp, STUDY.analysis).items()
             },
         log:
-            f"{R}/logs/{exp.name}/figures.log",
+            wiring.log_path(R, exp.name, "figures"),
         conda:
             "../../envs/genboost.yaml"
         resources:
@@ -76,6 +77,5 @@ for exp in STUDY.experiments:
         params:
             experiment=exp.name,
             sweep=list(exp.sweep),
-            code=fingerprint.rule_code(workflow, "workflow/scripts/figures.py"),
         script:
             "../scripts/figures.py"

@@ -1,7 +1,8 @@
 # Fetch each dataset (verified by its sha256) and preprocess it once per distinct preprocessing.
 
 
-# One download rule per dataset: its sha256 is part of the output's ensure().
+# One download rule per dataset: its CSV's file name is its own (a zip's member, or its url's file), and its log
+# is named by the dataset alone.
 for name, source in DATASETS.items():
 
     rule:
@@ -10,7 +11,7 @@ for name, source in DATASETS.items():
         output:
             ensure(wiring.raw_path(name, source), sha256=source["sha256"]),
         log:
-            f"logs/download/{name}.log",
+            wiring.log_path(R, "download", name),
         localrule: True
         conda:
             "../../envs/genboost.yaml"
@@ -23,7 +24,6 @@ for name, source in DATASETS.items():
             member=source.get("member"),
             sha256=source["sha256"],
             local_copy=source.get("local_copy"),
-            code=fingerprint.rule_code(workflow, "workflow/scripts/download.py"),
         script:
             "../scripts/download.py"
 
@@ -32,11 +32,9 @@ rule preprocess:
     input:
         lambda wildcards: wiring.preprocess_input(STUDY, DATASETS, wildcards.data),
     output:
-        train=f"{R}/data/{{data}}/train.csv",
-        test=f"{R}/data/{{data}}/test.csv",
-        manifest=f"{R}/data/{{data}}/manifest.json",
+        **wiring.split_paths(R, "{data}"),
     log:
-        f"{R}/logs/preprocess/{{data}}.log",
+        wiring.log_path(R, "preprocess", "{data}"),
     conda:
         "../../envs/genboost.yaml"
     resources:
@@ -45,6 +43,5 @@ rule preprocess:
     params:
         # the experiment's preprocessing and its dataset's entry (whose sha256 is checked again)
         settings=lambda wildcards: STUDY.preprocessings()[wildcards.data],
-        code=fingerprint.rule_code(workflow, "workflow/scripts/preprocess.py"),
     script:
         "../scripts/preprocess.py"

@@ -30,7 +30,6 @@ for exp in STUDY.experiments:
             cells=partial(wiring.job_params, exp),
             metrics=partial(wiring.job_metrics, exp, R),
             curve_every=exp.train["curve_every"],
-            code=fingerprint.rule_code(workflow, "workflow/scripts/train.py"),
         script:
             "../scripts/train.py"
 
@@ -60,7 +59,6 @@ for exp in STUDY.experiments:
             ],
             metrics=lambda wildcards, output: [output[0]],
             curve_every=exp.train["curve_every"],
-            code=fingerprint.rule_code(workflow, "workflow/scripts/train.py"),
         script:
             "../scripts/train.py"
 
@@ -83,8 +81,7 @@ for exp in STUDY.experiments:
             params:
                 experiment=exp.name,
                 metrics=partial(wiring.job_metrics, exp, R),
-                measures=partial(wiring.job_metrics, exp, R, name="measures.json"),
+                measures=partial(wiring.job_measures, exp, R),
                 analysis=STUDY.analysis,
-                code=fingerprint.rule_code(workflow, "workflow/scripts/measure.py"),
             script:
                 "../scripts/measure.py"

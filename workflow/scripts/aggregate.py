@@ -12,7 +12,7 @@ with logging_to(snakemake.log):
         job_paths=list(snakemake.input.jobs),
         measured_paths=list(snakemake.input.measured),
         cells_csv=snakemake.output.cells,
-        table_paths=list(snakemake.output.tables),
+        tables=dict(snakemake.params.tables),  # path -> the values of its cells
         sweep=list(snakemake.params.sweep),
         test_label_variance=label_variance(snakemake.input.test_data),
     )

@@ -1,0 +1,60 @@
+"""The Snakefile's paths, all from genboost/wiring.py: logs under the results folder, tables with their levels as
+data, the comparison's inputs, and the constraint naming the compared experiments."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from workflow_helpers import checked_config
+
+from genboost import wiring
+from genboost.config.study import Study
+
+
+@pytest.fixture
+def study(repo_root) -> Study:
+    return Study.from_config(checked_config(yaml.safe_load((repo_root / "config.yaml").read_text())))
+
+
+def test_every_log_is_under_the_results_folder(study):
+    main = study.experiment("main")
+    logs = [
+        wiring.log_path("r", "download", "obesity"),
+        wiring.log_path("r", "preprocess", "{data}"),
+        wiring.log_path("r", "summary"),
+        wiring.job_log(main, "r", "measure"),
+        wiring.model_log(main, "r"),
+    ]
+    assert all(log.startswith("r/logs/") and log.endswith(".log") for log in logs)
+    assert logs[0] == "r/logs/download/obesity.log"
+
+
+def test_each_table_comes_with_the_levels_of_its_cells(study):
+    second = study.experiment("second_chance")
+    assert wiring.tables("r", second) == {
+        "r/second_chance/tables/optimizer=adam_rho=0.02.md": {"optimizer": "adam", "rho": "0.02"},
+        "r/second_chance/tables/optimizer=adam_rho=0.02.csv": {"optimizer": "adam", "rho": "0.02"},
+    }
+    main = study.experiment("main")
+    assert len(wiring.tables("r", main)) == 2 * len(main.levels("optimizer")) * len(main.levels("rho"))
+
+
+def test_a_comparison_reads_its_partners_cells_only_where_it_has_one(study, repo_root):
+    compared = study.compared(wiring.reference_experiments(str(repo_root / "reference/talk-tables.csv")))
+    inputs = {name: wiring.vs_talk_inputs("r", compared, "ref.csv", name) for name in compared}
+    assert inputs["main"] == {
+        "partner_cells": "r/second_chance/cells.csv",
+        "cells": "r/main/cells.csv",
+        "reference": "ref.csv",
+    }
+    alone = {**compared, "main": None}
+    assert wiring.vs_talk_inputs("r", alone, "ref.csv", "main") == {"cells": "r/main/cells.csv", "reference": "ref.csv"}
+
+
+def test_the_experiment_constraint_matches_exactly_its_names():
+    pattern = re.compile(f"(?:{wiring.one_of(['main', 'a.b'])})")
+    assert pattern.fullmatch("main") and pattern.fullmatch("a.b")
+    assert not pattern.fullmatch("axb") and not pattern.fullmatch("main2")
+    assert not re.compile(wiring.one_of([])).fullmatch("")
