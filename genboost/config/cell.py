@@ -13,7 +13,7 @@ from genboost.config.optimizers import unused_settings
 # A cell's coordinates in the grid; every other field is a setting shared by the cells of an experiment.
 AXES = ("optimizer", "lr", "wd", "rho", "seed")
 # The coordinates the engine gives each cell of a block its own (a block shares all the others).
-PER_CELL = ("lr", "wd", "rho", "seed")
+PER_CELL = tuple(a for a in AXES if a != "optimizer")
 # Settings that come from elsewhere than the config's `train` section: `epochs` is `train.epochs` or
 # `train.sam_epochs` by rho, `hidden` is `model.hidden`, `norm` is `model.norm`.
 DERIVED = ("epochs", "hidden", "norm")
