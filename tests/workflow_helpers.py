@@ -95,6 +95,16 @@ def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
     return jobs
 
 
+def drawn_png(path: Path):
+    """A figure's PNG decoded (rows x columns x RGBA), checked to show more than one flat colour."""
+    import matplotlib.image
+    import numpy as np
+
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 1, path
+    return image
+
+
 def job_files(metrics_paths: list[str], folder: Path, jobs: int = 2) -> list[str]:
     """The metrics.json records in `jobs` train job files, as the train jobs write them (in the cells' order)."""
     import json
