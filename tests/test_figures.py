@@ -61,10 +61,17 @@ def panels(fig):
     return [ax for ax in fig.axes if ax.images]
 
 
-def test_heatmap_grid_files_shared_scale_and_marks(tmp_path):
+@pytest.fixture(scope="module")
+def heatmap(tmp_path_factory) -> tuple[Figure, Path, Path]:
+    """The heatmap of `synthetic()`, drawn once for the tests that only read it: the figure, its PNG, its PDF."""
+    folder = tmp_path_factory.mktemp("heatmap")
+    return heatmap_grid(synthetic(), folder / "h.png", folder / "h.pdf"), folder / "h.png", folder / "h.pdf"
+
+
+def test_heatmap_grid_files_shared_scale_and_marks(heatmap):
     cells = synthetic()
-    fig = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
-    assert_files_show(fig, tmp_path / "h.png", tmp_path / "h.pdf")
+    fig, png, pdf = heatmap
+    assert_files_show(fig, png, pdf)
     axes = panels(fig)
     assert len(axes) == 2 * len(RHOS)
     (bar,) = [ax for ax in fig.axes if not ax.images]  # the colour bar, labelled
@@ -82,8 +89,8 @@ def test_heatmap_grid_files_shared_scale_and_marks(tmp_path):
     assert sum(len(ax.texts) for ax in axes) == 2 * len(LRS) * len(WDS) * len(RHOS) - len(DIVERGED)
 
 
-def test_diverged_mark_position(tmp_path):
-    fig = heatmap_grid(synthetic(), tmp_path / "h.png", tmp_path / "h.pdf")
+def test_diverged_mark_position(heatmap):
+    fig = heatmap[0]
     # Rows are optimizers in sorted order (adam, sgd), columns rho; inside, y = lr index, x = wd index.
     sgd_no_sam = fig.axes[len(RHOS)]
     assert sgd_no_sam.get_title() == "SGD, no SAM"
@@ -97,11 +104,12 @@ def test_wide_range_gets_a_log_scale(tmp_path):
     assert len({id(ax.images[0].norm) for ax in panels(fig)}) == 1
 
 
-def test_same_data_same_bytes(tmp_path):
-    for name in ("a", "b"):
-        heatmap_grid(synthetic(), tmp_path / f"{name}.png", tmp_path / f"{name}.pdf")
-    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
-    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+def test_same_data_same_bytes(heatmap, tmp_path):
+    _, png, pdf = heatmap
+    heatmap_grid(synthetic(), tmp_path / "h.png", tmp_path / "h.pdf")
+    assert (tmp_path / "h.png").read_bytes() == png.read_bytes() and (
+        tmp_path / "h.pdf"
+    ).read_bytes() == pdf.read_bytes()
 
 
 def test_failed_write_leaves_neither_file(tmp_path):
