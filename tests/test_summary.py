@@ -8,26 +8,22 @@ import pytest
 
 from genboost.compare import summary
 
-# Whole summaries of hand-built frames: their many tied pairs take scipy's exact Wilcoxon permutation test
-# (2^n sign flips each), seconds per summary, so they run in the slow tier.
+# Whole summaries of hand-built frames, 0.3-2 s each: the slow tier, to keep the fast one under its budget.
 SLOW_STATS = pytest.mark.slow
 
 
 def synthetic_cells(sam_effect: float, wd_effect: float, experiment="main", shuffle=False) -> pd.DataFrame:
+    """Test MSE from the effects given, plus a little noise (sd 1e-5, below the summary's 4 decimals): paired
+    models then differ by distinct amounts, so scipy's Wilcoxon test takes its exact distribution (milliseconds)
+    instead of the permutation test of tied pairs (seconds a summary)."""
+    noise = iter(np.random.default_rng(0).normal(0, 1e-5, 2 * 2 * 2 * 2 * 3))
     rows = []
     for opt, lr, wd, rho, seed in itertools.product(["sgd", "adam"], [1e-3, 1e-2], [0, 1e-3], [0, 0.05], [0, 1, 2]):
         base = 1.0 + (0.5 if opt == "adam" else 0) + (0.3 if lr == 1e-3 else 0)
-        mse = base + (sam_effect if rho else 0) + (wd_effect if wd else 0) + 0.001 * seed
+        mse = base + (sam_effect if rho else 0) + (wd_effect if wd else 0) + 0.001 * seed + next(noise)
         rows.append(dict(experiment=experiment, optimizer=opt, lr=lr, wd=wd, rho=rho, seed=seed, epochs=10,
                          test_mse=mse, train_mse=mse - 0.2, diverged=False, shuffle_labels=shuffle))  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def untied(cells: pd.DataFrame) -> pd.DataFrame:
-    """The cells with a little noise on their test MSE (sd 1e-4): paired models then differ by distinct amounts, so
-    scipy's Wilcoxon test takes its exact distribution (milliseconds) instead of the permutation test of tied pairs
-    (seconds). For the tests whose assertions do not read the statistics."""
-    return cells.assign(test_mse=cells["test_mse"] + np.random.default_rng(0).normal(0, 1e-4, len(cells)))
 
 
 @SLOW_STATS
@@ -47,7 +43,7 @@ def test_flipped_effects_flip_the_conclusions():
 
 
 def test_diverged_configurations_are_not_best():
-    cells = untied(synthetic_cells(sam_effect=-0.1, wd_effect=0.0))
+    cells = synthetic_cells(sam_effect=-0.1, wd_effect=0.0)
     best = (cells.optimizer == "sgd") & (cells.lr == 1e-2) & (cells.rho == 0.05) & (cells.wd == 0)
     cells.loc[best & (cells.seed == 0), ["test_mse", "diverged"]] = [float("nan"), True]
     overall = next(line for line in summary.summarize(cells, ["main"]).splitlines() if line.startswith("- Overall"))
@@ -58,7 +54,7 @@ def test_random_label_experiment_reports_its_fit():
     noise = synthetic_cells(0.0, 0.0, experiment="random_labels", shuffle=True)
     noise["train_mse"] = 0.05
     noise["test_mse"] = 4.0
-    cells = pd.concat([untied(synthetic_cells(-0.1, 0.0)), noise], ignore_index=True)
+    cells = pd.concat([synthetic_cells(-0.1, 0.0), noise], ignore_index=True)
     text = summary.summarize(cells, ["main", "random_labels"])
     assert "## random_labels: random-label control" in text
     assert "Lowest train MSE on shuffled labels: 0.0500" in text and "test MSE 4.0000" in text
@@ -87,7 +83,7 @@ def test_one_optimizer_without_wd_sam_or_second_seed_has_nothing_to_compare():
 
 
 def test_an_optimizer_whose_every_configuration_diverged_is_not_compared():
-    cells = untied(synthetic_cells(-0.1, 0.0))
+    cells = synthetic_cells(-0.1, 0.0)
     cells.loc[(cells.optimizer == "adam") & (cells.seed == 1), ["test_mse", "diverged"]] = [float("nan"), True]
     text = summary.summarize(cells, ["main"])
     assert "- ADAM: all diverged" in text
