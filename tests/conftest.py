@@ -57,6 +57,24 @@ def fair_csv(obesity_csv) -> Path:
 
 
 @pytest.fixture(scope="session")
+def unpacked_run(tmp_path_factory, obesity_csv) -> Path:
+    """The tiny study cut to one cell per job, one optimizer, two cells (SGD at lr 2e-2, wd 0, rho 0 and 0.05, seed
+    0; the design card's shape), with a copy of the package to edit: run once for tests/test_workflow.py's planning
+    tests and tests/test_fingerprint.py's edits. Tests only read it; one that edits works on a copy (`copy_run`)."""
+    from workflow_helpers import make_workdir, snakemake
+
+    def edit(config):
+        config["train"]["pack"] = []
+        config["experiments"] = {
+            "main": {"optimizers": ["sgd"], "lrs": [2e-2], "wds": [0], "rhos": [0, 0.05], "seeds": [0]}
+        }
+
+    workdir = make_workdir(tmp_path_factory.mktemp("unpacked"), obesity_csv, edit, copy_package=True)
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
 def split_csvs(tmp_path_factory, obesity_csv) -> tuple[str, str]:
     """The real data preprocessed as the study does (train.csv, test.csv, manifest.json beside), for tests of
     train jobs."""

@@ -1,8 +1,10 @@
-"""Figures on synthetic cells: valid files, one shared color scale, diverged configurations marked."""
+"""Figures on synthetic cells: what each figure draws, its files, one shared color scale, diverged
+configurations marked."""
 
 import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.colors import LogNorm
-from workflow_helpers import job_files
+from matplotlib.figure import Figure
+from workflow_helpers import drawn_png, job_files
 
 from genboost.analysis.figures import (
     best_configurations,
@@ -20,7 +23,6 @@ from genboost.analysis.figures import (
     lr_curves,
     mean_curve,
 )
-from genboost.analysis.tables import cells_frame, read_job_records
 
 LRS, WDS, RHOS, SEEDS = [1e-4, 1e-3, 1e-2], [0.0, 1e-3], [0.0, 0.05], range(3)
 DIVERGED = {("sgd", 1e-2, 0.0, 0.0), ("adam", 1e-2, 1e-3, 0.05)}  # (optimizer, lr, wd, rho) with a diverged seed
@@ -39,24 +41,41 @@ def synthetic(scale=1.0, experiment="main"):
     return pd.DataFrame(rows)
 
 
-def assert_valid_files(png, pdf, min_png=20_000):
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > min_png
+PNG_DPI, PDF_POINTS = 150, 72  # figures.save's resolution; a PDF page's points per inch
+
+
+def assert_files_show(fig: Figure, png: Path, pdf: Path) -> None:
+    """The PNG decodes to the figure drawn at 150 dpi (not one flat colour); the PDF is one page of the figure's
+    size; no temporary file is left behind."""
+    width, height = fig.get_size_inches()
+    assert drawn_png(png).shape[:2] == (round(height * PNG_DPI), round(width * PNG_DPI))
     data = pdf.read_bytes()
-    assert data[:5] == b"%PDF-" and data.rstrip().endswith(b"%%EOF") and len(data) > 5_000
-    assert not list(png.parent.glob(".*.tmp"))  # no temporary file left behind
+    assert data[:5] == b"%PDF-" and data.rstrip().endswith(b"%%EOF")
+    assert len(re.findall(rb"/Type\s*/Page\b", data)) == 1
+    (box,) = re.findall(rb"/MediaBox\s*\[([^\]]*)\]", data)
+    assert [float(v) for v in box.split()] == pytest.approx([0, 0, width * PDF_POINTS, height * PDF_POINTS])
+    assert not list(png.parent.glob(".*.tmp"))
 
 
 def panels(fig):
     return [ax for ax in fig.axes if ax.images]
 
 
-def test_heatmap_grid_files_shared_scale_and_marks(tmp_path):
+@pytest.fixture(scope="module")
+def heatmap(tmp_path_factory) -> tuple[Figure, Path, Path]:
+    """The heatmap of `synthetic()`, drawn once for the tests that only read it: the figure, its PNG, its PDF."""
+    folder = tmp_path_factory.mktemp("heatmap")
+    return heatmap_grid(synthetic(), folder / "h.png", folder / "h.pdf"), folder / "h.png", folder / "h.pdf"
+
+
+def test_heatmap_grid_files_shared_scale_and_marks(heatmap):
     cells = synthetic()
-    fig = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
-    assert_valid_files(tmp_path / "h.png", tmp_path / "h.pdf")
+    fig, png, pdf = heatmap
+    assert_files_show(fig, png, pdf)
     axes = panels(fig)
     assert len(axes) == 2 * len(RHOS)
+    (bar,) = [ax for ax in fig.axes if not ax.images]  # the colour bar, labelled
+    assert bar.get_ylabel() == "mean test MSE (lower is better)"
     norms = {(ax.images[0].norm.vmin, ax.images[0].norm.vmax, type(ax.images[0].norm)) for ax in axes}
     assert len(norms) == 1  # one color scale for every panel
     vmin, vmax, kind = norms.pop()
@@ -70,8 +89,8 @@ def test_heatmap_grid_files_shared_scale_and_marks(tmp_path):
     assert sum(len(ax.texts) for ax in axes) == 2 * len(LRS) * len(WDS) * len(RHOS) - len(DIVERGED)
 
 
-def test_diverged_mark_position(tmp_path):
-    fig = heatmap_grid(synthetic(), tmp_path / "h.png", tmp_path / "h.pdf")
+def test_diverged_mark_position(heatmap):
+    fig = heatmap[0]
     # Rows are optimizers in sorted order (adam, sgd), columns rho; inside, y = lr index, x = wd index.
     sgd_no_sam = fig.axes[len(RHOS)]
     assert sgd_no_sam.get_title() == "SGD, no SAM"
@@ -85,11 +104,12 @@ def test_wide_range_gets_a_log_scale(tmp_path):
     assert len({id(ax.images[0].norm) for ax in panels(fig)}) == 1
 
 
-def test_same_data_same_bytes(tmp_path):
-    for name in ("a", "b"):
-        heatmap_grid(synthetic(), tmp_path / f"{name}.png", tmp_path / f"{name}.pdf")
-    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
-    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+def test_same_data_same_bytes(heatmap, tmp_path):
+    _, png, pdf = heatmap
+    heatmap_grid(synthetic(), tmp_path / "h.png", tmp_path / "h.pdf")
+    assert (tmp_path / "h.png").read_bytes() == png.read_bytes() and (
+        tmp_path / "h.pdf"
+    ).read_bytes() == pdf.read_bytes()
 
 
 def test_failed_write_leaves_neither_file(tmp_path):
@@ -108,7 +128,7 @@ def test_one_experiment_only(tmp_path):
 
 def test_lr_curves(tmp_path):
     fig = lr_curves(synthetic(), tmp_path / "l.png", tmp_path / "l.pdf")
-    assert_valid_files(tmp_path / "l.png", tmp_path / "l.pdf")
+    assert_files_show(fig, tmp_path / "l.png", tmp_path / "l.pdf")
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert len(axes) == 2 * len(RHOS) and all(ax.get_xscale() == "log" for ax in axes)
     assert all(len(ax.collections) == len(WDS) for ax in axes)  # one seed band per wd
@@ -132,7 +152,7 @@ def test_best_configurations_and_learning_curves(tmp_path):
     assert curve["epochs"] == list(range(1, 31)) and curve["train_mse"][0] == pytest.approx(1.2)
     curves = [curve, {**curve, "label": "other", "test_mse": [v * 1.1 for v in curve["test_mse"]]}]
     fig = learning_curves(curves, tmp_path / "c.png", tmp_path / "c.pdf")
-    assert_valid_files(tmp_path / "c.png", tmp_path / "c.pdf")
+    assert_files_show(fig, tmp_path / "c.png", tmp_path / "c.pdf")
     train_ax, test_ax = fig.axes[:2]
     assert len(train_ax.lines) == len(test_ax.lines) == 2
     assert list(test_ax.lines[1].get_ydata()) == pytest.approx(curves[1]["test_mse"])
@@ -155,7 +175,8 @@ def test_drawing_figures_does_not_import_scipy(tmp_path):
         "from test_figures import synthetic\n"
         "from genboost.analysis.figures import heatmap_grid, lr_curves\n"
         f"d = pathlib.Path({str(tmp_path)!r})\n"
-        "heatmap_grid(synthetic(), d / 'h.png', d / 'h.pdf'); lr_curves(synthetic(), d / 'l.png', d / 'l.pdf')\n"
+        "cells = synthetic().query('rho == 0')  # two panels and a diverged mark: fewer to draw, the same code\n"
+        "heatmap_grid(cells, d / 'h.png', d / 'h.pdf'); lr_curves(cells, d / 'l.png', d / 'l.pdf')\n"
         "print('scipy' in sys.modules)\n"
     )
     root = Path(__file__).resolve().parent.parent
@@ -191,34 +212,64 @@ def figure_paths(tmp_path):
     return {f"{n}_{e}": str(tmp_path / f"{n}.{e}") for n in names for e in ("png", "pdf")}
 
 
-def test_a_study_whose_every_model_diverged_draws_its_figures_and_says_so(tmp_path):
+@pytest.fixture
+def saved(monkeypatch) -> dict[Path, Figure]:
+    """file -> the Figure saved to it, for every Figure.savefig call while the test runs (files.atomic_path's
+    temporary `.<name>.<random>.tmp` counts as <name>): what a figures job drew, to inspect."""
+    figures, savefig = {}, Figure.savefig
+
+    def recording(fig, fname, *args, **kwargs):
+        savefig(fig, fname, *args, **kwargs)
+        path = Path(fname)
+        figures[path.with_name(re.sub(r"^\.(.+)\.[^.]*\.tmp$", r"\1", path.name))] = fig
+
+    monkeypatch.setattr(Figure, "savefig", recording)
+    return figures
+
+
+def written_figures(saved: dict, tmp_path: Path) -> dict[str, Figure]:
+    """figure name -> the Figure a figures job saved as its PNG and PDF (each checked to show that figure)."""
+    out = {}
+    for name in ("heatmap", "lr_curves", "learning_curves"):
+        png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
+        assert saved[png] is saved[pdf]
+        assert_files_show(saved[png], png, pdf)
+        out[name] = saved[png]
+    return out
+
+
+def test_a_study_whose_every_model_diverged_draws_its_figures_and_says_so(tmp_path, saved):
     grid = (["sgd", "adam"], [50.0], [0.0, 1e-3], [0.0, 0.05], [0, 1])
     metrics = metrics_files(tmp_path, *grid, diverged=True)
     write_figures("main", job_files(metrics, tmp_path), figure_paths(tmp_path))
-    for name in ("heatmap", "lr_curves", "learning_curves"):
-        assert_valid_files(tmp_path / f"{name}.png", tmp_path / f"{name}.pdf", min_png=5_000)
-    cells = cells_frame("main", read_job_records(job_files(metrics, tmp_path)))
+    drawn = written_figures(saved, tmp_path)
     note = "Every model diverged (16 of 16): nothing to plot"
-    heat = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
+    heat = drawn["heatmap"]
     marks = [p.get_gid() for ax in panels(heat) for p in ax.patches]
     assert marks == ["diverged"] * 8 and note in heat.get_suptitle()
-    assert len(heat.axes) == 4  # the four panels, no colour bar of made-up values
-    lines = lr_curves(cells, tmp_path / "l.png", tmp_path / "l.pdf")
+    assert len(heat.axes) == 4 and not any(ax.texts for ax in heat.axes)  # no colour bar or value made up
+    lines = drawn["lr_curves"]
     assert note in lines.get_suptitle() and lines.axes[0].get_xlim()[0] < 50.0 < lines.axes[0].get_xlim()[1]
-    empty = learning_curves([], tmp_path / "c.png", tmp_path / "c.pdf", note=note)
+    assert not [
+        line for ax in lines.axes for line in ax.lines if line.get_gid() != "diverged" and len(line.get_xdata())
+    ]
+    empty = drawn["learning_curves"]
     assert (
         note in empty.get_suptitle()
         and [t.get_text() for ax in empty.axes for t in ax.texts] == ["no curve to plot"] * 2
+        and not any(ax.lines for ax in empty.axes)
     )
 
 
-def test_a_study_with_one_configuration_and_one_seed_draws_its_figures(tmp_path):
+def test_a_study_with_one_configuration_and_one_seed_draws_its_figures(tmp_path, saved):
     metrics = metrics_files(tmp_path, ["adam"], [1e-3], [0.0], [0.0], [0], diverged=False)
     write_figures("main", job_files(metrics, tmp_path), figure_paths(tmp_path))
-    cells = cells_frame("main", read_job_records(job_files(metrics, tmp_path)))
-    heat = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
+    drawn = written_figures(saved, tmp_path)
+    heat = drawn["heatmap"]
     assert [t.get_text() for ax in panels(heat) for t in ax.texts] == ["0.801"] and "\n" not in heat.get_suptitle()
-    (curve,) = lr_curves(cells, tmp_path / "l.png", tmp_path / "l.pdf").axes[0].lines
-    assert list(curve.get_xdata()) == [1e-3]
+    (curve,) = drawn["lr_curves"].axes[0].lines
+    assert list(curve.get_xdata()) == [1e-3] and list(curve.get_ydata()) == pytest.approx([0.801])
+    train, test = ([line.get_ydata() for line in ax.lines] for ax in drawn["learning_curves"].axes[:2])
+    assert train == [pytest.approx([0.801 / 2, 0.801 / 4])] and test == [pytest.approx([0.801, 0.801 / 2])]
     with pytest.raises(ValueError, match="no curves to plot"):
         learning_curves([], tmp_path / "c.png", tmp_path / "c.pdf")

@@ -76,13 +76,15 @@ def test_the_engines_layer_norm_is_torchs_forward_and_backward():
         torch.testing.assert_close(grad_bias[i, 0], ln.bias.grad, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize(("dtype", "tol"), [("float32", 1e-4), ("float64", 1e-9)])
-def test_norm_cells_agree_with_the_oracle_after_100_steps(split, dtype, tol):
+# float64 tightly after 100 steps; float32 to rounding after 50, as test_engine's plain cells (the oracle's steps,
+# one cell at a time, are most of the fast tier's time here).
+@pytest.mark.parametrize(("dtype", "tol", "steps"), [("float32", 1e-4, 50), ("float64", 1e-9, 100)])
+def test_norm_cells_agree_with_the_oracle(split, dtype, tol, steps):
     cells = [replace(c, dtype=dtype) for c in VARIANTS]
-    got = train_in_order(cells, split, max_steps=100, return_params=True)
+    got = train_in_order(cells, split, max_steps=steps, return_params=True)
     for c, g in zip(cells, got, strict=True):
-        want = train_cell(c, split, max_steps=100, return_params=True)
-        assert g["steps"] == want["steps"] == 100 and not g["diverged"], c
+        want = train_cell(c, split, max_steps=steps, return_params=True)
+        assert g["steps"] == want["steps"] == steps and not g["diverged"], c
         for x, y in zip(tensors_of(g), tensors_of(want), strict=True):
             torch.testing.assert_close(x, y, rtol=tol, atol=tol, msg=lambda m, c=c: f"{c}: {m}")
         assert g["test_mse"] == pytest.approx(want["test_mse"], rel=tol), c

@@ -4,9 +4,12 @@ config."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shlex
 import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -61,15 +64,33 @@ def checkout(tmp_path_factory, obesity_csv) -> Path:
     return work
 
 
+def skipped(args: tuple[str, ...]) -> str | None:
+    """Why a README command is not dry-run here, or None."""
+    if "--report" in args:
+        return "a report needs a finished run: tests/test_workflow.py builds one on the tiny study"
+    if "--profile" in args and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "the Slurm plugin is not installed (pip install -e '.[slurm]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def dry_runs(checkout, tmp_path_factory) -> dict[tuple[str, ...], subprocess.CompletedProcess]:
+    """args -> the finished dry run of every README command not skipped, each in its own copy of the checkout, run
+    side by side: a dry run is ~2 s of one core, mostly imports."""
+    todo = [args for args in sorted(DRY_RUNS) if not skipped(args)]
+    copies = [shutil.copytree(checkout, tmp_path_factory.mktemp("readme_run") / "checkout") for _ in todo]
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        done = pool.map(lambda args, workdir: snakemake(workdir, *args, check=False), todo, copies)
+        return dict(zip(todo, done, strict=True))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("args", sorted(DRY_RUNS), ids=lambda a: DRY_RUNS[a])
-def test_readme_command_plans(checkout, args):
+def test_readme_command_plans(dry_runs, args):
     command = DRY_RUNS[args]
-    if "--report" in args:
-        pytest.skip("a report needs a finished run: tests/test_workflow.py builds one on the tiny study")
-    if "--profile" in args and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.skip("the Slurm plugin is not installed (pip install -e '.[slurm]')")
-    proc = snakemake(checkout, *args, check=False)
+    if skipped(args):
+        pytest.skip(skipped(args))
+    proc = dry_runs[args]
     assert proc.returncode == 0, f"{command}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     said = proc.stdout + proc.stderr
     assert any(words in said for words in ("Job stats", "Nothing to be done", "Unlocked working directory")), said

@@ -2,21 +2,25 @@
 
 import itertools
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from genboost.compare import summary
 
-# Whole summaries of hand-built frames: their many tied pairs take scipy's exact Wilcoxon permutation test
-# (2^n sign flips each), seconds per summary, so they run in the slow tier.
+# Whole summaries of hand-built frames, 0.3-2 s each: the slow tier, to keep the fast one under its budget.
 SLOW_STATS = pytest.mark.slow
 
 
 def synthetic_cells(sam_effect: float, wd_effect: float, experiment="main", shuffle=False) -> pd.DataFrame:
+    """Test MSE from the effects given, plus a little noise (sd 1e-5, below the summary's 4 decimals): paired
+    models then differ by distinct amounts, so scipy's Wilcoxon test takes its exact distribution (milliseconds)
+    instead of the permutation test of tied pairs (seconds a summary)."""
+    noise = iter(np.random.default_rng(0).normal(0, 1e-5, 2 * 2 * 2 * 2 * 3))
     rows = []
     for opt, lr, wd, rho, seed in itertools.product(["sgd", "adam"], [1e-3, 1e-2], [0, 1e-3], [0, 0.05], [0, 1, 2]):
         base = 1.0 + (0.5 if opt == "adam" else 0) + (0.3 if lr == 1e-3 else 0)
-        mse = base + (sam_effect if rho else 0) + (wd_effect if wd else 0) + 0.001 * seed
+        mse = base + (sam_effect if rho else 0) + (wd_effect if wd else 0) + 0.001 * seed + next(noise)
         rows.append(dict(experiment=experiment, optimizer=opt, lr=lr, wd=wd, rho=rho, seed=seed, epochs=10,
                          test_mse=mse, train_mse=mse - 0.2, diverged=False, shuffle_labels=shuffle))  # fmt: skip
     return pd.DataFrame(rows)

@@ -143,16 +143,17 @@ def test_hidden_widths_are_a_column_of_path_text(tmp_path):
 
 
 def test_figures_have_a_row_of_panels_per_batch_size(tmp_path):
-    cells = synthetic()
+    cells = synthetic().query("batch_size != 32")  # two batch sizes show the rows with fewer panels to draw
+    batches = 2
     fig = figures.heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
     panels = [ax for ax in fig.axes if ax.images]
-    assert len(panels) == 2 * len(BATCHES) * len(RHOS)
+    assert len(panels) == 2 * batches * len(RHOS)
     titles = {ax.get_title() for ax in panels}
     assert "SGD, SAM ρ=0.05, batch_size=16" in titles and "ADAM, no SAM, batch_size=64" in titles
     boxed = [ax for ax in panels if any(p.get_gid() == "best" for p in ax.patches)]
     assert [ax.get_title() for ax in boxed] == [figures.best_configurations(cells)[0]["label"].split(", lr=")[0]]
     fig = figures.lr_curves(cells, tmp_path / "l.png", tmp_path / "l.pdf")
-    assert len([ax for ax in fig.axes if ax.lines]) == 2 * len(BATCHES) * len(RHOS)
+    assert len([ax for ax in fig.axes if ax.lines]) == 2 * batches * len(RHOS)
     assert all(b["levels"] == {"batch_size": 16} for b in figures.best_configurations(cells))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -48,11 +49,19 @@ def copy_run(src: Path, dst: Path) -> Path:
     return dst
 
 
+_CHECKED: dict[str, dict] = {}
+
+
 def checked_config(config: dict) -> dict:
-    """A config as the Snakefile sees it (YAML scalars read, validated, defaults filled)."""
+    """A config as the Snakefile sees it (YAML scalars read, validated, defaults filled): a fresh copy each call.
+    Checking reads and validates against the schema (~0.1 s); the tests check the same few configs over and over,
+    so a config that passed is remembered by its repr (which keeps the experiments' order) for the session."""
     from genboost.config import settings
 
-    return settings.checked(config)
+    key = repr(config)
+    if key not in _CHECKED:
+        _CHECKED[key] = settings.checked(copy.deepcopy(config))
+    return copy.deepcopy(_CHECKED[key])
 
 
 def write_config(workdir: Path, config: dict) -> None:
@@ -93,6 +102,16 @@ def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
         elif rule and line.strip().startswith("output:"):
             jobs[rule] += [o.strip() for o in line.split("output:", 1)[1].split(",")]
     return jobs
+
+
+def drawn_png(path: Path):
+    """A figure's PNG decoded (rows x columns x RGBA), checked to show more than one flat colour."""
+    import matplotlib.image
+    import numpy as np
+
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and np.ptp(image[..., :3]) > 0, path
+    return image
 
 
 def job_files(metrics_paths: list[str], folder: Path, jobs: int = 2) -> list[str]:
