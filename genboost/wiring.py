@@ -34,10 +34,14 @@ def run_pattern(axes, name: str = "metrics.json") -> str:
 
 
 def raw_path(name: str, entry: dict) -> str:
-    """Where the download rule puts a dataset's CSV: resources/<dataset>/<the zip's member, or the url's file>."""
-    file = entry.get("member") or posixpath.basename(urlparse(entry["url"]).path)
+    """Where the download rule puts a dataset's CSV: resources/<dataset>/<the zip's member, or the url's file,
+    or, for an entry without url, the local copy's file>."""
+    url = entry.get("url")
+    source = urlparse(url).path if url else entry["local_copy"]
+    file = entry.get("member") or posixpath.basename(source.replace(os.sep, "/"))
     if not file:
-        raise ConfigError(f"config key datasets.{name}.url: {entry['url']!r} names no file; give member")
+        key = "url" if url else "local_copy"
+        raise ConfigError(f"config key datasets.{name}.{key}: {entry[key]!r} names no file; give member")
     return f"resources/{name}/{file}"
 
 

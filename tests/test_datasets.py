@@ -64,6 +64,9 @@ def run_study_preprocessing(study: Study, raw, out) -> dict:
 def test_a_csv_with_an_ordinal_label_needs_only_a_config_entry(small_csv, tmp_path):
     study = study_with({"small": {**ORDINAL, "sha256": sha256_file(small_csv)}})
     assert wiring.raw_path("small", ORDINAL) == "resources/small/small.csv"
+    # without url: the local copy's file name (a zip's member where given)
+    assert wiring.raw_path("small", {"url": None, "local_copy": "/home/me/mine.csv"}) == "resources/small/mine.csv"
+    assert wiring.raw_path("small", {"local_copy": "data/x.csv", "member": "y.csv"}) == "resources/small/y.csv"
     manifest = run_study_preprocessing(study, small_csv, tmp_path / "out")
     assert manifest["features"] == ["color=red", "color=blue", "color=green", "x"]
     counts = manifest["label_counts"]

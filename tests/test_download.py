@@ -147,6 +147,11 @@ def test_local_copy_is_verified_and_copied(obesity_csv, dest, csv_bytes, csv_sha
     assert dest.read_bytes() == csv_bytes
 
 
+def test_a_local_copy_needs_no_url(obesity_csv, dest, csv_bytes, csv_sha):
+    fetch(None, None, csv_sha, dest, local_copy=obesity_csv, dataset="mine")
+    assert dest.read_bytes() == csv_bytes
+
+
 def test_local_copy_with_wrong_checksum_is_refused(tmp_path, dest, csv_bytes, csv_sha):
     bad = tmp_path / "lf.csv"
     bad.write_bytes(csv_bytes.replace(b"\r\n", b"\n"))  # the common LF-converted variant

@@ -222,7 +222,7 @@ def test_the_first_bad_row_is_named(obesity_csv, tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"drop": ["Weight", "BMI"]}, ["missing column(s) ['BMI']", "config key datasets.obesity"]),
+        ({"drop": ["Weight", "BMI"]}, ["no column 'BMI'", "config key datasets.obesity.drop"]),
         ({"test_fraction": 1.0}, ["preprocess.test_fraction", "1.0"]),
         ({"scale": "minmax"}, ["preprocess.scale", "'minmax'"]),
     ],
@@ -233,6 +233,19 @@ def test_bad_settings_are_refused(obesity_csv, tmp_path, overrides, expected):
         run(obesity_csv, tmp_path / "out", **overrides)
     assert all(fragment in str(err.value) for fragment in expected)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_misspelled_label_names_the_users_file_and_the_label_key(obesity_csv, tmp_path):
+    """The error names the file the user gave (not its copy in resources/) and the key they wrote."""
+    dataset = {**OBESITY, "name": "obesity", "sha256": None, "label": {"column": "NObeyesdat"}}
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DataError) as err:
+        preprocess(obesity_csv, out / "train.csv", out / "test.csv", out / "m.json", dataset, **DEFAULTS,
+                   source="/home/me/obesity.csv")  # fmt: skip
+    message = str(err.value)
+    assert message.startswith(f"/home/me/obesity.csv (copied to {obesity_csv}): no column 'NObeyesdat'"), message
+    assert "(config key datasets.obesity.label.column)" in message
 
 
 def test_tampered_raw_csv_is_refused_naming_both_checksums(obesity_csv, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import REPO_ROOT, set_local_copies, snakemake
+from workflow_helpers import REPO_ROOT, planned, set_local_copies, snakemake
 
 README = "\n".join((REPO_ROOT / name).read_text() for name in ("README.md", "slurm/README.md", "docs/README.md"))
 
@@ -38,6 +38,13 @@ def dry_run_args(command: str) -> tuple[str, ...]:
         i = args.index("--cores")
         args = args[:i] + args[i + 2 :]
     return (*args, *([] if "-n" in args else ["-n"]))
+
+
+# "Your own dataset": the entry and experiment it shows, and the commands after them, which plan with those added
+# to config.yaml (test_own_dataset_plans_only_its_experiment), not on config.yaml alone.
+OWN_DATASET = README.split("### Your own dataset", 1)[1].split("\n### ", 1)[0]
+OWN_YAML, OWN_AFTER = re.search(r"```yaml\n(.*?)```(.*)", OWN_DATASET, re.S).groups()
+OWN_COMMANDS = [c.strip() for block in re.findall(r"```bash\n(.*?)```", OWN_AFTER, re.S) for c in block.splitlines()]
 
 
 # Commands that differ only in --cores or -n are one dry run (`snakemake --cores 4`, `snakemake --cores 2`).
@@ -66,6 +73,8 @@ def checkout(tmp_path_factory, obesity_csv) -> Path:
 
 def skipped(args: tuple[str, ...]) -> str | None:
     """Why a README command is not dry-run here, or None."""
+    if DRY_RUNS[args] in OWN_COMMANDS:
+        return "plans with the README's own dataset: test_own_dataset_plans_only_its_experiment"
     if "--report" in args:
         return "a report needs a finished run: tests/test_workflow.py builds one on the tiny study"
     if "--profile" in args and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
@@ -94,3 +103,29 @@ def test_readme_command_plans(dry_runs, args):
     assert proc.returncode == 0, f"{command}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     said = proc.stdout + proc.stderr
     assert any(words in said for words in ("Job stats", "Nothing to be done", "Unlocked working directory")), said
+
+
+@pytest.mark.slow
+def test_own_dataset_plans_only_its_experiment(tmp_path, fair_csv):
+    """README's own dataset (a local copy, no url) and experiment added to config.yaml: its command to run only
+    one's own experiment plans that experiment's jobs and nothing of the default study (no obesity download)."""
+    assert OWN_COMMANDS, "the README shows how to run only one's own experiment"
+    work = tmp_path
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO_ROOT / name, work / name)
+    for name in ("workflow", "envs", "reference"):
+        shutil.copytree(REPO_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    own = yaml.safe_load(OWN_YAML.replace("<sha256sum mydata.csv>", f'"{"0" * 64}"'))
+    (entry,) = own["datasets"].values()
+    assert "url" not in entry and entry["local_copy"], "the README's entry is a local copy, without url"
+    entry["local_copy"] = str(fair_csv)  # a dry run reads no CSV: any file stands for it
+    config["datasets"].update(own["datasets"])
+    config["experiments"].update(own["experiments"])
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for command in OWN_COMMANDS:
+        jobs = planned(work, *[a for a in dry_run_args(command) if a != "-n"])
+        (mine,) = own["experiments"]
+        assert f"train_{mine}" in jobs and "download_mydata" in jobs, (command, sorted(jobs))
+        assert not [r for r in jobs if r.endswith(("_main", "_second_chance", "_obesity"))], (command, sorted(jobs))
+        assert jobs["download_mydata"][0].split()[0] == "resources/mydata/fair.csv", "named after the local copy"

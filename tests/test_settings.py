@@ -156,3 +156,48 @@ def test_a_config_that_leaves_every_defaulted_key_out_plans_the_same_study(confi
     cells = direct.experiment("main").cells()
     adam = next(c for c in cells if c.optimizer == "adam")
     assert (adam.adam_betas, adam.adam_eps, adam.dtype, adam.flush_denormal) == ((0.9, 0.999), 1e-8, "float32", True)
+
+
+def schema_error(config) -> str:
+    from genboost.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        checked_config(config)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("url", ["absent", None, "null"])
+def test_a_local_copy_needs_no_url(config, url):
+    entry = config["datasets"]["obesity"]
+    if url == "absent":
+        del entry["url"]
+    else:
+        entry["url"] = url
+    entry["local_copy"] = "/home/me/obesity.csv"
+    assert checked_config(copy.deepcopy(config))["datasets"]["obesity"]["local_copy"] == "/home/me/obesity.csv"
+    entry["local_copy"] = None  # then it says what to give, in one line, not the schema
+    said = schema_error(copy.deepcopy(config))
+    assert said == (
+        "config key datasets.obesity: neither url nor local_copy is given: give url (https://... or file://...) "
+        "or local_copy (a CSV on disk)"
+    )
+    entry["local_copy"] = "/home/me/obesity.csv"
+    del entry["sha256"]  # still required, with a local copy too
+    assert schema_error(config) == "config key datasets.obesity: 'sha256' is a required property"
+
+
+def test_one_unknown_key_is_one_line_naming_it(config):
+    config["train"]["epochz"] = 10
+    said = schema_error(config)
+    assert said == "config key train: Unevaluated properties are not allowed ('epochz' was unexpected)"
+    config["datasets"]["obesity"]["labels"] = {"column": "x"}
+    lines = schema_error(config).splitlines()
+    assert len(lines) == 2 and lines[0].startswith("config key datasets.obesity: Additional properties")
+    assert "'labels' was unexpected" in lines[0] and "'label'" in lines[0], "names the keys it takes"
+
+
+def test_a_label_written_as_a_string_gets_a_hint(config):
+    config["datasets"]["obesity"]["label"] = "mdvis"
+    assert schema_error(config) == (
+        "config key datasets.obesity.label: 'mdvis' is not of type 'object'; write label: {column: mdvis}"
+    )

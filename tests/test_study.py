@@ -4,7 +4,6 @@ import copy
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
 from workflow_helpers import checked_config
 
 from genboost import wiring
@@ -65,10 +64,11 @@ def test_yaml_string_numbers_are_parsed(config):
 def test_invalid_values_fail_validation_naming_the_key(config, key, value, message):
     bad = copy.deepcopy(config)
     bad["experiments"]["main"][key] = value
-    with pytest.raises(WorkflowError) as err:
+    with pytest.raises(ConfigError) as err:
         checked_config(bad)
-    text = str(err.value) + str(err.value.args)
-    assert message in text and "['experiments']['main']" in text
+    text = str(err.value)
+    assert message in text and text.startswith("config key experiments.main")
+    assert len(text.splitlines()) == 1, "one problem, one line (not the schema)"
 
 
 @pytest.mark.parametrize(
@@ -83,10 +83,11 @@ def test_invalid_values_fail_validation_naming_the_key(config, key, value, messa
 def test_invalid_section_values_fail_validation(config, section, key, value, message):
     bad = copy.deepcopy(config)
     bad[section][key] = value
-    with pytest.raises(WorkflowError) as err:
+    with pytest.raises(ConfigError) as err:
         checked_config(bad)
-    text = str(err.value) + str(err.value.args)
-    assert message in text and f"['{section}']['{key}']" in text
+    text = str(err.value)
+    assert message in text and text.startswith(f"config key {section}.{key}")
+    assert len(text.splitlines()) == 1
 
 
 def test_nan_is_refused_naming_the_key(config):
@@ -180,8 +181,21 @@ def test_partners_follow_the_continues_key_not_the_names(config):
     short, long = study.experiment("short"), study.experiment("long")
     assert study.compared({"short", "long"}) == {"short": long, "long": short}
     assert study.setups(study.compared({"short", "long"})) == {"short": "long"}
-    cfg["experiments"]["short"]["enabled"] = False  # the run it continues is off: no partner, no error
-    assert study_of(cfg).compared({"long"}) == {"long": None}
+    cfg["experiments"]["short"]["enabled"] = False  # the run it continues is off: refused, naming both
+    with pytest.raises(ConfigError, match=r"config key experiments\.long\.continues: 'long' continues 'short', "
+                       r"which is switched off \(experiments\.short\.enabled: false\)"):  # fmt: skip
+        study_of(cfg)
+
+
+def test_second_chance_without_main_is_refused_not_planned_alone(config):
+    """config.yaml with main switched off: second_chance continues it, so the config is refused naming both."""
+    cfg = copy.deepcopy(config)
+    cfg["experiments"]["main"]["enabled"] = False
+    with pytest.raises(ConfigError, match="experiments.second_chance.continues: 'second_chance' continues 'main'"):
+        study_of(cfg)
+    cfg["experiments"]["second_chance"]["enabled"] = False
+    cfg["experiments"]["fair"]["enabled"] = True
+    assert [e.name for e in study_of(cfg).experiments] == ["fair"], "both off: only the one switched on runs"
 
 
 def test_the_summarys_baseline_is_named_not_the_first_experiment(config):
@@ -191,7 +205,8 @@ def test_the_summarys_baseline_is_named_not_the_first_experiment(config):
     assert study_of(cfg).baseline == "main" and [e.name for e in study_of(cfg).experiments][0] == "main"
     cfg["baseline"] = "random_labels"
     assert study_of(cfg).baseline == "random_labels"
-    for name, says in ((None, "not given"), ("modern", "'modern' is not an enabled experiment")):
+    off = r"'modern' is switched off \(experiments\.modern\.enabled: false\)"
+    for name, says in ((None, "not given"), ("nowhere", "'nowhere' is not an enabled experiment"), ("modern", off)):
         cfg["baseline"] = name
         with pytest.raises(ConfigError, match=f"config key baseline: {says}; name the experiment the summary"):
             study_of(cfg)
@@ -223,7 +238,7 @@ def test_continues_refuses_a_chain_and_a_bad_name(config):
     with pytest.raises(ConfigError, match="'second_chance' itself continues 'main'; name the first run"):
         study_of(cfg)
     cfg["experiments"]["third"]["continues"] = "a b"
-    with pytest.raises(WorkflowError, match="continues"):
+    with pytest.raises(ConfigError, match="config key experiments.third.continues: 'a b' does not match"):
         study_of(cfg)
 
 

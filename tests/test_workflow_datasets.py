@@ -57,5 +57,21 @@ def test_editing_the_dataset_entry_reruns_its_preprocessing_and_cells(anes96_run
     finally:
         write_config(anes96_run, original)
     assert {"preprocess", "train_anes96", "aggregate_anes96", "summary"} <= set(jobs)
-    assert not any(rule.startswith("download") for rule in jobs)
+    assert not [rule for rule in jobs if rule.startswith("download")], jobs
     assert planned(anes96_run) == {}, "the original entry is up to date again"
+
+
+def test_a_failed_download_keeps_the_file_it_found(tmp_path, obesity_csv):
+    """A CSV already in resources/ (put there by hand, or fetched for another results folder) survives a download
+    job that fails: Snakemake deletes a failed job's outputs, so the rule marks its output update()."""
+
+    def edit(config):
+        config["datasets"]["obesity"]["local_copy"] = str(tmp_path / "nowhere.csv")  # the job will fail
+
+    workdir = make_workdir(tmp_path / "work", obesity_csv, edit)
+    target = workdir / "resources" / "obesity" / obesity_csv.name
+    target.parent.mkdir(parents=True)
+    target.write_bytes(obesity_csv.read_bytes())
+    proc = snakemake(workdir, str(target.relative_to(workdir)), "--forcerun", "download_obesity", check=False)
+    assert proc.returncode != 0 and "nowhere.csv" in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert target.read_bytes() == obesity_csv.read_bytes(), "the file the job did not write is kept, unchanged"

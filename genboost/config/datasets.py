@@ -107,6 +107,13 @@ def parsed(datasets: dict) -> dict[str, Dataset]:
     return found
 
 
+def source(entry: dict) -> str:
+    """The file a `datasets` entry gives: its local_copy, else its url (with member, the member in it)."""
+    if entry.get("local_copy"):
+        return str(entry["local_copy"])
+    return f"{entry['member']} in {entry['url']}" if entry.get("member") else entry["url"]
+
+
 def dataset_settings(experiment: str, spec: dict, datasets: dict[str, Dataset]) -> dict:
     """The `settings()` of the experiment's dataset (its `dataset`, else the schema's default)."""
     name = spec.get("dataset", experiment_defaults()["dataset"])

@@ -22,21 +22,29 @@ def check_continues(experiment, specs: dict, experiments: Sequence) -> None:
     if specs[target].get("continues"):
         raise ConfigError(f"{key}: {target!r} itself continues {specs[target]['continues']!r}; name the first run")
     enabled = {e.name: e for e in experiments}
-    if target in enabled and enabled[target].setup() != experiment.setup():
+    if target not in enabled:  # its runs would go on from nothing, or plan the other's jobs without a word
+        raise ConfigError(
+            f"{key}: {name!r} continues {target!r}, which is switched off (experiments.{target}.enabled: false); "
+            f"switch {target!r} on, or {name!r} off"
+        )
+    if enabled[target].setup() != experiment.setup():
         raise ConfigError(
             f"{key}: {target!r} has another setup (preprocessing, model or train settings besides epochs): "
             f"a longer run of it must differ in its epochs only"
         )
 
 
-def baseline(name: str | None, experiments: Sequence) -> str:
+def baseline(name: str | None, experiments: Sequence, specs: dict | None = None) -> str:
     """The summary's baseline: the one experiment of a study of one (nothing to compare: the key is not read),
-    else the enabled experiment that config key baseline names."""
+    else the enabled experiment that config key baseline names (`specs`: the config's experiments, to say when
+    it names one switched off)."""
     names = [e.name for e in experiments]
     if len(names) == 1:
         return names[0]
     if name not in names:
         given = f"{name!r} is not an enabled experiment" if name else "not given"
+        if name in (specs or {}):
+            given = f"{name!r} is switched off (experiments.{name}.enabled: false)"
         raise ConfigError(
             f"config key baseline: {given}; name the experiment the summary compares the others with, one of {names}"
         )

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from genboost.errors import ConfigError
+
 # Inside the package (package data), so that an installed genboost finds it without a checkout.
 SCHEMA = Path(__file__).with_name("schema.yaml")
 
@@ -68,13 +70,47 @@ def experiment_defaults() -> dict:
 
 
 def checked(config: dict) -> dict:
-    """The config as the pipeline uses it: YAML scalars read, then validated by Snakemake's `validate`, which
-    fills in the schema's defaults. Raises snakemake's WorkflowError naming the key and value."""
+    """The config as the pipeline uses it: YAML scalars read, checked against the schema (a ConfigError with one
+    line per problem), then given the schema's defaults by Snakemake's `validate`."""
     from snakemake.utils import validate
 
-    config = coerced(config, load_schema())
+    schema = load_schema()
+    config = coerced(config, schema)
+    problems = schema_problems(config, schema)
+    if problems:
+        raise ConfigError("\n".join(problems))
     validate(config, str(SCHEMA))
     return config
+
+
+def schema_problems(config: dict, schema: dict) -> list[str]:
+    """Each place where `config` breaks `schema`, one line each: the config key, the value and what is expected
+    (not Snakemake's dump of the whole schema)."""
+    from jsonschema import Draft202012Validator
+
+    errors = Draft202012Validator(schema).iter_errors(config)
+    return sorted({_problem(e) for e in errors})
+
+
+def _problem(error) -> str:
+    key = "config key " + (".".join(str(p) for p in error.absolute_path) or "(the top level)")
+    given = repr(error.instance)
+    if error.validator == "additionalProperties" and "properties" in error.schema:
+        return f"{key}: {error.message}; allowed: {sorted(error.schema['properties'])}"
+    if error.validator in ("anyOf", "oneOf") and "description" in error.schema:
+        return f"{key}: {error.schema['description']}"  # the schema's words: the value may be a whole entry
+    if not error.message.startswith(given):
+        return f"{key}: {_short(error.message)}"  # says what is missing or unexpected, without the value
+    said = f"{key}: {_short(given)}{error.message[len(given) :]}"
+    required = error.schema.get("required", [])
+    if error.validator == "type" and isinstance(error.instance, str) and len(required) == 1:
+        # `label: mdvis` where an object of one required key is meant
+        said += f"; write {error.absolute_path[-1]}: {{{required[0]}: {error.instance}}}"
+    return said
+
+
+def _short(text: str, most: int = 80) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def coerced(config: dict, schema: dict) -> dict:

@@ -177,7 +177,7 @@ class Study:
         analysis = dict(config.get("analysis") or {})  # the schema's defaults filled in; a measure not given is off
         results = config.get("results", settings.defaults()["results"])
         results = os.path.normpath(str(results))  # ./out, out/ and out are one folder
-        baseline = links.baseline(config.get("baseline"), experiments)
+        baseline = links.baseline(config.get("baseline"), experiments, config["experiments"])
         return cls(results=results, experiments=experiments, analysis=analysis, baseline=baseline)
 
     def experiment(self, name: str) -> Experiment:

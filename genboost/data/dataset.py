@@ -20,11 +20,14 @@ from genboost.config.datasets import Dataset
 from genboost.errors import DataError
 
 
-def read_checked(raw_csv, dataset: Dataset) -> tuple[pd.DataFrame, list[str], str]:
+def read_checked(raw_csv, dataset: Dataset, source: str | None = None) -> tuple[pd.DataFrame, list[str], str]:
     """The raw CSV as a table (float64 numeric columns, str categorical ones and an ordinal label), its feature
-    columns in feature order, and the SHA-256 of the bytes read (refused if the entry's `sha256` differs)."""
+    columns in feature order, and the SHA-256 of the bytes read (refused if the entry's `sha256` differs).
+    `source`: the file the user gave (the entry's local_copy or url), which raw_csv is a verified copy of; the
+    errors about its content name it, the file the user can open and fix."""
     data, sha256 = _read_bytes(raw_csv, dataset)
-    return (*_parse(raw_csv, data, dataset), sha256)
+    shown = f"{source} (copied to {raw_csv})" if source and source != str(raw_csv) else raw_csv
+    return (*_parse(shown, data, dataset), sha256)
 
 
 def _read_bytes(raw_csv, dataset: Dataset) -> tuple[bytes, str]:
@@ -90,13 +93,17 @@ def _check_header(raw_csv, header: list[str], dataset: Dataset) -> None:
                 f"{raw_csv}: unexpected column {name!r}; config key {dataset.key('columns')} expects exactly "
                 f"{dataset.columns}"
             )
-    for expected, key in (
-        (dataset.columns or (), dataset.key("columns")),
-        (dataset.named(), f"datasets.{dataset.name}"),
-    ):
-        missing = [c for c in expected if c not in header]
-        if missing:
-            raise DataError(f"{raw_csv}: missing column(s) {missing} (config key {key}); the header has {header}")
+    named = {dataset.label: dataset.key("label", "column")}
+    named |= {c: dataset.key("categorical", c) for c in dataset.categories}
+    named |= {c: dataset.key("drop") for c in dataset.drop}
+    missing = [c for c in dataset.columns or () if c not in header]
+    if missing:
+        raise DataError(
+            f"{raw_csv}: missing column(s) {missing} (config key {dataset.key('columns')}); the header has {header}"
+        )
+    for column, key in named.items():  # the key the user wrote: label.column, not the whole entry
+        if column not in header:
+            raise DataError(f"{raw_csv}: no column {column!r} (config key {key}); the header has {header}")
 
 
 def _check_fields(raw_csv, text: pd.DataFrame, dataset: Dataset) -> None:

@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_S = 60
 
 
-def fetch(url: str, member: str | None, sha256: str, dest, local_copy=None, *, dataset: str) -> Path:
-    """Write the verified CSV to `dest` (atomically): from `local_copy` if given, else from `url`, which is the
-    CSV itself or, with `member`, a zip holding it. `dataset` names the config entry in error messages."""
+def fetch(url: str | None, member: str | None, sha256: str, dest, local_copy=None, *, dataset: str) -> Path:
+    """Write the verified CSV to `dest` (atomically): from `local_copy` if given (then `url` may be None), else
+    from `url`, which is the CSV itself or, with `member`, a zip holding it. `dataset` names the config entry in
+    error messages."""
     dest = Path(dest)
     key = f"datasets.{dataset}"
     if local_copy:

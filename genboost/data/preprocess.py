@@ -27,15 +27,24 @@ SCALES = ("none", "standard")
 
 
 def preprocess(
-    raw_csv, out_train, out_test, out_manifest, dataset: Dataset | dict, test_fraction, split_seed, scale="none"
+    raw_csv,
+    out_train,
+    out_test,
+    out_manifest,
+    dataset: Dataset | dict,
+    test_fraction,
+    split_seed,
+    scale="none",
+    source: str | None = None,
 ) -> dict:
     """Check the raw CSV (against the entry's `sha256` if it has one), split it (stratified for an ordinal
     label), encode and scale it; write train/test CSVs and the manifest, which is returned. `dataset` is a
-    Dataset or a `datasets:` entry with its `name`. All three outputs appear together or not at all."""
+    Dataset or a `datasets:` entry with its `name`. All three outputs appear together or not at all. `source`:
+    the file the user gave, which raw_csv copies (genboost.data.dataset.read_checked)."""
     if isinstance(dataset, dict):
         dataset = Dataset.from_config(dataset["name"], dataset)
     _check_settings(test_fraction, scale)
-    table, kept, source_sha256 = read_checked(raw_csv, dataset)
+    table, kept, source_sha256 = read_checked(raw_csv, dataset, source)
     labels = _labels(table[dataset.label], dataset)
     train_idx, test_idx = _split(raw_csv, labels, dataset, test_fraction, split_seed)
     features, scaler = _encode(table, kept, dataset, train_idx, scale)

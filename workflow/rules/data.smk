@@ -1,15 +1,17 @@
 # Fetch each dataset (verified by its sha256) and preprocess it once per distinct preprocessing.
 
 
-# One download rule per dataset: its CSV's file name is its own (a zip's member, or its url's file), and its log
-# is named by the dataset alone.
+# One download rule per dataset: its CSV's file name is its own (a zip's member, its url's file, or without url
+# its local copy's), and its log is named by the dataset alone.
 for name, source in DATASETS.items():
 
     rule:
         name:
             f"download_{name}"
         output:
-            ensure(wiring.raw_path(name, source), sha256=source["sha256"]),
+            # update: a CSV already there (put by hand, or fetched for another results folder) is not deleted
+            # before the job runs, and is restored if the job fails
+            update(ensure(wiring.raw_path(name, source), sha256=source["sha256"])),
         log:
             wiring.log_path(R, "download", name),
         localrule: True
@@ -20,7 +22,7 @@ for name, source in DATASETS.items():
             mem_mb=500,
         params:
             dataset=name,
-            url=source["url"],
+            url=source.get("url"),
             member=source.get("member"),
             sha256=source["sha256"],
             local_copy=source.get("local_copy"),
