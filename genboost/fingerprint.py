@@ -4,12 +4,16 @@ Snakemake reruns a job when its script changes, not when a module the script imp
 gets `code=rule_code(...)` as a param: a hash of its script and of every package module the script imports,
 directly or through other modules, at the top or lazily inside a function. Editing a module then reruns exactly
 the rules whose scripts import it. Nothing is imported to find the imports: the Snakefile stays fast and light.
+What is hashed is the code Python runs: a file's text without its comments, docstrings and blank lines, so that
+editing one of those reruns nothing (and retrains no model).
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import io
+import tokenize
 from functools import cache
 from pathlib import Path
 
@@ -41,12 +45,14 @@ def imported_modules(script_path: str | Path, package_dir: str | Path) -> list[P
 
 
 def script_fingerprint(script_path: str | Path, package_dir: str | Path) -> str:
-    """SHA-256 over the script's bytes and, per imported module, its name relative to `package_dir` and bytes."""
-    h = hashlib.sha256(Path(script_path).read_bytes())
+    """SHA-256 over the script's code and, per imported module, its name relative to `package_dir` and code
+    (`code_text`: the text without comments, docstrings and blank lines)."""
+    script_path = Path(script_path)
+    h = hashlib.sha256(code_text(str(script_path), script_path.read_bytes()))
     for file in imported_modules(script_path, package_dir):
-        source = file.read_bytes()
-        h.update(f"\0{file.relative_to(package_dir).as_posix()}\0{len(source)}\0".encode())
-        h.update(source)
+        code = code_text(str(file), file.read_bytes())
+        h.update(f"\0{file.relative_to(package_dir).as_posix()}\0{len(code)}\0".encode())
+        h.update(code)
     return h.hexdigest()
 
 
@@ -74,6 +80,42 @@ def check_running_code(expected: str, script_path: str | Path, package_dir: str 
             "install with `pip install -e .` from the checkout"
         )
     return running
+
+
+@cache
+def code_text(filename: str, source: bytes) -> bytes:
+    """The source as Python runs it: without its comments, its docstrings (nothing here reads `__doc__`) and blank
+    lines, each line's trailing space dropped. Read from the text itself (tokenize and ast positions), so the same
+    file gives the same bytes on every Python version. Cached by content."""
+    text = source.decode("utf-8")
+    lines = text.splitlines()
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    cuts = [(t.start, t.end) for t in tokens if t.type == tokenize.COMMENT]
+    for d in _docstrings(ast.parse(source, filename=filename)):  # ast counts columns in UTF-8 bytes
+        start, end = _column(lines, d.lineno, d.col_offset), _column(lines, d.end_lineno, d.end_col_offset)
+        cuts.append(((d.lineno, start), (d.end_lineno, end)))
+    for (start_line, start_col), (end_line, end_col) in sorted(cuts, reverse=True):  # the last first: positions hold
+        lines[start_line - 1 : end_line] = [lines[start_line - 1][:start_col] + lines[end_line - 1][end_col:]]
+    return "\n".join(line.rstrip() for line in lines if line.strip()).encode()
+
+
+def _column(lines: list[str], line: int, byte_offset: int) -> int:
+    """The character column of a UTF-8 byte offset into a line (1-based)."""
+    return len(lines[line - 1].encode()[:byte_offset].decode())
+
+
+def _docstrings(tree: ast.Module) -> list[ast.expr]:
+    """The docstring of the module and of each class and function in it."""
+    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return [
+        node.body[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, owners)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+        and isinstance(node.body[0].value.value, str)
+    ]
 
 
 @cache

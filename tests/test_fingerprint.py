@@ -62,7 +62,7 @@ def synthetic(tmp_path) -> Path:
     return tmp_path
 
 
-def append(path: Path, text: str = "\n# an edit\n") -> bytes:
+def append(path: Path, text: str = "\n_EDITED = True\n") -> bytes:
     original = path.read_bytes()
     path.write_bytes(original + text.encode())
     return original
@@ -84,6 +84,21 @@ def test_fingerprint_follows_imported_code_only(synthetic):
     (package / "chain.py").write_bytes(original)
     assert script_fingerprint(script, package) == before
     append(script)
+    assert script_fingerprint(script, package) != before
+
+
+def test_comments_docstrings_and_blank_lines_change_no_fingerprint(synthetic):
+    script, package = synthetic / "script.py", synthetic / "genboost"
+    before = script_fingerprint(script, package)
+    path = package / "chain.py"
+    original = append(path, '\n\n# a comment\n"""not a docstring: an expression"""\n')
+    assert script_fingerprint(script, package) != before  # a string statement after code is code
+    docstring = '"""A new module docstring, with a \u00d7 in it."""  # and a comment\n\n'.encode()
+    path.write_bytes(docstring + original + b"\n# end\n")
+    assert script_fingerprint(script, package) == before
+    path.write_bytes(original.replace(b"\n", b"  # commented\n\n"))
+    assert script_fingerprint(script, package) == before
+    path.write_bytes(original + b"\nx = '# a hash inside a string is code'\n")
     assert script_fingerprint(script, package) != before
 
 
@@ -182,8 +197,9 @@ EDITED = ("train/jobs.py", "measures/sharpness.py", "analysis/stats.py", "analys
 
 @pytest.fixture(scope="module")
 def plan_after_editing(study, tmp_path_factory):
-    """module -> the rules a dry run plans after a comment is appended to genboost/<module>. Each module is edited in
-    its own copy of the study and all are planned side by side: a dry run is ~2 s of one core, mostly imports."""
+    """module -> the rules a dry run plans after a line of code is appended to genboost/<module>. Each module is
+    edited in its own copy of the study and all are planned side by side: a dry run is ~2 s of one core, mostly
+    imports."""
     modules = sorted({*EDITED, *one_module_per_importing_rules()})
     copies = {module: copy_run(study, tmp_path_factory.mktemp("edited") / "study") for module in modules}
     for module, workdir in copies.items():

@@ -216,11 +216,11 @@ def test_a_result_is_keyed_by_the_code_that_computes_it_not_by_the_job_around_it
     before = jobs.result_code(package)
     assert before == jobs.result_code()  # an unedited copy: the same code
     for bookkeeping in ("train/jobs.py", "train/store.py", "wiring.py", "config/study.py"):
-        (package / bookkeeping).write_text((package / bookkeeping).read_text() + "\n# an edit\n")
+        (package / bookkeeping).write_text((package / bookkeeping).read_text() + "\n_EDITED = True\n")
     assert jobs.result_code(package) == before
     for computing in ("train/engine.py", "train/model.py", "config/cell.py", "data/tensors.py"):
         original = (package / computing).read_text()
-        (package / computing).write_text(original + "\n# an edit\n")
+        (package / computing).write_text(original + "\n_EDITED = True\n")
         assert jobs.result_code(package) != before, computing
         (package / computing).write_text(original)
 

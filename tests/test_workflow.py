@@ -199,10 +199,10 @@ def test_a_cell_alone_equals_the_cell_in_a_pack(unpacked_run, tiny_run):
 
 
 def plan_after_editing(run: Path, copy: Path, module: str) -> dict:
-    """What a dry run plans in a copy of `run` after a comment is appended to genboost/<module>."""
+    """What a dry run plans in a copy of `run` after a line of code is appended to genboost/<module>."""
     workdir = copy_run(run, copy)
     path = workdir / "genboost" / module
-    path.write_text(path.read_text() + "\n# an edit\n")
+    path.write_text(path.read_text() + "\n_EDITED = True\n")
     return planned(workdir)
 
 

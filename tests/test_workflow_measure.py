@@ -53,9 +53,9 @@ def test_another_analysis_setting_remeasures_and_trains_nothing(study):
     assert pd.read_csv(study / "results/main/cells.csv").equals(before) and train_logs(study) == logs
 
 
-def append_comment(path: Path) -> bytes:
+def append_code(path: Path, code: bytes = b"\n_EDITED = True\n") -> bytes:
     original = path.read_bytes()
-    path.write_bytes(original + b"\n# an edit\n")
+    path.write_bytes(original + code)
     return original
 
 
@@ -63,7 +63,7 @@ def append_comment(path: Path) -> bytes:
 def test_editing_the_wiring_or_the_snakefile_trains_nothing(study, edited):
     """No result depends on the wiring: a train job that reruns anyway (Snakemake's own triggers) reuses every cell."""
     path = study / edited
-    original = append_comment(path)
+    original = append_code(path)
     try:
         if edited == "genboost/wiring.py":
             assert trains(planned(study)) == []
@@ -77,7 +77,7 @@ def test_editing_the_wiring_or_the_snakefile_trains_nothing(study, edited):
 
 def test_editing_the_job_bookkeeping_reruns_the_train_jobs_which_train_nothing(study):
     path = study / "genboost" / "train" / "jobs.py"
-    original = append_comment(path)
+    original = append_code(path)
     try:
         assert sorted(trains(planned(study))) == ["train_main"]
         snakemake(study)
@@ -90,13 +90,26 @@ def test_editing_the_job_bookkeeping_reruns_the_train_jobs_which_train_nothing(s
 
 def test_editing_the_engine_retrains(study):
     path = study / "genboost" / "train" / "engine.py"
-    original = append_comment(path)
+    original = append_code(path)
     try:
         assert sorted(trains(planned(study))) == ["train_main"]
         before = pd.read_csv(study / "results/main/cells.csv")
         snakemake(study)
         logs = train_logs(study)
         assert len(logs) == 2 and all("trained 2, reused 0" in text for text in logs.values()), logs
-        assert pd.read_csv(study / "results/main/cells.csv")["test_mse"].equals(before["test_mse"])  # a comment
+        assert pd.read_csv(study / "results/main/cells.csv")["test_mse"].equals(before["test_mse"])  # no-op code
+    finally:
+        path.write_bytes(original)
+
+
+def test_a_comment_or_docstring_in_the_engine_plans_nothing(study):
+    """The fingerprints hash the code Python runs (genboost.fingerprint.code_text): no model's result can change."""
+    path = study / "genboost" / "train" / "engine.py"
+    snakemake(study)  # up to date, whatever the tests before left to do
+    original = path.read_bytes()
+    body = original.split(b'"""', 2)[2]  # the module without its docstring
+    path.write_bytes(b'"""A new module docstring."""\n# a new comment\n\n' + body + b"\n# end\n")
+    try:
+        assert planned(study) == {}
     finally:
         path.write_bytes(original)
