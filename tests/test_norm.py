@@ -77,8 +77,8 @@ def test_the_engines_layer_norm_is_torchs_forward_and_backward():
 
 
 # float64 tightly, float32 to rounding, as test_engine's plain cells. The oracle's steps, one cell at a time, are
-# most of this file's time: the fast tier checks 20 steps (into the third
-# epoch), the slow tier 50 (float32) and 100 (float64).
+# most of this file's time: the fast tier checks 20 steps (into the third epoch), the slow tier 50 (float32) and
+# 100 (float64).
 @pytest.mark.parametrize(
     ("dtype", "tol", "steps"),
     [

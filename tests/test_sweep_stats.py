@@ -142,7 +142,8 @@ def test_hidden_widths_are_a_column_of_path_text(tmp_path):
         "optimizer": "sgd", "rho": "0", "hidden": "8x8"}  # fmt: skip
 
 
-def test_figures_have_a_row_of_panels_per_batch_size(tmp_path):
+def test_figures_have_a_row_of_panels_per_batch_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "save", lambda *_: None)  # drawn, not saved: tests/test_figures.py checks the files
     cells = synthetic().query("batch_size != 32")  # two batch sizes show the rows with fewer panels to draw
     batches = 2
     fig = figures.heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
