@@ -102,3 +102,33 @@ def linear_split():
     x = torch.randn(260, 10, generator=g)
     y = (x @ torch.randn(10, generator=g)).clamp(-3, 3).add(3).round()
     return Split(x[:200], y[:200], x[200:], y[200:], classes=7)
+
+
+@pytest.fixture(scope="session")
+def fresh_process_imports(tmp_path_factory) -> dict[str, bool]:
+    """One fresh Python process (the start of a figures job, then of a train job) and what it imported: "scipy"
+    after drawing the heatmap and the lr curves, "torch._dynamo" after training a cell. One process for both
+    checks, since each start costs a second or two; drawing comes first, so its check sees no training's import."""
+    import json
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("fresh_process")
+    code = (
+        "import json, sys, pathlib\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_figures import synthetic\n"
+        "from genboost.analysis.figures import heatmap_grid, lr_curves\n"
+        f"d = pathlib.Path({str(folder)!r})\n"
+        "cells = synthetic().query('rho == 0')  # two panels and a diverged mark: fewer to draw, the same code\n"
+        "heatmap_grid(cells, d / 'h.png', d / 'h.pdf'); lr_curves(cells, d / 'l.png', d / 'l.pdf')\n"
+        "drawn = {'scipy': 'scipy' in sys.modules}\n"
+        "import torch\n"
+        "from genboost.train.engine import train_blocks\n"
+        "from genboost.train.model import Cell, Split\n"
+        "x = torch.randn(40, 5); y = torch.randint(0, 7, (40,)).float()\n"
+        "list(train_blocks([Cell('adam', 1e-3, 1e-4, 0.05, seed=0, epochs=2, hidden=(4,))], Split(x, y, x, y)))\n"
+        "print(json.dumps({**drawn, 'torch._dynamo': 'torch._dynamo' in sys.modules}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    return json.loads(run.stdout)
