@@ -6,9 +6,8 @@ from dataclasses import replace
 
 import pytest
 import torch
-import yaml
 from engine_helpers import train_in_order
-from workflow_helpers import checked_config
+from workflow_helpers import checked_config, repo_config
 
 from genboost import wiring
 from genboost.config.study import Study
@@ -166,8 +165,8 @@ def test_the_store_keeps_and_checks_the_norm_params(tmp_path, split):
     )
 
 
-def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains(repo_root):
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains():
+    config = repo_config()
     assert config["experiments"]["wd_and_norm"]["enabled"] is False
     cfg = copy.deepcopy(config)
     cfg["experiments"]["wd_and_norm"]["enabled"] = True
@@ -190,8 +189,8 @@ def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains(repo_root):
     assert {c for c in off.cells() if not c.normed} == set(plain)
 
 
-def test_an_unknown_norm_is_refused_by_the_schema(repo_root):
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+def test_an_unknown_norm_is_refused_by_the_schema():
+    config = repo_config()
     config["model"]["norm"] = "batch"
     with pytest.raises(Exception, match="batch"):
         checked_config(config)
