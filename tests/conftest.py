@@ -102,3 +102,53 @@ def linear_split():
     x = torch.randn(260, 10, generator=g)
     y = (x @ torch.randn(10, generator=g)).clamp(-3, 3).add(3).round()
     return Split(x[:200], y[:200], x[200:], y[200:], classes=7)
+
+
+# What a fresh process imports: the start of a figures job, then of a train job. "scipy" is looked at after drawing
+# the heatmap and the lr curves (before any training could import it), "torch._dynamo" after training a cell.
+FRESH_PROCESS = """
+import json, pathlib, sys, tempfile
+sys.path.insert(0, 'tests')
+from test_figures import synthetic
+from genboost.analysis.figures import heatmap_grid, lr_curves
+cells = synthetic().query('rho == 0')  # two panels and a diverged mark: fewer to draw, the same code
+with tempfile.TemporaryDirectory() as folder:
+    d = pathlib.Path(folder)
+    heatmap_grid(cells, d / 'h.png', d / 'h.pdf'); lr_curves(cells, d / 'l.png', d / 'l.pdf')
+drawn = {'scipy': 'scipy' in sys.modules}
+import torch
+from genboost.train.engine import train_blocks
+from genboost.train.model import Cell, Split
+x = torch.randn(40, 5); y = torch.randint(0, 7, (40,)).float()
+list(train_blocks([Cell('adam', 1e-3, 1e-4, 0.05, seed=0, epochs=2, hidden=(4,))], Split(x, y, x, y)))
+print(json.dumps({**drawn, 'torch._dynamo': 'torch._dynamo' in sys.modules}))
+"""
+_started = []  # the FRESH_PROCESS run, started once the session knows a test asks for it
+
+
+def _start_fresh_process():
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-c", FRESH_PROCESS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
+
+
+def pytest_collection_finish(session):
+    """Start the fresh process as soon as the tests are chosen: it then runs (4-5 s: torch, matplotlib, a drawing)
+    on the second core while the first tests run, instead of holding up the test that reads it."""
+    if any("fresh_process_imports" in getattr(item, "fixturenames", ()) for item in session.items):
+        _started.append(_start_fresh_process())
+
+
+@pytest.fixture(scope="session")
+def fresh_process_imports() -> dict[str, bool]:
+    """{module: whether FRESH_PROCESS had imported it}, for "scipy" (after drawing) and "torch._dynamo" (after
+    training): one process for both checks, since each start costs seconds of imports."""
+    import json
+
+    process = _started.pop() if _started else _start_fresh_process()
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    return json.loads(out)

@@ -1,8 +1,5 @@
 """What the trainers share (genboost.train.model): the lr schedule, bit for bit as torch's scheduler."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -24,18 +21,9 @@ def test_lr_schedule_equals_torch_cosine_annealing_bit_for_bit(lr, epochs, t_max
     assert lr_schedule(lr, epochs, t_max) == tuple(want)  # ==, not approx: the engine must see these numbers
 
 
-def test_training_does_not_import_torch_dynamo():
+def test_training_does_not_import_torch_dynamo(fresh_process_imports):
     """A training process stays off torch._dynamo (1-2 s of import in each of the study's jobs)."""
-    code = (
-        "import sys, torch\n"
-        "from genboost.train.engine import train_blocks\n"
-        "from genboost.train.model import Cell, Split\n"
-        "x = torch.randn(40, 5); y = torch.randint(0, 7, (40,)).float()\n"
-        "list(train_blocks([Cell('adam', 1e-3, 1e-4, 0.05, seed=0, epochs=2, hidden=(4,))], Split(x, y, x, y)))\n"
-        "print('torch._dynamo' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert fresh_process_imports["torch._dynamo"] is False
 
 
 def test_accuracy_rounds_into_the_label_range_or_is_left_out_for_a_numeric_label():

@@ -6,9 +6,8 @@ from dataclasses import replace
 
 import pytest
 import torch
-import yaml
 from engine_helpers import train_in_order
-from workflow_helpers import checked_config
+from workflow_helpers import checked_config, repo_config
 
 from genboost import wiring
 from genboost.config.study import Study
@@ -76,9 +75,18 @@ def test_the_engines_layer_norm_is_torchs_forward_and_backward():
         torch.testing.assert_close(grad_bias[i, 0], ln.bias.grad, rtol=1e-10, atol=1e-12)
 
 
-# float64 tightly after 100 steps; float32 to rounding after 50, as test_engine's plain cells (the oracle's steps,
-# one cell at a time, are most of the fast tier's time here).
-@pytest.mark.parametrize(("dtype", "tol", "steps"), [("float32", 1e-4, 50), ("float64", 1e-9, 100)])
+# float64 tightly, float32 to rounding, as test_engine's plain cells. The oracle's steps, one cell at a time, are
+# most of this file's time: the fast tier checks 20 steps (into the third epoch), the slow tier 50 (float32) and
+# 100 (float64).
+@pytest.mark.parametrize(
+    ("dtype", "tol", "steps"),
+    [
+        ("float32", 1e-4, 20),
+        ("float64", 1e-9, 20),
+        pytest.param("float32", 1e-4, 50, marks=pytest.mark.slow),
+        pytest.param("float64", 1e-9, 100, marks=pytest.mark.slow),
+    ],
+)
 def test_norm_cells_agree_with_the_oracle(split, dtype, tol, steps):
     cells = [replace(c, dtype=dtype) for c in VARIANTS]
     got = train_in_order(cells, split, max_steps=steps, return_params=True)
@@ -157,8 +165,8 @@ def test_the_store_keeps_and_checks_the_norm_params(tmp_path, split):
     )
 
 
-def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains(repo_root):
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains():
+    config = repo_config()
     assert config["experiments"]["wd_and_norm"]["enabled"] is False
     cfg = copy.deepcopy(config)
     cfg["experiments"]["wd_and_norm"]["enabled"] = True
@@ -181,8 +189,8 @@ def test_wd_and_norm_sweeps_norm_and_its_plain_cells_are_mains(repo_root):
     assert {c for c in off.cells() if not c.normed} == set(plain)
 
 
-def test_an_unknown_norm_is_refused_by_the_schema(repo_root):
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+def test_an_unknown_norm_is_refused_by_the_schema():
+    config = repo_config()
     config["model"]["norm"] = "batch"
     with pytest.raises(Exception, match="batch"):
         checked_config(config)

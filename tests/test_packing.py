@@ -6,7 +6,7 @@ from __future__ import annotations
 import heapq
 
 import pytest
-import yaml
+from workflow_helpers import repo_config
 
 from genboost import wiring
 from genboost.config import packing
@@ -16,8 +16,8 @@ from genboost.train.resume import Lineage
 
 
 @pytest.fixture(scope="module")
-def study(repo_root):
-    return Study.from_config(yaml.safe_load((repo_root / "config.yaml").read_text()))
+def study():
+    return Study.from_config(repo_config())
 
 
 def planned_jobs(study, cores: int) -> dict[str, dict]:
@@ -86,8 +86,8 @@ def test_a_jobs_name_tells_its_cells(study):
         packing.job_cells(exp, {"optimizer": "adam", "rho": "0.02", "part": "1of73"})
 
 
-def test_a_cuda_experiment_trains_each_pack_in_one_job(repo_root):
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+def test_a_cuda_experiment_trains_each_pack_in_one_job():
+    config = repo_config()
     config["train"]["device"] = "cuda"
     study = Study.from_config(config)
     assert [packing.parts(e, 8) for e in study.experiments] == [1, 1]

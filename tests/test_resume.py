@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 import yaml
+from workflow_helpers import repo_config
 
 from genboost import wiring
 from genboost.config import packing
@@ -20,8 +21,8 @@ from genboost.train.store import CellStore
 
 
 @pytest.fixture
-def config(repo_root):
-    return yaml.safe_load((repo_root / "config.yaml").read_text())
+def config():
+    return repo_config()
 
 
 def wildcards(cell, experiment):

@@ -8,7 +8,7 @@ from functools import reduce
 
 import pytest
 import yaml
-from workflow_helpers import checked_config
+from workflow_helpers import checked_config, repo_config
 
 from genboost.config import settings
 from genboost.config.cell import AXES, Cell
@@ -29,8 +29,8 @@ def schema():
 
 
 @pytest.fixture
-def config(repo_root):
-    return yaml.safe_load((repo_root / "config.yaml").read_text())
+def config():
+    return repo_config()
 
 
 def test_nested_command_line_strings_become_yaml_values(config, schema):

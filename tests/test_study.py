@@ -3,8 +3,7 @@
 import copy
 
 import pytest
-import yaml
-from workflow_helpers import checked_config
+from workflow_helpers import checked_config, repo_config
 
 from genboost import wiring
 from genboost.config import packing, settings
@@ -14,8 +13,8 @@ from genboost.errors import ConfigError
 
 
 @pytest.fixture
-def config(repo_root):
-    return checked_config(yaml.safe_load((repo_root / "config.yaml").read_text()))
+def config():
+    return checked_config(repo_config())
 
 
 def study_of(config) -> Study:

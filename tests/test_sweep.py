@@ -5,8 +5,7 @@ import re
 from dataclasses import replace
 
 import pytest
-import yaml
-from workflow_helpers import checked_config
+from workflow_helpers import checked_config, repo_config
 
 from genboost import wiring
 from genboost.config import packing, settings, sweep
@@ -17,8 +16,8 @@ from genboost.train.resume import Lineage
 
 
 @pytest.fixture
-def config(repo_root):
-    return yaml.safe_load((repo_root / "config.yaml").read_text())
+def config():
+    return repo_config()
 
 
 def with_experiment(config, **spec) -> dict:

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from workflow_helpers import REPO_ROOT, job_files
+from workflow_helpers import job_files, repo_config
 
 from genboost import wiring
 from genboost.analysis import figures, tables
@@ -112,7 +111,7 @@ def experiment_of(sweep: dict) -> Experiment:
     spec = {"optimizers": ["sgd"], "lrs": [1e-3, 1e-2], "wds": [0], "rhos": [0], "seeds": [0, 1], "sweep": sweep}
     config = {"train": {"batch_size": 32, "epochs": 4, "sam_epochs": 2, "t_max": 4, "momentum": 0, "device": "cpu"},
               "model": {"hidden": [16]}, "preprocess": {}, "experiments": {"swept": spec},
-              "datasets": yaml.safe_load((REPO_ROOT / "config.yaml").read_text())["datasets"]}  # fmt: skip
+              "datasets": repo_config()["datasets"]}  # fmt: skip
     return Study.from_config(config).experiment("swept")
 
 
@@ -142,7 +141,8 @@ def test_hidden_widths_are_a_column_of_path_text(tmp_path):
         "optimizer": "sgd", "rho": "0", "hidden": "8x8"}  # fmt: skip
 
 
-def test_figures_have_a_row_of_panels_per_batch_size(tmp_path):
+def test_figures_have_a_row_of_panels_per_batch_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "save", lambda *_: None)  # drawn, not saved: tests/test_figures.py checks the files
     cells = synthetic().query("batch_size != 32")  # two batch sizes show the rows with fewer panels to draw
     batches = 2
     fig = figures.heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")

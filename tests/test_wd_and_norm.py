@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from genboost.analysis import wd_and_norm
 from genboost.compare import summary
@@ -38,8 +39,14 @@ def scope(text: str, title: str) -> str:
     return text.split(f"#### {title}\n")[1].split("####")[0]
 
 
-def test_weight_decay_helps_through_the_effective_lr_when_the_numbers_say_so():
-    text = "\n".join(wd_and_norm.section("wd_and_norm", synthetic(helps=True)))
+@pytest.fixture(scope="module")
+def helps_section() -> str:
+    """The section of `synthetic(helps=True)` (no flatness measured), written once for the tests that read it."""
+    return "\n".join(wd_and_norm.section("wd_and_norm", synthetic(helps=True)))
+
+
+def test_weight_decay_helps_through_the_effective_lr_when_the_numbers_say_so(helps_section):
+    text = helps_section
     layer = scope(text, "norm=layer, SGD")
     assert "- Test MSE, wd=0.001 vs wd=0: lowered (mean -0.1" in layer
     assert "- Effective lr of hidden layer 1, wd=0.01 vs wd=0: raised (" in layer
@@ -82,7 +89,7 @@ def test_no_section_without_a_norm_sweep_and_the_summary_shows_it_with_one():
     assert "## main: does weight decay" not in text
 
 
-def test_flatness_moves_with_decay_per_norm_and_is_left_out_when_not_measured():
+def test_flatness_moves_with_decay_per_norm_and_is_left_out_when_not_measured(helps_section):
     cells = synthetic(helps=True)
     rng = np.random.default_rng(2)
     k = cells["wd"].map(WDS.index)
@@ -97,6 +104,6 @@ def test_flatness_moves_with_decay_per_norm_and_is_left_out_when_not_measured():
     assert "PAC-Bayes" not in text
     assert "made the models flatter at 3 of 3 wd x measure pairs (sharper at 0 of 3).**" in layer
     assert "made the models flatter at 0 of 3 wd x measure pairs (sharper at 3 of 3).**" in plain
-    unmeasured = "\n".join(wd_and_norm.section("wd_and_norm", synthetic(helps=True)))
+    unmeasured = helps_section
     assert "- Flatness: no flatness measure was computed (the study's `analysis` turned them off)" in unmeasured
     assert "flatter at" not in unmeasured

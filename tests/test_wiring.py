@@ -6,16 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
-from workflow_helpers import checked_config
+from workflow_helpers import checked_config, repo_config
 
 from genboost import wiring
 from genboost.config.study import Study
 
 
 @pytest.fixture
-def study(repo_root) -> Study:
-    return Study.from_config(checked_config(yaml.safe_load((repo_root / "config.yaml").read_text())))
+def study() -> Study:
+    return Study.from_config(checked_config(repo_config()))
 
 
 def test_every_log_is_under_the_results_folder(study):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 import shutil
@@ -47,6 +48,17 @@ def copy_run(src: Path, dst: Path) -> Path:
     change their own copy and leave the shared run read-only."""
     shutil.copytree(src, dst, symlinks=True, copy_function=shutil.copy2)
     return dst
+
+
+def repo_config() -> dict:
+    """config.yaml as YAML reads it (not checked): a fresh copy each call, the file read once per session (~20 ms
+    of YAML each time, and the fast tier asks for it about a hundred times)."""
+    return copy.deepcopy(_repo_config())
+
+
+@functools.cache
+def _repo_config() -> dict:
+    return yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
 
 
 _CHECKED: dict[str, dict] = {}

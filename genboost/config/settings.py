@@ -74,7 +74,7 @@ def checked(config: dict) -> dict:
     line per problem), then given the schema's defaults by Snakemake's `validate`."""
     from snakemake.utils import validate
 
-    schema = load_schema()
+    schema = _schema()  # package data: read once per process (the tests check hundreds of configs)
     config = coerced(config, schema)
     problems = schema_problems(config, schema)
     if problems:
