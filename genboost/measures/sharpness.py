@@ -216,14 +216,3 @@ def top_hessian_eigenvalue(
     and `iters` caps it.
     """
     return _power_iteration(_prepare(params, x, y, norm_params), iters, tol, seed)
-
-
-def measure(params, x: torch.Tensor, y: torch.Tensor, radii, iters: int, norm_params=()) -> dict[str, float]:
-    """Plain floats: train_loss, grad_norm, sharpness_r<radius> for each radius, hessian_top_eig."""
-    p = _prepare(params, x, y, norm_params)
-    value, g = _gradient(p)
-    out = {"train_loss": value.item(), "grad_norm": torch.linalg.vector_norm(g).item()}
-    for r, s in _sharpness(p, value, g, radii).items():
-        out[f"sharpness_r{r:g}"] = s
-    out["hessian_top_eig"] = _power_iteration(p, iters, HESSIAN_TOL, seed=0)
-    return out
