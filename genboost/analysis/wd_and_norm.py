@@ -25,7 +25,6 @@ A normed model's flatness is of its whole function, the norm's gains and biases 
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -37,13 +36,14 @@ from genboost.config.optimizers import label
 from genboost.config.study import fmt_number
 from genboost.measures import registry
 
+EFF_LR = "eff_lr_l"  # the registry's per-layer effective-lr measure: eff_lr_l1, eff_lr_l2, ...
 PAIR_KEYS = ["experiment", *(a for a in AXES if a != "wd")]  # a model but for its weight decay
 
 
 def eff_lr_columns(cells: pd.DataFrame) -> list[str]:
     """The effective-lr columns of cells.csv with any value, by layer."""
-    found = [c for c in cells.columns if re.fullmatch(r"eff_lr_l[1-9][0-9]*", c) and cells[c].notna().any()]
-    return sorted(found, key=lambda c: int(c[len("eff_lr_l") :]))
+    found = [c for c in cells.columns if (m := registry.measure_of(c)) is not None and m.column == EFF_LR]
+    return registry.ordered(c for c in found if cells[c].notna().any())
 
 
 def _p(p: float) -> str:
@@ -105,7 +105,7 @@ def eff_lr_lines(cells: pd.DataFrame, alpha: float) -> tuple[list[str], list[str
     """(lines, each wd x layer's word: raised | lowered | within noise | not testable) of the effective lr."""
     return _per_wd_lines(
         cells, eff_lr_columns(cells), alpha, ("raised", "lowered"), "log ratio",
-        subject=lambda column: f"Effective lr of hidden layer {column[len('eff_lr_l') :]}",
+        subject=lambda column: f"Effective lr of hidden layer {column[len(EFF_LR) :]}",
         differences=lambda column, wd: eff_lr_pairs(cells, column, wd),
     )  # fmt: skip
 
