@@ -135,6 +135,12 @@ def test_a_missing_test_mse_is_a_diverged_model():
     assert f.other_mean == pytest.approx(frame["other_mse"].drop(2).mean())
 
 
+def test_diverged_flags_read_as_text_as_cells_csv_has_them():
+    frame = pairs(exact(-0.1, 0.01)).astype({"other_diverged": object})
+    frame["other_diverged"] = ["False"] * 19 + [" true"]  # a column mixing text and gaps reads so
+    assert judge(STRICT, frame, M).n_diverged == 1
+
+
 def test_pairs_where_both_diverged_are_dropped():
     delta = exact(-0.1, 0.05)
     f = judge(STRICT, pairs(delta, better_diverged=[0, 1], other_diverged=[0, 1]), M)

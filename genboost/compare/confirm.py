@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genboost.analysis.stats import PRECISION_LOSS
+from genboost.analysis.stats import PRECISION_LOSS, csv_flags
 from genboost.compare.conclusions import ALPHA, NOT_TESTABLE
 from genboost.data.tensors import label_variance
 
@@ -98,8 +98,9 @@ def decide(strict: bool, ci95, ci90, upper95, m: float):
 
 
 def _diverged(pairs: pd.DataFrame, side: str) -> np.ndarray:
-    """A model with no test MSE counts as diverged, as in genboost.analysis.stats.is_diverged."""
-    return (pairs[f"{side}_diverged"].astype(bool) | pairs[f"{side}_mse"].isna()).to_numpy()
+    """A side's flags read as cells.csv's are (text or booleans, a gap is False), and a model with no test MSE
+    counts as diverged, as in genboost.analysis.stats.is_diverged."""
+    return (csv_flags(pairs[f"{side}_diverged"], gap=False) | pairs[f"{side}_mse"].isna()).to_numpy()
 
 
 def _stats():
