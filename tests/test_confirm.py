@@ -3,6 +3,7 @@ every category of both claim kinds, the margin's edges, diverged models, and the
 simulation of the rule itself."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -130,8 +131,11 @@ def test_one_diverged_pair_keeps_the_median_within_the_margin():
 def test_a_missing_test_mse_is_a_diverged_model():
     frame = pairs(exact(-0.1, 0.01))
     frame.loc[2, "other_mse"] = math.nan
-    f = judge(STRICT, frame, M)
-    assert (f.method, f.n_diverged) == (SIGN_TEST, 1)
+    frame.loc[5, ["better_mse", "better_diverged"]] = [math.inf, True]  # and one flagged so, its loss overflowed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = judge(STRICT, frame, M)
+    assert (f.method, f.n_diverged) == (SIGN_TEST, 2)
     assert f.other_mean == pytest.approx(frame["other_mse"].drop(2).mean())
 
 

@@ -145,7 +145,8 @@ def judge(strict: bool, pairs: pd.DataFrame, m: float) -> Fresh:
     done = ~(bd | od)
     delta = b[done] - o[done]
     if (bd ^ od).any():  # a diverged model is worse than any that finished: Δ = +inf where better diverged
-        signed = np.where(done, b - o, np.where(bd, math.inf, -math.inf))[~(bd & od)]
+        with np.errstate(invalid="ignore"):  # a diverged model's test MSE may be inf: its Δ is set here
+            signed = np.where(done, b - o, np.where(bd, math.inf, -math.inf))[~(bd & od)]
         method, (ci95, ci90, upper95, p) = SIGN_TEST, _sign_intervals(signed)
     else:
         method, (ci95, ci90, upper95, p) = PAIRED_T, _t_intervals(b[done], o[done])
