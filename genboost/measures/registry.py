@@ -70,6 +70,18 @@ def job_columns(analysis: dict) -> list[str]:
     return ordered(c for m in MEASURES for c in m.columns(analysis))
 
 
+def parts(analysis: dict, key: str) -> list[tuple[object, list[str]]]:
+    """The parts of an `analysis` setting that are measured and stored apart, each with its columns: one per radius
+    for a measure per radius (a new radius measures that radius alone), else the whole setting; none when off."""
+    value = setting(analysis, key)
+    if value is None:
+        return []
+    measures = [m for m in MEASURES if m.setting == key]
+    if any(m.per_radius for m in measures):
+        return [(r, [radius_column(r)]) for r in dict.fromkeys(value)]
+    return [(value, [m.column for m in measures])]
+
+
 def measured(analysis: dict) -> bool:
     """Whether the analysis measures anything of the trained models (then each train job has a measure job)."""
     return bool(job_columns(analysis))
