@@ -6,7 +6,8 @@ cells changed finds the others here and does not train them again. Beside each r
 model's trained weights, which the measure jobs read (`genboost.measures.job`), and where asked the cell's
 end-of-training state, from which a longer run of the same cell goes on (`genboost.train.resume`).
 An entry is used only when it is whole and of the expected cell: anything else counts as absent, so a
-damaged or foreign entry is trained again, never trusted.
+damaged or foreign entry is trained again, never trusted. The measure store (`genboost.measures.store`) keeps
+the measures of the stored models with the same mechanics.
 """
 
 from __future__ import annotations
