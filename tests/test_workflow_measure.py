@@ -29,9 +29,21 @@ def study(tmp_path_factory, obesity_csv) -> Path:
     return workdir
 
 
-def train_logs(workdir: Path) -> dict[str, str]:
-    folder = workdir / "results/logs/main/train"
+def train_logs(workdir: Path, step: str = "train") -> dict[str, str]:
+    folder = workdir / f"results/logs/main/{step}"
     return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*.log"))}
+
+
+def job_files(workdir: Path) -> dict[str, bytes]:
+    """Every train and measure job file of the study, by path."""
+    folder = workdir / "results/main/jobs"
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.json"))}
+
+
+def measured(workdir: Path) -> list[str]:
+    """The measure jobs' "<measure>: measured N, reused M" lines, sorted."""
+    return sorted(line.split(" INFO ", 1)[1] for text in train_logs(workdir, "measure").values()
+                  for line in text.splitlines() if ": measured " in line)  # fmt: skip
 
 
 def trains(jobs: dict) -> list[str]:
@@ -49,8 +61,13 @@ def test_another_analysis_setting_remeasures_and_trains_nothing(study):
     assert not after[list(PACBAYES)].equals(before[list(PACBAYES)])
     assert after["test_mse"].equals(before["test_mse"]) and after["hessian_top_eig"].equals(before["hessian_top_eig"])
     assert train_logs(study) == logs  # no train job ran
-    snakemake(study)  # back to tiny.yaml's analysis: measured again, still nothing trained
+    assert measured(study) == sorted(
+        [*["hessian_iters: measured 0, reused 2"] * 2, *["pacbayes: measured 2, reused 0"] * 2,
+         *["sharpness_radii: measured 0, reused 2"] * 2]
+    )  # fmt: skip
+    snakemake(study)  # back to tiny.yaml's analysis: PAC-Bayes from the store, still nothing trained
     assert pd.read_csv(study / "results/main/cells.csv").equals(before) and train_logs(study) == logs
+    assert all("measured 0, reused 2" in line for line in measured(study))
 
 
 def append_code(path: Path, code: bytes = b"\n_EDITED = True\n") -> bytes:
@@ -76,13 +93,18 @@ def test_editing_the_wiring_or_the_snakefile_trains_nothing(study, edited):
 
 
 def test_editing_the_job_bookkeeping_reruns_the_train_jobs_which_train_nothing(study):
+    """Their measure jobs run too (Snakemake plans what follows a job that runs) and compute nothing: every job
+    file comes out byte-identical, so the next run plans nothing."""
     path = study / "genboost" / "train" / "jobs.py"
     original = append_code(path)
     try:
         assert sorted(trains(planned(study))) == ["train_main"]
+        before = job_files(study)
         snakemake(study)
         logs = train_logs(study)
         assert len(logs) == 2 and all("trained 0, reused 2" in text for text in logs.values()), logs
+        assert len(measured(study)) == 6 and all("measured 0, reused 2" in line for line in measured(study))
+        assert job_files(study) == before and planned(study) == {}
     finally:
         path.write_bytes(original)
         snakemake(study)

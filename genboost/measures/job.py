@@ -19,11 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from genboost import files
+from genboost import files, fingerprint
 from genboost.measures import pacbayes, registry, sharpness
+from genboost.measures.store import MeasureStore, measure_key
 from genboost.train.model import Cell, cells_split
 from genboost.train.store import CellStore
 
@@ -48,40 +51,114 @@ class MeasureJob:
     train_job: str | None = None  # the train job's file, whose records stand for the metrics.json files
 
 
-def run_measure_job(job: MeasureJob) -> None:
-    """Write one measures.json per model: {"store_key": its result's key, "measures": column -> value or null}."""
-    if len(job.metrics) != len(job.outputs):
-        raise RuntimeError(f"measure job has {len(job.outputs)} outputs for {len(job.metrics)} metrics.json")
-    if job.train_job:
-        records = json.loads(Path(job.train_job).read_text())["cells"]
-    else:
-        records = [json.loads(Path(p).read_text()) for p in job.metrics]
-    if len(records) != len(job.outputs):
-        raise RuntimeError(f"measure job has {len(job.outputs)} outputs for {len(records)} trained models")
-    cells = [Cell.from_dict(r["config"]) for r in records]
-    split = cells_split(cells, job.train_csv, job.test_csv, f"measure job of {job.experiment}")
-    store = CellStore(Path(job.results) / "store")
-    params = [stored_weights(store, r, p) for r, p in zip(records, job.metrics, strict=True)]
-    norms = [stored_norm_weights(store, r) if c.normed else [] for r, c in zip(records, cells, strict=True)]
-    diverged = [bool(r["diverged"]) for r in records]
-    found = [one_model(p, n, split, bad, job.analysis) for p, n, bad in zip(params, norms, diverged, strict=True)]
-    if registry.setting(job.analysis, registry.PACBAYES) is not None:
-        blocks = block_measures(cells, params, norms, diverged, split, job.analysis)
-        for values, more in zip(found, blocks, strict=True):
-            values.update(more)
+@dataclass(frozen=True)
+class Model:
+    """One model as its measures see it: its cell, whether it diverged, and its trained weights (`norm_params` its
+    norm's gains and biases, [] without a norm)."""
+
+    cell: Cell
+    diverged: bool
+    params: list
+    norm_params: list
+
+
+@dataclass(frozen=True)
+class Computation:
+    """How one measure (a setting of the registry) is computed: `run(function, models, split, values)` gives each
+    model's column -> value for these values of its setting (`registry.parts`), through `function`, the function of
+    the measure's own module that computes the numbers. That module, with what it imports, keys the stored values
+    (`code`); this job's bookkeeping (what it looks up, how it groups, what it logs) keys none, as in the train jobs."""
+
+    function: Callable
+    run: Callable
+
+    def code(self) -> str:
+        module = "/".join(self.function.__module__.split(".")[1:]) + ".py"
+        return fingerprint.modules_fingerprint([module], fingerprint.PACKAGE_DIR)
+
+
+def run_measure_job(job: MeasureJob) -> dict[str, tuple[int, int]]:
+    """Write one measures.json per model: {"store_key": its result's key, "measures": column -> value or null};
+    returns, per measure it runs, how many models it measured and how many it took from the store."""
+    models = JobModels(job)
+    found: list[dict] = [{} for _ in models.records]
+    counts = {}
+    for name in registry.SETTINGS:
+        if registry.parts(job.analysis, name):
+            counts[name] = measure(name, models, found)
+            log.info("%s: measured %d, reused %d", name, *counts[name])
     columns = registry.job_columns(job.analysis)
-    unknown = {c for values in found for c in values} - set(columns)
-    if unknown:  # a value the registry names no column for would be dropped
-        raise RuntimeError(f"measure job computed {sorted(unknown)}, not columns of its settings in the registry")
     measured = [
-        {"store_key": record["store_key"], "measures": {c: _finite_or_none(values.get(c)) for c in columns}}
-        for record, values in zip(records, found, strict=True)
+        {"store_key": record["store_key"], "measures": {c: values.get(c) for c in columns}}
+        for record, values in zip(models.records, found, strict=True)
     ]
     for entry, out in zip(measured, job.outputs, strict=True):
         files.write_json(out, entry)
     if job.job_file:
         files.write_json(job.job_file, {"experiment": job.experiment, "measures": measured})
-    log.info("measured %d models: %s", len(records), ", ".join(columns))
+    log.info("wrote the measures of %d models: %s", len(measured), ", ".join(columns))
+    return counts
+
+
+def measure(name: str, models: JobModels, found: list[dict]) -> tuple[int, int]:
+    """Add one measure's values of every model to `found`, from the store where it has them, else computed and
+    stored; returns (models measured, models whose values all came from the store)."""
+    store, computation = MeasureStore(models.store.root), COMPUTATIONS[name]
+    parts, code = registry.parts(models.job.analysis, name), computation.code()
+    missing: dict[tuple[int, ...], list[int]] = {}  # the parts a model lacks -> those models
+    for i, record in enumerate(models.records):
+        lacking = []
+        for j, (value, columns) in enumerate(parts):
+            key = measure_key(record["store_key"], name, value, code)
+            values = store.get_values(key, record["store_key"], name, value, columns)
+            found[i].update(values or {})
+            lacking += [] if values is not None else [j]
+        if lacking:
+            missing.setdefault(tuple(lacking), []).append(i)
+    for lacking, idx in missing.items():
+        values = [parts[j][0] for j in lacking]
+        computed = computation.run(computation.function, [models.model(i) for i in idx], models.split, values)
+        for i, out in zip(idx, computed, strict=True):
+            unknown = set(out) - {c for j in lacking for c in parts[j][1]}
+            if unknown:  # a value the registry names no column for would be dropped
+                raise RuntimeError(f"measure {name} computed {sorted(unknown)}, not columns of it in the registry")
+            weights = models.records[i]["store_key"]
+            for value, columns in (parts[j] for j in lacking):
+                part = {c: _finite_or_none(out.get(c)) for c in columns}
+                store.put_values(measure_key(weights, name, value, code), weights, name, value, part)
+                found[i].update(part)
+    measured = sum(len(idx) for idx in missing.values())
+    return measured, len(models.records) - measured
+
+
+class JobModels:
+    """A measure job's models: their records, and their weights and training set read when first measured (a job
+    that finds every measure stored reads neither)."""
+
+    def __init__(self, job: MeasureJob):
+        if len(job.metrics) != len(job.outputs):
+            raise RuntimeError(f"measure job has {len(job.outputs)} outputs for {len(job.metrics)} metrics.json")
+        if job.train_job:
+            self.records = json.loads(Path(job.train_job).read_text())["cells"]
+        else:
+            self.records = [json.loads(Path(p).read_text()) for p in job.metrics]
+        if len(self.records) != len(job.outputs):
+            raise RuntimeError(f"measure job has {len(job.outputs)} outputs for {len(self.records)} trained models")
+        self.job, self.store = job, CellStore(Path(job.results) / "store")
+        self.cells = [Cell.from_dict(r["config"]) for r in self.records]
+        self._models: dict[int, Model] = {}
+
+    @cached_property
+    def split(self):
+        return cells_split(self.cells, self.job.train_csv, self.job.test_csv, f"measure job of {self.job.experiment}")
+
+    def model(self, i: int) -> Model:
+        if i not in self._models:
+            record, cell = self.records[i], self.cells[i]
+            params = stored_weights(self.store, record, self.job.metrics[i])
+            norms = stored_norm_weights(self.store, record) if cell.normed else []
+            self._models[i] = Model(cell, bool(record["diverged"]), params, norms)
+        return self._models[i]
 
 
 def stored_weights(store: CellStore, record: dict, metrics_path: str):
@@ -103,43 +180,52 @@ def stored_norm_weights(store: CellStore, record: dict):
     return store.get_norm_weights(record["store_key"], config["hidden"], config["dtype"])
 
 
-def one_model(params, norm_params, split, skip: bool, analysis: dict) -> dict:
-    """SAM-ascent sharpness and the top Hessian eigenvalue of one model (`norm_params` its norm's, [] without one),
-    each where its setting asks for it; none where `skip` (a diverged model)."""
-    radii = registry.setting(analysis, registry.SHARPNESS_RADII) or []
-    iters = registry.setting(analysis, registry.HESSIAN_ITERS)
-    if skip:
-        return {}
-    out = {}
-    if radii:
-        found = sharpness.sam_sharpness(params, split.x_train, split.y_train, radii=radii, norm_params=norm_params)
-        out.update({registry.radius_column(r): v for r, v in found.items()})
-    if iters is not None:
-        out["hessian_top_eig"] = sharpness.top_hessian_eigenvalue(
-            params, split.x_train, split.y_train, iters=iters, norm_params=norm_params
-        )
+def sam_sharpness(function, models: list[Model], split, radii: list[float]) -> list[dict]:
+    """SAM-ascent sharpness of each model at these radii; none for a diverged model."""
+    out = []
+    for m in models:
+        found = {} if m.diverged else function(m.params, split.x_train, split.y_train, radii, m.norm_params)
+        out.append({registry.radius_column(r): v for r, v in found.items()})
     return out
 
 
-def block_measures(
-    cells: list[Cell], params: list, norms: list, diverged: list[bool], split, analysis: dict
-) -> list[dict]:
-    """The PAC-Bayes measures, weight norm and distance from initialization, the models of one width and norm at once
-    (none for a model flagged in `diverged`)."""
-    settings = pacbayes.FlatnessSettings(**registry.setting(analysis, registry.PACBAYES))
+def top_hessian_eigenvalue(function, models: list[Model], split, values: list) -> list[dict]:
+    """The top Hessian eigenvalue of each model, by `values`' one number of power iterations; none for a diverged
+    model."""
+    (iters,) = values
+    x, y = split.x_train, split.y_train
+    return [{} if m.diverged else {"hessian_top_eig": function(m.params, x, y, iters=iters, norm_params=m.norm_params)}
+            for m in models]  # fmt: skip
+
+
+def pacbayes_measures(function, models: list[Model], split, values: list) -> list[dict]:
+    """The PAC-Bayes measures, weight norm and distance from initialization at `values`' one setting, the models of
+    one width and norm at once (none for a diverged model)."""
+    (setting,) = values
+    settings = pacbayes.FlatnessSettings(**setting)
+    cells = [m.cell for m in models]
     inits = pacbayes.initializations(cells, split.x_train.shape[1])
     norm_inits = pacbayes.norm_initializations(cells, split.x_train.shape[1])
     out: list[dict] = [{} for _ in cells]
     for hidden, normed in dict.fromkeys((c.hidden, c.normed) for c in cells):
         idx = [i for i, c in enumerate(cells) if (c.hidden, c.normed) == (hidden, normed)]
-        found = pacbayes.block_measures(
-            [params[i] for i in idx], [inits[i] for i in idx], split.x_train, split.y_train,
-            [diverged[i] for i in idx], settings=settings,
-            norm_list=[norms[i] for i in idx] if normed else None, norm_init_list=[norm_inits[i] for i in idx],
+        found = function(
+            [models[i].params for i in idx], [inits[i] for i in idx], split.x_train, split.y_train,
+            [models[i].diverged for i in idx], settings=settings,
+            norm_list=[models[i].norm_params for i in idx] if normed else None,
+            norm_init_list=[norm_inits[i] for i in idx],
         )  # fmt: skip
         for i, values in zip(idx, found, strict=True):
             out[i] = values
     return out
+
+
+# Each setting of the registry's measures, computed through its measure module's function.
+COMPUTATIONS = {
+    registry.SHARPNESS_RADII: Computation(sharpness.sam_sharpness, sam_sharpness),
+    registry.HESSIAN_ITERS: Computation(sharpness.top_hessian_eigenvalue, top_hessian_eigenvalue),
+    registry.PACBAYES: Computation(pacbayes.block_measures, pacbayes_measures),
+}
 
 
 def _finite_or_none(x):

@@ -4,12 +4,12 @@ figures, what a higher value means, and the setting of config key `analysis` tha
 Every measure is oriented as a complexity measure: higher means sharper (or a larger model), which is
 expected to go with higher test error. This registry alone decides what is measured: the config's `analysis`
 keys (`SETTINGS`; the schema lists the same, a test keeps them equal), whether a study measures at all
-(`measured`), the columns a measure job writes (`job_columns`), and the measure columns of tables, the
-summary's rankings and the figures (`ordered`). A new measure is added in one place, and a column no entry
-names is an error, never silently dropped. Most are computed from the stored weights by the measure jobs
-(measures.json), each while its setting is on; the per-layer ones (`per_layer`, no setting) are recorded while
-training (the record's "layers", `genboost.train.engine._layer_norms`). Plain values only (no torch): the
-Snakefile and the analysis layer import this.
+(`measured`), the columns a measure job writes (`job_columns`) and the parts of a setting it stores apart
+(`parts`), and the measure columns of tables, the summary's rankings and the figures (`ordered`). A new measure
+is added in one place, and a column no entry names is an error, never silently dropped. Most are computed from
+the stored weights by the measure jobs (measures.json), each while its setting is on; the per-layer ones
+(`per_layer`, no setting) are recorded while training (the record's "layers", `genboost.train.engine._layer_norms`).
+Plain values only (no torch): the Snakefile and the analysis layer import this.
 """
 
 from __future__ import annotations
@@ -68,6 +68,18 @@ def setting(analysis: dict, key: str):
 def job_columns(analysis: dict) -> list[str]:
     """The columns a measure job with these `analysis` settings writes, in the registry's order (radii ascending)."""
     return ordered(c for m in MEASURES for c in m.columns(analysis))
+
+
+def parts(analysis: dict, key: str) -> list[tuple[object, list[str]]]:
+    """The parts of an `analysis` setting that are measured and stored apart, each with its columns: one per radius
+    for a measure per radius (a new radius measures that radius alone), else the whole setting; none when off."""
+    value = setting(analysis, key)
+    if value is None:
+        return []
+    measures = [m for m in MEASURES if m.setting == key]
+    if any(m.per_radius for m in measures):
+        return [(r, [radius_column(r)]) for r in dict.fromkeys(value)]
+    return [(value, [m.column for m in measures])]
 
 
 def measured(analysis: dict) -> bool:

@@ -6,7 +6,8 @@ cells changed finds the others here and does not train them again. Beside each r
 model's trained weights, which the measure jobs read (`genboost.measures.job`), and where asked the cell's
 end-of-training state, from which a longer run of the same cell goes on (`genboost.train.resume`).
 An entry is used only when it is whole and of the expected cell: anything else counts as absent, so a
-damaged or foreign entry is trained again, never trusted.
+damaged or foreign entry is trained again, never trusted. The measure store (`genboost.measures.store`) keeps
+the measures of the stored models with the same mechanics.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def result_key(cell_config: dict, context: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _number_or_none(x) -> bool:
+def number_or_none(x) -> bool:
     return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
 
 
@@ -51,7 +52,7 @@ def record_problem(record, key: str, config: dict, required: Iterable[str] = ())
     missing = [k for k in (*METRIC_KEYS, "diverged", "steps", *required) if k not in record]
     if missing:
         return f"it has no {', '.join(missing)}"
-    wrong = [k for k in METRIC_KEYS if not _number_or_none(record[k])]
+    wrong = [k for k in METRIC_KEYS if not number_or_none(record[k])]
     if wrong or not isinstance(record["diverged"], bool) or type(record["steps"]) is not int:
         return f"its {', '.join(wrong) or 'diverged or steps'} are not of the right type"
     return None
@@ -95,6 +96,8 @@ def _weights_problem(stored: dict, hidden, dtype: str, norm: str) -> str | None:
 
 
 class CellStore:
+    refused_then = "the cell is trained again"  # what follows when an entry is refused
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
@@ -104,13 +107,18 @@ class CellStore:
     def get(self, key: str, config: dict, required: Iterable[str] = ()) -> dict | None:
         """The stored result of the cell `config` (see `record_problem`), or None when absent, unreadable or
         not a whole result of that cell (then the cell is trained again)."""
+        return self.get_json(key, partial(record_problem, key=key, config=config, required=required))
+
+    def get_json(self, key: str, check: Callable[[object], str | None]) -> dict | None:
+        """The JSON entry stored under `key`, or None when absent, unreadable or refused by `check` (which returns
+        why an entry does not fit, or None when it does); a refusal is logged."""
         try:
             record = json.loads(self.path(key).read_text())
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as e:
             return self._refused(self.path(key), f"it cannot be read as JSON ({e})")
-        problem = record_problem(record, key, config, required)
+        problem = check(record)
         return self._refused(self.path(key), problem) if problem else record
 
     def put(self, key: str, record: dict) -> dict:
@@ -173,8 +181,7 @@ class CellStore:
         with files.atomic_path(self.state_path(key)) as tmp:
             torch.save({**state, "store_key": key}, tmp)
 
-    @staticmethod
-    def _refused(path: Path, why: str) -> None:
-        then = "the cell trains from the start" if path.name.endswith(".state.pt") else "the cell is trained again"
+    def _refused(self, path: Path, why: str) -> None:
+        then = "the cell trains from the start" if path.name.endswith(".state.pt") else self.refused_then
         log.warning("store entry %s not used: %s; %s", path, why, then)
         return None
