@@ -233,8 +233,11 @@ def test_one_optimizer_lists_each_comparison_once_and_counts_the_rows():
     assert optimizers == ["adam"] * 4  # SAM and wd, over all lrs and at the best lr: ADAM's rows only
     assert "(all optimizers" not in text
     assert "Of the 4 comparisons listed below, 4 are tested" in text and "pooled over the grid" in text
-    both = stats_markdown(synthetic(sam_effect=-0.05))
-    assert "SAM rho=0.05 vs no SAM (all optimizers, all lrs)" in both, "two optimizers keep their pooled rows"
+    both = synthetic(sam_effect=-0.05)
+    assert "SAM rho=0.05 vs no SAM (all optimizers, all lrs)" in stats_markdown(both), "two: the pooled rows stay"
+    both.loc[both["optimizer"] == "sgd", ["test_mse", "diverged"]] = [math.nan, True]
+    lost = stats_markdown(both)  # SGD has no complete pair: the pooled rows are ADAM's again
+    assert "SAM rho=0.05 vs no SAM (all optimizers" not in lost and "SAM rho=0.05 vs no SAM (ADAM, all lrs)" in lost
 
 
 def test_nothing_to_compare_and_no_models_are_said_not_raised():

@@ -1,6 +1,6 @@
 """The matrix of the talk's conclusions: one column per setup (a main-like experiment compared with the talk's
-tables) and one per dataset (the talk's grid on other data, judged on its own cells), each verdict with the
-numbers that decide it."""
+tables) and one per other experiment (judged on its own cells and grid: genboost.config.study.Study.talk_experiments),
+each verdict with the numbers that decide it, or, where its grid lacks a side of a claim, the side it lacks."""
 
 from __future__ import annotations
 
@@ -49,9 +49,10 @@ def best_entry(cells: pd.DataFrame | None) -> str:
 
 
 def conclusion_matrix(setups: dict[str, Frames], datasets: dict[str, Frames] | None = None) -> str:
-    """Markdown: rows the four conclusions and the best test MSE, columns the setups then the datasets (header ->
-    frames); a dataset's Δ is quoted relative to its test-label variance too, so that datasets read side by
-    side. Then one line per further column naming the conclusions whose verdict differs from the first column's."""
+    """Markdown: rows the four conclusions and the best test MSE, columns the setups then the other experiments
+    ("datasets", header -> frames); such a column's Δ is quoted relative to its test-label variance too, so that
+    datasets read side by side. Then one line per further column naming the conclusions whose verdict differs from
+    the first column's."""
     datasets = datasets or {}
     columns = {**setups, **datasets}
     if not columns:

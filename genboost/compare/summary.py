@@ -202,7 +202,7 @@ def talk_section(
         "their test MSE paired by seed); the statistics section below pools every pair of models that differ in "
         "one factor over the grid, so the two can word one effect differently."
     )
-    return [*head, f"See {rule}.{own}", "", how, "", MEANING, "", matrix.conclusion_matrix(columns, other)]
+    return [*head, f"See {rule}.{own}", "", how, "", matrix.conclusion_matrix(columns, other)]
 
 
 def unchecked_lines(cells: pd.DataFrame, experiments: list[str], checked: set[str]) -> list[str]:
@@ -229,8 +229,8 @@ def summarize(
     """The Markdown summary of the whole study: `baseline` (config key baseline; needed where there are several
     experiments) is the base of comparisons, the others follow in the order of `experiments`. `setups`
     (experiments compared with the talk's main tables -> the second chance of their setup) and `datasets` (the
-    talk's grid on other data: experiment -> its dataset and second chance; genboost.config.study.Study.other_datasets)
-    add the matrix of the talk's conclusions."""
+    other experiments checked on their own cells: experiment -> its dataset and second chance;
+    genboost.config.study.Study.judged_on_own_cells) are the columns of the talk's conclusions."""
     means = with_relative(cell_means(cells), cells)
     if "epochs" not in means:  # else epochs is swept, a column of the means already
         config = config_columns(cells)
