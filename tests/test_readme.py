@@ -44,7 +44,7 @@ def dry_run_args(command: str) -> tuple[str, ...]:
 # "Your own dataset": its walk-through's config file (the section's first YAML block, saved under the name its
 # `--configfile` gives) and its commands, run as written in that order (test_own_dataset_walk_through_runs_as_written),
 # not on config.yaml alone.
-OWN_DATASET = README.split("### Your own dataset", 1)[1].split("\n### ", 1)[0]
+OWN_DATASET = README.split("### Your own dataset", 1)[1].split("\n### ", 1)[0].split("\nTwo more datasets come", 1)[0]
 OWN_YAML = re.search(r"```yaml\n(.*?)```", OWN_DATASET, re.S).group(1)
 OWN_COMMANDS = [c.strip() for block in re.findall(r"```bash\n(.*?)```", OWN_DATASET, re.S) for c in block.splitlines()]
 
