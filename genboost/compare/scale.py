@@ -38,6 +38,8 @@ def rel_text(row: pd.Series) -> str:
 
 def share_test_below_train(cells: pd.DataFrame) -> float:
     """The share of the models that did not diverge whose test MSE is below their train MSE (NaN: none left)."""
+    if "train_mse" not in cells:
+        return math.nan
     ok = cells[~is_diverged(cells) & cells["train_mse"].notna()]
     return float((ok["test_mse"] < ok["train_mse"]).mean()) if len(ok) else math.nan
 
