@@ -174,7 +174,7 @@ class Study:
         )
         for experiment in experiments:
             sweeping.check(experiment)
-            for warning in schedule_warnings(experiment):
+            for warning in settings.schedule_warnings(experiment):
                 log.warning(warning)
             links.check_continues(experiment, config["experiments"], experiments)
         if not experiments:
@@ -241,23 +241,6 @@ class Study:
             if e.name == experiment.continues or (e.continues and e.continues == experiment.name):
                 return e
         return None
-
-
-def schedule_warnings(experiment: Experiment) -> list[str]:
-    """Where a run is shorter than the cosine schedule's period `t_max`, so its learning rate never anneals to the
-    minimum (a shortened `epochs` or `sam_epochs` left with the default t_max): one warning per run-length key."""
-    name, levels = experiment.name, lambda key: experiment.sweep.get(key, (experiment.train[key],))
-    rhos = experiment.grid["rho"]
-    t_max = max(levels("t_max"))
-    said = []
-    for key, runs in (("epochs", any(r == 0 for r in rhos)), ("sam_epochs", any(r > 0 for r in rhos))):
-        shortest = min(levels(key))
-        if runs and t_max > shortest:
-            said.append(
-                f"experiments.{name}: train.t_max {t_max} exceeds train.{key} {shortest}: the cosine schedule "
-                f"stops before the learning rate anneals; set t_max: {shortest} to anneal within the run"
-            )
-    return said
 
 
 def preprocess_id(preprocessing: dict) -> str:
