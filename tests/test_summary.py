@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genboost.compare import summary
+from genboost.compare import scale, summary
 
 # Whole summaries of hand-built frames, 0.3-2 s each: the slow tier, to keep the fast one under its budget.
 SLOW_STATS = pytest.mark.slow
@@ -170,19 +170,19 @@ def test_an_experiment_on_its_own_grid_names_the_side_its_grid_lacks():
     assert rows["C4"] == ["not testable: no experiment continues this one (config key continues: its second chance)"]
 
 
+@SLOW_STATS
 def test_best_test_mse_carries_its_scale_and_an_easy_split_is_flagged():
     cells = synthetic_cells(sam_effect=-0.1, wd_effect=0.05)
     cells["test_mse_rel"] = cells["test_mse"] / 2.0
-    text = summary.summarize(cells, ["main"])
+    assert scale.easy_split_lines(cells, ["main"]) == []  # train MSE is 0.2 below test MSE everywhere
+    easy = cells.assign(train_mse=cells["test_mse"] + 0.1)
+    easy.loc[easy.index[:10], "train_mse"] = 0.0  # 10 of 48 models the other way
+    text = summary.summarize(easy, ["main"])
     assert "1.0 is what always predicting the test labels' mean scores" in text
     overall = next(line for line in text.splitlines() if line.startswith("- Overall"))
     assert "0.9010" in overall and "rel 0.450" in overall  # 0.9010 / 2
     assert all("rel 0." in line for line in text.splitlines() if line.startswith(("- SGD:", "- ADAM:", "- SAM:")))
-    assert "Check the split" not in text  # train MSE is 0.2 below test MSE everywhere
-    easy = cells.assign(train_mse=cells["test_mse"] + 0.1)
-    easy.loc[easy.index[:10], "train_mse"] = 0.0  # 10 of 48 models the other way
-    said = summary.summarize(easy, ["main"])
-    assert "**Check the split of main**: its test MSE is below its train MSE for 79% of its models" in said
+    assert "**Check the split of main**: its test MSE is below its train MSE for 79% of its models" in text
 
 
 def test_the_experiments_not_checked_are_named_with_why():
