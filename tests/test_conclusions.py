@@ -165,3 +165,26 @@ def test_the_rule_is_stated_under_python_OO(repo_root):
     run = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True, cwd=repo_root, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == RULE and RULE.startswith("The rule, one for all four") and "\n" not in RULE
+
+
+def test_a_claim_the_numbers_cannot_test_names_the_missing_side(main, second):
+    adam_only = {c.key: c for c in evaluate(main[main["optimizer"] == "adam"], None)}
+    assert (adam_only["C3"].verdict, adam_only["C3"].parts[0].reason) == (NOT_TESTABLE, "the grid has no SGD")
+    assert adam_only["C4"].parts[0].reason == (
+        "no experiment continues this one (config key continues: its second chance)"
+    )
+    means = main.groupby(["experiment", "optimizer", "rho", "lr", "wd"], as_index=False)["test_mse"].mean()
+    table = means[~np.isclose(means["lr"], 3e-3)].rename(columns={"test_mse": "mean_test_mse"})
+    c1 = next(c for c in evaluate_published(table) if c.key == "C1")
+    assert [o.reason for o in c1.parts] == [
+        "the table has no Adam at lr 3e-3",
+        "the table has no Adam at lr 3e-3 without SAM and wd > 0",
+    ]
+
+
+def test_each_best_side_quotes_its_test_mse_relative_to_the_label_variance(main, second):
+    plain = seed_values(main, **BEST_PLAIN).mean()
+    text = conclusions_markdown(evaluate(main.assign(test_mse_rel=main["test_mse"] / 4), second))
+    assert f"best plain: {plain:.4f}, rel {plain / 4:.3f} (Adam lr 0.003 wd 0.0001, no SAM)" in text
+    assert "1.0 is what always predicting the test labels' mean scores" in text and "best against best" in text
+    assert ", rel " not in conclusions_markdown(evaluate(main, second)), "no relative numbers, none quoted"

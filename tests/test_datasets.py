@@ -6,9 +6,11 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.model_selection import train_test_split
 from workflow_helpers import REPO_ROOT, checked_config
 
 from genboost import wiring
@@ -82,10 +84,16 @@ def test_a_csv_with_an_ordinal_label_needs_only_a_config_entry(small_csv, tmp_pa
     assert split.classes == 3
 
 
-def test_a_numeric_label_is_not_stratified_and_has_no_classes(small_csv, tmp_path):
+def test_a_numeric_label_is_split_on_its_quantile_bins_and_has_no_classes(small_csv, tmp_path):
     study = study_with({"small": {**NUMERIC, "sha256": sha256_file(small_csv)}})
     manifest = run_study_preprocessing(study, small_csv, tmp_path / "out")
     assert manifest["label_order"] is None and manifest["label_counts"] is None
+    # 6 test rows of 30: 6 bins of 5 rows, one test row from each
+    assert manifest["split"] == {"method": "stratified", "on": "label quantile bins", "bins": 6}
+    labels = np.sort(pd.read_csv(tmp_path / "out" / "test.csv")["label"].to_numpy())
+    all_labels = np.sort(np.r_[1.5 * np.arange(29), 44.5])
+    assert np.searchsorted(all_labels, labels).tolist() == [5 * k + i for k, i in enumerate(
+        np.searchsorted(all_labels, labels) % 5)], "one test row per sixth of the labels"  # fmt: skip
     assert manifest["features"] == ["color=red", "color=blue", "color=green", "x"]
     both = pd.concat([pd.read_csv(tmp_path / "out" / f"{s}.csv") for s in ("train", "test")])
     blue_or_red = both[both["color=green"] == 0]  # weight = 1.5 i = 6 x
@@ -94,6 +102,28 @@ def test_a_numeric_label_is_not_stratified_and_has_no_classes(small_csv, tmp_pat
     assert load_split(tmp_path / "out" / "train.csv", tmp_path / "out" / "test.csv").classes is None
     test = pd.read_csv(tmp_path / "out" / "test.csv")["label"]
     assert label_variance(tmp_path / "out" / "test.csv") == pytest.approx(((test - test.mean()) ** 2).mean())
+
+
+def test_a_numeric_label_with_ties_splits_with_the_same_spread_in_train_and_test(tmp_path):
+    """A count label, mostly zeros (as doctor visits are): the quantile bins of tied values merge, and the two
+    splits' label variances come out alike where a plain split of the same seed makes them differ by a third."""
+    rng = np.random.default_rng(0)
+    weights = np.where(rng.random(300) < 0.7, 0, rng.poisson(4, 300))
+    path = tmp_path / "counts.csv"
+    path.write_text("\n".join(["color;x;size;weight", *(f"red;{i};S;{w}" for i, w in enumerate(weights))]) + "\n")
+    study = study_with({"small": {**NUMERIC, "sha256": sha256_file(path)}}, preprocess={"split_seed": 11})
+    manifest = run_study_preprocessing(study, path, tmp_path / "out")
+    assert manifest["split"] == {"method": "stratified", "on": "label quantile bins", "bins": 3}  # ties merged
+    train, test = (pd.read_csv(tmp_path / "out" / f"{s}.csv")["label"] for s in ("train", "test"))
+    assert test.var(ddof=0) / train.var(ddof=0) == pytest.approx(1, abs=0.1)
+    plain_train, plain_test = train_test_split(weights, test_size=0.2, random_state=11)
+    assert plain_test.var() / plain_train.var() < 0.7, "the plain split this replaces"
+
+
+def test_an_ordinal_label_is_split_on_its_classes(small_csv, tmp_path):
+    study = study_with({"small": {**ORDINAL, "sha256": sha256_file(small_csv)}})
+    manifest = run_study_preprocessing(study, small_csv, tmp_path / "out")
+    assert manifest["split"] == {"method": "stratified", "on": "label classes"}
 
 
 def test_relative_mse_is_test_mse_over_the_test_labels_variance():

@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,11 +41,12 @@ def dry_run_args(command: str) -> tuple[str, ...]:
     return (*args, *([] if "-n" in args else ["-n"]))
 
 
-# "Your own dataset": the entry and experiment it shows, and the commands after them, which plan with those added
-# to config.yaml (test_own_dataset_plans_only_its_experiment), not on config.yaml alone.
-OWN_DATASET = README.split("### Your own dataset", 1)[1].split("\n### ", 1)[0]
-OWN_YAML, OWN_AFTER = re.search(r"```yaml\n(.*?)```(.*)", OWN_DATASET, re.S).groups()
-OWN_COMMANDS = [c.strip() for block in re.findall(r"```bash\n(.*?)```", OWN_AFTER, re.S) for c in block.splitlines()]
+# "Your own dataset": its walk-through's config file (the section's first YAML block, saved under the name its
+# `--configfile` gives) and its commands, run as written in that order (test_own_dataset_walk_through_runs_as_written),
+# not on config.yaml alone.
+OWN_DATASET = README.split("### Your own dataset", 1)[1].split("\n### ", 1)[0].split("\nTwo more datasets come", 1)[0]
+OWN_YAML = re.search(r"```yaml\n(.*?)```", OWN_DATASET, re.S).group(1)
+OWN_COMMANDS = [c.strip() for block in re.findall(r"```bash\n(.*?)```", OWN_DATASET, re.S) for c in block.splitlines()]
 
 
 # Commands that differ only in --cores or -n are one dry run (`snakemake --cores 4`, `snakemake --cores 2`).
@@ -105,27 +107,42 @@ def test_readme_command_plans(dry_runs, args):
     assert any(words in said for words in ("Job stats", "Nothing to be done", "Unlocked working directory")), said
 
 
+def shell(workdir: Path, command: str) -> subprocess.CompletedProcess:
+    """A README command run as a user's shell would, with this venv's python first on the PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(command, shell=True, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.slow
-def test_own_dataset_plans_only_its_experiment(tmp_path, fair_csv):
-    """README's own dataset (a local copy, no url) and experiment added to config.yaml: its command to run only
-    one's own experiment plans that experiment's jobs and nothing of the default study (no obesity download)."""
-    assert OWN_COMMANDS, "the README shows how to run only one's own experiment"
+def test_own_dataset_walk_through_runs_as_written(tmp_path):
+    """README's walk-through in a fresh checkout: its commands make the CSV and print the checksum its config file
+    states; its snakemake commands plan that experiment's jobs from the local copy and nothing of the default study
+    (no obesity download, no main or second_chance job)."""
     work = tmp_path
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO_ROOT / name, work / name)
     for name in ("workflow", "envs", "reference"):
         shutil.copytree(REPO_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-    config = yaml.safe_load((work / "config.yaml").read_text())
-    own = yaml.safe_load(OWN_YAML.replace("<sha256sum mydata.csv>", f'"{"0" * 64}"'))
-    (entry,) = own["datasets"].values()
-    assert "url" not in entry and entry["local_copy"], "the README's entry is a local copy, without url"
-    entry["local_copy"] = str(fair_csv)  # a dry run reads no CSV: any file stands for it
-    config["datasets"].update(own["datasets"])
-    config["experiments"].update(own["experiments"])
-    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    own = yaml.safe_load(OWN_YAML)
+    (name, entry), (mine,) = next(iter(own["datasets"].items())), [e for e, s in own["experiments"].items() if
+                                                                     s.get("enabled", True)]  # fmt: skip
+    assert "url" not in entry and entry["local_copy"], "the walk-through reads a local copy, without url"
+    files = {args[args.index("--configfile") + 1] for c in OWN_COMMANDS if "--configfile" in (args := shlex.split(c))}
+    (config_file,) = files
+    (work / config_file).write_text(OWN_YAML)
+    planned_any = False
     for command in OWN_COMMANDS:
+        if not command.startswith("snakemake "):
+            proc = shell(work, command)
+            assert proc.returncode == 0, (command, proc.stderr)
+            if command.startswith("sha256sum"):
+                assert proc.stdout.split()[0] == entry["sha256"], "the README's checksum is the file's"
+            continue
+        if "--report" in command:
+            continue  # a report needs a finished run: tests/test_workflow.py builds one on the tiny study
         jobs = planned(work, *[a for a in dry_run_args(command) if a != "-n"])
-        (mine,) = own["experiments"]
-        assert f"train_{mine}" in jobs and "download_mydata" in jobs, (command, sorted(jobs))
+        assert f"train_{mine}" in jobs and f"download_{name}" in jobs, (command, sorted(jobs))
         assert not [r for r in jobs if r.endswith(("_main", "_second_chance", "_obesity"))], (command, sorted(jobs))
-        assert jobs["download_mydata"][0].split()[0] == "resources/mydata/fair.csv", "named after the local copy"
+        assert jobs[f"download_{name}"][0].split()[0] == f"resources/{name}/{entry['local_copy']}"
+        planned_any = True
+    assert planned_any, "the walk-through runs its experiment"

@@ -223,11 +223,31 @@ def test_a_comparison_whose_every_pair_has_a_diverged_side_has_nothing_to_compar
     assert "wd=0.001 vs wd=0 (all optimizers, all lrs): within noise" in text
 
 
+def test_one_optimizer_lists_each_comparison_once_and_counts_the_rows():
+    """With one optimizer the "all optimizers" rows would repeat its own: they go, and the count is the rows'."""
+    adam = synthetic(sam_effect=-0.05).query("optimizer == 'adam'")
+    text = stats_markdown(adam)
+    table = text.split("All comparisons")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| comparison")]
+    optimizers = [row.split("|")[2].strip() for row in rows]
+    assert optimizers == ["adam"] * 4  # SAM and wd, over all lrs and at the best lr: ADAM's rows only
+    assert "(all optimizers" not in text
+    assert "Of the 4 comparisons listed below, 4 are tested" in text and "pooled over the grid" in text
+    both = synthetic(sam_effect=-0.05)
+    assert "SAM rho=0.05 vs no SAM (all optimizers, all lrs)" in stats_markdown(both), "two: the pooled rows stay"
+    both.loc[both["optimizer"] == "sgd", ["test_mse", "diverged"]] = [math.nan, True]
+    lost = stats_markdown(both)  # SGD has no complete pair: the pooled rows are ADAM's again
+    assert "SAM rho=0.05 vs no SAM (all optimizers" not in lost and "SAM rho=0.05 vs no SAM (ADAM, all lrs)" in lost
+
+
 def test_nothing_to_compare_and_no_models_are_said_not_raised():
     one = synthetic().query("optimizer == 'adam' and wd == 0 and rho == 0 and lr == 1e-3")
     text = stats_markdown(one, measures=["train_mse"], targets=["test_mse"])
     assert "Nothing to compare: no two models differ in SAM, weight decay or optimizer alone" in text
-    assert "0 comparisons are tested" in text and "- Best ADAM (defines its best lr): lr=0.001" in text
+    assert (
+        "Of the 0 comparisons listed below, 0 are tested" in text
+        and "- Best ADAM (defines its best lr): lr=0.001" in text
+    )
     assert "train_mse vs test_mse (all optimizers, 4 models)" in text
     lone = stats_markdown(one[one.seed == 0], measures=["train_mse"], targets=["test_mse"])
     assert "(all optimizers, 1 models): tau=–, p=–: nothing to compare" in lone

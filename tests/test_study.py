@@ -319,21 +319,51 @@ def test_extra_experiments_are_off_until_enabled(config):
     assert {c.wd_mode for c in adamw.cells()} == {"decoupled"} and len(adamw.cells()) == 72
 
 
-def test_the_setups_grid_on_other_data_is_checked_on_its_own_cells(config):
+def test_the_talks_conclusions_are_checked_on_every_experiment_that_can_answer_them(config):
+    """Study.talk_experiments: every experiment but a second chance, a sweep or shuffled labels, whatever its grid
+    or data; the published ones are the setups, the others are judged on their own cells."""
     cfg = copy.deepcopy(config)
     others = ("anes96", "fair", "modern", "random_labels", "implicit_bias", "adam_decoupled")
     for name in others:
         cfg["experiments"][name]["enabled"] = True
     cfg["experiments"]["fair_long"] = {**cfg["experiments"]["second_chance"], "continues": "fair", "dataset": "fair"}
     cfg["experiments"]["fair_long"]["reference_experiment"] = "none"
+    cfg["experiments"]["fair"]["lrs"] = [3e-3]  # not the talk's grid: checked all the same
     study = study_of(cfg)
     compared = study.compared({"main", "second_chance"})
-    assert study.other_datasets(compared) == {
+    checked = study.talk_experiments(compared)
+    assert sorted(checked) == ["adam_decoupled", "anes96", "fair", "main", "modern"]
+    assert checked["main"] == {"dataset": "obesity", "second_chance": "second_chance", "published": True}
+    assert study.setups(compared) == {"main": "second_chance", "modern": None}
+    assert study.judged_on_own_cells(compared) == {
+        "adam_decoupled": {"dataset": "obesity", "second_chance": None},
         "anes96": {"dataset": "anes96", "second_chance": None},
         "fair": {"dataset": "fair", "second_chance": "fair_long"},
     }
-    assert study.other_datasets({}) == {}, "no setup, no grid of the talk to recognize"
-    cfg["experiments"]["fair"]["lrs"] = [3e-3]  # not the setups' grid: C1 could not pick its best lr
-    cfg["experiments"]["anes96"]["seeds"] = [0]  # seeds do not matter
+    assert study.setups({}) == {} and sorted(study.judged_on_own_cells({})) == sorted(checked)
+
+
+def test_a_comparison_with_the_talks_tables_needs_the_talks_data(config):
+    cfg = copy.deepcopy(config)
+    cfg["experiments"]["fair"] = {**cfg["experiments"]["fair"], "enabled": True, "reference_experiment": "main"}
     study = study_of(cfg)
-    assert list(study.other_datasets(study.compared({"main", "second_chance"}))) == ["anes96"]
+    with pytest.raises(ConfigError) as e:
+        study.compared({"main", "second_chance"})
+    for said in ("experiments.fair.reference_experiment", "'main'", "obesity data", "fair data", "none"):
+        assert said in str(e.value)
+    assert "fair" not in study.compared({"second_chance"}), "a table without its experiment: not compared"
+
+
+@pytest.mark.parametrize("key, short", [("epochs", 20), ("sam_epochs", 10)])
+def test_a_run_shorter_than_t_max_warns_naming_both_keys(config, caplog, key, short):
+    cfg = copy.deepcopy(config)
+    study_of(cfg)
+    assert not caplog.records, "the default study anneals within its runs"
+    cfg["train"][key] = short
+    study_of(cfg)
+    (said,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"train.t_max 100 exceeds train.{key} {short}" in said and "experiments.main" in said
+    caplog.clear()
+    cfg["train"]["t_max"] = short
+    study_of(cfg)
+    assert not caplog.records

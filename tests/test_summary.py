@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genboost.compare import summary
+from genboost.compare import scale, summary
 
 # Whole summaries of hand-built frames, 0.3-2 s each: the slow tier, to keep the fast one under its budget.
 SLOW_STATS = pytest.mark.slow
@@ -155,8 +155,47 @@ def test_each_dataset_gets_a_column_judged_on_its_own_cells():
 
 
 @SLOW_STATS
-def test_no_setups_no_matrix():
-    assert "The talk's conclusions" not in summary.summarize(synthetic_cells(0.1, 0.05), ["main"])
+def test_the_conclusions_section_is_always_there_and_says_why_when_empty():
+    text = summary.summarize(synthetic_cells(0.1, 0.05), ["main"])
+    assert "## The talk's conclusions, per setup\n\nNo experiment to check them on" in text
+
+
+def test_an_experiment_on_its_own_grid_names_the_side_its_grid_lacks():
+    """One optimizer, no lr 3e-3, no SAM: every claim but none is not testable, each naming what is missing."""
+    adam = synthetic_cells(0.1, 0.05, experiment="mine").query("optimizer == 'adam' and rho == 0")
+    rows = matrix_rows("\n".join(summary.talk_section(adam, {}, {"mine": {"dataset": "mydata"}})))
+    assert rows["C1"] == ["not testable: the grid has no Adam at lr 3e-3"]
+    assert rows["C2"] == ["not testable: the grid has no SAM (rho > 0)"]
+    assert rows["C3"] == ["not testable: the grid has no SGD"]
+    assert rows["C4"] == ["not testable: no experiment continues this one (config key continues: its second chance)"]
+
+
+@SLOW_STATS
+def test_best_test_mse_carries_its_scale_and_an_easy_split_is_flagged():
+    cells = synthetic_cells(sam_effect=-0.1, wd_effect=0.05)
+    cells["test_mse_rel"] = cells["test_mse"] / 2.0
+    assert scale.easy_split_lines(cells, ["main"]) == []  # train MSE is 0.2 below test MSE everywhere
+    easy = cells.assign(train_mse=cells["test_mse"] + 0.1)
+    easy.loc[easy.index[:10], "train_mse"] = 0.0  # 10 of 48 models the other way
+    text = summary.summarize(easy, ["main"])
+    assert "1.0 is what always predicting the test labels' mean scores" in text
+    overall = next(line for line in text.splitlines() if line.startswith("- Overall"))
+    assert "0.9010" in overall and "rel 0.450" in overall  # 0.9010 / 2
+    assert all("rel 0." in line for line in text.splitlines() if line.startswith(("- SGD:", "- ADAM:", "- SAM:")))
+    assert "**Check the split of main**: its test MSE is below its train MSE for 79% of its models" in text
+
+
+def test_the_experiments_not_checked_are_named_with_why():
+    batch = synthetic_cells(0.1, 0.05, experiment="batch")
+    sweep = pd.concat([batch.assign(batch_size=8), batch.assign(batch_size=32)])
+    cells = pd.concat(
+        [synthetic_cells(0.1, 0.05, experiment="noise", shuffle=True), sweep, batch.assign(experiment="m")]
+    )
+    lines = summary.unchecked_lines(cells, ["batch", "m", "noise"], {"m"})
+    assert lines == [
+        "- Not checked on batch: it sweeps batch_size.",
+        "- Not checked on noise: it trains on shuffled labels.",
+    ]
 
 
 def test_shuffled_labels_are_parsed_not_compared_as_text():

@@ -56,8 +56,10 @@ def test_cells_tables_and_summary_name_batch_size_as_an_axis(swept_run):
     assert "- Axes besides optimizer, lr, wd, rho and seed: batch_size (16, 64)" in summary
     assert "batch_size=16 vs batch_size=64" in summary and "## main: do smaller batches and larger steps" in summary
     assert (swept_run / "results/main/figures/heatmap.png").is_file()
-    # the talk's tables hold one batch size: a swept experiment is not compared with them
-    assert not (swept_run / "results/main/vs_talk.md").exists() and "The talk's conclusions" not in summary
+    # the talk's tables hold one batch size: a swept experiment is not compared with them, and the summary says so
+    assert not (swept_run / "results/main/vs_talk.md").exists()
+    talk = summary.split("## The talk's conclusions, per setup\n\n", 1)[1]
+    assert talk.startswith("No experiment to check them on") and "- Not checked on main: it sweeps batch_size." in talk
 
 
 def test_a_new_batch_size_plans_only_its_models(swept_run, tmp_path):

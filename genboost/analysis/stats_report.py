@@ -127,20 +127,34 @@ def _flatness_lines(cells: pd.DataFrame, measures, targets, alpha: float) -> lis
     return [*lines, ""]
 
 
+def distinct(comps: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons less each "all optimizers" row that repeats one optimizer's (one optimizer in the experiment,
+    or one left with complete pairs): the same pairs, the same numbers."""
+    same = ["experiment", "comparison", "lrs", "n_pairs", "mean_diff", "p_t", "p_wilcoxon"]  # pairs dropped aside
+    key = pd.Series([repr(row) for row in comps[same].round(12).itertuples(index=False)], index=comps.index)
+    pooled = comps["optimizer"].eq("all") & comps["factor"].ne("optimizer")
+    repeats = pooled & comps["n_pairs"].gt(0) & key.isin(set(key[~pooled]))
+    return comps[~repeats].reset_index(drop=True)
+
+
 def stats_markdown(cells: pd.DataFrame, measures=(), targets=("test_mse", "gap"), alpha: float = 0.05) -> str:
     """A Markdown section: per experiment, which effects the seeds support and which are within noise."""
     comps = pd.concat([paired(cells, f) for f in factors(cells)], ignore_index=True)
+    comps = distinct(comps)
     said = [effect_verdict(r, alpha) for _, r in comps.iterrows()]
     comps["verdict"] = pd.Series(said, index=comps.index, dtype=object)
     n_tests = sum(v == "within noise" or v.startswith("supported") for v in comps["verdict"])
+    others = "" if n_tests == len(comps) else " (the others have too few complete pairs)"
     lines = [
         "## Statistics: what the seeds support",
         "",
-        f"Each comparison pairs models that differ in one factor only, with the same other settings and seed; "
-        f"pairs with a diverged side are dropped. An effect counts as supported when both the paired t-test and "
-        f"the Wilcoxon signed-rank test give p < {alpha}. {n_tests} comparisons are tested, so about "
-        f"{n_tests * alpha:.1f} would pass by chance alone; the best lr is chosen on the same test MSE, "
-        f"so the best-lr rows are optimistic.",
+        f"Each comparison is pooled over the grid: it pairs every two models that differ in one factor only, with "
+        f"the same other settings and seed (over all lrs, or at each optimizer's best lr), and averages their "
+        f"differences; pairs with a diverged side are dropped. (The talk's conclusions above compare best against "
+        f"best instead, so the two can word one effect differently.) An effect counts as supported when both the "
+        f"paired t-test and the Wilcoxon signed-rank test give p < {alpha}. Of the {len(comps)} comparisons listed "
+        f"below, {n_tests} are tested{others}, so about {n_tests * alpha:.1f} would pass by chance alone; the best "
+        f"lr is chosen on the same test MSE, so the best-lr rows are optimistic.",
         "",
     ]
     if cells.empty:

@@ -16,6 +16,7 @@ from tabulate import tabulate
 from genboost.analysis.best import best
 from genboost.analysis.formats import number, p_value
 from genboost.analysis.stats import CONFIG, cell_stats, is_diverged, paired_tests
+from genboost.compare.scale import MEANING, rel_text, with_relative
 from genboost.config.optimizers import NAMES, label
 from genboost.config.study import fmt_number
 
@@ -61,7 +62,8 @@ class Numbers:
 
     @classmethod
     def from_cells(cls, cells: pd.DataFrame) -> Numbers:
-        return cls(cell_stats(cells, intervals=False), cells.assign(_div=is_diverged(cells)))
+        means = with_relative(cell_stats(cells, intervals=False), cells)
+        return cls(means, cells.assign(_div=is_diverged(cells)))
 
     @classmethod
     def from_table(cls, rows: pd.DataFrame) -> Numbers:
@@ -87,6 +89,9 @@ class Part:
     other_from: str
     other_select: Select
     strict: bool  # True: the better side must be lower; False ("does not beat"): lower or equal
+    # What the grid must hold for each side (better, other): a claim whose side it lacks reads "not testable: the
+    # grid has no Adam at lr 3e-3".
+    needs: tuple[str, str] = ("", "")
 
 
 @dataclass(frozen=True)
@@ -113,27 +118,31 @@ CONCLUSIONS: dict[str, tuple[str, tuple[Part, ...]]] = {
         "Adam with lr 3e-3 works best, and weight decay improves it",
         (
             Part("Adam at lr 3e-3 is the best configuration", "best Adam lr 3e-3", MAIN_LIKE, _at_talk_lr,
-                 "best other configuration", MAIN_LIKE, lambda m: ~_at_talk_lr(m), strict=True),
+                 "best other configuration", MAIN_LIKE, lambda m: ~_at_talk_lr(m), strict=True,
+                 needs=("Adam at lr 3e-3", "configuration besides Adam at lr 3e-3")),
             Part("weight decay improves Adam at lr 3e-3 (no SAM)", "best wd > 0", MAIN_LIKE,
                  lambda m: _at_talk_lr(m) & (m["rho"] == 0) & (m["wd"] > 0), "wd = 0", MAIN_LIKE,
-                 lambda m: _at_talk_lr(m) & (m["rho"] == 0) & (m["wd"] == 0), strict=True),
+                 lambda m: _at_talk_lr(m) & (m["rho"] == 0) & (m["wd"] == 0), strict=True,
+                 needs=("Adam at lr 3e-3 without SAM and wd > 0", "Adam at lr 3e-3 without SAM and wd 0")),
         ),
     ),
     "C2": (
         "SAM does not help",
         (Part("the best SAM configuration does not beat the best plain one", "best plain", MAIN_LIKE,
-              lambda m: m["rho"] == 0, "best SAM", MAIN_LIKE, lambda m: m["rho"] > 0, strict=False),),
+              lambda m: m["rho"] == 0, "best SAM", MAIN_LIKE, lambda m: m["rho"] > 0, strict=False,
+              needs=("configuration without SAM (rho 0)", "SAM (rho > 0)")),),
     ),
     "C3": (
         "SGD is not supported",
         (Part("SGD's best is behind Adam's best", "best Adam", MAIN_LIKE, lambda m: m["optimizer"] == ADAM,
-              "best SGD", MAIN_LIKE, lambda m: m["optimizer"] == SGD, strict=True),),
+              "best SGD", MAIN_LIKE, lambda m: m["optimizer"] == SGD, strict=True, needs=("Adam", "SGD")),),
     ),
     "C4": (
         "a second chance for SAM (rho 0.02, 200 epochs) does not beat plain Adam",
         (Part("the best second-chance configuration does not beat the best plain Adam", "best plain Adam", MAIN_LIKE,
               lambda m: (m["optimizer"] == ADAM) & (m["rho"] == 0), "best second chance", SECOND_CHANCE,
-              lambda m: (m["optimizer"] == ADAM) & (m["rho"] > 0), strict=False),),
+              lambda m: (m["optimizer"] == ADAM) & (m["rho"] > 0), strict=False,
+              needs=("Adam without SAM", "Adam with SAM (rho > 0)")),),
     ),
 }  # fmt: skip
 
@@ -160,14 +169,31 @@ def _not_testable(part: Part, reason: str) -> Outcome:
     return Outcome(part, NOT_TESTABLE, None, None, math.nan, paired_tests(np.array([])), reason)
 
 
+# Why a part lacks its numbers when a whole experiment is missing, by the role it plays.
+MISSING = {
+    MAIN_LIKE: "no main-like experiment given",
+    SECOND_CHANCE: "no experiment continues this one (config key continues: its second chance)",
+}
+
+
+def _missing_side(numbers: Numbers, select: Select, needs: str) -> str:
+    """Why a side has no best: the grid (or table) has none of its configurations, or each has a diverged seed."""
+    where = "table" if numbers.cells is None else "grid"
+    if not select(numbers.means).any():
+        return f"the {where} has no {needs}"
+    return f"every {needs} configuration of the {where} has a diverged seed"
+
+
 def evaluate_part(part: Part, frames: dict[str, Numbers | None]) -> Outcome:
     """One part's verdict by the rule of the module docstring."""
     xs, ys = frames[part.better_from], frames[part.other_from]
     if xs is None or ys is None:
-        return _not_testable(part, f"no {part.better_from if xs is None else part.other_from} numbers given")
+        return _not_testable(part, MISSING[part.better_from if xs is None else part.other_from])
     x, y = _best(xs, part.better_select), _best(ys, part.other_select)
-    if x is None or y is None:
-        return _not_testable(part, f"no configuration for {part.better if x is None else part.other} (or all diverged)")
+    if x is None:
+        return _not_testable(part, _missing_side(xs, part.better_select, part.needs[0]))
+    if y is None:
+        return _not_testable(part, _missing_side(ys, part.other_select, part.needs[1]))
     delta = float(x["mean"] - y["mean"])
     stats = _paired_stats(xs, x, ys, y)
     if delta < 0 or (delta == 0 and not part.strict):
@@ -222,7 +248,7 @@ def _side(o: Outcome, better: bool) -> str:
     if c is None:
         return "–"
     cross = o.part.better_from != o.part.other_from  # C4: name the experiment each side comes from
-    return f"{label}: {c['mean']:.4f} ({_config(c, cross)})"
+    return f"{label}: {c['mean']:.4f}{rel_text(c)} ({_config(c, cross)})"
 
 
 def _verdict_text(o: Outcome) -> str:
@@ -251,6 +277,7 @@ def conclusions_markdown(ours: list[Conclusion], talk: list[Conclusion] | None =
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     note = (
         "Δ = the talk's better side - the other side (test MSE; < 0 is the talk's way); 95% CI, p (paired "
-        "t-test) and pairs are over seeds, of the two configurations' test MSE paired by seed."
+        "t-test) and pairs are over seeds, of the two configurations' test MSE paired by seed. Each side is the "
+        f"best configuration of its set (best against best). {MEANING}"
     )
     return "\n".join([*lines, "", note, "", table, ""])

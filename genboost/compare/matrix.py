@@ -1,6 +1,6 @@
 """The matrix of the talk's conclusions: one column per setup (a main-like experiment compared with the talk's
-tables) and one per dataset (the talk's grid on other data, judged on its own cells), each verdict with the
-numbers that decide it."""
+tables) and one per other experiment (judged on its own cells and grid: genboost.config.study.Study.talk_experiments),
+each verdict with the numbers that decide it, or, where its grid lacks a side of a claim, the side it lacks."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from tabulate import tabulate
 from genboost.analysis.best import best
 from genboost.analysis.stats import cell_stats
 from genboost.compare.conclusions import NOT_TESTABLE, Conclusion, evaluate
-
-RELATIVE = "test_mse_rel"  # cells.csv: test MSE / variance of the split's test labels (genboost.analysis.tables)
+from genboost.compare.scale import RELATIVE, has_relative
 
 Frames = tuple[pd.DataFrame | None, pd.DataFrame | None]  # (main-like cells, its second chance's cells or None)
 
@@ -21,10 +20,10 @@ Frames = tuple[pd.DataFrame | None, pd.DataFrame | None]  # (main-like cells, it
 def matrix_entry(c: Conclusion, relative: Conclusion | None = None) -> str:
     """A verdict and the numbers that decide it, e.g. "reproduced (Δ -0.058, p 0.012)"; with `relative` (the same
     conclusion on test MSE / test-label variance) the Δ in those units too: "(Δ -0.058, rel -0.012, p 0.012)"."""
-    if c.verdict == NOT_TESTABLE:
-        return NOT_TESTABLE
     i = next(k for k, part in enumerate(c.parts) if part.verdict == c.verdict)  # the deciding part
     o = c.parts[i]
+    if c.verdict == NOT_TESTABLE:
+        return f"{NOT_TESTABLE}: {o.reason}"
     p = "" if math.isnan(o.stats["p_t"]) else f", p {o.stats['p_t']:.2g}"
     rel_delta = math.nan if relative is None else relative.parts[i].delta
     rel = "" if math.isnan(rel_delta) else f", rel {rel_delta:+.3f}"
@@ -34,7 +33,7 @@ def matrix_entry(c: Conclusion, relative: Conclusion | None = None) -> str:
 def _relative(cells: pd.DataFrame | None) -> pd.DataFrame | None:
     """The cells scored by test MSE / test-label variance (a constant per dataset, so no best or verdict changes);
     None where cells.csv has no such numbers."""
-    if cells is None or RELATIVE not in cells or cells[RELATIVE].isna().all():
+    if not has_relative(cells):
         return None
     return cells.assign(test_mse=cells[RELATIVE])
 
@@ -50,9 +49,10 @@ def best_entry(cells: pd.DataFrame | None) -> str:
 
 
 def conclusion_matrix(setups: dict[str, Frames], datasets: dict[str, Frames] | None = None) -> str:
-    """Markdown: rows the four conclusions and the best test MSE, columns the setups then the datasets (header ->
-    frames); a dataset's Δ is quoted relative to its test-label variance too, so that datasets read side by
-    side. Then one line per further column naming the conclusions whose verdict differs from the first column's."""
+    """Markdown: rows the four conclusions and the best test MSE, columns the setups then the other experiments
+    ("datasets", header -> frames); such a column's Δ is quoted relative to its test-label variance too, so that
+    datasets read side by side. Then one line per further column naming the conclusions whose verdict differs from
+    the first column's."""
     datasets = datasets or {}
     columns = {**setups, **datasets}
     if not columns:

@@ -12,7 +12,8 @@ from genboost.analysis.best import best
 from genboost.analysis.formats import number, sam_label
 from genboost.analysis.stats import config_columns, csv_flags, sweep_axes
 from genboost.analysis.tables import cell_means, measure_columns
-from genboost.compare import matrix
+from genboost.compare import matrix, scale
+from genboost.compare.scale import MEANING, rel_text, with_relative
 from genboost.config.optimizers import in_order, label
 from genboost.config.study import CONFIG_AXES, fmt_number, fmt_value
 from genboost.config.sweep import SWEEPABLE
@@ -38,7 +39,7 @@ def swept_values(row) -> dict:
 
 def score(row) -> str:
     spread = "" if math.isnan(row["std"]) else f" ± {row['std']:.4f}"  # one seed: no std
-    return f"{row['mean']:.4f}{spread} (n={int(row['seeds'])})"
+    return f"{row['mean']:.4f}{spread} (n={int(row['seeds'])}{rel_text(row)})"
 
 
 def no_best(means: pd.DataFrame) -> str:
@@ -117,8 +118,9 @@ def _comparison(label: str, at_lr: pd.DataFrame, on: pd.Series) -> list[str]:
         side = "with" if with_ is None else "without"
         return [f"- {label}: not comparable here (every configuration {side} it has a diverged seed)"]
     return [
-        f"- {label}: the best with it ({describe(with_)}: {with_['mean']:.4f}) {change(with_['mean'], without['mean'])}"
-        f" against the best without it ({describe(without)}: {without['mean']:.4f})"
+        f"- {label}: the best with it ({describe(with_)}: {with_['mean']:.4f}{rel_text(with_)}) "
+        f"{change(with_['mean'], without['mean'])} against the best without it ({describe(without)}: "
+        f"{without['mean']:.4f}{rel_text(without)})"
     ]
 
 
@@ -141,8 +143,9 @@ def optimizer_section(name: str, means: pd.DataFrame) -> list[str]:
     return [
         heading,
         "",
-        f"- {order[0].upper()} wins: best {winner['mean']:.4f} ({describe(winner)}) vs {order[1].upper()} best "
-        f"{runner['mean']:.4f} ({describe(runner)}); {change(winner['mean'], runner['mean'])}.",
+        f"- {order[0].upper()} wins: best {winner['mean']:.4f}{rel_text(winner)} ({describe(winner)}) vs "
+        f"{order[1].upper()} best {runner['mean']:.4f}{rel_text(runner)} ({describe(runner)}); "
+        f"{change(winner['mean'], runner['mean'])}.",
         "",
     ]
 
@@ -172,11 +175,15 @@ def versus_section(name: str, means: pd.DataFrame, base_name: str, base: pd.Data
 def talk_section(
     cells: pd.DataFrame, setups: dict[str, str | None], datasets: dict[str, dict] | None = None
 ) -> list[str]:
-    """The talk's four conclusions checked in each setup (main-like experiment -> its second chance, or None) and
-    on each dataset (experiment -> {"dataset": its dataset, "second_chance": its second chance or None})."""
+    """The talk's four conclusions checked in each setup (an experiment compared with the talk's tables -> its second
+    chance, or None) and in each experiment judged on its own cells (-> {"dataset": its dataset, "second_chance":
+    its second chance or None}); together `genboost.config.study.Study.talk_experiments`. Always a section: with
+    no such experiment, it says why."""
     datasets = datasets or {}
+    head = ["## The talk's conclusions, per setup", ""]
     if not setups and not datasets:
-        return []
+        return [*head, "No experiment to check them on: each continues another, sweeps a setting or trains on "
+                "shuffled labels (genboost.config.study.Study.talk_experiments).", ""]  # fmt: skip
 
     def frames(name: str, second: str | None):
         return cells[cells["experiment"] == name], cells[cells["experiment"] == second] if second else None
@@ -185,18 +192,31 @@ def talk_section(
     other = {f"{n} ({d['dataset']} data)": frames(n, d.get("second_chance")) for n, d in datasets.items()}
     rule = "the verdicts' rule and each setup's tables beside the talk's: `<experiment>/vs_talk.md`"
     own = (
-        " A dataset's column judges the talk's conclusions on that dataset's own cells (no published table to "
-        "compare with); rel: test MSE ÷ the variance of its test labels, comparable across datasets."
+        " A column of an experiment not compared with the talk's tables judges the talk's conclusions on its own "
+        "cells and its own grid; a claim whose side its grid lacks is not testable, and says which side."
         if datasets
         else ""
     )
-    return [
-        "## The talk's conclusions, per setup",
-        "",
-        f"See {rule}.{own}",
-        "",
-        matrix.conclusion_matrix(columns, other),
-    ]
+    how = (
+        "Each claim compares the best configuration of one side with the best of the other (best against best, "
+        "their test MSE paired by seed); the statistics section below pools every pair of models that differ in "
+        "one factor over the grid, so the two can word one effect differently."
+    )
+    return [*head, f"See {rule}.{own}", "", how, "", matrix.conclusion_matrix(columns, other)]
+
+
+def unchecked_lines(cells: pd.DataFrame, experiments: list[str], checked: set[str]) -> list[str]:
+    """The experiments the talk's conclusions are not checked on and why (a second chance is checked with the run it
+    continues, on C4)."""
+    lines = []
+    for name in (e for e in experiments if e not in checked):
+        sub = cells[cells["experiment"] == name]
+        why = "trains on shuffled labels" if shuffled_labels(sub).all() else ""
+        swept = sweep_axes(sub)
+        why = why or (f"sweeps {', '.join(swept)}" if swept else "")
+        if why:
+            lines.append(f"- Not checked on {name}: it {why}.")
+    return lines
 
 
 def summarize(
@@ -209,16 +229,21 @@ def summarize(
     """The Markdown summary of the whole study: `baseline` (config key baseline; needed where there are several
     experiments) is the base of comparisons, the others follow in the order of `experiments`. `setups`
     (experiments compared with the talk's main tables -> the second chance of their setup) and `datasets` (the
-    talk's grid on other data: experiment -> its dataset and second chance; genboost.config.study.Study.other_datasets)
-    add the matrix of the talk's conclusions."""
-    means = cell_means(cells)
+    other experiments checked on their own cells: experiment -> its dataset and second chance;
+    genboost.config.study.Study.judged_on_own_cells) are the columns of the talk's conclusions."""
+    means = with_relative(cell_means(cells), cells)
     if "epochs" not in means:  # else epochs is swept, a column of the means already
         config = config_columns(cells)
         means = means.merge(cells.groupby(config, dropna=False)["epochs"].max().reset_index(), on=config)
     per_exp = {e: means[means["experiment"] == e] for e in experiments}
     base_name = _baseline(experiments, baseline)
-    lines = ["# genboost summary", "", f"{len(cells)} trained models; test MSE is the mean over seeds (± std).", ""]
+    said = f"{len(cells)} trained models; test MSE is the mean over seeds (± std)."
+    lines = ["# genboost summary", "", said, "", MEANING, ""]
     lines += talk_section(cells, setups or {}, datasets)
+    notes = unchecked_lines(cells, experiments, {*(setups or {}), *(datasets or {})})
+    true_labels = [e for e in experiments if not shuffled_labels(cells[cells["experiment"] == e]).all()]
+    notes += scale.easy_split_lines(cells, true_labels)  # shuffled labels: train and test labels differ anyway
+    lines += [*notes, ""] if notes else []
     lines += best_section(base_name, per_exp[base_name])
     lines += effect_section(base_name, per_exp[base_name])
     lines += optimizer_section(base_name, per_exp[base_name])
@@ -256,9 +281,9 @@ def random_label_section(name: str, means: pd.DataFrame, base_name: str, base: p
         return [*lines, "Every configuration diverged.", ""]
     lines.append(
         f"- Lowest train MSE on shuffled labels: {fit['train_mean']:.4f} ({describe(fit)}), "
-        f"with test MSE {fit['mean']:.4f} on the real test labels"
+        f"with test MSE {fit['mean']:.4f}{rel_text(fit)} on the real test labels"
     )
     b = best(base)
     if b is not None:
-        lines.append(f"- The best of {base_name} on real labels: test MSE {b['mean']:.4f} ({describe(b)})")
+        lines.append(f"- The best of {base_name} on real labels: test MSE {b['mean']:.4f}{rel_text(b)} ({describe(b)})")
     return [*lines, ""]

@@ -1,11 +1,13 @@
 """The config keys that name other experiments, checked against the study's enabled experiments (each a
-`genboost.config.study.Experiment`): a run's `continues` and the summary's `baseline`. With them, the order of
+`genboost.config.study.Experiment`): a run's `continues` and the summary's `baseline`; and the one that names a
+published table, `reference_experiment`, checked against the experiment's dataset. With them, the order of
 the experiments in the config means nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from genboost.config.settings import experiment_defaults
 from genboost.errors import ConfigError
 
 
@@ -31,6 +33,21 @@ def check_continues(experiment, specs: dict, experiments: Sequence) -> None:
         raise ConfigError(
             f"{key}: {target!r} has another setup (preprocessing, model or train settings besides epochs): "
             f"a longer run of it must differ in its epochs only"
+        )
+
+
+def check_reference(experiment) -> None:
+    """An experiment compared with the published tables (its `reference_experiment` is one of theirs) runs on the
+    talk's data, the schema's default `dataset`: test MSEs on other data, on another label scale, say nothing
+    against the talk's numbers."""
+    talk = experiment_defaults()["dataset"]
+    if experiment.dataset != talk:
+        name = experiment.name
+        raise ConfigError(
+            f"config key experiments.{name}.reference_experiment: {experiment.reference_experiment!r} is a table of "
+            f"the talk, on the {talk} data (datasets.{talk}), but {name!r} runs on the {experiment.dataset} data "
+            f"(experiments.{name}.dataset): its test MSE cannot be compared with the talk's; set "
+            f"reference_experiment: none (the summary still checks the talk's conclusions on its own cells)"
         )
 
 

@@ -180,3 +180,21 @@ def _scalar(text: str):
     if _FLOAT.match(text):
         return float(text)
     return text
+
+
+def schedule_warnings(experiment) -> list[str]:
+    """Where a run is shorter than the cosine schedule's period `t_max`, so its learning rate never anneals to the
+    minimum (a shortened `epochs` or `sam_epochs` left with the default t_max): one warning per run-length key.
+    `experiment`: a genboost.config.study.Experiment (its name, grid, train settings and sweep)."""
+    name, levels = experiment.name, lambda key: experiment.sweep.get(key, (experiment.train[key],))
+    rhos = experiment.grid["rho"]
+    t_max = max(levels("t_max"))
+    said = []
+    for key, runs in (("epochs", any(r == 0 for r in rhos)), ("sam_epochs", any(r > 0 for r in rhos))):
+        shortest = min(levels(key))
+        if runs and t_max > shortest:
+            said.append(
+                f"experiments.{name}: train.t_max {t_max} exceeds train.{key} {shortest}: the cosine schedule "
+                f"stops before the learning rate anneals; set t_max: {shortest} to anneal within the run"
+            )
+    return said

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from genboost.config.datasets import dataset_settings, parsed
 from genboost.config.sweep import fmt_number as fmt_number
 from genboost.config.sweep import fmt_value as fmt_value
 from genboost.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # The config's list key of each grid axis: its plural (optimizers, lrs, wds, rhos, seeds).
 GRID_KEYS = {axis: f"{axis}s" for axis in AXES}
@@ -171,6 +174,8 @@ class Study:
         )
         for experiment in experiments:
             sweeping.check(experiment)
+            for warning in settings.schedule_warnings(experiment):
+                log.warning(warning)
             links.check_continues(experiment, config["experiments"], experiments)
         if not experiments:
             raise ConfigError("config key experiments: every experiment has enabled: false; nothing to run")
@@ -194,28 +199,40 @@ class Study:
         """The experiments compared with a published table that has these experiments, each with its `partner`
         (the talk's conclusions that need two experiments compare a second chance with the run it continues).
         Not one that sweeps a setting (genboost/config/sweep.py): the table holds one batch size, width... per
-        lr x wd cell."""
+        lr x wd cell. Each must run on the talk's data (`links.check_reference`)."""
+        compared = [e for e in self.experiments if e.reference_experiment in published and not e.sweep]
+        for e in compared:
+            links.check_reference(e)
+        return {e.name: self.partner(e) for e in compared}
+
+    def talk_experiments(self, compared: dict[str, Experiment | None]) -> dict[str, dict]:
+        """The experiments the talk's conclusions are checked on, each on its own grid (the summary's matrix; the
+        confirmation confirms the same): every enabled experiment that continues none (a second chance is judged
+        with the run it continues, on C4), sweeps nothing (a configuration of the talk is one model per seed) and
+        trains on true labels -> its dataset, its second chance (the experiment that continues it) or None, and
+        whether it is `published`: compared with the talk's tables (`compared`, `Study.compared`)."""
         return {
-            e.name: self.partner(e) for e in self.experiments if e.reference_experiment in published and not e.sweep
+            e.name: {
+                "dataset": e.dataset,
+                "second_chance": p.name if (p := self.partner(e)) else None,
+                "published": e.name in compared,
+            }
+            for e in self.experiments
+            if not (e.continues or e.sweep or e.train["shuffle_labels"])
         }
 
     def setups(self, compared: dict[str, Experiment | None]) -> dict[str, str | None]:
-        """The setups the talk's conclusions are checked on: each compared experiment that continues none ->
-        its `partner`, the experiment that continues it (its second chance), if any."""
-        return {n: p.name if p else None for n, p in compared.items() if not self.experiment(n).continues}
+        """The `talk_experiments` compared with the talk's tables -> their second chance, if any."""
+        return {n: t["second_chance"] for n, t in self.talk_experiments(compared).items() if t["published"]}
 
-    def other_datasets(self, compared: dict[str, Experiment | None]) -> dict[str, dict]:
-        """The setups' grid on other data, where the talk's conclusions are checked on the experiment's own cells:
-        each experiment not compared with a published table, continuing none, sweeping nothing, on true labels,
-        on a dataset no setup uses, whose grid (but its seeds) is a setup's -> its dataset and second chance."""
-        setups = [self.experiment(name) for name in self.setups(compared)]
-        grids, used = [_grid_but_seeds(e) for e in setups], {e.dataset for e in setups}
+    def judged_on_own_cells(self, compared: dict[str, Experiment | None]) -> dict[str, dict]:
+        """The other `talk_experiments`, whose verdicts come from their own cells alone (no published table of their
+        data or grid) -> their dataset and second chance."""
         return {
-            e.name: {"dataset": e.dataset, "second_chance": p.name if (p := self.partner(e)) else None}
-            for e in self.experiments
-            if e.name not in compared and not (e.continues or e.sweep or e.train["shuffle_labels"])
-            and e.dataset not in used and _grid_but_seeds(e) in grids
-        }  # fmt: skip
+            n: {"dataset": t["dataset"], "second_chance": t["second_chance"]}
+            for n, t in self.talk_experiments(compared).items()
+            if not t["published"]
+        }
 
     def partner(self, experiment: Experiment) -> Experiment | None:
         """The experiment it continues (config key `continues`), else the first by name that continues it; None
@@ -224,10 +241,6 @@ class Study:
             if e.name == experiment.continues or (e.continues and e.continues == experiment.name):
                 return e
         return None
-
-
-def _grid_but_seeds(experiment: Experiment) -> dict:
-    return {axis: experiment.grid[axis] for axis in CONFIG_AXES}
 
 
 def preprocess_id(preprocessing: dict) -> str:

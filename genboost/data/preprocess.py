@@ -37,16 +37,17 @@ def preprocess(
     scale="none",
     source: str | None = None,
 ) -> dict:
-    """Check the raw CSV (against the entry's `sha256` if it has one), split it (stratified for an ordinal
-    label), encode and scale it; write train/test CSVs and the manifest, which is returned. `dataset` is a
-    Dataset or a `datasets:` entry with its `name`. All three outputs appear together or not at all. `source`:
-    the file the user gave, which raw_csv copies (genboost.data.dataset.read_checked)."""
+    """Check the raw CSV (against the entry's `sha256` if it has one), split it (stratified on an ordinal
+    label's classes, or a numeric label's quantile bins), encode and scale it; write train/test CSVs and the
+    manifest, which is returned. `dataset` is a Dataset or a `datasets:` entry with its `name`. All three outputs
+    appear together or not at all. `source`: the file the user gave, which raw_csv copies
+    (genboost.data.dataset.read_checked)."""
     if isinstance(dataset, dict):
         dataset = Dataset.from_config(dataset["name"], dataset)
     _check_settings(test_fraction, scale)
     table, kept, source_sha256 = read_checked(raw_csv, dataset, source)
     labels = _labels(table[dataset.label], dataset)
-    train_idx, test_idx = _split(raw_csv, labels, dataset, test_fraction, split_seed)
+    train_idx, test_idx, split = _split(raw_csv, labels, dataset, test_fraction, split_seed)
     features, scaler = _encode(table, kept, dataset, train_idx, scale)
     manifest = {
         "dataset": dataset.name,
@@ -62,6 +63,7 @@ def preprocess(
         "drop_columns": list(dataset.drop),
         "test_fraction": test_fraction,
         "split_seed": split_seed,
+        "split": split,
     }
     # Each file is renamed into place only once all three are written, so an error leaves none.
     with ExitStack() as stack:
@@ -98,18 +100,37 @@ def _label_counts(labels: np.ndarray, dataset: Dataset, train_idx, test_idx) -> 
     }
 
 
+QUANTILE_BINS = 10  # a numeric label is stratified on (at most) this many quantile bins of its values
+
+
+def _strata(labels: np.ndarray, dataset: Dataset, test_fraction: float) -> tuple[np.ndarray, dict]:
+    """What the split stratifies on, and how (the manifest's `split`): an ordinal label's classes; a numeric
+    label's quantile bins (pd.qcut; tied values share a bin), as many as leave each bin two rows and the test
+    split a row per bin, so that train and test labels spread alike."""
+    if dataset.order is not None:
+        return labels, {"method": "stratified", "on": "label classes"}
+    n = len(labels)
+    bins = min(QUANTILE_BINS, n // 2, int(n * test_fraction), n - int(np.ceil(n * test_fraction)))
+    while bins > 1:
+        codes = pd.qcut(labels, bins, labels=False, duplicates="drop")
+        if np.bincount(codes).min() >= 2:
+            return codes, {"method": "stratified", "on": "label quantile bins", "bins": int(codes.max()) + 1}
+        bins -= 1
+    return None, {"method": "random", "on": None}  # too few rows or distinct values to bin
+
+
 def _split(raw_csv, labels: np.ndarray, dataset: Dataset, test_fraction: float, split_seed: int):
-    """Train and test row indices: stratified by class for an ordinal label, plain for a numeric one."""
+    """Train and test row indices and how they were drawn (`_strata`)."""
     from sklearn.model_selection import train_test_split
 
-    stratify = labels if dataset.order is not None else None
+    stratify, how = _strata(labels, dataset, test_fraction)
     try:
-        return train_test_split(
+        train, test = train_test_split(
             np.arange(len(labels)), test_size=test_fraction, random_state=split_seed, stratify=stratify
         )
     except ValueError as e:
-        how = "stratified " if stratify is not None else ""
-        raise DataError(f"cannot split {raw_csv} {how}with test_fraction {test_fraction}: {e}") from None
+        raise DataError(f"cannot split {raw_csv} ({how['method']}) with test_fraction {test_fraction}: {e}") from None
+    return train, test, how
 
 
 def _encode(

@@ -68,7 +68,8 @@ rule summary:
         baseline=STUDY.baseline,
         # the setups the talk's conclusions are checked on: main-like experiment -> its second chance
         setups=STUDY.setups(COMPARED),
-        # the setups' grid on other data, checked on its own cells: experiment -> its dataset and second chance
-        datasets=STUDY.other_datasets(COMPARED),
+        # the other experiments the talk's conclusions are checked on, each on its own cells and grid:
+        # experiment -> its dataset and second chance (with the setups: STUDY.talk_experiments)
+        datasets=STUDY.judged_on_own_cells(COMPARED),
     script:
         "../scripts/summary.py"
