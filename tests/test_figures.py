@@ -303,14 +303,12 @@ def curve_pixels(png: Path, fig: Figure, color) -> int:
     return int((np.abs(inside - np.asarray(color[:3])).max(axis=-1) < 0.05).sum())
 
 
-@pytest.mark.parametrize("epochs", [[10], [10, 20]])
-def test_a_learning_curve_of_one_or_two_points_is_drawn(tmp_path, epochs):
+def test_a_learning_curve_of_one_or_two_points_is_drawn(tmp_path):
     """A curve of one point (sam_epochs 10, curve_every 10) shows where its legend says; two points get markers
     too; a longer curve is a plain line."""
-    short = dict(
-        label="SGD, SAM", epochs=epochs, train_mse=[1.0, 0.5][: len(epochs)], test_mse=[2.0, 1.0][: len(epochs)]
-    )
+    one = dict(label="SGD, SAM", epochs=[20], train_mse=[3.0], test_mse=[4.0])  # apart from the others
+    two = dict(label="ADAM, SAM", epochs=[10, 20], train_mse=[1.0, 0.5], test_mse=[2.0, 1.0])
     long = dict(label="SGD", epochs=[10, 20, 30], train_mse=[1.0, 0.8, 0.6], test_mse=[2.0, 1.5, 1.2])
-    fig = learning_curves([short, long], tmp_path / "c.png", tmp_path / "c.pdf")
-    assert [line.get_marker() for line in fig.axes[0].lines] == ["o", "None"]
+    fig = learning_curves([one, two, long], tmp_path / "c.png", tmp_path / "c.pdf")
+    assert [line.get_marker() for line in fig.axes[0].lines] == ["o", "o", "None"]
     assert curve_pixels(tmp_path / "c.png", fig, fig.axes[0].lines[0].get_color()) > 10
