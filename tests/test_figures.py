@@ -261,3 +261,54 @@ def test_a_study_with_one_configuration_and_one_seed_draws_its_figures(tmp_path,
     assert train == [pytest.approx([0.801 / 2, 0.801 / 4])] and test == [pytest.approx([0.801, 0.801 / 2])]
     with pytest.raises(ValueError, match="no curves to plot"):
         learning_curves([], tmp_path / "c.png", tmp_path / "c.pdf")
+
+
+def one_panel(means: list[list[float]]) -> pd.DataFrame:
+    """One seed of SGD without SAM whose test MSE at (LRS[i], WDS[j]) is means[i][j]."""
+    cell = dict(experiment="main", optimizer="sgd", rho=0.0, seed=0, diverged=False)
+    rows = [
+        {**cell, "lr": lr, "wd": wd, "test_mse": v, "train_mse": v}
+        for lr, row in zip(LRS, means, strict=False)
+        for wd, v in zip(WDS, row, strict=True)
+    ]
+    return pd.DataFrame(rows)
+
+
+def heatmap_texts(cells, tmp_path, monkeypatch) -> list[str]:
+    monkeypatch.setattr(figures, "save", lambda *_: None)  # what is drawn, not saved
+    fig = heatmap_grid(cells, tmp_path / "h.png", tmp_path / "h.pdf")
+    return [t.get_text() for ax in panels(fig) for t in ax.texts]
+
+
+def test_heatmap_numbers_tell_neighbouring_cells_apart(tmp_path, monkeypatch):
+    """Cells side by side (14.71, 14.74) or one above the other (14.74, 14.738) get as many digits as it takes to
+    differ; cells that differ at 3 digits keep 3; equal means may read the same."""
+    texts = heatmap_texts(one_panel([[14.71, 14.74], [14.8, 14.738]]), tmp_path, monkeypatch)
+    assert texts == ["14.71", "14.74", "14.8", "14.738"]  # "g" drops trailing zeros
+    assert heatmap_texts(one_panel([[14.71, 14.94], [15.8, 14.5]]), tmp_path, monkeypatch) == [
+        "14.7", "14.9", "15.8", "14.5"
+    ]  # fmt: skip
+    assert heatmap_texts(one_panel([[2.5, 2.5], [0.8011, 0.8012]]), tmp_path, monkeypatch) == [
+        "2.5", "2.5", "0.8011", "0.8012"
+    ]  # fmt: skip
+    assert figures.label_digits([pd.DataFrame([[1.0, 1.0 + 1e-12]])]) == figures.LABEL_DIGITS[-1]  # at most
+
+
+def curve_pixels(png: Path, fig: Figure, color) -> int:
+    """How many pixels of `color` the PNG shows inside the figure's first axes (its legend is outside them)."""
+    image = drawn_png(png)[..., :3]
+    x0, y0, x1, y1 = fig.axes[0].get_position().extents
+    rows, cols = image.shape[:2]
+    inside = image[round((1 - y1) * rows) : round((1 - y0) * rows), round(x0 * cols) : round(x1 * cols)]
+    return int((np.abs(inside - np.asarray(color[:3])).max(axis=-1) < 0.05).sum())
+
+
+def test_a_learning_curve_of_one_or_two_points_is_drawn(tmp_path):
+    """A curve of one point (sam_epochs 10, curve_every 10) shows where its legend says; two points get markers
+    too; a longer curve is a plain line."""
+    one = dict(label="SGD, SAM", epochs=[20], train_mse=[3.0], test_mse=[4.0])  # apart from the others
+    two = dict(label="ADAM, SAM", epochs=[10, 20], train_mse=[1.0, 0.5], test_mse=[2.0, 1.0])
+    long = dict(label="SGD", epochs=[10, 20, 30], train_mse=[1.0, 0.8, 0.6], test_mse=[2.0, 1.5, 1.2])
+    fig = learning_curves([one, two, long], tmp_path / "c.png", tmp_path / "c.pdf")
+    assert [line.get_marker() for line in fig.axes[0].lines] == ["o", "o", "None"]
+    assert curve_pixels(tmp_path / "c.png", fig, fig.axes[0].lines[0].get_color()) > 10

@@ -25,6 +25,11 @@ from genboost.config.study import AXIS_TYPES, CONFIG_AXES, IN_TABLE_AXES, TABLE_
 from genboost.files import atomic_path
 
 WIDE_RANGE = 10.0  # max / min of the values above which a color or y scale is logarithmic
+# Significant digits of a heatmap cell's number: the fewest from the first that tell every two neighbouring cells
+# with different means apart, at most the last (means closer than that read as equal).
+LABEL_DIGITS = range(3, 7)
+# A learning curve of at most this many points is drawn with markers: a line through one point draws nothing.
+FEW_POINTS = 2
 CMAP = "viridis"
 DIVERGED_HATCH = "xx"
 
@@ -97,14 +102,17 @@ def heatmap_grid(cells: pd.DataFrame, path_png, path_pdf, title: str | None = No
     opts, rhos = panel_rows(cells), sorted(means["rho"].unique())
     lrs, wds = sorted(means["lr"].unique()), sorted(means["wd"].unique())
     norm = shared_norm(means["mean"])
+    selections = {(i, j): _at(means[means["rho"] == rho], opt, levels)
+                  for i, (opt, levels) in enumerate(opts) for j, rho in enumerate(rhos)}  # fmt: skip
+    digits = label_digits([_grid(sel, "mean", lrs, wds) for sel in selections.values()])
     overall = best(means)
     size = (max(6.0, 1.5 + 0.75 * len(wds) * len(rhos)), max(4.0, 1.2 + 0.45 * len(lrs) * len(opts)))
     fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(len(opts), len(rhos), squeeze=False, sharex=True, sharey=True)
     for (i, (opt, levels)), (j, rho) in ((a, b) for a in enumerate(opts) for b in enumerate(rhos)):
         ax = axes[i, j]
-        sel = _at(means[means["rho"] == rho], opt, levels)
-        image = _heatmap_panel(ax, sel, lrs, wds, norm, overall)
+        sel = selections[i, j]
+        image = _heatmap_panel(ax, sel, lrs, wds, norm, overall, digits)
         ax.set_title(_panel_title(opt, rho, levels), fontsize=9)
         ax.set_xlabel("weight decay" if i == len(opts) - 1 else "")
         ax.set_ylabel("learning rate" if j == 0 else "")
@@ -119,9 +127,30 @@ def heatmap_grid(cells: pd.DataFrame, path_png, path_pdf, title: str | None = No
     return fig
 
 
-def _heatmap_panel(ax, sel: pd.DataFrame, lrs, wds, norm: Normalize, best):
-    grid = sel.pivot(index="lr", columns="wd", values="mean").reindex(index=lrs, columns=wds)
-    diverged = sel.pivot(index="lr", columns="wd", values="diverged").reindex(index=lrs, columns=wds)
+def _grid(sel: pd.DataFrame, values: str, lrs, wds) -> pd.DataFrame:
+    """One panel's `values`, rows lr, columns wd (NaN where the panel has no such configuration)."""
+    return sel.pivot(index="lr", columns="wd", values=values).reindex(index=lrs, columns=wds)
+
+
+def label_digits(grids: list[pd.DataFrame]) -> int:
+    """The significant digits of the heatmap's numbers (LABEL_DIGITS): the fewest at which every two cells side
+    by side or one above the other in a panel, both with a mean, that differ in value differ in their text."""
+    arrays = [g.to_numpy(dtype=float) for g in grids]
+    neighbours = [pair for a in arrays for pair in ((a[:, 1:], a[:, :-1]), (a[1:, :], a[:-1, :]))]
+    for digits in LABEL_DIGITS:
+        if not any(_same_text(x, y, digits) for x, y in neighbours):
+            return digits
+    return LABEL_DIGITS[-1]
+
+
+def _same_text(x: np.ndarray, y: np.ndarray, digits: int) -> bool:
+    """Whether some pair of values (x[k], y[k]), both numbers and different, reads the same at `digits`."""
+    return any(a != b and f"{a:.{digits}g}" == f"{b:.{digits}g}" for a, b in zip(x.flat, y.flat, strict=True)
+               if not (math.isnan(a) or math.isnan(b)))  # fmt: skip
+
+
+def _heatmap_panel(ax, sel: pd.DataFrame, lrs, wds, norm: Normalize, best, digits: int):
+    grid, diverged = _grid(sel, "mean", lrs, wds), _grid(sel, "diverged", lrs, wds)
     cmap = mpl.colormaps[CMAP].with_extremes(bad="white")
     image = ax.imshow(
         np.ma.masked_invalid(grid.to_numpy(dtype=float)), norm=norm, cmap=cmap, origin="lower", aspect="auto"
@@ -132,7 +161,9 @@ def _heatmap_panel(ax, sel: pd.DataFrame, lrs, wds, norm: Normalize, best):
             ax.add_patch(_box(x, y, facecolor="0.85", edgecolor="0.4", hatch=DIVERGED_HATCH, gid="diverged"))
         elif not math.isnan(value):
             dark = norm(value) < 0.55  # viridis is dark at the low end
-            ax.text(x, y, f"{value:.3g}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+            ax.text(
+                x, y, f"{value:.{digits}g}", ha="center", va="center", fontsize=7, color="white" if dark else "black"
+            )
         if best is not None and best.name in sel.index and (best["lr"], best["wd"]) == (lr, wd):
             ax.add_patch(_box(x, y, facecolor="none", edgecolor="red", linewidth=2, gid="best"))
     ax.set_xticks(range(len(wds)), [fmt_number(w) for w in wds], fontsize=7)
@@ -243,7 +274,8 @@ def learning_curves(
     colors = mpl.colormaps["tab10"](np.arange(len(curves)) % 10)
     for ax, key, name in zip(axes, ("train_mse", "test_mse"), ("train MSE", "test MSE"), strict=True):
         for c, color in zip(curves, colors, strict=True):
-            ax.plot(c["epochs"], c[key], color=color, linewidth=1.2, label=c["label"])
+            marker = "o" if len(c["epochs"]) <= FEW_POINTS else None
+            ax.plot(c["epochs"], c[key], color=color, linewidth=1.2, marker=marker, markersize=4, label=c["label"])
         ax.set_yscale("log")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")

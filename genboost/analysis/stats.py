@@ -11,6 +11,7 @@ carried by one outlying seed, the Wilcoxon alone ignores how large the differenc
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -91,14 +92,32 @@ def _scipy_stats():
     return stats
 
 
+@functools.cache
+def _t_quantile(confidence: float, dof: int) -> float:
+    """The two-sided Student-t quantile of a confidence interval: the same few (confidence, seeds) come back for
+    every configuration, and scipy's distribution call costs ~1 ms each time."""
+    return float(_scipy_stats().t.ppf(0.5 + confidence / 2, dof))
+
+
 def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Student-t confidence interval of the mean; (nan, nan) with fewer than 2 values."""
     n = len(values)
     if n < 2:
         return math.nan, math.nan
     mean, sem = float(np.mean(values)), float(np.std(values, ddof=1)) / math.sqrt(n)
-    half = float(_scipy_stats().t.ppf(0.5 + confidence / 2, n - 1)) * sem
+    half = _t_quantile(confidence, n - 1) * sem
     return mean - half, mean + half
+
+
+def _groups(cells: pd.DataFrame, keys: list[str]) -> tuple[list[tuple], list[np.ndarray]]:
+    """The groups of `cells` by `keys` (NaN a key of its own, as groupby's dropna=False): their keys in sorted
+    order and, for each, its rows' positions in the frame's order (those pandas' groupby gives, without
+    building a frame per group)."""
+    grouped = cells.groupby(keys, sort=True, dropna=False)
+    codes = grouped.ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return list(grouped.size().index), np.split(order, bounds) if len(order) else []
 
 
 def cell_stats(cells: pd.DataFrame, value: str = "test_mse", intervals: bool = True) -> pd.DataFrame:
@@ -106,15 +125,15 @@ def cell_stats(cells: pd.DataFrame, value: str = "test_mse", intervals: bool = T
     (the CI also NaN with intervals=False)."""
     _check_unique(cells)
     config = config_columns(cells)
-    cells = cells.assign(_div=is_diverged(cells))
+    values, diverged = cells[value].to_numpy(dtype=float), is_diverged(cells).to_numpy(dtype=bool)
     rows = []
-    for key, g in cells.groupby(config, sort=True, dropna=False):  # NaN: a setting another experiment sweeps
-        vals = g[value].to_numpy(dtype=float)
-        bad = bool(g["_div"].any())
+    for key, rows_of in zip(*_groups(cells, config), strict=True):  # NaN: a setting another experiment sweeps
+        vals, divs = values[rows_of], diverged[rows_of]
+        bad = bool(divs.any())
         mean = math.nan if bad else float(np.mean(vals))
         std = math.nan if bad or len(vals) < 2 else float(np.std(vals, ddof=1))
         lo, hi = t_interval(vals) if intervals and not bad else (math.nan, math.nan)
-        rows.append([*key, len(g), int(g["_div"].sum()), mean, std, lo, hi])
+        rows.append([*key, len(vals), int(divs.sum()), mean, std, lo, hi])
     return pd.DataFrame(rows, columns=[*config, "n", "diverged", "mean", "std", "ci_low", "ci_high"])
 
 
@@ -169,12 +188,31 @@ def _label(factor: str, treat, control) -> str:
     return f"{factor}={fmt_value(factor, treat)} vs {factor}={fmt_value(factor, control)}"
 
 
-def _pair(sub: pd.DataFrame, column: str, treat, control, keys: list[str]) -> tuple[np.ndarray, int]:
-    """(treatment - control test MSE of the complete pairs, number of pairs dropped for divergence)."""
-    t, c = sub[sub[column] == treat], sub[sub[column] == control]
-    m = t.merge(c, on=["experiment", *keys, "seed"], suffixes=("_t", "_c"))
-    ok = ~(m["_div_t"] | m["_div_c"])
-    return (m.loc[ok, "test_mse_t"] - m.loc[ok, "test_mse_c"]).to_numpy(dtype=float), int((~ok).sum())
+class _Pairs:
+    """One scope of `paired`'s cells as arrays, to pair a factor's treatment and control rows by boolean masks
+    rather than a pandas merge per comparison (the merge's pairs, in its order: the treatment rows')."""
+
+    def __init__(self, data: pd.DataFrame, column: str, keys: list[str]):
+        self.level = data[column].to_numpy()
+        self.optimizer = data["optimizer"].to_numpy()
+        self.experiment = data["experiment"].to_numpy()
+        self.test_mse = data["test_mse"].to_numpy(dtype=float)
+        self.diverged = data["_div"].to_numpy(dtype=bool)
+        # a pair's shared coordinates as one integer (NaN, a setting another experiment sweeps, pairs with NaN)
+        self.key = data.groupby(["experiment", *keys, "seed"], sort=False, dropna=False).ngroup().to_numpy()
+        self.partner = np.full(self.key.max() + 1 if len(self.key) else 0, -1)
+
+    def pair(self, rows: np.ndarray, treat, control) -> tuple[np.ndarray, int]:
+        """(treatment - control test MSE of the complete pairs among `rows`, number of pairs dropped for
+        divergence)."""
+        t = np.flatnonzero(rows & (self.level == treat))
+        c = np.flatnonzero(rows & (self.level == control))
+        self.partner[self.key[c]] = c
+        matched = self.partner[self.key[t]]
+        self.partner[self.key[c]] = -1
+        t, c = t[matched >= 0], matched[matched >= 0]
+        ok = ~(self.diverged[t] | self.diverged[c])
+        return self.test_mse[t[ok]] - self.test_mse[c[ok]], int((~ok).sum())
 
 
 def _at_best_lr(cells: pd.DataFrame) -> pd.DataFrame:
@@ -196,13 +234,16 @@ def paired(cells: pd.DataFrame, factor: str) -> pd.DataFrame:
     column, contrasts, keys = _levels(factor, cells)
     cells = cells.assign(_div=is_diverged(cells))
     scopes = {"all": cells, "best": _at_best_lr(cells)}
+    # lr is set by the optimizer at its best lr: no pairing key there
+    pairs = {lrs: _Pairs(data, column, [k for k in keys if not (lrs == "best" and k == "lr")])
+             for lrs, data in scopes.items()}  # fmt: skip
     opts = ["all"] if factor == "optimizer" else ["all", *sorted(cells["optimizer"].unique())]
     rows = []
-    for (lrs, data), (treat, control), opt in ((s, c, o) for s in scopes.items() for c in contrasts for o in opts):
-        sub = data if opt == "all" else data[data["optimizer"] == opt]
-        pair_keys = [k for k in keys if not (lrs == "best" and k == "lr")]  # lr is set by the optimizer there
-        for exp, part in sub.groupby("experiment", sort=True):
-            diff, dropped = _pair(part, column, treat, control, pair_keys)
+    for lrs, (treat, control), opt in ((s, c, o) for s in scopes for c in contrasts for o in opts):
+        p = pairs[lrs]
+        chosen = np.ones(len(p.key), dtype=bool) if opt == "all" else p.optimizer == opt
+        for exp in sorted(set(p.experiment[chosen])):
+            diff, dropped = p.pair(chosen & (p.experiment == exp), treat, control)
             if len(diff) + dropped == 0:
                 continue
             label = _label(factor, treat, control)

@@ -1,0 +1,76 @@
+"""bench_edits: the jobs a Snakemake run started and the counts their logs report, and one edit end to end."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from bench_edits import logged_counts, main, report, started_jobs  # noqa: E402
+
+OUTPUT = """
+Building DAG of jobs...
+[Mon Dec  7 04:50:43 2026]
+localrule train_main:
+    output: results/main/jobs/train/optimizer=sgd/rho=0/part=1of2.json
+    log: results/logs/main/train/optimizer=sgd/rho=0/part=1of2.log
+    jobid: 7
+    wildcards: optimizer=sgd, rho=0, part=1of2
+[Mon Dec  7 04:50:50 2026]
+rule measure_main:
+    log: results/logs/main/measure/optimizer=sgd/rho=0/part=1of2.log
+    jobid: 12
+    wildcards: optimizer=sgd, rho=0, part=1of2
+localrule summary:
+    log: results/logs/summary.log
+    jobid: 3
+localrule all:
+    jobid: 0
+"""
+TRAIN_LOG = """2026-12-07 04:50:44,007 INFO job of 96 cells: 72 in the store, 24 to train on cpu
+2026-12-07 04:50:58,313 INFO trained 24, reused 72
+"""
+MEASURE_LOG = """2026-12-07 04:51:03,847 INFO sharpness_radii: measured 0, reused 96
+2026-12-07 04:51:03,848 INFO hessian_iters: measured 0, reused 96
+2026-12-07 04:51:09,001 INFO pacbayes: measured 96, reused 0
+"""
+
+
+def test_the_jobs_a_run_started_and_their_logged_counts():
+    jobs = started_jobs(OUTPUT)
+    assert [(j.rule, j.wildcards, j.log) for j in jobs] == [
+        ("train_main", "optimizer=sgd, rho=0, part=1of2", "results/logs/main/train/optimizer=sgd/rho=0/part=1of2.log"),
+        ("measure_main", "optimizer=sgd, rho=0, part=1of2",
+         "results/logs/main/measure/optimizer=sgd/rho=0/part=1of2.log"),
+        ("summary", "", "results/logs/summary.log"),
+    ]  # fmt: skip
+    assert logged_counts(TRAIN_LOG) == ["trained 24, reused 72"]
+    assert logged_counts(MEASURE_LOG) == [
+        "sharpness_radii: measured 0, reused 96",
+        "hessian_iters: measured 0, reused 96",
+        "pacbayes: measured 96, reused 0",
+    ]
+    jobs[0].counts, jobs[1].counts = logged_counts(TRAIN_LOG), logged_counts(MEASURE_LOG)
+    printed = report({"edit": "main.seeds: [0, 1, 2, 3]", "wall_s": 12.34, "jobs": [vars(j) for j in jobs]})
+    assert printed.splitlines() == [
+        "main.seeds: [0, 1, 2, 3]: 12.3 s; ran train_main, measure_main, summary",
+        "  train_main (optimizer=sgd, rho=0, part=1of2): trained 24, reused 72",
+        "  measure_main (optimizer=sgd, rho=0, part=1of2): sharpness_radii: measured 0, reused 96; "
+        "hessian_iters: measured 0, reused 96; pacbayes: measured 96, reused 0",
+    ]
+
+
+@pytest.mark.slow
+def test_edits_on_a_copy_of_a_finished_study(unpacked_run, tmp_path):
+    """On the tiny finished study: nothing changed plans nothing, a comment in compare/summary.py reruns nothing
+    (fingerprints hash code, not comments), a new seed trains only its own models; the study is left as it was."""
+    before = {p: p.stat().st_mtime_ns for p in unpacked_run.rglob("*") if p.is_file()}
+    out = tmp_path / "edits.json"
+    nothing, comment, seeds = main([str(unpacked_run), "--edits", "nothing", "summary_comment", "seeds",
+                                    "--out", str(out)])  # fmt: skip
+    assert nothing["jobs"] == [] and comment["jobs"] == []
+    trained = [j for j in seeds["jobs"] if j["rule"] == "train_main"]
+    assert len(trained) == 6 and all(j["counts"] == ["trained 1, reused 0"] for j in trained)  # seeds 1-3, 2 cells
+    assert {"measure_main", "aggregate_main", "summary"} <= {j["rule"] for j in seeds["jobs"]}
+    assert out.is_file() and {p: p.stat().st_mtime_ns for p in unpacked_run.rglob("*") if p.is_file()} == before
