@@ -12,7 +12,8 @@ from genboost.analysis.best import best
 from genboost.analysis.formats import number, sam_label
 from genboost.analysis.stats import config_columns, csv_flags, sweep_axes
 from genboost.analysis.tables import cell_means, measure_columns
-from genboost.compare import matrix
+from genboost.compare import confirm_report, matrix
+from genboost.compare.conclusions import evaluate
 from genboost.config.optimizers import in_order, label
 from genboost.config.study import CONFIG_AXES, fmt_number, fmt_value
 from genboost.config.sweep import SWEEPABLE
@@ -170,10 +171,15 @@ def versus_section(name: str, means: pd.DataFrame, base_name: str, base: pd.Data
 
 
 def talk_section(
-    cells: pd.DataFrame, setups: dict[str, str | None], datasets: dict[str, dict] | None = None
+    cells: pd.DataFrame,
+    setups: dict[str, str | None],
+    datasets: dict[str, dict] | None = None,
+    confirmations: dict[str, tuple[pd.DataFrame, float]] | None = None,
 ) -> list[str]:
     """The talk's four conclusions checked in each setup (main-like experiment -> its second chance, or None) and
-    on each dataset (experiment -> {"dataset": its dataset, "second_chance": its second chance or None})."""
+    on each dataset (experiment -> {"dataset": its dataset, "second_chance": its second chance or None}):
+    confirmed on fresh seeds where `confirmations` has the experiment (-> its fresh models' rows and the margin
+    in test MSE), and as the grid's seeds judge them (the selection)."""
     datasets = datasets or {}
     if not setups and not datasets:
         return []
@@ -182,7 +188,8 @@ def talk_section(
         return cells[cells["experiment"] == name], cells[cells["experiment"] == second] if second else None
 
     columns = {name: frames(name, second) for name, second in setups.items()}
-    other = {f"{n} ({d['dataset']} data)": frames(n, d.get("second_chance")) for n, d in datasets.items()}
+    titles = {name: name for name in setups} | {n: f"{n} ({d['dataset']} data)" for n, d in datasets.items()}
+    other = {titles[n]: frames(n, d.get("second_chance")) for n, d in datasets.items()}
     rule = "the verdicts' rule and each setup's tables beside the talk's: `<experiment>/vs_talk.md`"
     own = (
         " A dataset's column judges the talk's conclusions on that dataset's own cells (no published table to "
@@ -195,8 +202,43 @@ def talk_section(
         "",
         f"See {rule}.{own}",
         "",
+        *confirmed_matrix(
+            {
+                titles[n]: (*frames(n, s), *confirmations[n], n)
+                for n, s in _seconds(setups, datasets).items()
+                if n in (confirmations or {})
+            }  # fmt: skip
+        ),
+        SELECTION if confirmations else SELECTION + NOT_CONFIRMED,
+        "",
         matrix.conclusion_matrix(columns, other),
     ]
+
+
+# How the matrix of the grid's verdicts is labelled: the verdicts of the seeds that picked the configurations.
+SELECTION = "### On the grid's seeds (the selection)"
+NOT_CONFIRMED = ": no confirmation on fresh seeds (config key confirm is null)"
+
+
+def _seconds(setups: dict[str, str | None], datasets: dict[str, dict]) -> dict[str, str | None]:
+    return {**setups, **{n: d.get("second_chance") for n, d in datasets.items()}}
+
+
+def confirmed_matrix(columns: dict[str, tuple]) -> list[str]:
+    """The matrix of the conclusions confirmed on fresh seeds (title -> (main-like cells, second chance's or None,
+    fresh models' rows, margin in test MSE, experiment)), then each experiment's winner's curse in one line."""
+    if not columns:
+        return []
+    judged = {title: confirm_report.confirm(evaluate(main, second), fresh, m)
+              for title, (main, second, fresh, m, _) in columns.items()}  # fmt: skip
+    first = next(iter(judged.values()))
+    rows = [[f"{c.key}: {c.text}", *(confirm_report.verdict_cell(judged[t][i]) for t in judged)]
+            for i, c in enumerate(first)]  # fmt: skip
+    seeds = {t: columns[t][2]["seed"].nunique() for t in columns}
+    table = tabulate(rows, headers=["conclusion", *judged], tablefmt="github", disable_numparse=True)
+    curse = [confirm_report.curse_line(columns[t][4], judged[t], seeds[t]) for t in judged]
+    counts = "/".join(sorted({str(n) for n in seeds.values()}))
+    return [f"### Confirmed on {counts} fresh seeds", "", table, "", "The winner's curse:", "", *curse, ""]
 
 
 def summarize(
@@ -205,12 +247,14 @@ def summarize(
     setups: dict[str, str | None] | None = None,
     datasets: dict[str, dict] | None = None,
     baseline: str | None = None,
+    confirmations: dict[str, tuple[pd.DataFrame, float]] | None = None,
 ) -> str:
     """The Markdown summary of the whole study: `baseline` (config key baseline; needed where there are several
     experiments) is the base of comparisons, the others follow in the order of `experiments`. `setups`
     (experiments compared with the talk's main tables -> the second chance of their setup) and `datasets` (the
     talk's grid on other data: experiment -> its dataset and second chance; genboost.config.study.Study.other_datasets)
-    add the matrix of the talk's conclusions."""
+    add the matrix of the talk's conclusions; `confirmations` (experiment -> its picks' models on fresh seeds and
+    the margin in test MSE) the matrix of their confirmation."""
     means = cell_means(cells)
     if "epochs" not in means:  # else epochs is swept, a column of the means already
         config = config_columns(cells)
@@ -218,7 +262,7 @@ def summarize(
     per_exp = {e: means[means["experiment"] == e] for e in experiments}
     base_name = _baseline(experiments, baseline)
     lines = ["# genboost summary", "", f"{len(cells)} trained models; test MSE is the mean over seeds (± std).", ""]
-    lines += talk_section(cells, setups or {}, datasets)
+    lines += talk_section(cells, setups or {}, datasets, confirmations)
     lines += best_section(base_name, per_exp[base_name])
     lines += effect_section(base_name, per_exp[base_name])
     lines += optimizer_section(base_name, per_exp[base_name])

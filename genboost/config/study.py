@@ -107,6 +107,12 @@ class Experiment:
     def cells(self) -> list[Cell]:
         return [self.cell(**c) for c in self.coordinates()]
 
+    def fresh_cells(self, config: dict[str, str], seeds) -> list[Cell]:
+        """One configuration's cells at `seeds` (seeds outside the grid: the confirmation stage's), from the
+        canonical text of its every axis but the seed."""
+        values = {a: self._lookup(a, config[a]) for a in self.axes[:-1]}
+        return [self.cell(**values, seed=seed) for seed in seeds]
+
     def wildcards(self, cell: Cell) -> dict:
         """axis -> canonical text of the cell's value, the swept settings included."""
         return {**wildcards_of(cell), **{k: fmt_value(k, sweeping.level_of(cell, k)) for k in self.sweep}}
@@ -152,6 +158,7 @@ class Study:
     experiments: tuple[Experiment, ...]
     analysis: dict
     baseline: str  # the experiment the summary compares every other one with (config key baseline)
+    confirm: dict | None = None  # config key confirm, its defaults filled in; None: no confirmation stage
 
     @classmethod
     def from_config(cls, config: dict) -> Study:
@@ -178,7 +185,9 @@ class Study:
         results = config.get("results", settings.defaults()["results"])
         results = os.path.normpath(str(results))  # ./out, out/ and out are one folder
         baseline = links.baseline(config.get("baseline"), experiments, config["experiments"])
-        return cls(results=results, experiments=experiments, analysis=analysis, baseline=baseline)
+        confirm = config.get("confirm", {})
+        confirm = None if confirm is None else settings.filled(confirm, "properties", "confirm", "then")
+        return cls(results=results, experiments=experiments, analysis=analysis, baseline=baseline, confirm=confirm)
 
     def experiment(self, name: str) -> Experiment:
         for e in self.experiments:
@@ -216,6 +225,24 @@ class Study:
             if e.name not in compared and not (e.continues or e.sweep or e.train["shuffle_labels"])
             and e.dataset not in used and _grid_but_seeds(e) in grids
         }  # fmt: skip
+
+    def confirmed(self, compared: dict[str, Experiment | None]) -> dict[str, str | None]:
+        """The experiments whose claims the confirmation stage trains again on fresh seeds: wherever the summary
+        judges the talk's conclusions (`setups` and `other_datasets`), each -> its second chance or None; none
+        when config key confirm is null. Refuses fresh seeds that are grid seeds of these experiments."""
+        if self.confirm is None:
+            return {}
+        judged = {**self.setups(compared), **{n: d["second_chance"] for n, d in self.other_datasets(compared).items()}}
+        for name in sorted({*judged, *(s for s in judged.values() if s)}):
+            links.check_fresh_seeds(self.fresh_seeds(), name, self.experiment(name).grid["seed"])
+        return judged
+
+    def fresh_seeds(self) -> tuple[int, ...]:
+        """The confirmation stage's seeds (config keys confirm.first_seed and confirm.seeds); none when it is off."""
+        if self.confirm is None:
+            return ()
+        first = self.confirm["first_seed"]
+        return tuple(range(first, first + self.confirm["seeds"]))
 
     def partner(self, experiment: Experiment) -> Experiment | None:
         """The experiment it continues (config key `continues`), else the first by name that continues it; None

@@ -3,10 +3,12 @@
 
 rule vs_talk:
     input:
+        # and its setup's confirmation on fresh seeds, where it has one
         unpack(
-            lambda wildcards: wiring.vs_talk_inputs(
-                R, COMPARED, REFERENCE, wildcards.experiment
-            )
+            lambda wildcards: {
+                **wiring.vs_talk_inputs(R, COMPARED, REFERENCE, wildcards.experiment),
+                **wiring.confirm_inputs(STUDY, CONFIRMED, wildcards.experiment),
+            }
         ),
     output:
         **{
@@ -45,6 +47,8 @@ rule vs_talk:
         continues_partner=lambda wildcards: bool(
             STUDY.experiment(wildcards.experiment).continues
         ),
+        # the confirmation's margin, in units of the test labels' variance (config key confirm.margin)
+        margin=STUDY.confirm and STUDY.confirm["margin"],
     script:
         "../scripts/vs_talk.py"
 
@@ -52,6 +56,9 @@ rule vs_talk:
 rule summary:
     input:
         cells=[wiring.cells_path(R, e.name) for e in STUDY.experiments],
+        # each confirmed experiment's fresh models and test split (for the margin), in CONFIRMED's order
+        fresh=[wiring.fresh_path(R, e) for e in CONFIRMED],
+        test_data=[wiring.confirm_inputs(STUDY, CONFIRMED, e)["test_data"] for e in CONFIRMED],
     output:
         report(
             wiring.summary_path(R),
@@ -70,5 +77,7 @@ rule summary:
         setups=STUDY.setups(COMPARED),
         # the setups' grid on other data, checked on its own cells: experiment -> its dataset and second chance
         datasets=STUDY.other_datasets(COMPARED),
+        confirmed=list(CONFIRMED),
+        margin=STUDY.confirm and STUDY.confirm["margin"],
     script:
         "../scripts/summary.py"
