@@ -58,7 +58,9 @@ rule summary:
         cells=[wiring.cells_path(R, e.name) for e in STUDY.experiments],
         # each confirmed experiment's fresh models and test split (for the margin), in CONFIRMED's order
         fresh=[wiring.fresh_path(R, e) for e in CONFIRMED],
-        test_data=[wiring.confirm_inputs(STUDY, CONFIRMED, e)["test_data"] for e in CONFIRMED],
+        test_data=[
+            wiring.confirm_inputs(STUDY, CONFIRMED, e)["test_data"] for e in CONFIRMED
+        ],
     output:
         report(
             wiring.summary_path(R),
