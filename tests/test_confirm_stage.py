@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from workflow_helpers import checked_config, repo_config
 
-from genboost import wiring
+from genboost import wiring_confirm
 from genboost.compare import selection, summary
 from genboost.compare.conclusions import evaluate
 from genboost.config.study import Study
@@ -105,18 +105,18 @@ def test_a_fresh_job_is_one_configuration_at_every_fresh_seed(config):
     study = study_of(config)
     second = study.experiment("second_chance")
     names = {"optimizer": "adam", "lr": "0.003", "wd": "0.0001", "rho": "0.02"}
-    assert wiring.fresh_job(second, "r").format(**names) == (
+    assert wiring_confirm.fresh_job(second, "r").format(**names) == (
         "r/second_chance/confirm/jobs/optimizer=adam/lr=0.003/wd=0.0001/rho=0.02.json"
     )
-    cells = wiring.fresh_params(study, second, names)
+    cells = wiring_confirm.fresh_params(study, second, names)
     assert [c["seed"] for c in cells] == [1000, 1001, 1002, 1003, 1004]
     assert {(c["lr"], c["wd"], c["rho"], c["epochs"]) for c in cells} == {(3e-3, 1e-4, 0.02, 200)}  # sam_epochs 200
-    metrics = wiring.fresh_metrics(study, second, "r", names)
+    metrics = wiring_confirm.fresh_metrics(study, second, "r", names)
     assert (
         metrics[0] == "r/second_chance/confirm/runs/optimizer=adam/lr=0.003/wd=0.0001/rho=0.02/seed=1000/metrics.json"
     )
     with pytest.raises(ConfigError, match="lr='0.005' is not in the grid"):
-        wiring.fresh_params(study, second, {**names, "lr": "0.005"})
+        wiring_confirm.fresh_params(study, second, {**names, "lr": "0.005"})
 
 
 def grid_cells(experiment: str, rows: list[tuple]) -> pd.DataFrame:
@@ -154,7 +154,7 @@ def test_selected_csv_names_each_parts_two_configurations(tmp_path):
                 return type("Job", (), {"output": [str(out)]})
 
     study = Study.from_config(checked_config(repo_config()))
-    jobs = wiring.fresh_jobs(Checkpoints, study, "r", "main")
+    jobs = wiring_confirm.fresh_jobs(Checkpoints, study, "r", "main")
     assert len(jobs) == len(set(jobs)) == 5  # C1-C3 select 8, 5 distinct configurations: each trains once
     assert "r/main/confirm/jobs/optimizer=adam/lr=0.003/wd=0.0001/rho=0.json" in jobs
 

@@ -8,11 +8,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from genboost import files
-from genboost.analysis.best import best
 from genboost.analysis.formats import number as _num
 from genboost.analysis.formats import sam_label
-from genboost.analysis.stats import cell_stats
-from genboost.compare import confirm, confirm_report
+from genboost.compare import confirmed
 from genboost.compare.agreement import (
     BOTH,
     OURS_ONLY,
@@ -94,12 +92,12 @@ def vs_talk_markdown(
     ours: list[Conclusion],
     talk: list[Conclusion],
     sources: str,
-    confirmed: str | None = None,
+    confirmation: str | None = None,
 ) -> str:
-    """The whole vs_talk.md: agreement, the talk's conclusions confirmed on fresh seeds (`confirmed`, the
+    """The whole vs_talk.md: agreement, the talk's conclusions confirmed on fresh seeds (`confirmation`, the
     section's Markdown; None: no confirmation), the same on the grid's seeds that picked them, the tables."""
     agree = agreement(comparison)
-    fresh = [confirmed] if confirmed else []
+    fresh = [confirmation] if confirmation else []
     return "\n".join([
         f"# {experiment} against the talk's tables ({reference_experiment})",
         "",
@@ -115,7 +113,7 @@ def vs_talk_markdown(
         *fresh,
         SELECTION,
         "",
-        *([] if confirmed else [NOT_CONFIRMED, ""]),
+        *([] if confirmation else [NOT_CONFIRMED, ""]),
         RULE,
         "",
         sources,
@@ -180,23 +178,9 @@ def write_vs_talk(
         if main_name
         else "C1–C3 need a main-like experiment of the same setup."
     )
-    confirmed = None if fresh_csv is None else confirmed_section(ours, fresh_csv, test_csv, margin, cells, partner)
-    md = vs_talk_markdown(experiment, reference_experiment, comparison, ours, talk, sources, confirmed)
+    fresh = None if fresh_csv is None else confirmed.section(ours, fresh_csv, test_csv, margin, cells, partner)
+    md = vs_talk_markdown(experiment, reference_experiment, comparison, ours, talk, sources, fresh)
     overall = agreement(comparison).iloc[-1].to_dict()
     comparison_figure(comparison, overall, f"{experiment} vs the talk ({reference_experiment})", out_png, out_pdf)
     files.write_text(out_csv, comparison_csv(comparison))
     files.write_text(out_md, md)
-
-
-def confirmed_section(
-    grid: list[Conclusion], fresh_csv: str, test_csv: str, fraction: float, *cells: pd.DataFrame | None
-) -> str:
-    """The "Confirmed on N fresh seeds" section: the grid's picks (`grid`) judged on their fresh models alone, with
-    the margin `fraction` × the test labels' variance, quoted in % of the best grid test MSE of `cells`."""
-    fresh = pd.read_csv(fresh_csv)
-    m = confirm.margin(test_csv, fraction)
-    top = best(cell_stats(pd.concat([c for c in cells if c is not None]), intervals=False))
-    confirmed = confirm_report.confirm(grid, fresh, m)
-    return confirm_report.confirmed_markdown(
-        confirmed, fresh["seed"].nunique(), m, math.nan if top is None else top["mean"]
-    )

@@ -12,8 +12,7 @@ from genboost.analysis.best import best
 from genboost.analysis.formats import number, sam_label
 from genboost.analysis.stats import config_columns, csv_flags, sweep_axes
 from genboost.analysis.tables import cell_means, measure_columns
-from genboost.compare import confirm_report, matrix
-from genboost.compare.conclusions import evaluate
+from genboost.compare import confirmed, matrix
 from genboost.config.optimizers import in_order, label
 from genboost.config.study import CONFIG_AXES, fmt_number, fmt_value
 from genboost.config.sweep import SWEEPABLE
@@ -202,12 +201,12 @@ def talk_section(
         "",
         f"See {rule}.{own}",
         "",
-        *confirmed_matrix(
+        *confirmed.matrix(
             {
                 titles[n]: (*frames(n, s), *confirmations[n], n)
-                for n, s in _seconds(setups, datasets).items()
+                for n, s in confirmed.seconds(setups, datasets).items()
                 if n in (confirmations or {})
-            }  # fmt: skip
+            }
         ),
         SELECTION if confirmations else SELECTION + NOT_CONFIRMED,
         "",
@@ -218,27 +217,6 @@ def talk_section(
 # How the matrix of the grid's verdicts is labelled: the verdicts of the seeds that picked the configurations.
 SELECTION = "### On the grid's seeds (the selection)"
 NOT_CONFIRMED = ": no confirmation on fresh seeds (config key confirm is null)"
-
-
-def _seconds(setups: dict[str, str | None], datasets: dict[str, dict]) -> dict[str, str | None]:
-    return {**setups, **{n: d.get("second_chance") for n, d in datasets.items()}}
-
-
-def confirmed_matrix(columns: dict[str, tuple]) -> list[str]:
-    """The matrix of the conclusions confirmed on fresh seeds (title -> (main-like cells, second chance's or None,
-    fresh models' rows, margin in test MSE, experiment)), then each experiment's winner's curse in one line."""
-    if not columns:
-        return []
-    judged = {title: confirm_report.confirm(evaluate(main, second), fresh, m)
-              for title, (main, second, fresh, m, _) in columns.items()}  # fmt: skip
-    first = next(iter(judged.values()))
-    rows = [[f"{c.key}: {c.text}", *(confirm_report.verdict_cell(judged[t][i]) for t in judged)]
-            for i, c in enumerate(first)]  # fmt: skip
-    seeds = {t: columns[t][2]["seed"].nunique() for t in columns}
-    table = tabulate(rows, headers=["conclusion", *judged], tablefmt="github", disable_numparse=True)
-    curse = [confirm_report.curse_line(columns[t][4], judged[t], seeds[t]) for t in judged]
-    counts = "/".join(sorted({str(n) for n in seeds.values()}))
-    return [f"### Confirmed on {counts} fresh seeds", "", table, "", "The winner's curse:", "", *curse, ""]
 
 
 def summarize(

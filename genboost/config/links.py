@@ -51,12 +51,13 @@ def baseline(name: str | None, experiments: Sequence, specs: dict | None = None)
     return name
 
 
-def check_fresh_seeds(fresh: tuple[int, ...], name: str, grid_seeds: tuple[int, ...]) -> None:
-    """The confirmation stage's seeds share none with the grid seeds of an experiment it confirms: its verdicts
-    must come from seeds the selection never saw."""
-    shared = sorted(set(fresh) & set(grid_seeds))
-    if shared:
-        raise ConfigError(
-            f"config key confirm.first_seed: the fresh seeds {fresh[0]}..{fresh[-1]} include seed {shared[0]}, a "
-            f"grid seed of experiments.{name}.seeds; set confirm.first_seed above {max(grid_seeds)}"
-        )
+def check_fresh_seeds(fresh: tuple[int, ...], grid_seeds: dict[str, tuple[int, ...]]) -> None:
+    """The confirmation stage's seeds share none with the grid seeds of the experiments it confirms (name -> its
+    grid seeds): its verdicts must come from seeds the selection never saw."""
+    for name, seeds in grid_seeds.items():
+        shared = sorted(set(fresh) & set(seeds))
+        if shared:
+            raise ConfigError(
+                f"config key confirm.first_seed: the fresh seeds {fresh[0]}..{fresh[-1]} include seed {shared[0]}, "
+                f"a grid seed of experiments.{name}.seeds; set confirm.first_seed above {max(seeds)}"
+            )

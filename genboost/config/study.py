@@ -108,8 +108,7 @@ class Experiment:
         return [self.cell(**c) for c in self.coordinates()]
 
     def fresh_cells(self, config: dict[str, str], seeds) -> list[Cell]:
-        """One configuration's cells at `seeds` (seeds outside the grid: the confirmation stage's), from the
-        canonical text of its every axis but the seed."""
+        """One configuration (the canonical text of its every axis but the seed) at `seeds`, outside the grid."""
         values = {a: self._lookup(a, config[a]) for a in self.axes[:-1]}
         return [self.cell(**values, seed=seed) for seed in seeds]
 
@@ -230,19 +229,15 @@ class Study:
         """The experiments whose claims the confirmation stage trains again on fresh seeds: wherever the summary
         judges the talk's conclusions (`setups` and `other_datasets`), each -> its second chance or None; none
         when config key confirm is null. Refuses fresh seeds that are grid seeds of these experiments."""
-        if self.confirm is None:
-            return {}
         judged = {**self.setups(compared), **{n: d["second_chance"] for n, d in self.other_datasets(compared).items()}}
-        for name in sorted({*judged, *(s for s in judged.values() if s)}):
-            links.check_fresh_seeds(self.fresh_seeds(), name, self.experiment(name).grid["seed"])
-        return judged
+        names = sorted({*judged, *(s for s in judged.values() if s)}) if self.confirm else []
+        links.check_fresh_seeds(self.fresh_seeds(), {n: self.experiment(n).grid["seed"] for n in names})
+        return judged if self.confirm else {}
 
     def fresh_seeds(self) -> tuple[int, ...]:
         """The confirmation stage's seeds (config keys confirm.first_seed and confirm.seeds); none when it is off."""
-        if self.confirm is None:
-            return ()
-        first = self.confirm["first_seed"]
-        return tuple(range(first, first + self.confirm["seeds"]))
+        first, count = (self.confirm["first_seed"], self.confirm["seeds"]) if self.confirm else (0, 0)
+        return tuple(range(first, first + count))
 
     def partner(self, experiment: Experiment) -> Experiment | None:
         """The experiment it continues (config key `continues`), else the first by name that continues it; None

@@ -7,7 +7,9 @@ rule vs_talk:
         unpack(
             lambda wildcards: {
                 **wiring.vs_talk_inputs(R, COMPARED, REFERENCE, wildcards.experiment),
-                **wiring.confirm_inputs(STUDY, CONFIRMED, wildcards.experiment),
+                **wiring_confirm.confirm_inputs(
+                    STUDY, CONFIRMED, wildcards.experiment
+                ),
             }
         ),
     output:
@@ -57,9 +59,10 @@ rule summary:
     input:
         cells=[wiring.cells_path(R, e.name) for e in STUDY.experiments],
         # each confirmed experiment's fresh models and test split (for the margin), in CONFIRMED's order
-        fresh=[wiring.fresh_path(R, e) for e in CONFIRMED],
+        fresh=[wiring_confirm.fresh_path(R, e) for e in CONFIRMED],
         test_data=[
-            wiring.confirm_inputs(STUDY, CONFIRMED, e)["test_data"] for e in CONFIRMED
+            wiring_confirm.confirm_inputs(STUDY, CONFIRMED, e)["test_data"]
+            for e in CONFIRMED
         ],
     output:
         report(

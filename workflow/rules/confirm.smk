@@ -7,10 +7,12 @@
 checkpoint select:
     input:
         unpack(
-            lambda wildcards: wiring.select_inputs(R, CONFIRMED, wildcards.experiment)
+            lambda wildcards: wiring_confirm.select_inputs(
+                R, CONFIRMED, wildcards.experiment
+            )
         ),
     output:
-        wiring.selected_path(R, "{experiment}"),
+        wiring_confirm.selected_path(R, "{experiment}"),
     log:
         wiring.log_path(R, "{experiment}", "select"),
     wildcard_constraints:
@@ -24,7 +26,7 @@ checkpoint select:
         "../scripts/select.py"
 
 
-for exp in wiring.confirm_sources(STUDY, CONFIRMED):
+for exp in wiring_confirm.confirm_sources(STUDY, CONFIRMED):
 
     rule:
         name:
@@ -32,9 +34,9 @@ for exp in wiring.confirm_sources(STUDY, CONFIRMED):
         input:
             **wiring.data_paths(exp, R),
         output:
-            job=wiring.fresh_job(exp, R),
+            job=wiring_confirm.fresh_job(exp, R),
         log:
-            wiring.fresh_job_log(exp, R),
+            wiring_confirm.fresh_job_log(exp, R),
         conda:
             "../../envs/genboost.yaml"
         threads: wiring.job_threads(exp)
@@ -42,8 +44,8 @@ for exp in wiring.confirm_sources(STUDY, CONFIRMED):
             **wiring.job_resources(exp),
         params:
             experiment=exp.name,
-            cells=partial(wiring.fresh_params, STUDY, exp),
-            metrics=partial(wiring.fresh_metrics, STUDY, exp, R),
+            cells=partial(wiring_confirm.fresh_params, STUDY, exp),
+            metrics=partial(wiring_confirm.fresh_metrics, STUDY, exp, R),
             curve_every=exp.train["curve_every"],
         script:
             "../scripts/train.py"
@@ -51,14 +53,14 @@ for exp in wiring.confirm_sources(STUDY, CONFIRMED):
 
 rule confirm:
     input:
-        jobs=lambda wildcards: wiring.fresh_jobs(
+        jobs=lambda wildcards: wiring_confirm.fresh_jobs(
             checkpoints, STUDY, R, wildcards.experiment
         ),
         test_data=lambda wildcards: wiring.data_paths(
             STUDY.experiment(wildcards.experiment), R
         )["test"],
     output:
-        wiring.fresh_path(R, "{experiment}"),
+        wiring_confirm.fresh_path(R, "{experiment}"),
     log:
         wiring.log_path(R, "{experiment}", "confirm"),
     wildcard_constraints:
