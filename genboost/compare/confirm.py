@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genboost.analysis.stats import PRECISION_LOSS
+from genboost.analysis.stats import PRECISION_LOSS, csv_flags
 from genboost.compare.conclusions import ALPHA, NOT_TESTABLE
 from genboost.data.tensors import label_variance
 
@@ -98,8 +98,9 @@ def decide(strict: bool, ci95, ci90, upper95, m: float):
 
 
 def _diverged(pairs: pd.DataFrame, side: str) -> np.ndarray:
-    """A model with no test MSE counts as diverged, as in genboost.analysis.stats.is_diverged."""
-    return (pairs[f"{side}_diverged"].astype(bool) | pairs[f"{side}_mse"].isna()).to_numpy()
+    """A side's flags read as cells.csv's are (text or booleans, a gap is False), and a model with no test MSE
+    counts as diverged, as in genboost.analysis.stats.is_diverged."""
+    return (csv_flags(pairs[f"{side}_diverged"], gap=False) | pairs[f"{side}_mse"].isna()).to_numpy()
 
 
 def _stats():
@@ -144,7 +145,8 @@ def judge(strict: bool, pairs: pd.DataFrame, m: float) -> Fresh:
     done = ~(bd | od)
     delta = b[done] - o[done]
     if (bd ^ od).any():  # a diverged model is worse than any that finished: Δ = +inf where better diverged
-        signed = np.where(done, b - o, np.where(bd, math.inf, -math.inf))[~(bd & od)]
+        with np.errstate(invalid="ignore"):  # a diverged model's test MSE may be inf: its Δ is set here
+            signed = np.where(done, b - o, np.where(bd, math.inf, -math.inf))[~(bd & od)]
         method, (ci95, ci90, upper95, p) = SIGN_TEST, _sign_intervals(signed)
     else:
         method, (ci95, ci90, upper95, p) = PAIRED_T, _t_intervals(b[done], o[done])

@@ -157,7 +157,7 @@ def curse_line(experiment: str, confirmed: list[Confirmed], n_seeds: int) -> str
         return f"- {experiment}: no pick to check on fresh seeds"
     worst = curse.loc[curse["optimism"].idxmax()]
     return (
-        f"- {experiment}: on {n_seeds} fresh seeds the grid's {len(curse)} picks scored "
-        f"{number(curse['optimism'].mean(), '+.4f')} test MSE on average against their grid means (the most: "
-        f"{worst['picked as']}, {number(worst['optimism'], '+.4f')}; > 0: the grid's seeds flattered the pick)"
+        f"- {experiment}: the grid's {len(curse)} picks on {n_seeds} fresh seeds: fresh mean - grid mean "
+        f"{number(curse['optimism'].mean(), '+.4f')} on average, at most {number(worst['optimism'], '+.4f')} "
+        f"({worst['picked as']}); > 0: the grid's seeds flattered the pick"
     )
