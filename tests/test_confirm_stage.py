@@ -190,6 +190,6 @@ def test_the_summary_shows_the_confirmed_verdicts_above_the_selections():
     text = "\n".join(lines)
     assert text.index("### Confirmed on 5 fresh seeds") < text.index(summary.SELECTION + "\n")
     assert "| C3: SGD is not supported" in text and "confirmed (Δ -0.600" in text  # SGD 1.5 against Adam's best 0.9
-    assert "- main: on 5 fresh seeds the grid's" in text  # the winner's curse line
+    assert "The winner's curse:\n\n- main: " in text
     off = "\n".join(summary.talk_section(cells, {"main": "second_chance"}))
     assert summary.SELECTION + summary.NOT_CONFIRMED in off and "Confirmed on" not in off

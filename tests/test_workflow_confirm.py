@@ -55,7 +55,7 @@ def test_the_reports_give_the_confirmed_verdicts_beside_the_selections(tiny_run)
         assert report.NOT_CONFIRMED not in text and "Margin m = " in text
     text = (tiny_run / "results/summary.md").read_text()
     assert text.index("### Confirmed on 5 fresh seeds") < text.index(summary.SELECTION + "\n")
-    assert "- main: on 5 fresh seeds the grid's" in text
+    assert "The winner's curse:\n\n- main: " in text
 
 
 def test_a_new_margin_retrains_nothing_and_the_off_switch_drops_the_stage(tiny_run):
