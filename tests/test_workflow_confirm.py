@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -27,10 +28,24 @@ def fresh_logs(run: Path) -> dict[str, str]:
     return {k: re.findall(r"trained \d+, reused \d+", v)[-1] for k, v in said.items()}
 
 
-def test_the_dry_run_plans_the_checkpoint_also_on_slurm(tmp_path, obesity_csv):
-    workdir = make_workdir(tmp_path, obesity_csv, lambda c: c.update(confirm={"seeds": 5}))
-    shutil.copytree(REPO_ROOT / "slurm", workdir / "slurm")
-    jobs = planned(workdir, "--profile", "slurm")
+@pytest.fixture(scope="module")
+def dry_runs(tiny_run, tmp_path_factory, obesity_csv) -> dict[str, dict]:
+    """What three dry runs plan, run side by side (each mostly imports): a fresh study under --profile slurm, and
+    the finished tiny run with another margin and with the stage switched off (each in its own copy)."""
+    fresh = make_workdir(tmp_path_factory.mktemp("slurm"), obesity_csv, lambda c: c.update(confirm={"seeds": 5}))
+    shutil.copytree(REPO_ROOT / "slurm", fresh / "slurm")
+    runs = {
+        "slurm": (fresh, ("--profile", "slurm")),
+        **{name: (copy_run(tiny_run, tmp_path_factory.mktemp(name) / "run"), ("--config", f"confirm={setting}"))
+           for name, setting in (("margin", "{seeds: 5, margin: 0.05}"), ("off", "null"))},
+    }  # fmt: skip
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        done = {name: pool.submit(planned, workdir, *args) for name, (workdir, args) in runs.items()}
+        return {name: future.result() for name, future in done.items()}
+
+
+def test_the_dry_run_plans_the_checkpoint_also_on_slurm(dry_runs):
+    jobs = dry_runs["slurm"]
     assert {"select", "confirm", "vs_talk", "summary"} <= set(jobs), sorted(jobs)
     assert jobs["select"] == ["results/main/confirm/selected.csv"]
 
@@ -58,10 +73,10 @@ def test_the_reports_give_the_confirmed_verdicts_beside_the_selections(tiny_run)
     assert "The winner's curse:\n\n- main: " in text
 
 
-def test_a_new_margin_retrains_nothing_and_the_off_switch_drops_the_stage(tiny_run):
-    """(A finished study plans nothing: tests/test_workflow.py's test_rerun_plans_nothing, on this run.)"""
-    for setting in ("{seeds: 5, margin: 0.05}", "null"):
-        assert set(planned(tiny_run, "--config", f"confirm={setting}")) == {"vs_talk", "summary", "all"}, setting
+@pytest.mark.parametrize("change", ["margin", "off"])
+def test_a_new_margin_or_the_off_switch_retrains_nothing(dry_runs, change):
+    """(A finished study plans nothing: tests/test_workflow.py's test_rerun_plans_nothing, on the same run.)"""
+    assert set(dry_runs[change]) == {"vs_talk", "summary", "all"}
 
 
 def test_more_seeds_and_a_new_selection_train_only_the_new_models(tiny_run, tmp_path):
