@@ -6,7 +6,7 @@ from functools import partial
 
 from snakemake.utils import min_version
 
-from genboost import wiring
+from genboost import wiring, wiring_confirm
 from genboost.config import packing, settings
 from genboost.config.study import Study
 from genboost.measures.registry import measured
@@ -37,6 +37,8 @@ DATASETS = config["datasets"]
 REFERENCE = config["reference"]
 # Experiments compared with the reference table, each with its partner: the run it continues, or its second chance
 COMPARED = STUDY.compared(wiring.reference_experiments(REFERENCE))
+# Experiments whose claims are confirmed on fresh seeds (config key confirm), each with its second chance
+CONFIRMED = STUDY.confirmed(COMPARED)
 
 
 report: "workflow/report/workflow.rst"
@@ -62,6 +64,7 @@ rule all:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/confirm.smk"
 include: "workflow/rules/compare.smk"
 
 

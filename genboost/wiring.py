@@ -107,10 +107,15 @@ def analysis_inputs(experiment: Experiment, results: str, parts: int, analysis: 
 def job_params(experiment: Experiment, wildcards) -> list[dict]:
     """The cells of one job as plain dicts (`Cell.to_dict`'s, without dataclasses.asdict's deep copies: a study
     of 100,000 models plans in seconds less): a Snakemake param, so a changed cell reruns its job."""
+    return cell_dicts(packing.job_cells(experiment, dict(wildcards)))
+
+
+def cell_dicts(cells: list[Cell]) -> list[dict]:
+    """Cells as the train script's `cells` param takes them (`job_params`)."""
     names = [f.name for f in dataclasses.fields(Cell)]
     return [
         {n: list(v) if isinstance(v, tuple) else v for n, v in zip(names, (getattr(c, n) for n in names), strict=True)}
-        for c in packing.job_cells(experiment, dict(wildcards))
+        for c in cells
     ]
 
 

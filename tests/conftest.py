@@ -57,6 +57,17 @@ def fair_csv(obesity_csv) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, obesity_csv) -> Path:
+    """The tiny study (packed jobs) confirmed on 5 fresh seeds, run once for tests/test_workflow.py and
+    tests/test_workflow_confirm.py. Tests only read it; one that edits works on a copy (`copy_run`)."""
+    from workflow_helpers import make_workdir, snakemake
+
+    workdir = make_workdir(tmp_path_factory.mktemp("tiny"), obesity_csv, lambda c: c.update(confirm={"seeds": 5}))
+    snakemake(workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
 def unpacked_run(tmp_path_factory, obesity_csv) -> Path:
     """The tiny study cut to one cell per job, one optimizer, two cells (SGD at lr 2e-2, wd 0, rho 0 and 0.05, seed
     0; the design card's shape), with a copy of the package to edit: run once for tests/test_workflow.py's planning

@@ -83,9 +83,11 @@ def test_the_input_is_not_changed(config, schema):
 
 
 def schema_defaults() -> dict[tuple[str, ...], object]:
-    """Every default of the schema's top level and of its sections, by the keys leading to it."""
-    top = {(key,): value for key, value in settings.defaults().items() if key not in SECTIONS}
-    return top | {(s, key): value for s in SECTIONS for key, value in settings.defaults("properties", s).items()}
+    """Every default of the schema's top level and of its sections, by the keys leading to it (config key confirm's,
+    which a null switches off, under its `then`)."""
+    top = {(key,): value for key, value in settings.defaults().items() if key not in (*SECTIONS, "confirm")}
+    confirm = {("confirm", key): value for key, value in settings.defaults("properties", "confirm", "then").items()}
+    return top | confirm | {(s, key): v for s in SECTIONS for key, v in settings.defaults("properties", s).items()}
 
 
 def test_config_yaml_states_every_default_of_the_schema(config):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genboost.compare import scale, summary
+from genboost.compare import scale, summary, talk
 
 # Whole summaries of hand-built frames, 0.3-2 s each: the slow tier, to keep the fast one under its budget.
 SLOW_STATS = pytest.mark.slow
@@ -147,10 +147,10 @@ def test_each_dataset_gets_a_column_judged_on_its_own_cells():
     fair_long = sgd_ahead[(sgd_ahead.optimizer == "adam") & (sgd_ahead.rho > 0)].assign(experiment="fair_long")
     fair_long[["test_mse", "test_mse_rel"]] -= [0.2, 0.05]
     with_long = {**datasets, "fair": {"dataset": "fair", "second_chance": "fair_long"}}
-    longer = "\n".join(summary.talk_section(pd.concat([cells, fair_long]), {"main": None}, with_long))
+    longer = "\n".join(talk.talk_section(pd.concat([cells, fair_long]), {"main": None}, with_long))
     assert matrix_rows(longer)["C4"][2].startswith("not reproduced (Δ +0.100, rel +0.025")
     # without setups (no published table), the datasets still get their matrix
-    alone = matrix_rows("\n".join(summary.talk_section(cells, {}, datasets)))
+    alone = matrix_rows("\n".join(talk.talk_section(cells, {}, datasets)))
     assert alone["conclusion"] == ["anes96 (anes96 data)", "fair (fair data)"] and alone["C3"] == c3[2:]
 
 
@@ -163,7 +163,7 @@ def test_the_conclusions_section_is_always_there_and_says_why_when_empty():
 def test_an_experiment_on_its_own_grid_names_the_side_its_grid_lacks():
     """One optimizer, no lr 3e-3, no SAM: every claim but none is not testable, each naming what is missing."""
     adam = synthetic_cells(0.1, 0.05, experiment="mine").query("optimizer == 'adam' and rho == 0")
-    rows = matrix_rows("\n".join(summary.talk_section(adam, {}, {"mine": {"dataset": "mydata"}})))
+    rows = matrix_rows("\n".join(talk.talk_section(adam, {}, {"mine": {"dataset": "mydata"}})))
     assert rows["C1"] == ["not testable: the grid has no Adam at lr 3e-3"]
     assert rows["C2"] == ["not testable: the grid has no SAM (rho > 0)"]
     assert rows["C3"] == ["not testable: the grid has no SGD"]
@@ -191,7 +191,7 @@ def test_the_experiments_not_checked_are_named_with_why():
     cells = pd.concat(
         [synthetic_cells(0.1, 0.05, experiment="noise", shuffle=True), sweep, batch.assign(experiment="m")]
     )
-    lines = summary.unchecked_lines(cells, ["batch", "m", "noise"], {"m"})
+    lines = talk.unchecked_lines(cells, ["batch", "m", "noise"], {"m"})
     assert lines == [
         "- Not checked on batch: it sweeps batch_size.",
         "- Not checked on noise: it trains on shuffled labels.",
@@ -200,6 +200,6 @@ def test_the_experiments_not_checked_are_named_with_why():
 
 def test_shuffled_labels_are_parsed_not_compared_as_text():
     cells = pd.DataFrame({"shuffle_labels": [True, False, "True", " false", "TRUE"]})
-    assert summary.shuffled_labels(cells).tolist() == [True, False, True, False, True]
+    assert talk.shuffled_labels(cells).tolist() == [True, False, True, False, True]
     with pytest.raises(ValueError, match="shuffle_labels must be True or False, got 'yes'"):
-        summary.shuffled_labels(pd.DataFrame({"shuffle_labels": [True, "yes"]}))
+        talk.shuffled_labels(pd.DataFrame({"shuffle_labels": [True, "yes"]}))

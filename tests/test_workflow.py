@@ -16,14 +16,6 @@ from workflow_helpers import copy_run, drawn_png, make_workdir, planned, read_co
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, obesity_csv):
-    """The tiny study (packed jobs), run once for the whole module."""
-    workdir = make_workdir(tmp_path_factory.mktemp("tiny"), obesity_csv)
-    snakemake(workdir)
-    return workdir
-
-
 def metrics_files(workdir: Path, experiment: str = "main") -> list[Path]:
     return sorted((workdir / "results" / experiment / "runs").rglob("metrics.json"))
 

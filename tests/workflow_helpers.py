@@ -107,7 +107,7 @@ def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
     jobs: dict[str, list[str]] = {}
     rule = None
     for line in (proc.stdout + proc.stderr).splitlines():
-        m = re.match(r"^(?:local)?rule (\w+):", line)
+        m = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line)
         if m:
             rule = m.group(1)
             jobs.setdefault(rule, [])

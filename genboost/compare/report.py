@@ -10,6 +10,7 @@ from tabulate import tabulate
 from genboost import files
 from genboost.analysis.formats import number as _num
 from genboost.analysis.formats import sam_label
+from genboost.compare import confirmed
 from genboost.compare.agreement import (
     BOTH,
     OURS_ONLY,
@@ -76,6 +77,14 @@ def _layout_tables(comparison: pd.DataFrame) -> list[str]:
     return out
 
 
+# The heading of the grid's verdicts: the selection's, beside the confirmation on fresh seeds or without one.
+SELECTION = "## The talk's conclusions on the grid's seeds (the selection)"
+NOT_CONFIRMED = (
+    "These verdicts judge on the same seeds that picked the configurations (config key confirm is null: no "
+    "confirmation on fresh seeds)."
+)
+
+
 def vs_talk_markdown(
     experiment: str,
     reference_experiment: str,
@@ -83,9 +92,12 @@ def vs_talk_markdown(
     ours: list[Conclusion],
     talk: list[Conclusion],
     sources: str,
+    confirmation: str | None = None,
 ) -> str:
-    """The whole vs_talk.md: agreement, the talk's conclusions on our numbers, the tables side by side."""
+    """The whole vs_talk.md: agreement, the talk's conclusions confirmed on fresh seeds (`confirmation`, the
+    section's Markdown; None: no confirmation), the same on the grid's seeds that picked them, the tables."""
     agree = agreement(comparison)
+    fresh = [confirmation] if confirmation else []
     return "\n".join([
         f"# {experiment} against the talk's tables ({reference_experiment})",
         "",
@@ -98,8 +110,10 @@ def vs_talk_markdown(
         "",
         *_one_side_lines(comparison),
         "",
-        "## The talk's conclusions on our numbers",
+        *fresh,
+        SELECTION,
         "",
+        *([] if confirmation else [NOT_CONFIRMED, ""]),
         RULE,
         "",
         sources,
@@ -131,6 +145,9 @@ def write_vs_talk(
     partner_cells_csv: str | None = None,
     partner_reference_experiment: str | None = None,
     continues_partner: bool = False,
+    fresh_csv: str | None = None,
+    test_csv: str | None = None,
+    margin: float | None = None,
 ) -> None:
     """Compare one experiment with a published experiment's rows and evaluate the talk's conclusions.
 
@@ -138,6 +155,8 @@ def write_vs_talk(
     experiment that continues it, its second chance) against them, or is not testable without one. One that
     `continues_partner` is second-chance-like: C1-C3 come from its partner (the run it continues), C4 from it
     against them. The talk's side of the partner uses the published rows of `partner_reference_experiment`.
+    `fresh_csv`, where its setup is confirmed: its picks' models on fresh seeds, judged with the margin `margin`
+    × the variance of the labels of `test_csv`.
     """
     cells = _read_cells(cells_csv, experiment)
     published = load_published(reference_csv)
@@ -159,7 +178,8 @@ def write_vs_talk(
         if main_name
         else "C1–C3 need a main-like experiment of the same setup."
     )
-    md = vs_talk_markdown(experiment, reference_experiment, comparison, ours, talk, sources)
+    fresh = None if fresh_csv is None else confirmed.section(ours, fresh_csv, test_csv, margin, cells, partner)
+    md = vs_talk_markdown(experiment, reference_experiment, comparison, ours, talk, sources, fresh)
     overall = agreement(comparison).iloc[-1].to_dict()
     comparison_figure(comparison, overall, f"{experiment} vs the talk ({reference_experiment})", out_png, out_pdf)
     files.write_text(out_csv, comparison_csv(comparison))

@@ -10,19 +10,14 @@ from tabulate import tabulate
 from genboost.analysis import granulated, implicit_bias, stats_report, wd_and_norm
 from genboost.analysis.best import best
 from genboost.analysis.formats import number, sam_label
-from genboost.analysis.stats import config_columns, csv_flags, sweep_axes
+from genboost.analysis.stats import config_columns, sweep_axes
 from genboost.analysis.tables import cell_means, measure_columns
-from genboost.compare import matrix, scale
+from genboost.compare import scale
 from genboost.compare.scale import MEANING, rel_text, with_relative
+from genboost.compare.talk import shuffled_labels, talk_section, unchecked_lines
 from genboost.config.optimizers import in_order, label
 from genboost.config.study import CONFIG_AXES, fmt_number, fmt_value
 from genboost.config.sweep import SWEEPABLE
-
-
-def shuffled_labels(cells: pd.DataFrame) -> pd.Series:
-    """Whether each model trained on shuffled labels (`stats.csv_flags`: a gap or any value but True/False is an
-    error)."""
-    return csv_flags(cells["shuffle_labels"])
 
 
 def describe(row) -> str:
@@ -172,65 +167,21 @@ def versus_section(name: str, means: pd.DataFrame, base_name: str, base: pd.Data
     return [*lines, ""]
 
 
-def talk_section(
-    cells: pd.DataFrame, setups: dict[str, str | None], datasets: dict[str, dict] | None = None
-) -> list[str]:
-    """The talk's four conclusions checked in each setup (an experiment compared with the talk's tables -> its second
-    chance, or None) and in each experiment judged on its own cells (-> {"dataset": its dataset, "second_chance":
-    its second chance or None}); together `genboost.config.study.Study.talk_experiments`. Always a section: with
-    no such experiment, it says why."""
-    datasets = datasets or {}
-    head = ["## The talk's conclusions, per setup", ""]
-    if not setups and not datasets:
-        return [*head, "No experiment to check them on: each continues another, sweeps a setting or trains on "
-                "shuffled labels (genboost.config.study.Study.talk_experiments).", ""]  # fmt: skip
-
-    def frames(name: str, second: str | None):
-        return cells[cells["experiment"] == name], cells[cells["experiment"] == second] if second else None
-
-    columns = {name: frames(name, second) for name, second in setups.items()}
-    other = {f"{n} ({d['dataset']} data)": frames(n, d.get("second_chance")) for n, d in datasets.items()}
-    rule = "the verdicts' rule and each setup's tables beside the talk's: `<experiment>/vs_talk.md`"
-    own = (
-        " A column of an experiment not compared with the talk's tables judges the talk's conclusions on its own "
-        "cells and its own grid; a claim whose side its grid lacks is not testable, and says which side."
-        if datasets
-        else ""
-    )
-    how = (
-        "Each claim compares the best configuration of one side with the best of the other (best against best, "
-        "their test MSE paired by seed); the statistics section below pools every pair of models that differ in "
-        "one factor over the grid, so the two can word one effect differently."
-    )
-    return [*head, f"See {rule}.{own}", "", how, "", matrix.conclusion_matrix(columns, other)]
-
-
-def unchecked_lines(cells: pd.DataFrame, experiments: list[str], checked: set[str]) -> list[str]:
-    """The experiments the talk's conclusions are not checked on and why (a second chance is checked with the run it
-    continues, on C4)."""
-    lines = []
-    for name in (e for e in experiments if e not in checked):
-        sub = cells[cells["experiment"] == name]
-        why = "trains on shuffled labels" if shuffled_labels(sub).all() else ""
-        swept = sweep_axes(sub)
-        why = why or (f"sweeps {', '.join(swept)}" if swept else "")
-        if why:
-            lines.append(f"- Not checked on {name}: it {why}.")
-    return lines
-
-
 def summarize(
     cells: pd.DataFrame,
     experiments: list[str],
     setups: dict[str, str | None] | None = None,
     datasets: dict[str, dict] | None = None,
     baseline: str | None = None,
+    confirmations: dict[str, tuple[pd.DataFrame, float]] | None = None,
 ) -> str:
     """The Markdown summary of the whole study: `baseline` (config key baseline; needed where there are several
     experiments) is the base of comparisons, the others follow in the order of `experiments`. `setups`
     (experiments compared with the talk's main tables -> the second chance of their setup) and `datasets` (the
     other experiments checked on their own cells: experiment -> its dataset and second chance;
-    genboost.config.study.Study.judged_on_own_cells) are the columns of the talk's conclusions."""
+    genboost.config.study.Study.judged_on_own_cells) are the columns of the talk's conclusions; `confirmations`
+    (experiment -> its picks' models on fresh seeds and the margin in test MSE) add the matrix of their
+    confirmation."""
     means = with_relative(cell_means(cells), cells)
     if "epochs" not in means:  # else epochs is swept, a column of the means already
         config = config_columns(cells)
@@ -239,7 +190,7 @@ def summarize(
     base_name = _baseline(experiments, baseline)
     said = f"{len(cells)} trained models; test MSE is the mean over seeds (± std)."
     lines = ["# genboost summary", "", said, "", MEANING, ""]
-    lines += talk_section(cells, setups or {}, datasets)
+    lines += talk_section(cells, setups or {}, datasets, confirmations)
     notes = unchecked_lines(cells, experiments, {*(setups or {}), *(datasets or {})})
     true_labels = [e for e in experiments if not shuffled_labels(cells[cells["experiment"] == e]).all()]
     notes += scale.easy_split_lines(cells, true_labels)  # shuffled labels: train and test labels differ anyway

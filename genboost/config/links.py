@@ -66,3 +66,15 @@ def baseline(name: str | None, experiments: Sequence, specs: dict | None = None)
             f"config key baseline: {given}; name the experiment the summary compares the others with, one of {names}"
         )
     return name
+
+
+def check_fresh_seeds(fresh: tuple[int, ...], grid_seeds: dict[str, tuple[int, ...]]) -> None:
+    """The confirmation stage's seeds share none with the grid seeds of the experiments it confirms (name -> its
+    grid seeds): its verdicts must come from seeds the selection never saw."""
+    for name, seeds in grid_seeds.items():
+        shared = sorted(set(fresh) & set(seeds))
+        if shared:
+            raise ConfigError(
+                f"config key confirm.first_seed: the fresh seeds {fresh[0]}..{fresh[-1]} include seed {shared[0]}, "
+                f"a grid seed of experiments.{name}.seeds; set confirm.first_seed above {max(seeds)}"
+            )

@@ -198,3 +198,15 @@ def schedule_warnings(experiment) -> list[str]:
                 f"stops before the learning rate anneals; set t_max: {shortest} to anneal within the run"
             )
     return said
+
+
+def check_finite(value, key: str) -> None:
+    """No inf or nan anywhere: JSON Schema has no word for a finite float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {key}: {value!r} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_finite(v, f"{key}.{k}" if key != "config" else k)
+    elif isinstance(value, list):
+        for v in value:
+            check_finite(v, key)

@@ -9,7 +9,6 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from typing import get_type_hints
@@ -110,6 +109,11 @@ class Experiment:
     def cells(self) -> list[Cell]:
         return [self.cell(**c) for c in self.coordinates()]
 
+    def fresh_cells(self, config: dict[str, str], seeds) -> list[Cell]:
+        """One configuration (the canonical text of its every axis but the seed) at `seeds`, outside the grid."""
+        values = {a: self._lookup(a, config[a]) for a in self.axes[:-1]}
+        return [self.cell(**values, seed=seed) for seed in seeds]
+
     def wildcards(self, cell: Cell) -> dict:
         """axis -> canonical text of the cell's value, the swept settings included."""
         return {**wildcards_of(cell), **{k: fmt_value(k, sweeping.level_of(cell, k)) for k in self.sweep}}
@@ -155,13 +159,14 @@ class Study:
     experiments: tuple[Experiment, ...]
     analysis: dict
     baseline: str  # the experiment the summary compares every other one with (config key baseline)
+    confirm: dict | None = None  # config key confirm, its defaults filled in; None: no confirmation stage
 
     @classmethod
     def from_config(cls, config: dict) -> Study:
         """The study of a config that the schema has validated (see genboost.config.settings); the schema's
         train, model, preprocess and experiment defaults fill in what a config given directly (not through
         Snakemake's validate) leaves out."""
-        _check_finite(config, "config")
+        settings.check_finite(config, "config")
         train = settings.filled(config["train"], "properties", "train")
         model = settings.filled(config["model"], "properties", "model")
         preprocess = settings.filled(config["preprocess"], "properties", "preprocess")
@@ -183,7 +188,9 @@ class Study:
         results = config.get("results", settings.defaults()["results"])
         results = os.path.normpath(str(results))  # ./out, out/ and out are one folder
         baseline = links.baseline(config.get("baseline"), experiments, config["experiments"])
-        return cls(results=results, experiments=experiments, analysis=analysis, baseline=baseline)
+        confirm = config.get("confirm", {})
+        confirm = None if confirm is None else settings.filled(confirm, "properties", "confirm", "then")
+        return cls(results=results, experiments=experiments, analysis=analysis, baseline=baseline, confirm=confirm)
 
     def experiment(self, name: str) -> Experiment:
         for e in self.experiments:
@@ -234,6 +241,20 @@ class Study:
             if not t["published"]
         }
 
+    def confirmed(self, compared: dict[str, Experiment | None]) -> dict[str, str | None]:
+        """The experiments whose claims the confirmation stage trains again on fresh seeds: wherever the summary
+        judges the talk's conclusions (`talk_experiments`), each -> its second chance or None; none
+        when config key confirm is null. Refuses fresh seeds that are grid seeds of these experiments."""
+        judged = {n: t["second_chance"] for n, t in self.talk_experiments(compared).items()}
+        names = sorted({*judged, *(s for s in judged.values() if s)}) if self.confirm else []
+        links.check_fresh_seeds(self.fresh_seeds(), {n: self.experiment(n).grid["seed"] for n in names})
+        return judged if self.confirm else {}
+
+    def fresh_seeds(self) -> tuple[int, ...]:
+        """The confirmation stage's seeds (config keys confirm.first_seed and confirm.seeds); none when it is off."""
+        first, count = (self.confirm["first_seed"], self.confirm["seeds"]) if self.confirm else (0, 0)
+        return tuple(range(first, first + count))
+
     def partner(self, experiment: Experiment) -> Experiment | None:
         """The experiment it continues (config key `continues`), else the first by name that continues it; None
         when there is no such enabled experiment."""
@@ -247,18 +268,6 @@ def preprocess_id(preprocessing: dict) -> str:
     """A short stable name for a preprocessing: the start of the SHA-256 of its canonical JSON."""
     blob = json.dumps(preprocessing, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def _check_finite(value, key: str) -> None:
-    """No inf or nan anywhere: JSON Schema has no word for a finite float."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"config key {key}: {value!r} is not a finite number")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_finite(v, f"{key}.{k}" if key != "config" else k)
-    elif isinstance(value, list):
-        for v in value:
-            _check_finite(v, key)
 
 
 def _like(default, value):

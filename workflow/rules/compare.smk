@@ -3,10 +3,14 @@
 
 rule vs_talk:
     input:
+        # and its setup's confirmation on fresh seeds, where it has one
         unpack(
-            lambda wildcards: wiring.vs_talk_inputs(
-                R, COMPARED, REFERENCE, wildcards.experiment
-            )
+            lambda wildcards: {
+                **wiring.vs_talk_inputs(R, COMPARED, REFERENCE, wildcards.experiment),
+                **wiring_confirm.confirm_inputs(
+                    STUDY, CONFIRMED, wildcards.experiment
+                ),
+            }
         ),
     output:
         **{
@@ -45,6 +49,8 @@ rule vs_talk:
         continues_partner=lambda wildcards: bool(
             STUDY.experiment(wildcards.experiment).continues
         ),
+        # the confirmation's margin, in units of the test labels' variance (config key confirm.margin)
+        margin=STUDY.confirm and STUDY.confirm["margin"],
     script:
         "../scripts/vs_talk.py"
 
@@ -52,6 +58,12 @@ rule vs_talk:
 rule summary:
     input:
         cells=[wiring.cells_path(R, e.name) for e in STUDY.experiments],
+        # each confirmed experiment's fresh models and test split (for the margin), in CONFIRMED's order
+        fresh=[wiring_confirm.fresh_path(R, e) for e in CONFIRMED],
+        test_data=[
+            wiring_confirm.confirm_inputs(STUDY, CONFIRMED, e)["test_data"]
+            for e in CONFIRMED
+        ],
     output:
         report(
             wiring.summary_path(R),
@@ -71,5 +83,7 @@ rule summary:
         # the other experiments the talk's conclusions are checked on, each on its own cells and grid:
         # experiment -> its dataset and second chance (with the setups: STUDY.talk_experiments)
         datasets=STUDY.judged_on_own_cells(COMPARED),
+        confirmed=list(CONFIRMED),
+        margin=STUDY.confirm and STUDY.confirm["margin"],
     script:
         "../scripts/summary.py"

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from genboost import files
-from genboost.compare import summary
+from genboost.compare import confirm, summary
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):
@@ -14,5 +14,12 @@ with logging_to(snakemake.log):
         dict(snakemake.params.setups),
         dict(snakemake.params.datasets),
         snakemake.params.baseline,
+        # each confirmed experiment -> its picks' models on fresh seeds and the margin in test MSE
+        {
+            name: (pd.read_csv(fresh), confirm.margin(test, snakemake.params.margin))
+            for name, fresh, test in zip(
+                snakemake.params.confirmed, snakemake.input.fresh, snakemake.input.test_data, strict=True
+            )
+        },
     )
     files.write_text(snakemake.output[0], text)

@@ -17,4 +17,8 @@ with logging_to(snakemake.log):
         partner_cells_csv=snakemake.input.get("partner_cells"),
         partner_reference_experiment=snakemake.params.partner_reference_experiment,
         continues_partner=snakemake.params.continues_partner,
+        # its setup's picks on fresh seeds, where it is confirmed (config key confirm)
+        fresh_csv=snakemake.input.get("fresh"),
+        test_csv=snakemake.input.get("test_data"),
+        margin=snakemake.params.margin,
     )

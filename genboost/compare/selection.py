@@ -1,0 +1,54 @@
+"""The confirmation stage's files: what each claim part selects on the grid's seeds, and the fresh models.
+
+The selection is the grid's own (genboost.compare.conclusions: the best of each side on the grid's seeds); it is
+written to `selected.csv`, one row per side of each part the grid can test, each configuration's every axis but
+its seed in canonical text (the names of its fresh job). fresh.csv holds those configurations' models on the fresh
+seeds, as cells.csv holds the grid's; the verdicts come from them alone (genboost.compare.confirm_report).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from genboost import files
+from genboost.analysis import tables
+from genboost.compare.conclusions import Conclusion, evaluate
+from genboost.config.study import CONFIG_AXES, fmt_value
+from genboost.data.tensors import label_variance
+
+SIDES = ("better", "other")
+COLUMNS = ["conclusion", "part", "claim", "strict", "side", "experiment", *CONFIG_AXES, "grid_mean", "grid_seeds"]
+
+
+def selected(grid: list[Conclusion]) -> pd.DataFrame:
+    """The rows of selected.csv from the grid's verdicts (`conclusions.evaluate`): a part the grid cannot test
+    has none."""
+    rows = []
+    for c in grid:
+        for i, o in enumerate(c.parts):
+            for side, config in zip(SIDES, (o.better, o.other), strict=True):
+                if config is None:
+                    continue
+                axes = {a: fmt_value(a, config[a]) for a in CONFIG_AXES}
+                rows.append([c.key, i, o.part.claim, o.part.strict, side, config["experiment"], *axes.values(),
+                             float(config["mean"]), int(config["n"])])  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def write_selected(cells_csv: str, partner_cells_csv: str | None, out: str) -> None:
+    """selected.csv of a main-like experiment (C1-C3 from its cells, C4 from its second chance's against them)."""
+    partner = pd.read_csv(partner_cells_csv) if partner_cells_csv else None
+    files.write_text(out, selected(evaluate(pd.read_csv(cells_csv), partner)).to_csv(index=False))
+
+
+def write_fresh(job_paths: list[str], test_csv: str, out: str) -> None:
+    """fresh.csv: the fresh jobs' models as cells.csv has them, test_mse_rel included."""
+    frames = [
+        tables.cells_frame(json.loads(Path(p).read_text())["experiment"], tables.read_job_records([p]))
+        for p in job_paths
+    ]
+    fresh = pd.concat(frames, ignore_index=True) if frames else tables.cells_frame("", [])
+    files.write_text(out, tables.with_relative_mse(fresh, label_variance(test_csv)).to_csv(index=False))
