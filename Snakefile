@@ -18,8 +18,8 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# YAML scalars read where the schema takes no string, then Snakemake's validate against
-# genboost/config/schema.yaml (defaults filled in)
+# YAML scalars read where the schema takes no string, then checked against genboost/config/schema.yaml
+# (defaults filled in)
 config.update(settings.checked(config))
 STUDY = Study.from_config(config)
 LINEAGE = Lineage(STUDY)

@@ -89,25 +89,51 @@ def test_on_cuda_agrees_with_the_oracle_on_cuda(split):
     assert_agrees(VARIANTS, split, max_steps=50, rtol=1e-4, atol=1e-4, mse_rtol=1e-4, device="cuda")
 
 
-@pytest.mark.parametrize("optimizer,rho", [("sgd", 0.0), ("adam", 0.0), ("sgd", 0.05), ("adam", 0.05)])
-def test_a_cell_gives_the_same_bits_alone_inside_any_block_and_on_any_thread_count(split, optimizer, rho):
-    mates = [
+SAME_BITS_CASES = [("sgd", 0.0), ("adam", 0.0), ("sgd", 0.05), ("adam", 0.05)]
+
+
+def mates_of(optimizer: str, rho: float) -> list:
+    """Seven cells of one block: two rhos (when SAM is on), seven lrs, three wds, seven seeds."""
+    return [
         cell(optimizer, rho=rho * (1 + i % 2), lr=cell(optimizer).lr * (1 + i), wd=1e-3 * (i % 3), seed=10 + i)
         for i in range(7)
     ]
-    runs = []
+
+
+def runs_on(threads: int, arrangements, mates, split) -> list:
+    """The results of `mates` trained in each of `arrangements` (names of the ways to split them into blocks)
+    on `threads` torch threads."""
+    ways = {
+        "together": lambda: train_in_order(mates, split, max_steps=20, return_params=True),
+        "alone": lambda: [train_in_order([c], split, max_steps=20, return_params=True)[0] for c in mates],
+        "blocks of 4 and 3": lambda: train_in_order(mates, split, max_steps=20, return_params=True, block_size=4),
+    }
     previous = torch.get_num_threads()
     try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            runs.append(train_in_order(mates, split, max_steps=20, return_params=True))
-            runs.append([train_in_order([c], split, max_steps=20, return_params=True)[0] for c in mates])
-            # blocks of 4 and 3
-            runs.append(train_in_order(mates, split, max_steps=20, return_params=True, block_size=4))
+        torch.set_num_threads(threads)
+        return [ways[name]() for name in arrangements]
     finally:
         torch.set_num_threads(previous)
-    for run in runs[1:]:
-        assert all(same_result(a, b) for a, b in zip(runs[0], run, strict=True))
+
+
+@pytest.mark.parametrize("optimizer,rho", SAME_BITS_CASES)
+def test_a_cell_gives_the_same_bits_alone_inside_any_block_and_on_any_thread_count(split, optimizer, rho):
+    """Each way of training a cell against one reference (together, on one thread): alone and in blocks of 4 and 3
+    on one thread, together and in blocks on two. Alone on two threads (seven more runs) is the slow tier's."""
+    mates = mates_of(optimizer, rho)
+    reference, *runs = runs_on(1, ("together", "alone", "blocks of 4 and 3"), mates, split)
+    runs += runs_on(2, ("together", "blocks of 4 and 3"), mates, split)
+    for run in runs:
+        assert all(same_result(a, b) for a, b in zip(reference, run, strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer,rho", SAME_BITS_CASES)
+def test_a_cell_alone_on_two_threads_gives_the_same_bits_as_in_its_block_on_one(split, optimizer, rho):
+    mates = mates_of(optimizer, rho)
+    (reference,) = runs_on(1, ("together",), mates, split)
+    (alone,) = runs_on(2, ("alone",), mates, split)
+    assert all(same_result(a, b) for a, b in zip(reference, alone, strict=True))
 
 
 def test_mixed_settings_are_split_into_blocks_and_results_keep_the_input_order(split):

@@ -129,7 +129,7 @@ def test_a_dataset_entry_gets_the_schemas_defaults(config):
     assert (dataset.sep, dataset.quote) == (defaults["sep"], defaults["quote"]) == (",", '"')
     assert dataset.categories == defaults["categorical"] == {} and list(dataset.drop) == defaults["drop"] == []
     config["datasets"] = {"x": entry}
-    validated = checked_config(config)["datasets"]["x"]  # as the Snakefile sees it: filled in by Snakemake
+    validated = checked_config(config)["datasets"]["x"]  # as the Snakefile sees it: filled in by settings.checked
     assert validated == {**entry, **defaults}
     assert Dataset.from_config("x", validated) == dataset
     assert Dataset.from_config("x", dataset.settings()) == dataset  # preprocessing parses the settings again
@@ -137,7 +137,7 @@ def test_a_dataset_entry_gets_the_schemas_defaults(config):
 
 def test_a_config_that_leaves_every_defaulted_key_out_plans_the_same_study(config):
     """Leaving out every key the schema has a default for (config.yaml's choices aside) changes no cell, no
-    preprocessing and no measure: through Snakemake's validate, and (but the analysis, off unless given) given
+    preprocessing and no measure: through settings.checked, and (but the analysis, off unless given) given
     directly to Study.from_config."""
     for spec in config["experiments"].values():
         spec["enabled"] = True

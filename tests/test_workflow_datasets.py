@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def anes96_run(tmp_path_factory, obesity_csv, anes96_csv):
     def edit(config):
-        grid = {k: config["experiments"]["main"][k] for k in ("optimizers", "lrs", "wds", "rhos", "seeds")}
+        # a table per optimizer and rho, two seeds for the summary: one lr and one wd are enough (8 models, not 32)
+        grid = {"optimizers": ["sgd", "adam"], "lrs": [2e-2], "wds": [0], "rhos": [0, 0.05], "seeds": [0, 1]}
         config["experiments"] = {
             "anes96": {**grid, "enabled": True, "dataset": "anes96", "reference_experiment": "none"}
         }
@@ -33,7 +34,7 @@ def test_anes96_runs_end_to_end_on_its_own_split(anes96_run, anes96_csv):
     manifest = json.loads(manifest_path.read_text())
     assert manifest["dataset"] == "anes96" and manifest["rows"]["total"] == 944 and len(manifest["features"]) == 8
     cells = pd.read_csv(results / "anes96/cells.csv")
-    assert len(cells) == 32 and cells["test_mse"].notna().any()
+    assert len(cells) == 8 and cells["test_mse"].notna().any()
     test_labels = pd.read_csv(manifest_path.with_name("test.csv"))["label"]
     relative = cells["test_mse"] / test_labels.var(ddof=0)  # 1 - R^2 on the test split
     assert ((cells["test_mse_rel"] - relative).abs() <= 1e-12 * relative).all() and relative.notna().any()

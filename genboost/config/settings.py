@@ -6,7 +6,7 @@ stands where the schema (genboost/config/schema.yaml) takes no string is read th
 reads a plain scalar: "true" -> True, "1e-3" -> 0.001, "null" -> None. The schema then checks types and
 ranges on real numbers; a string that reads as nothing else is left for the schema to report.
 
-The schema is also the one source of the config's defaults: Snakemake's validate fills them in, and `defaults`
+The schema is also the one source of the config's defaults: `checked` fills them in, and `defaults`
 gives them to the code that reads a config not validated (and to the tests that keep Cell's and config.yaml's
 values equal to them).
 """
@@ -50,7 +50,7 @@ def _schema() -> dict:
 
 def defaults(*where: str) -> dict:
     """The `default:` of each property of the schema's node at `where` (the keys from its root, as in
-    `defaults("properties", "train")`): what Snakemake's validate fills in where a config leaves the key out.
+    `defaults("properties", "train")`): what `checked` fills in where a config leaves the key out.
     A fresh copy, so that a caller may change it."""
     node = _schema()
     for key in where:
@@ -59,7 +59,7 @@ def defaults(*where: str) -> dict:
 
 
 def filled(values: dict, *where: str) -> dict:
-    """`values` and, after them (where Snakemake's validate puts them), the schema's defaults at `where` of the
+    """`values` and, after them (where `checked` puts them), the schema's defaults at `where` of the
     keys they leave out."""
     return {**values, **{key: value for key, value in defaults(*where).items() if key not in values}}
 
@@ -71,25 +71,36 @@ def experiment_defaults() -> dict:
 
 def checked(config: dict) -> dict:
     """The config as the pipeline uses it: YAML scalars read, checked against the schema (a ConfigError with one
-    line per problem), then given the schema's defaults by Snakemake's `validate`."""
-    from snakemake.utils import validate
-
-    schema = _schema()  # package data: read once per process (the tests check hundreds of configs)
-    config = coerced(config, schema)
-    problems = schema_problems(config, schema)
+    line per problem), and given the schema's defaults where it leaves a key out."""
+    config = coerced(config, _schema())
+    problems = schema_problems(config)
     if problems:
         raise ConfigError("\n".join(problems))
-    validate(config, str(SCHEMA))
     return config
 
 
-def schema_problems(config: dict, schema: dict) -> list[str]:
-    """Each place where `config` breaks `schema`, one line each: the config key, the value and what is expected
-    (not Snakemake's dump of the whole schema)."""
-    from jsonschema import Draft202012Validator
+def schema_problems(config: dict) -> list[str]:
+    """Each place where `config` breaks the schema, one line each: the config key, the value and what is expected
+    (not a dump of the whole schema). The same pass fills in the defaults of the keys `config` leaves out."""
+    return sorted({_problem(e) for e in _validator().iter_errors(config)})
 
-    errors = Draft202012Validator(schema).iter_errors(config)
-    return sorted({_problem(e) for e in errors})
+
+@cache
+def _validator():
+    """A validator of the schema that fills in each property's `default:` before checking that object's
+    properties: the recipe Snakemake's `validate` follows (the jsonschema FAQ's), built once per process, since
+    `validate` re-reads the schema on every call and a second pass would check the config twice."""
+    from jsonschema import Draft202012Validator, validators
+
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def fill_then_check(validator, properties, instance, schema):
+        for key, spec in properties.items():
+            if "default" in spec and isinstance(instance, dict):
+                instance.setdefault(key, copy.deepcopy(spec["default"]))  # a copy: the schema is shared
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"properties": fill_then_check})(_schema())
 
 
 def _problem(error) -> str:

@@ -165,7 +165,7 @@ class Study:
     def from_config(cls, config: dict) -> Study:
         """The study of a config that the schema has validated (see genboost.config.settings); the schema's
         train, model, preprocess and experiment defaults fill in what a config given directly (not through
-        Snakemake's validate) leaves out."""
+        settings.checked) leaves out."""
         settings.check_finite(config, "config")
         train = settings.filled(config["train"], "properties", "train")
         model = settings.filled(config["model"], "properties", "model")
