@@ -291,7 +291,10 @@ def test_heatmap_numbers_tell_neighbouring_cells_apart(tmp_path, monkeypatch):
     assert heatmap_texts(one_panel([[2.5, 2.5], [0.8011, 0.8012]]), tmp_path, monkeypatch) == [
         "2.5", "2.5", "0.8011", "0.8012"
     ]  # fmt: skip
-    assert figures.label_digits([pd.DataFrame([[1.0, 1.0 + 1e-12]])]) == figures.LABEL_DIGITS[-1]  # at most
+    most = figures.LABEL_DIGITS[-1]
+    assert figures.label_digits([pd.DataFrame([[1.0, 1.0 + 10.0 ** (1 - most)]])]) == most  # at most
+    # a pair alike at the most digits reads alike at any, so it asks for no more digits than the others need
+    assert figures.label_digits([pd.DataFrame([[1.0, 1.0 + 1e-12, 1.5]])]) == figures.LABEL_DIGITS[0]
 
 
 def curve_pixels(png: Path, fig: Figure, color) -> int:

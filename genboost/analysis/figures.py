@@ -144,9 +144,11 @@ def label_digits(grids: list[pd.DataFrame]) -> int:
 
 
 def _same_text(x: np.ndarray, y: np.ndarray, digits: int) -> bool:
-    """Whether some pair of values (x[k], y[k]), both numbers and different, reads the same at `digits`."""
-    return any(a != b and f"{a:.{digits}g}" == f"{b:.{digits}g}" for a, b in zip(x.flat, y.flat, strict=True)
-               if not (math.isnan(a) or math.isnan(b)))  # fmt: skip
+    """Whether some pair of values (x[k], y[k]), both numbers that read differently at the most digits shown (a
+    pair alike there reads alike at any), reads the same at `digits`."""
+    most = LABEL_DIGITS[-1]
+    return any(f"{a:.{most}g}" != f"{b:.{most}g}" and f"{a:.{digits}g}" == f"{b:.{digits}g}"
+               for a, b in zip(x.flat, y.flat, strict=True) if not (math.isnan(a) or math.isnan(b)))  # fmt: skip
 
 
 def _heatmap_panel(ax, sel: pd.DataFrame, lrs, wds, norm: Normalize, best, digits: int):
