@@ -27,11 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 COMMENT = "\n# bench_edits: a comment, which changes no code\n"
-# name -> (what it is, the file of the checkout to append COMMENT to, or the --config of the edit)
+# A line of code that changes nothing computed but the file's fingerprint: what a real edit of the file reruns.
+CODE = "\n_BENCH_EDITED = True\n"
+# name -> (what it is, the file of the checkout to append to and what, or the --config of the edit)
 EDITS = {
     "nothing": ("nothing", None, None),
-    "summary_comment": ("a comment in compare/summary.py", "genboost/compare/summary.py", None),
-    "figures_comment": ("a comment in analysis/figures.py", "genboost/analysis/figures.py", None),
+    "summary_comment": ("a comment in compare/summary.py", ("genboost/compare/summary.py", COMMENT), None),
+    "figures_comment": ("a comment in analysis/figures.py", ("genboost/analysis/figures.py", COMMENT), None),
+    "summary_code": ("a line of code in compare/summary.py", ("genboost/compare/summary.py", CODE), None),
+    "figures_code": ("a line of code in analysis/figures.py", ("genboost/analysis/figures.py", CODE), None),
     "seeds": ("main.seeds: [0, 1, 2, 3]", None, "experiments={main: {seeds: [0, 1, 2, 3]}}"),
     "pacbayes": ("analysis.pacbayes.samples: 16", None, "analysis={pacbayes: {samples: 16}}"),
 }
@@ -75,12 +79,13 @@ def copy_checkout(checkout: Path, folder: Path) -> Path:
 
 def apply(edit: str, workdir: Path) -> list[str]:
     """Make the edit in the copy; the --config it needs (none for a code edit)."""
-    _, file, config = EDITS[edit]
-    if file:
+    _, appended, config = EDITS[edit]
+    if appended:
+        file, text = appended
         path = workdir / file
         if not path.is_file():
             raise SystemExit(f"{edit}: the checkout has no {file} (the package's code must be in the checkout)")
-        path.write_text(path.read_text() + COMMENT)
+        path.write_text(path.read_text() + text)
     return [config] if config else []
 
 
