@@ -119,11 +119,15 @@ def test_agreement_with_the_talk(row):
 
 @pytest.mark.parametrize("row", CONCLUSIONS, ids=lambda r: r[0][:2])
 def test_the_talks_conclusions_on_our_numbers(row):
+    """Columns: the claim, its verdict on the fresh seeds (vs_talk.md's "Confirmed on N fresh seeds", first), the
+    fresh numbers, and the verdict on the grid's seeds (the selection's section, second) with its numbers."""
     claim = row[0][:2]
     vs_talk = read_doc("default-study/main/vs_talk.md")
-    verdict = re.search(rf"- \*\*{claim}\*\* .*?: \*\*(.+?)\*\*", vs_talk)
-    assert verdict and verdict.group(1) == row[1].replace("**", ""), (claim, row[1])
-    assert_figures_from(row[2], claim_rows(vs_talk, claim), f"{claim}'s rows of docs/default-study/main/vs_talk.md")
+    confirmed, selection = re.findall(rf"- \*\*{claim}\*\* .*?: \*\*(.+?)\*\*", vs_talk)
+    assert confirmed == row[1].replace("**", ""), (claim, row[1])
+    assert row[3].startswith(f"{selection} ("), (claim, row[3])
+    where = f"{claim}'s rows of docs/default-study/main/vs_talk.md"
+    assert_figures_from(row[2] + " " + row[3], claim_rows(vs_talk, claim), where)
 
 
 def conclusion_matrix(summary: str) -> dict[str, dict[str, str]]:
