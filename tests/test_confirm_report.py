@@ -114,7 +114,8 @@ def test_the_vs_talk_section_gives_every_part_its_numbers(confirmed):
 
 def test_the_matrix_cell_names_the_deciding_part(confirmed):
     cells = {c.key: verdict_cell(c) for c in confirmed}
-    assert cells["C4"] == NOT_TESTABLE
+    reason = confirmed[3].parts[0].reason  # no second chance: the grid's reason, named in the matrix too
+    assert reason and cells["C4"] == f"{NOT_TESTABLE}: {reason}"
     assert cells["C1"].startswith("equivalent (Δ ")  # the weight-decay part's, not Adam's confirmed lead
     assert cells["C1"] == verdict_cell(replace(confirmed[0], parts=confirmed[0].parts[1:]))
     assert cells["C3"].startswith("confirmed (Δ -0.4")

@@ -24,6 +24,7 @@ class Checked:
     better: pd.Series | None
     other: pd.Series | None
     fresh: Fresh | None
+    reason: str = ""  # why the grid could not test the part (conclusions.Outcome.reason)
 
     @property
     def verdict(self) -> str:
@@ -59,7 +60,7 @@ def pairs(fresh_cells: pd.DataFrame, better: pd.Series, other: pd.Series) -> pd.
 def check(outcome: Outcome, fresh_cells: pd.DataFrame, m: float) -> Checked:
     """A grid outcome's two picks (conclusions.evaluate) judged on their fresh cells alone."""
     if outcome.better is None or outcome.other is None:
-        return Checked(outcome.part, outcome.better, outcome.other, None)
+        return Checked(outcome.part, outcome.better, outcome.other, None, outcome.reason)
     fresh = judge(outcome.part.strict, pairs(fresh_cells, outcome.better, outcome.other), m)
     return Checked(outcome.part, outcome.better, outcome.other, fresh)
 
@@ -143,7 +144,8 @@ def verdict_cell(c: Confirmed) -> str:
     """summary.md's matrix entry: the verdict and the numbers of the part that decides it, e.g.
     "confirmed (Δ -0.012 [-0.020, -0.004])" or "undecided (Δ +0.010 [-0.03, +0.05], ≈ 45 seeds)"."""
     if c.verdict == NOT_TESTABLE:
-        return NOT_TESTABLE
+        reason = next(p.reason for p in c.parts if p.verdict == NOT_TESTABLE)
+        return f"{NOT_TESTABLE}: {reason}" if reason else NOT_TESTABLE
     f = next(p.fresh for p in c.parts if p.verdict == c.verdict)
     diverged = f", sign test, {f.n_diverged} of {f.n} diverged" if f.method == SIGN_TEST else ""
     needed = f", ≈ {f.seeds_needed} seeds" if f.verdict == UNDECIDED and f.seeds_needed is not None else ""
