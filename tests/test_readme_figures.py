@@ -131,8 +131,8 @@ def test_the_talks_conclusions_on_our_numbers(row):
 
 
 def conclusion_matrix(summary: str) -> dict[str, dict[str, str]]:
-    """summary.md's "The talk's conclusions, per setup": claim (C1..) -> setup -> its entry."""
-    table = section(summary, "## The talk's conclusions, per setup", "\n## ")
+    """summary.md's matrix of the talk's conclusions confirmed on fresh seeds: claim (C1..) -> setup -> its entry."""
+    table = section(summary, "### Confirmed on", "The winner's curse")
     lines = [line for line in table.splitlines() if line.startswith("|")]
     header = cells(lines[0])
     return {row[0][:2]: dict(zip(header[1:], row[1:], strict=True)) for row in map(cells, lines[2:])}
