@@ -237,6 +237,10 @@ def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run, tm
         "figures_standardized",
         "vs_talk",
         "summary",
+        # the variant is checked against the talk's conclusions, so it is confirmed: its selection (a checkpoint,
+        # whose fresh jobs are planned once it has run) and the fresh models' file
+        "select",
+        "confirm",
     }
     (train_csv,) = [o for o in jobs["preprocess"] if o.endswith("train.csv")]
     assert train_csv.startswith("results/data/") and train_csv not in str(sorted((tiny_run / "results/data").iterdir()))
