@@ -97,7 +97,7 @@ def confirmed():
 
 
 def test_the_vs_talk_section_gives_every_part_its_numbers(confirmed):
-    text = confirmed_markdown(confirmed, 3 * FRESH, M, best_mse=1.0)
+    text = confirmed_markdown(confirmed, 3 * FRESH, M, best_mse=1.0, variance=2.0)
     assert text.startswith("## Confirmed on 12 fresh seeds\n")
     assert "Margin m = 0.0400 (4.0% of the best test MSE)." in text
     assert "- **C1** Adam with lr 3e-3 works best, and weight decay improves it: **equivalent**" in text
@@ -105,8 +105,8 @@ def test_the_vs_talk_section_gives_every_part_its_numbers(confirmed):
     rows = [line for line in text.splitlines() if line.startswith("| C")]
     assert len(rows) == 5  # C1's two parts, C2, C3, C4
     wd = [cell.strip() for cell in next(r for r in rows if "weight decay improves" in r).split("|")[1:-1]]
-    assert wd[2:8] == ["best wd > 0: Adam lr 0.003 wd 0.0001, no SAM", "1.0030", "1.0540",
-                       "wd = 0: Adam lr 0.003 wd 0, no SAM", "1.1056", "1.0537"]  # fmt: skip
+    assert wd[2:8] == ["best wd > 0: Adam lr 0.003 wd 0.0001, no SAM", "1.0030 (rel 0.501)", "1.0540 (rel 0.527)",
+                       "wd = 0: Adam lr 0.003 wd 0, no SAM", "1.1056 (rel 0.553)", "1.0537 (rel 0.527)"]  # fmt: skip
     assert wd[8] == "+0.0003" and wd[10].startswith("paired t p ") and wd[11:] == ["0.0400 (4.0%)", "equivalent", "–"]
     c4 = [cell.strip() for cell in rows[-1].split("|")[1:-1]]
     assert c4[2:11] == ["–"] * 9 and c4[12:] == ["not testable", "–"]

@@ -3,6 +3,7 @@ vs_talk.md's "Confirmed on N fresh seeds" section, summary.md's matrix cell and 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,33 +110,40 @@ def _needed(f: Fresh) -> str:
     return MISSING if f.seeds_needed is None else f"{f.seeds_needed} (for {f.needed_for})"
 
 
-def _part_row(key: str, p: Checked, m: str) -> list[str]:
+def _with_rel(mse: float | None, variance: float) -> str:
+    """A test MSE and, beside it, its value relative to the test labels' variance (1 − R²)."""
+    return number(mse) if mse is None or not math.isfinite(mse) else f"{number(mse)} (rel {mse / variance:.3f})"
+
+
+def _part_row(key: str, p: Checked, m: str, variance: float) -> list[str]:
     cross = p.part.better_from != p.part.other_from  # C4: name the experiment each side comes from
     sides = []
     for row, label, fresh in ((p.better, p.part.better, p.fresh and p.fresh.better_mean),
                               (p.other, p.part.other, p.fresh and p.fresh.other_mean)):  # fmt: skip
         config = MISSING if row is None else f"{label}: {_config(row, cross)}"
-        sides += [config, MISSING if row is None else number(row["mean"]), number(fresh)]
+        sides += [config, MISSING if row is None else _with_rel(row["mean"], variance), _with_rel(fresh, variance)]
     f = p.fresh
     if f is None:
         return [key, p.part.claim, *sides, MISSING, MISSING, MISSING, m, NOT_TESTABLE, MISSING]
     return [key, p.part.claim, *sides, _fmt(f.mean), _interval(f.ci95), _test(f), m, f.verdict, _needed(f)]
 
 
-def confirmed_markdown(confirmed: list[Confirmed], n_seeds: int, m: float, best_mse: float) -> str:
+def confirmed_markdown(confirmed: list[Confirmed], n_seeds: int, m: float, best_mse: float, variance: float) -> str:
     """vs_talk.md's section: the verdicts in one line each, then every part's two picks with their grid and
-    fresh means, Δ on the fresh seeds, its interval and test, the margin, the verdict and the seeds needed."""
+    fresh means (each with its `rel`: ÷ `variance`, the test labels'), Δ on the fresh seeds, its interval and
+    test, the margin, the verdict and the seeds needed."""
     m_text = margin_text(m, best_mse)
     lines = [f"## Confirmed on {n_seeds} fresh seeds", "", RULES, "", f"Margin m = {m_text}.", ""]
     lines += [f"- **{c.key}** {c.text}: **{c.verdict}**" for c in confirmed]
     headers = ["", "claim", "the talk's better side", "grid", "fresh", "other side", "grid", "fresh", "Δ (fresh)",
                "95% CI", "test", "m (% of best)", "verdict", "seeds needed"]  # fmt: skip
-    rows = [_part_row(c.key, p, margin_text(m, best_mse, of="")) for c in confirmed for p in c.parts]
+    rows = [_part_row(c.key, p, margin_text(m, best_mse, of=""), variance) for c in confirmed for p in c.parts]
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     note = (
         "grid: mean test MSE on the grid's seeds, which picked the configuration; fresh: on the fresh seeds "
-        "(models that finished). Δ = the talk's better side - the other side, fresh seeds only; the 95% CI is "
-        "of the mean Δ (paired t) or, where a model diverged, of the median Δ (sign test)."
+        "(models that finished); rel: ÷ the variance of the test labels. Δ = the talk's better side - the other "
+        "side, fresh seeds only; the 95% CI is of the mean Δ (paired t) or, where a model diverged, of the median "
+        "Δ (sign test)."
     )
     return "\n".join([*lines, "", note, "", table, ""])
 

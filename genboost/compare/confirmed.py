@@ -13,6 +13,7 @@ from genboost.analysis.best import best
 from genboost.analysis.stats import cell_stats
 from genboost.compare import confirm, confirm_report
 from genboost.compare.conclusions import Conclusion, evaluate
+from genboost.data.tensors import label_variance
 
 
 def section(grid: list[Conclusion], fresh_csv: str, test_csv: str, fraction: float, *cells: pd.DataFrame | None) -> str:
@@ -22,9 +23,8 @@ def section(grid: list[Conclusion], fresh_csv: str, test_csv: str, fraction: flo
     m = confirm.margin(test_csv, fraction)
     top = best(cell_stats(pd.concat([c for c in cells if c is not None]), intervals=False))
     confirmed = confirm_report.confirm(grid, fresh, m)
-    return confirm_report.confirmed_markdown(
-        confirmed, fresh["seed"].nunique(), m, math.nan if top is None else top["mean"]
-    )
+    best_mse = math.nan if top is None else top["mean"]
+    return confirm_report.confirmed_markdown(confirmed, fresh["seed"].nunique(), m, best_mse, label_variance(test_csv))
 
 
 def seconds(setups: dict[str, str | None], datasets: dict[str, dict]) -> dict[str, str | None]:
