@@ -190,14 +190,15 @@ def job_inputs(lineage: Lineage, experiment: Experiment, cells: list[Cell], part
 
 def job_priority(lineage: Lineage, experiment: Experiment, wildcards) -> int:
     """A train job's Snakemake priority: the longest first; before them a job whose cells a longer run goes
-    on from, and after them all the job of that longer run (short now, it runs while the other cores make tables)."""
+    on from, and after them all the job of that longer run (short now), though before the measure jobs (priority
+    0): the confirmation's selection waits for it (genboost.wiring_confirm.select_inputs), the measures for none."""
     cells = packing.job_cells(experiment, dict(wildcards))
     cost = experiment.pack_cost() * len(cells) // experiment.pack_size()
     if any(lineage.continued(experiment, c) for c in cells):
         return 1000 + cost // 1000
     if any(lineage.shorter_run(experiment, c) for c in cells):
-        return 0
-    return cost // 1000
+        return 1
+    return 2 + cost // 1000
 
 
 def wildcard_constraints() -> dict:

@@ -9,7 +9,7 @@ import csv
 
 from genboost.config.cell import Cell
 from genboost.config.study import Experiment, Study
-from genboost.wiring import cell_dicts, cells_path, data_paths, log_path, run_pattern
+from genboost.wiring import cell_dicts, data_paths, job_files, log_path, run_pattern
 
 
 def confirm_folder(results: str, experiment: str) -> str:
@@ -26,11 +26,23 @@ def fresh_path(results: str, experiment: str) -> str:
     return f"{confirm_folder(results, experiment)}/fresh.csv"
 
 
-def select_inputs(results: str, confirmed: dict[str, str | None], experiment: str) -> dict[str, str]:
-    """What the selection of a confirmed experiment reads: its cells.csv and its second chance's, if any."""
+def _grids(confirmed: dict[str, str | None], experiment: str) -> dict[str, str]:
+    """The experiments a selection reads, by the name of its input: the confirmed one and its second chance."""
     second = confirmed[experiment]
-    cells = {"cells": cells_path(results, experiment)}
-    return {**cells, "partner_cells": cells_path(results, second)} if second else cells
+    return {"jobs": experiment, **({"partner_jobs": second} if second else {})}
+
+
+def select_inputs(study: Study, parts: dict[str, int], confirmed: dict[str, str | None], experiment: str) -> dict:
+    """What the selection of a confirmed experiment reads: its train jobs' files and its second chance's, if any
+    (`parts`: experiment -> parts per pack). Not cells.csv: that waits for the measures, which the selection
+    does not read, so the fresh models train while the grid is measured and aggregated."""
+    grids = _grids(confirmed, experiment).items()
+    return {k: job_files(study.experiment(e), study.results, parts[e]) for k, e in grids}
+
+
+def select_sweeps(study: Study, confirmed: dict[str, str | None], experiment: str) -> dict[str, list[str]]:
+    """The swept keys of each experiment `select_inputs` names, by the same keys: cells.csv's columns of them."""
+    return {k: list(study.experiment(e).sweep) for k, e in _grids(confirmed, experiment).items()}
 
 
 def confirm_sources(study: Study, confirmed: dict[str, str | None]) -> list[Experiment]:
@@ -67,6 +79,14 @@ def fresh_metrics(study: Study, experiment: Experiment, results: str, wildcards)
     """Each fresh model's metrics.json, under the experiment's confirm folder, in the order of its cells."""
     pattern = run_pattern(experiment.axes).replace("{results}/{experiment}", confirm_folder(results, experiment.name))
     return [pattern.format(**experiment.wildcards(c)) for c in fresh_cells(study, experiment, wildcards)]
+
+
+def fresh_priority(study: Study, experiment: Experiment, wildcards) -> int:
+    """A fresh job's Snakemake priority: its gradient evaluations, in thousands of model-epochs (a SAM epoch
+    counts twice), as the grid's train jobs have theirs. Above the measure jobs', so the fresh models start as
+    soon as they are selected, the longest first, and the grid's measures and figures fill the other core."""
+    cells = fresh_cells(study, experiment, wildcards)
+    return sum(c.epochs * (2 if c.sam else 1) for c in cells) // 1000
 
 
 def fresh_jobs(checkpoints, study: Study, results: str, experiment: str) -> list[str]:

@@ -141,9 +141,8 @@ def test_selected_csv_names_each_parts_two_configurations(tmp_path):
     c4 = rows[rows["conclusion"] == "C4"].set_index("side")
     assert c4.loc["other", ["experiment", "lr", "wd", "rho"]].tolist() == ["second_chance", "0.003", "0.0001", "0.02"]
     assert c4.loc["better", "grid_mean"] == pytest.approx(0.9) and not c4.loc["better", "strict"]
-    main_csv, out = tmp_path / "main.csv", tmp_path / "selected.csv"
-    MAIN.to_csv(main_csv, index=False)
-    selection.write_selected(str(main_csv), None, str(out))
+    out = tmp_path / "selected.csv"
+    selection.write_selected(MAIN, None, str(out))
     written = pd.read_csv(out)
     assert "C4" not in set(written["conclusion"]), "a part the grid cannot test selects nothing"
 
@@ -159,11 +158,63 @@ def test_selected_csv_names_each_parts_two_configurations(tmp_path):
     assert "r/main/confirm/jobs/optimizer=adam/lr=0.003/wd=0.0001/rho=0.json" in jobs
 
 
-def fresh_job_file(path, experiment: str, config: dict, mses: list[float]) -> str:
-    records = [{"config": {**config, "seed": 1000 + i}, "test_mse": m, "train_mse": m, "diverged": False}
-               for i, m in enumerate(mses)]  # fmt: skip
+def job_file(path, experiment: str, configs: list[dict], mses: list[float], diverged=None) -> str:
+    """A train job's file: each model's config, test and train MSE and whether it diverged."""
+    flags = diverged or [False] * len(mses)
+    rows = zip(configs, mses, flags, strict=True)
+    records = [{"config": c, "test_mse": m, "train_mse": m, "diverged": d} for c, m, d in rows]
     path.write_text(json.dumps({"experiment": experiment, "cells": records}))
     return str(path)
+
+
+def test_the_fresh_jobs_go_before_the_measure_jobs_the_longest_first(config):
+    study = study_of(config)
+    main, second = study.experiment("main"), study.experiment("second_chance")
+    sam = {"optimizer": "adam", "lr": "0.003", "wd": "0", "rho": "0.02"}  # 100 epochs; the second chance's 200
+    priority = {
+        name: wiring_confirm.fresh_priority(study, e, c)
+        for name, e, c in [("sam", main, sam), ("plain", main, {**sam, "rho": "0"}), ("second", second, sam)]
+    }
+    assert priority["second"] > priority["sam"] == priority["plain"] > 0  # measure jobs have 0
+
+
+def fresh_job_file(path, experiment: str, config: dict, mses: list[float]) -> str:
+    return job_file(path, experiment, [{**config, "seed": 1000 + i} for i in range(len(mses))], mses)
+
+
+def grid_job_files(tmp_path, cells: pd.DataFrame) -> list[str]:
+    """`cells` as the files of two train jobs, each holding every other row, the second job first."""
+    experiment = cells["experiment"].iloc[0]
+    configs = cells[["optimizer", "lr", "wd", "rho", "seed"]].to_dict("records")
+    flags = cells["diverged"].tolist()
+    return [job_file(tmp_path / f"{experiment}{i}.json", experiment, configs[i::2], cells["test_mse"].tolist()[i::2],
+                     flags[i::2]) for i in (1, 0)]  # fmt: skip
+
+
+def test_the_selection_from_the_train_jobs_files_is_the_one_from_cells_csv(tmp_path):
+    main = MAIN.assign(diverged=MAIN.index == 4)  # adam lr 1e-3 seed 1: that configuration has no mean
+    cells = selection.grid_cells(grid_job_files(tmp_path, main))
+    columns, axes = ["experiment", "optimizer", "lr", "wd", "rho", "seed", "test_mse", "diverged"], ["lr", "wd", "seed"]
+    in_order = main[columns].sort_values(["optimizer", "rho", *axes]).reset_index(drop=True)  # as cells.csv's rows
+    assert cells[columns].equals(in_order)
+    second = selection.grid_cells(grid_job_files(tmp_path, SECOND))
+    assert selection.selected(evaluate(cells, second)).equals(selection.selected(evaluate(main, SECOND)))
+
+
+def test_the_selection_reads_the_grids_train_jobs_not_its_cells_csv(config):
+    study = study_of(config)
+    confirmed = study.confirmed(compared(study))
+    inputs = wiring_confirm.select_inputs(study, {"main": 1, "second_chance": 2}, confirmed, "main")
+    assert len(inputs["jobs"]) == 8 and all(p.startswith("results/main/jobs/train/") for p in inputs["jobs"])
+    pattern = "results/second_chance/jobs/train/optimizer=adam/rho=0.02/part={}of2.json"
+    assert inputs["partner_jobs"] == [pattern.format(i) for i in (1, 2)]
+    assert wiring_confirm.select_sweeps(study, confirmed, "main") == {"jobs": [], "partner_jobs": []}
+    # without a second chance: only its own jobs, with its swept keys
+    config["experiments"]["second_chance"]["enabled"] = False
+    config["experiments"]["main"]["sweep"] = {"batch_size": [16, 32]}
+    study, confirmed = study_of(config), {"main": None}
+    assert set(wiring_confirm.select_inputs(study, {"main": 1}, confirmed, "main")) == {"jobs"}
+    assert wiring_confirm.select_sweeps(study, confirmed, "main") == {"jobs": ["batch_size"]}
 
 
 def test_fresh_csv_holds_every_jobs_models_with_their_experiment(tmp_path, split_csvs):

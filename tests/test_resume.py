@@ -59,6 +59,7 @@ def test_the_continued_job_runs_first_and_the_continuing_job_last(config):
     continued, continuing = priority[("main", "adam", 0.02)], priority[("second_chance", "adam", 0.02)]
     others = {p for k, p in priority.items() if k not in {("main", "adam", 0.02), ("second_chance", "adam", 0.02)}}
     assert continued > max(others) and continuing < min(others)
+    assert continuing > 0, "before the measure jobs (priority 0): the confirmation's selection waits for it"
 
 
 def resume_plan(config) -> dict:

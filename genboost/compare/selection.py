@@ -38,10 +38,18 @@ def selected(grid: list[Conclusion]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def write_selected(cells_csv: str, partner_cells_csv: str | None, out: str) -> None:
+def grid_cells(job_paths: list[str], sweep=()) -> pd.DataFrame:
+    """One experiment's grid models from its train jobs' files (each names the experiment), as its cells.csv
+    holds them but for the measures and test_mse_rel: all a selection reads (each model's test MSE and whether it
+    diverged), there as soon as the grid is trained, so the fresh models train while the grid is measured.
+    `sweep`: the experiment's swept keys, as its aggregate rule has them."""
+    experiment = json.loads(Path(job_paths[0]).read_text())["experiment"]
+    return tables.cells_frame(experiment, tables.read_job_records(job_paths), sweep)
+
+
+def write_selected(cells: pd.DataFrame, partner_cells: pd.DataFrame | None, out: str) -> None:
     """selected.csv of a main-like experiment (C1-C3 from its cells, C4 from its second chance's against them)."""
-    partner = pd.read_csv(partner_cells_csv) if partner_cells_csv else None
-    files.write_text(out, selected(evaluate(pd.read_csv(cells_csv), partner)).to_csv(index=False))
+    files.write_text(out, selected(evaluate(cells, partner_cells)).to_csv(index=False))
 
 
 def write_fresh(job_paths: list[str], test_csv: str, out: str) -> None:

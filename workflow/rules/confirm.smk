@@ -1,4 +1,4 @@
-# The confirmation stage: once an experiment's grid (and its second chance's) is aggregated, the checkpoint
+# The confirmation stage: once an experiment's grid (and its second chance's) is trained, the checkpoint
 # writes the two configurations each claim part selects; each distinct one trains on the fresh seeds as one
 # ordinary train job (the same script, store and resources; no measures); their models make fresh.csv, from
 # which the reports judge the claims.
@@ -8,7 +8,7 @@ checkpoint select:
     input:
         unpack(
             lambda wildcards: wiring_confirm.select_inputs(
-                R, CONFIRMED, wildcards.experiment
+                STUDY, PARTS, CONFIRMED, wildcards.experiment
             )
         ),
     output:
@@ -17,11 +17,17 @@ checkpoint select:
         wiring.log_path(R, "{experiment}", "select"),
     wildcard_constraints:
         experiment=wiring.one_of(CONFIRMED),
+    # before the measure jobs (priority 0) that may be waiting with it: the fresh models wait for it
+    priority: 1000
     conda:
         "../../envs/genboost.yaml"
     resources:
         runtime=10,
         mem_mb=1000,
+    params:
+        sweeps=lambda wildcards: wiring_confirm.select_sweeps(
+            STUDY, CONFIRMED, wildcards.experiment
+        ),
     script:
         "../scripts/select.py"
 
@@ -37,6 +43,7 @@ for exp in wiring_confirm.confirm_sources(STUDY, CONFIRMED):
             job=wiring_confirm.fresh_job(exp, R),
         log:
             wiring_confirm.fresh_job_log(exp, R),
+        priority: partial(wiring_confirm.fresh_priority, STUDY, exp)
         conda:
             "../../envs/genboost.yaml"
         threads: wiring.job_threads(exp)

@@ -1,7 +1,9 @@
-"""Snakemake adapter: the configurations each claim part of a confirmed experiment selects on the grid's seeds."""
+"""Snakemake adapter: the configurations each claim part of a confirmed experiment selects on the grid's seeds,
+from its train jobs' files (and its second chance's)."""
 
-from genboost.compare.selection import write_selected
+from genboost.compare.selection import grid_cells, write_selected
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):
-    write_selected(snakemake.input.cells, snakemake.input.get("partner_cells"), snakemake.output[0])
+    grids = {k: grid_cells(list(snakemake.input[k]), snakemake.params.sweeps[k]) for k in snakemake.params.sweeps}
+    write_selected(grids["jobs"], grids.get("partner_jobs"), snakemake.output[0])
