@@ -10,7 +10,7 @@ import pytest
 from genboost.compare import confirmed, selection
 from genboost.compare.conclusions import NOT_TESTABLE, REPRODUCED, conclusions_markdown, evaluate
 from genboost.compare.confirm import CONFIRMED, REFUTED, RULES, SIGN_TEST
-from genboost.compare.confirm_report import confirm, confirmed_markdown, verdict_cell, winners_curse
+from genboost.compare.confirm_report import confirm, confirmed_markdown, curse_line, verdict_cell, winners_curse
 from genboost.compare.picks import FALLBACK
 
 M = 0.04
@@ -106,6 +106,9 @@ def test_the_reports_name_the_fallback_pick():
     assert f"| {name}: SGD lr 0.01 wd 0, no SAM | 1.6000 (rel 0.800) |" in section
     assert verdict_cell(judged[2]).endswith(f"6 of 6 diverged; {name})")
     assert winners_curse(judged).set_index("picked as").loc[f"C3: {name}", "grid_mean"] == pytest.approx(1.6)
+    finished = confirm(evaluate(cells), fresh([1.0] * 6, [1.7] * 6), M)
+    line = curse_line("main", finished, 6)
+    assert "picks (1 by the fallback: grid mean over its finished seeds only) on 6 fresh seeds" in line
     summary = "\n".join(confirmed.matrix({"main": (cells, None, fresh([1.0] * 6, [None] * 6), M, "main")}))
     assert FALLBACK in summary and name in summary
     selection_table = conclusions_markdown(evaluate(cells))

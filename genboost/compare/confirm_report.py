@@ -79,8 +79,8 @@ def confirm(conclusions: list[Conclusion], fresh_cells: pd.DataFrame, m: float) 
 
 def winners_curse(confirmed: list[Confirmed]) -> pd.DataFrame:
     """Per configuration a part picked (each once): its mean test MSE on the grid's seeds (a fallback pick's: over
-    its finished seeds only, as "picked as" says), on the fresh seeds (its models that finished), and the optimism,
-    fresh - grid (> 0: the grid's pick looked better than it is)."""
+    its finished seeds only, as "picked as" and `fallback` say), on the fresh seeds (its models that finished), and
+    the optimism, fresh - grid (> 0: the grid's pick looked better than it is)."""
     rows = {}
     for c in confirmed:
         for p in c.parts:
@@ -89,8 +89,10 @@ def winners_curse(confirmed: list[Confirmed]) -> pd.DataFrame:
             for side, fresh_mean, label in ((p.better, p.fresh.better_mean, p.part.better),
                                             (p.other, p.fresh.other_mean, p.part.other)):  # fmt: skip
                 name = _config(side, with_experiment=True)
-                rows.setdefault(name, [name, f"{c.key}: {picked(label, side)}", float(side["mean"]), fresh_mean])
-    frame = pd.DataFrame(list(rows.values()), columns=["configuration", "picked as", "grid_mean", "fresh_mean"])
+                rows.setdefault(name, [name, f"{c.key}: {picked(label, side)}", float(side["mean"]), fresh_mean,
+                                       is_fallback(side)])  # fmt: skip
+    columns = ["configuration", "picked as", "grid_mean", "fresh_mean", "fallback"]
+    frame = pd.DataFrame(list(rows.values()), columns=columns)
     return frame.assign(optimism=frame["fresh_mean"] - frame["grid_mean"])
 
 
@@ -175,8 +177,10 @@ def curse_line(experiment: str, confirmed: list[Confirmed], n_seeds: int) -> str
     if curse.empty:
         return f"- {experiment}: no pick to check on fresh seeds"
     worst = curse.loc[curse["optimism"].idxmax()]
+    fallback = int(curse["fallback"].sum())
+    fallback_text = f" ({fallback} by the fallback: grid mean over its finished seeds only)" if fallback else ""
     return (
-        f"- {experiment}: the grid's {len(curse)} picks on {n_seeds} fresh seeds: fresh mean - grid mean "
-        f"{number(curse['optimism'].mean(), '+.4f')} on average, at most {number(worst['optimism'], '+.4f')} "
+        f"- {experiment}: the grid's {len(curse)} picks{fallback_text} on {n_seeds} fresh seeds: fresh mean - grid "
+        f"mean {number(curse['optimism'].mean(), '+.4f')} on average, at most {number(worst['optimism'], '+.4f')} "
         f"({worst['picked as']}); > 0: the grid's seeds flattered the pick"
     )
