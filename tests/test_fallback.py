@@ -104,7 +104,8 @@ def test_the_reports_name_the_fallback_pick():
     assert FALLBACK in RULES and "the most grid seeds that finished" in FALLBACK
     section = confirmed_markdown(judged, 6, M, best_mse=1.0, variance=2.0)
     assert f"| {name}: SGD lr 0.01 wd 0, no SAM | 1.6000 (rel 0.800) |" in section
-    assert verdict_cell(judged[2]).endswith(f"6 of 6 diverged; {name})")
+    assert verdict_cell(judged[2]).startswith("confirmed (sign test, 6 of 6 diverged: median Δ in [")
+    assert verdict_cell(judged[2]).endswith(f"in [-inf, -inf]; {name})")  # no finished pair: no mean Δ
     assert winners_curse(judged).set_index("picked as").loc[f"C3: {name}", "grid_mean"] == pytest.approx(1.6)
     finished = confirm(evaluate(cells), fresh([1.0] * 6, [1.7] * 6), M)
     line = curse_line("main", finished, 6)

@@ -155,16 +155,25 @@ def confirmed_markdown(confirmed: list[Confirmed], n_seeds: int, m: float, best_
 
 def verdict_cell(c: Confirmed) -> str:
     """summary.md's matrix entry: the verdict and the numbers of the part that decides it, e.g.
-    "confirmed (Δ -0.012 [-0.020, -0.004])" or "undecided (Δ +0.010 [-0.03, +0.05], ≈ 45 seeds)"."""
+    "confirmed (Δ -0.012 [-0.020, -0.004])", "undecided (Δ +0.010 [-0.03, +0.05], ≈ 45 seeds)" or, where a model
+    diverged, "confirmed (sign test, 11 of 20 diverged: median Δ in [-inf, -2.423]; mean Δ of the finished ...)"."""
     if c.verdict == NOT_TESTABLE:
         reason = next(p.reason for p in c.parts if p.verdict == NOT_TESTABLE)
         return f"{NOT_TESTABLE}: {reason}" if reason else NOT_TESTABLE
     p = next(p for p in c.parts if p.verdict == c.verdict)
     f = p.fresh
-    diverged = f", sign test, {f.n_diverged} of {f.n} diverged" if f.method == SIGN_TEST else ""
     needed = f", ≈ {f.seeds_needed} seeds" if f.verdict == UNDECIDED and f.seeds_needed is not None else ""
     picks = "".join(f"; {picked(label, row)}" for row, label in _sides(p) if is_fallback(row))
-    return f"{c.verdict} (Δ {number(f.mean, '+.3f')} {_interval(f.ci95, '+.3f')}{diverged}{needed}{picks})"
+    return f"{c.verdict} ({_delta(f)}{needed}{picks})"
+
+
+def _delta(f: Fresh) -> str:
+    """Δ and its 95% interval as the verdict read them: of the mean (paired t), or, where a model diverged, of the
+    median (sign test), beside the mean Δ of the pairs that finished, which that interval is not about."""
+    if f.method != SIGN_TEST:
+        return f"Δ {number(f.mean, '+.3f')} {_interval(f.ci95, '+.3f')}"
+    finished = f"; mean Δ of the finished pairs {number(f.mean, '+.3f')}" if math.isfinite(f.mean) else ""
+    return f"sign test, {f.n_diverged} of {f.n} diverged: median Δ in {_interval(f.ci95, '+.3f')}{finished}"
 
 
 def _sides(p: Checked) -> tuple[tuple[pd.Series | None, str], ...]:
