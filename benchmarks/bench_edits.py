@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 COMMENT = "\n# bench_edits: a comment, which changes no code\n"
@@ -41,6 +42,7 @@ EDITS = {
 }
 SKIPPED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache")
 COUNTS = re.compile(r"\b(trained|measured) (\d+), reused (\d+)")
+STAMP = re.compile(r"\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]")  # Snakemake's time of what follows
 
 
 @dataclass
@@ -51,19 +53,33 @@ class Job:
     wildcards: str = ""
     log: str = ""
     counts: list[str] = field(default_factory=list)  # "trained 24, reused 72" or "pacbayes: measured 8, reused 0"
+    start_s: float | None = None  # from the run's first timestamp, to the second (Snakemake's resolution)
+    end_s: float | None = None
 
 
 def started_jobs(output: str) -> list[Job]:
-    """The jobs of a Snakemake run's output, in the order they started (`rule all` left out)."""
-    jobs = []
+    """The jobs of a Snakemake run's output, in the order they started (`rule all` left out), each with when it
+    started and finished (what the critical path is made of)."""
+    jobs, by_id, first, now = [], {}, None, None
     for line in map(str.strip, output.splitlines()):
-        if match := re.fullmatch(r"(?:local)?rule (\w+):", line):
-            jobs.append(Job(match[1]))
+        if stamp := STAMP.fullmatch(line):
+            now = datetime.strptime(stamp[1], "%a %b %d %H:%M:%S %Y")
+            first = first or now
+        elif match := re.fullmatch(r"(?:local)?(?:rule|checkpoint) (\w+):", line):
+            jobs.append(Job(match[1], start_s=_since(first, now)))
         elif jobs and line.startswith("wildcards:"):
             jobs[-1].wildcards = line.removeprefix("wildcards:").strip()
         elif jobs and line.startswith("log:"):
             jobs[-1].log = line.removeprefix("log:").strip().split(",")[0].strip()
+        elif jobs and (match := re.fullmatch(r"jobid: (\d+)", line)):
+            by_id[match[1]] = jobs[-1]
+        elif (match := re.match(r"Finished jobid: (\d+)", line)) and match[1] in by_id:
+            by_id[match[1]].end_s = _since(first, now)
     return [j for j in jobs if j.rule != "all"]
+
+
+def _since(first: datetime | None, now: datetime | None) -> float | None:
+    return (now - first).total_seconds() if first and now else None
 
 
 def logged_counts(log_text: str) -> list[str]:
@@ -125,6 +141,11 @@ def report(result: dict) -> str:
     for job in result["jobs"]:
         if job["counts"]:
             lines.append(f"  {job['rule']} ({job['wildcards']}): {'; '.join(job['counts'])}")
+    timed = [j for j in result["jobs"] if j.get("start_s") is not None and j.get("end_s") is not None]
+    if timed:
+        lines.append("  jobs (start-end s, from the first job's start): " + ", ".join(
+            f"{j['rule']} {j['start_s']:.0f}-{j['end_s']:.0f}" for j in sorted(timed, key=lambda j: j["start_s"])
+        ))  # fmt: skip
     return "\n".join(lines)
 
 
