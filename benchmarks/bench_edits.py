@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -105,14 +106,16 @@ def apply(edit: str, workdir: Path) -> list[str]:
     return [config] if config else []
 
 
-def run(workdir: Path, cores: int, config: list[str]) -> tuple[float, list[Job]]:
-    """(wall s, the jobs that ran) of one `snakemake --cores N` in the copy, whose genboost the jobs import."""
+def run(workdir: Path, cores: int, config: list[str]) -> tuple[float, float, list[Job]]:
+    """(wall s, CPU s, the jobs that ran) of one `snakemake --cores N` in the copy, whose genboost the jobs import.
+    The CPU seconds (user + system, Snakemake and every job) are the work an edit costs: on a machine other
+    sessions load, the wall time grows with their load much more than these do."""
     env = {k: v for k, v in os.environ.items() if k != "GENBOOST_PLAN_CORES"}  # the run's own cores plan its jobs
     env["PYTHONPATH"] = os.pathsep.join([str(workdir), *filter(None, [env.get("PYTHONPATH")])])
     command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *(["--config", *config] if config else [])]
-    start = time.perf_counter()
+    cpu_before, start = _children_cpu_s(), time.perf_counter()
     proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu_s() - cpu_before
     if proc.returncode != 0:
         raise SystemExit(f"snakemake failed in {workdir} ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     jobs = started_jobs(proc.stdout + proc.stderr)
@@ -120,15 +123,21 @@ def run(workdir: Path, cores: int, config: list[str]) -> tuple[float, list[Job]]
         log = workdir / job.log
         if job.log and log.is_file():
             job.counts = logged_counts(log.read_text())
-    return wall, jobs
+    return wall, cpu, jobs
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of this process's finished children (and theirs, once waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def bench(checkout: Path, edit: str, cores: int, config: list[str]) -> dict:
     """One edit on a fresh copy of the checkout: its wall time and jobs."""
     with tempfile.TemporaryDirectory(prefix="bench_edits_") as folder:
         workdir = copy_checkout(checkout, Path(folder))
-        wall, jobs = run(workdir, cores, [*config, *apply(edit, workdir)])
-    return {"edit": EDITS[edit][0], "wall_s": wall, "jobs": [vars(j) for j in jobs]}
+        wall, cpu, jobs = run(workdir, cores, [*config, *apply(edit, workdir)])
+    return {"edit": EDITS[edit][0], "wall_s": wall, "cpu_s": cpu, "jobs": [vars(j) for j in jobs]}
 
 
 def report(result: dict) -> str:
@@ -137,7 +146,8 @@ def report(result: dict) -> str:
     for job in result["jobs"]:
         rules[job["rule"]] = rules.get(job["rule"], 0) + 1
     ran = ", ".join(f"{rule} x{n}" if n > 1 else rule for rule, n in rules.items()) or "no job"
-    lines = [f"{result['edit']}: {result['wall_s']:.1f} s; ran {ran}"]
+    cpu = f" ({result['cpu_s']:.1f} CPU s)" if result.get("cpu_s") is not None else ""
+    lines = [f"{result['edit']}: {result['wall_s']:.1f} s{cpu}; ran {ran}"]
     for job in result["jobs"]:
         if job["counts"]:
             lines.append(f"  {job['rule']} ({job['wildcards']}): {'; '.join(job['counts'])}")

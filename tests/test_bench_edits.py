@@ -56,9 +56,11 @@ def test_the_jobs_a_run_started_and_their_logged_counts():
         "pacbayes: measured 96, reused 0",
     ]
     jobs[0].counts, jobs[1].counts = logged_counts(TRAIN_LOG), logged_counts(MEASURE_LOG)
-    printed = report({"edit": "main.seeds: [0, 1, 2, 3]", "wall_s": 12.34, "jobs": [vars(j) for j in jobs]})
+    printed = report(
+        {"edit": "main.seeds: [0, 1, 2, 3]", "wall_s": 12.34, "cpu_s": 20.51, "jobs": [vars(j) for j in jobs]}
+    )
     assert printed.splitlines() == [
-        "main.seeds: [0, 1, 2, 3]: 12.3 s; ran train_main, measure_main, summary",
+        "main.seeds: [0, 1, 2, 3]: 12.3 s (20.5 CPU s); ran train_main, measure_main, summary",
         "  train_main (optimizer=sgd, rho=0, part=1of2): trained 24, reused 72",
         "  measure_main (optimizer=sgd, rho=0, part=1of2): sharpness_radii: measured 0, reused 96; "
         "hessian_iters: measured 0, reused 96; pacbayes: measured 96, reused 0",
