@@ -7,9 +7,10 @@ Snakemake's metadata .snakemake/), finished: `snakemake -n` plans nothing there.
 the whole checkout in a temporary folder (every file keeps its mtime, so Snakemake sees the copy as finished
 too), is applied there (code in the copy's genboost/, which the jobs import; settings as `--config`), and one
 `snakemake --cores N` runs in the copy, timed. The checkout itself is never touched. For each edit it prints the
-wall time, the jobs that ran, and what each train job ("trained N, reused M") and measure job ("<setting>:
-measured N, reused M") logged. `--cores` must be the count the study was built with: it sizes the train jobs.
-`--config KEY=VALUE ...` (as the study was built with) is passed to every run, before the edit's own.
+wall time and the CPU seconds of the run, the jobs that ran (each with its start and end), and what each train job
+("trained N, reused M") and measure job ("<setting>: measured N, reused M") logged. `--cores` must be the count
+the study was built with: it sizes the train jobs. `--config KEY=VALUE ...` (as the study was built with) is
+passed to every run, before the edit's own.
 """
 
 from __future__ import annotations
