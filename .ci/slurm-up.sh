@@ -116,6 +116,8 @@ write_configs() {
     [ "$CPUS" -gt "$NPROC" ] && overrides="SlurmdParameters=config_overrides"$'\n'
     mkdir -p "$CONF_DIR" "$LOG_DIR" "$STATE_DIR/slurmctld" "$STATE_DIR/slurmd"
 
+    # MinJobAge 3600: tests/test_slurm.py reads the accepted jobs' records after the whole run, which can take
+    # longer than Slurm's default 300 s on a busy machine (the tests share its cores), and a purged record fails it.
     write_if_changed "$CONF_DIR/slurm.conf" <<EOF
 # written by .ci/slurm-up.sh -- single-node CI cluster, no systemd/cgroups
 ClusterName=localci
@@ -135,7 +137,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=500
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
 SlurmctldPort=6817

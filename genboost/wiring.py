@@ -232,9 +232,22 @@ def reference_experiments(path: str | None) -> set[str]:
 def figure_paths(results: str, experiment: Experiment, analysis: dict) -> dict[str, str]:
     """Output paths of one experiment's figures: name -> path (PNG and PDF of each); learning curves where its
     train jobs record them (train.curve_every) and the measures against test MSE where the analysis measures."""
+    return {**train_figure_paths(results, experiment), **measures_figure_paths(results, experiment, analysis)}
+
+
+def train_figure_paths(results: str, experiment: Experiment) -> dict[str, str]:
+    """The figures drawn from the train jobs' files alone (the figures job's): a new measure setting keeps them."""
     names = ["heatmap", "lr_curves"]
     names += ["learning_curves"] if experiment.train.get("curve_every") is not None else []
-    names += ["measures"] if measured(analysis) else []
+    return _figures(results, experiment, names)
+
+
+def measures_figure_paths(results: str, experiment: Experiment, analysis: dict) -> dict[str, str]:
+    """The measures figure (its own job, which also reads the measure jobs' files), none where nothing is measured."""
+    return _figures(results, experiment, ["measures"] if measured(analysis) else [])
+
+
+def _figures(results: str, experiment: Experiment, names: list[str]) -> dict[str, str]:
     folder = f"{results}/{experiment.name}/figures"
     return {f"{n}_{ext}": f"{folder}/{n}.{ext}" for n in names for ext in ("png", "pdf")}
 

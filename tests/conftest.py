@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import collections
+import functools
 import os
 from pathlib import Path
 
@@ -148,9 +151,60 @@ def _start_fresh_process():
 
 def pytest_collection_finish(session):
     """Start the fresh process as soon as the tests are chosen: it then runs (4-5 s: torch, matplotlib, a drawing)
-    on the second core while the first tests run, instead of holding up the test that reads it."""
+    on the second core while the first tests run, instead of holding up the test that reads it. Not in an xdist
+    worker: each one collects every test, not knowing which it will run, and the other worker keeps the core busy."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     if any("fresh_process_imports" in getattr(item, "fixturenames", ()) for item in session.items):
         _started.append(_start_fresh_process())
+
+
+# pytest-xdist (pyproject's addopts) runs one worker per core, each taking whole groups of tests: a test file is a
+# group, so its module fixtures are built once, and the files that read a shared run (a session fixture that runs a
+# whole study) are one group, so the run is built once. Heavy groups go first, so a short one finishes last.
+SHARED_RUNS = ("tiny_run", "unpacked_run")
+SHARED_GROUP = "tests/shared-runs"
+
+
+@functools.cache
+def files_sharing_a_run() -> frozenset[str]:
+    """The test files with a test or fixture that takes one of SHARED_RUNS, read from their source (the
+    scheduler sees only test ids)."""
+    found = set()
+    for path in Path(__file__).parent.glob("test_*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        functions = (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))
+        if any(a.arg in SHARED_RUNS for f in functions for a in f.args.args):
+            found.add(path.name)
+    return frozenset(found)
+
+
+def group_of(nodeid: str) -> str:
+    """The group of a test id: its file, or SHARED_GROUP."""
+    file = nodeid.split("::", 1)[0]
+    return SHARED_GROUP if Path(file).name in files_sharing_a_run() else file
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker, the groups with the most slow tests first (the scheduler keeps this order)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow = collections.Counter(group_of(item.nodeid) for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[group_of(item.nodeid)])
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's file scheduling, with group_of for the file and the workers' order kept."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    config.option.loadscopereorder = False
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

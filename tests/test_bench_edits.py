@@ -22,6 +22,8 @@ rule measure_main:
     log: results/logs/main/measure/optimizer=sgd/rho=0/part=1of2.log
     jobid: 12
     wildcards: optimizer=sgd, rho=0, part=1of2
+[Mon Dec  7 04:51:02 2026]
+Finished jobid: 7 (Rule: train_main)
 localrule summary:
     log: results/logs/summary.log
     jobid: 3
@@ -45,6 +47,8 @@ def test_the_jobs_a_run_started_and_their_logged_counts():
          "results/logs/main/measure/optimizer=sgd/rho=0/part=1of2.log"),
         ("summary", "", "results/logs/summary.log"),
     ]  # fmt: skip
+    # each job's start and end, in seconds from the first timestamp: the measure job has not finished here
+    assert [(j.start_s, j.end_s) for j in jobs] == [(0, 19), (7, None), (19, None)]
     assert logged_counts(TRAIN_LOG) == ["trained 24, reused 72"]
     assert logged_counts(MEASURE_LOG) == [
         "sharpness_radii: measured 0, reused 96",
@@ -52,12 +56,15 @@ def test_the_jobs_a_run_started_and_their_logged_counts():
         "pacbayes: measured 96, reused 0",
     ]
     jobs[0].counts, jobs[1].counts = logged_counts(TRAIN_LOG), logged_counts(MEASURE_LOG)
-    printed = report({"edit": "main.seeds: [0, 1, 2, 3]", "wall_s": 12.34, "jobs": [vars(j) for j in jobs]})
+    printed = report(
+        {"edit": "main.seeds: [0, 1, 2, 3]", "wall_s": 12.34, "cpu_s": 20.51, "jobs": [vars(j) for j in jobs]}
+    )
     assert printed.splitlines() == [
-        "main.seeds: [0, 1, 2, 3]: 12.3 s; ran train_main, measure_main, summary",
+        "main.seeds: [0, 1, 2, 3]: 12.3 s (20.5 CPU s); ran train_main, measure_main, summary",
         "  train_main (optimizer=sgd, rho=0, part=1of2): trained 24, reused 72",
         "  measure_main (optimizer=sgd, rho=0, part=1of2): sharpness_radii: measured 0, reused 96; "
         "hessian_iters: measured 0, reused 96; pacbayes: measured 96, reused 0",
+        "  jobs (start-end s, from the first job's start): train_main 0-19",
     ]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from genboost.analysis import formats
-from genboost.analysis.best import best, best_of_each
+from genboost.analysis.best import best, best_of_each, most_finished
 
 
 def means() -> pd.DataFrame:
@@ -30,6 +30,13 @@ def test_best_of_each_group_leaves_out_groups_without_a_mean():
     found = best_of_each(means(), "optimizer")
     assert list(found) == ["adam", "sgd"] and found["sgd"]["lr"] == 1e-3
     assert list(best_of_each(means().assign(mean=[0.1, 0.2, *[np.nan] * 3]), "optimizer")) == ["sgd"]
+
+
+def test_most_finished_ranks_by_finished_seeds_then_their_mean_then_the_first_row():
+    frame = pd.DataFrame({"lr": [1, 2, 3, 4, 5], "finished": [1, 2, 2, 2, 0],
+                          "finished_mean": [0.1, 0.5, 0.4, 0.4, math.nan]})  # fmt: skip
+    assert most_finished(frame)["lr"] == 3  # two seeds beat one with a lower mean; 3 and 4 tie: the first
+    assert most_finished(frame.iloc[[4]])["lr"] == 5 and most_finished(frame.iloc[:0]) is None
 
 
 def test_display_formats():

@@ -150,14 +150,15 @@ RULE_OF_SCRIPT = {
     "measure": "measure_main",
     "aggregate": "aggregate_main",
     "figures": "figures_main",
+    "measures_figure": "measures_figure_main",
     "summary": "summary",
     "vs_talk": "vs_talk",
 }
 DOWNSTREAM = {  # the rules whose inputs a rule's outputs are
     "download_obesity": {"preprocess"},
     "preprocess": {"train_main"},
-    "train_main": {"measure_main", "aggregate_main", "figures_main"},
-    "measure_main": {"aggregate_main", "figures_main"},
+    "train_main": {"measure_main", "aggregate_main", "figures_main", "measures_figure_main"},
+    "measure_main": {"aggregate_main", "measures_figure_main"},  # the other figures read no measure
     "aggregate_main": {"summary", "vs_talk"},
 }
 PACKAGE = Path(__file__).resolve().parent.parent / "genboost"
@@ -219,13 +220,13 @@ def with_downstream(rules: set[str]) -> set[str]:
     return out | {"all"} if out else out
 
 
-AFTER_MEASURING = {"aggregate_main", "figures_main", "vs_talk", "summary", "all"}
+AFTER_MEASURING = {"aggregate_main", "measures_figure_main", "vs_talk", "summary", "all"}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("module", "first"),
-    [("train/jobs.py", {"train_main", "measure_main"}), ("measures/sharpness.py", {"measure_main"})],
+    [("train/jobs.py", {"train_main", "measure_main", "figures_main"}), ("measures/sharpness.py", {"measure_main"})],
 )
 def test_editing_the_train_job_or_a_measure_plans_it_and_what_follows(plan_after_editing, module, first):
     """The train job reruns (and reuses its stored results, `test_workflow_measure`); a measure trains nothing."""
@@ -237,6 +238,7 @@ def test_editing_the_statistics_plans_tables_figures_and_summary_but_no_training
     assert plan_after_editing("analysis/stats.py") == {
         "aggregate_main",
         "figures_main",
+        "measures_figure_main",
         "vs_talk",
         "summary",
         "all",
@@ -245,8 +247,9 @@ def test_editing_the_statistics_plans_tables_figures_and_summary_but_no_training
 
 @pytest.mark.slow
 def test_editing_the_figures_plans_only_the_figures(plan_after_editing):
-    """The figures, and the comparison with the talk, whose figure is saved by figures.save."""
-    assert plan_after_editing("analysis/figures.py") == {"figures_main", "vs_talk", "all"}
+    """The figures (the measures figure's too), and the comparison with the talk, whose figure is saved by
+    figures.save."""
+    assert plan_after_editing("analysis/figures.py") == {"figures_main", "measures_figure_main", "vs_talk", "all"}
 
 
 @pytest.mark.slow

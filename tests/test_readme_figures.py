@@ -1,7 +1,8 @@
 """The README's measured figures are those of files the pipeline wrote, committed under docs/.
 
 docs/default-study/ holds `summary.md` and `<experiment>/vs_talk.md` of the default study, docs/setups-study/
-the same of the run with the three setups enabled (docs/README.md: how to refresh them). Every number the README
+the same of the run with the three setups enabled, docs/datasets-study/ the summary of the run with anes96 and fair
+(docs/README.md: how to refresh them). Every number the README
 quotes in "Does it reproduce the talk?" and "What the default study found" must be one of the numbers at its
 place in those files, rounded as the README writes it; the verdicts must be theirs.
 """
@@ -160,6 +161,24 @@ def test_what_the_default_study_found():
     low, high = re.search(r"(\d+)-(\d+) models", FOUND).groups()
     counts = {int(n) for n in re.findall(r"\(n=(\d+)\)", measures)}
     assert (min(counts), max(counts)) == (int(low), int(high))
+
+
+DATASETS = section(README, "What they said when run here", "\n### ")
+
+
+@pytest.mark.parametrize("dataset", ["anes96", "fair"])
+def test_each_dataset_against_the_talk(dataset):
+    """The README's bullet on a dataset: each verdict is its column's in the confirmed matrix, each number one of
+    docs/datasets-study/summary.md's."""
+    bullet = next(b for b in DATASETS.split("\n- ") if b.startswith(f"**{dataset}.**"))
+    summary = read_doc("datasets-study/summary.md")
+    matrix = conclusion_matrix(summary)
+    said = re.findall(r"(C\d(?: and C\d)*) (?:is|are) (not testable|\w+)", bullet)  # "C1 and C3 are confirmed"
+    assert said, bullet
+    for claims, verdict in said:
+        for claim in claims.split(" and "):
+            assert matrix[claim][f"{dataset} ({dataset} data)"].startswith(verdict), (dataset, claim, verdict)
+    assert_figures_from(bullet, summary, f"docs/datasets-study/summary.md ({dataset})")
 
 
 @pytest.mark.parametrize(

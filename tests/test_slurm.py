@@ -118,8 +118,10 @@ def sbatch_calls(log: str, rule: str) -> list[str]:
 
 
 def scontrol(job_id: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, check=True).stdout
-    return dict(field.split("=", 1) for field in out.split() if "=" in field)
+    """Slurm's record of a job, which it keeps MinJobAge seconds after the job ends (.ci/slurm-up.sh: an hour)."""
+    proc = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True)
+    assert proc.returncode == 0, f"Slurm has no record of job {job_id} (purged after MinJobAge?): {proc.stderr}"
+    return dict(field.split("=", 1) for field in proc.stdout.split() if "=" in field)
 
 
 def cell_results(workdir: Path, experiment: str) -> dict[str, dict]:

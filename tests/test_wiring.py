@@ -10,6 +10,7 @@ from workflow_helpers import checked_config, repo_config
 
 from genboost import wiring
 from genboost.config.study import Study
+from genboost.measures import registry
 
 
 @pytest.fixture
@@ -57,3 +58,16 @@ def test_the_experiment_constraint_matches_exactly_its_names():
     assert pattern.fullmatch("main") and pattern.fullmatch("a.b")
     assert not pattern.fullmatch("axb") and not pattern.fullmatch("main2")
     assert not re.compile(wiring.one_of([])).fullmatch("")
+
+
+def test_the_measures_figure_is_its_own_jobs_and_the_other_figures_read_no_measure(study):
+    """A new measure setting redraws the measures figure alone: the figures job's outputs hold every figure but
+    it, and the measures figure job's only it (none where the analysis measures nothing)."""
+    main = study.experiment("main")
+    analysis = study.analysis
+    drawn, measures = wiring.train_figure_paths("r", main), wiring.measures_figure_paths("r", main, analysis)
+    assert sorted(measures) == ["measures_pdf", "measures_png"]
+    assert sorted(drawn) == [f"{n}_{e}" for n in ("heatmap", "learning_curves", "lr_curves") for e in ("pdf", "png")]
+    assert wiring.figure_paths("r", main, analysis) == {**drawn, **measures}
+    off = {**analysis, **dict.fromkeys(registry.SETTINGS)}  # every measure off
+    assert wiring.measures_figure_paths("r", main, off) == {}

@@ -163,7 +163,7 @@ def test_adding_an_lr_plans_only_the_new_cells(unpacked_run, tmp_path):
     assert train_outputs(jobs) == sorted(
         f"results/main/jobs/train/optimizer=sgd/lr=3e-05/wd=0/rho={rho}/seed=0/part=1of1.json" for rho in ("0", "0.05")
     )
-    after = {"aggregate_main", "figures_main", "vs_talk", "summary", "all"}
+    after = {"aggregate_main", "figures_main", "measures_figure_main", "vs_talk", "summary", "all"}
     assert set(jobs) == {"train_main", "measure_main", *after}  # the new models are measured too
 
 
@@ -235,6 +235,7 @@ def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run, tm
         "measure_standardized",
         "aggregate_standardized",
         "figures_standardized",
+        "measures_figure_standardized",
         "vs_talk",
         "summary",
         # the variant is checked against the talk's conclusions, so it is confirmed: its selection (a checkpoint,

@@ -71,4 +71,6 @@ def test_a_new_batch_size_plans_only_its_models(swept_run, tmp_path):
     jobs = planned(run)
     trained = sorted(o for rule, outs in jobs.items() if rule.startswith("train_") for o in outs)
     assert trained == ["results/main/jobs/train/optimizer=sgd/rho=0/batch_size=32/part=1of1.json"]  # seeds 0, 1
-    assert set(jobs) == {"train_main", "measure_main", "aggregate_main", "figures_main", "summary", "all"}
+    assert set(jobs) == {
+        "train_main", "measure_main", "aggregate_main", "figures_main", "measures_figure_main", "summary", "all"
+    }  # fmt: skip

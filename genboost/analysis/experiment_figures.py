@@ -1,4 +1,6 @@
-"""All figures of one experiment, drawn from its train and measure jobs' files (the figures job's work)."""
+"""The figures of one experiment drawn from its train jobs' files alone (the figures job's work): the heatmap, the
+lr curves and the learning curves. The measures figure, which also reads the measure jobs' files, is its own job
+(`genboost.analysis.measures_figure`), so that a new measure setting redraws it alone."""
 
 from __future__ import annotations
 
@@ -10,24 +12,18 @@ from genboost.analysis.figures import (
     mean_curve,
     nothing_to_plot,
 )
-from genboost.analysis.measures_figure import measures_against_test_mse
 from genboost.analysis.tables import cells_frame, read_job_records
 from genboost.config.study import CONFIG_AXES, fmt_value
 from genboost.config.sweep import config_level
-from genboost.measures import registry
 
 
-def write_figures(experiment: str, job_paths: list[str], paths: dict[str, str], sweep=(), measured_paths=()) -> None:
-    """One experiment's figures from its train and measure jobs' files (read here, not from cells.csv, so that
-    the figures job runs beside the aggregate job instead of after it); `sweep`: its swept settings."""
-    records = read_job_records(job_paths, measured_paths)
+def write_figures(experiment: str, job_paths: list[str], paths: dict[str, str], sweep=()) -> None:
+    """One experiment's figures from its train jobs' files (read here, not from cells.csv, so that the figures job
+    runs beside the measure and aggregate jobs instead of after them); `sweep`: its swept settings."""
+    records = read_job_records(job_paths)
     cells = cells_frame(experiment, records, sweep)
     heatmap_grid(cells, paths["heatmap_png"], paths["heatmap_pdf"], title=f"{experiment}: mean test MSE over seeds")
     lr_curves(cells, paths["lr_curves_png"], paths["lr_curves_pdf"], title=f"{experiment}: test MSE against lr")
-    if "measures_png" in paths:  # every recorded measure, with "no values" panels where every model diverged
-        measures = registry.ordered(cells.columns)
-        title = f"{experiment}: measures of the trained models against test MSE"
-        measures_against_test_mse(cells, measures, paths["measures_png"], paths["measures_pdf"], title=title)
     if "learning_curves_png" not in paths:
         return
     curves = []

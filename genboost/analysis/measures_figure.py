@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 
 from genboost.analysis.figures import WIDE_RANGE, save
 from genboost.analysis.granulated import TARGET_NAMES, kendall, usable
+from genboost.analysis.tables import cells_frame, read_job_records
 from genboost.measures import registry
 
 MARKERS = ("o", "^", "s", "D", "v")  # one per optimizer
@@ -27,6 +28,18 @@ def _wide(values: pd.Series) -> bool:
     """Positive values spanning more than WIDE_RANGE: a log axis shows them better."""
     v = values.to_numpy(dtype=float)
     return bool(v.size) and bool(np.all(v > 0)) and v.max() / v.min() > WIDE_RANGE
+
+
+def write_measures_figure(
+    experiment: str, job_paths: list[str], measured_paths: list[str], paths: dict[str, str], sweep=()
+) -> None:
+    """One experiment's measures figure (the measures figure job's work) from its train and measure jobs' files:
+    every recorded measure, with "no values" panels where every model diverged."""
+    cells = cells_frame(experiment, read_job_records(job_paths, measured_paths), sweep)
+    title = f"{experiment}: measures of the trained models against test MSE"
+    measures_against_test_mse(
+        cells, registry.ordered(cells.columns), paths["measures_png"], paths["measures_pdf"], title=title
+    )
 
 
 def measures_against_test_mse(

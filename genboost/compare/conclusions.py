@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from genboost.analysis.best import best
 from genboost.analysis.formats import number, p_value
 from genboost.analysis.stats import CONFIG, cell_stats, is_diverged, paired_tests
+from genboost.compare.picks import is_fallback, pick, picked
 from genboost.compare.scale import MEANING, rel_text, with_relative
 from genboost.config.optimizers import NAMES, label
 from genboost.config.study import fmt_number
@@ -147,8 +147,8 @@ CONCLUSIONS: dict[str, tuple[str, tuple[Part, ...]]] = {
 }  # fmt: skip
 
 
-def _best(numbers: Numbers, select: Select) -> pd.Series | None:
-    return best(numbers.means[select(numbers.means)])
+def _pick(numbers: Numbers, select: Select) -> pd.Series | None:
+    return pick(numbers.means[select(numbers.means)], numbers.cells)
 
 
 def _seed_values(numbers: Numbers, config: pd.Series) -> pd.DataFrame:
@@ -189,11 +189,14 @@ def evaluate_part(part: Part, frames: dict[str, Numbers | None]) -> Outcome:
     xs, ys = frames[part.better_from], frames[part.other_from]
     if xs is None or ys is None:
         return _not_testable(part, MISSING[part.better_from if xs is None else part.other_from])
-    x, y = _best(xs, part.better_select), _best(ys, part.other_select)
+    x, y = _pick(xs, part.better_select), _pick(ys, part.other_select)
     if x is None:
         return _not_testable(part, _missing_side(xs, part.better_select, part.needs[0]))
     if y is None:
         return _not_testable(part, _missing_side(ys, part.other_select, part.needs[1]))
+    if is_fallback(x) or is_fallback(y):  # the grid cannot judge it; the fresh seeds judge the two picks
+        side = (xs, part.better_select, part.needs[0]) if is_fallback(x) else (ys, part.other_select, part.needs[1])
+        return replace(_not_testable(part, _missing_side(*side)), better=x, other=y)
     delta = float(x["mean"] - y["mean"])
     stats = _paired_stats(xs, x, ys, y)
     if delta < 0 or (delta == 0 and not part.strict):
@@ -248,7 +251,7 @@ def _side(o: Outcome, better: bool) -> str:
     if c is None:
         return "–"
     cross = o.part.better_from != o.part.other_from  # C4: name the experiment each side comes from
-    return f"{label}: {c['mean']:.4f}{rel_text(c)} ({_config(c, cross)})"
+    return f"{picked(label, c)}: {c['mean']:.4f}{rel_text(c)} ({_config(c, cross)})"
 
 
 def _verdict_text(o: Outcome) -> str:

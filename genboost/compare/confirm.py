@@ -20,6 +20,7 @@ import pandas as pd
 
 from genboost.analysis.stats import PRECISION_LOSS, csv_flags
 from genboost.compare.conclusions import ALPHA, NOT_TESTABLE
+from genboost.compare.picks import FALLBACK
 from genboost.data.tensors import label_variance
 
 CONFIRMED, REFUTED, EQUIVALENT, UNDECIDED = "confirmed", "refuted", "equivalent", "undecided"
@@ -48,6 +49,7 @@ the seeds that would decide it: the smallest n with 80% power at α 0.05 for the
 (noncentral t), against 0 or against m as the rule needs. A conclusion of two parts takes the weakest verdict
 of its parts, in the order refuted, undecided, equivalent, confirmed.
 """.split()
+    + [FALLBACK]
 )
 
 

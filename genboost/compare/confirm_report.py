@@ -14,6 +14,7 @@ from genboost.analysis.formats import MISSING, number, p_value
 from genboost.analysis.stats import config_columns, is_diverged
 from genboost.compare.conclusions import NOT_TESTABLE, Conclusion, Outcome, Part, _config, _fmt
 from genboost.compare.confirm import PAIRS, RULES, SIGN_TEST, UNDECIDED, Fresh, judge, weakest
+from genboost.compare.picks import is_fallback, picked
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,9 @@ def confirm(conclusions: list[Conclusion], fresh_cells: pd.DataFrame, m: float) 
 
 
 def winners_curse(confirmed: list[Confirmed]) -> pd.DataFrame:
-    """Per configuration a part picked (each once): its mean test MSE on the grid's seeds, on the fresh seeds
-    (its models that finished), and the optimism, fresh - grid (> 0: the grid's pick looked better than it is)."""
+    """Per configuration a part picked (each once): its mean test MSE on the grid's seeds (a fallback pick's: over
+    its finished seeds only, as "picked as" and `fallback` say), on the fresh seeds (its models that finished), and
+    the optimism, fresh - grid (> 0: the grid's pick looked better than it is)."""
     rows = {}
     for c in confirmed:
         for p in c.parts:
@@ -87,8 +89,10 @@ def winners_curse(confirmed: list[Confirmed]) -> pd.DataFrame:
             for side, fresh_mean, label in ((p.better, p.fresh.better_mean, p.part.better),
                                             (p.other, p.fresh.other_mean, p.part.other)):  # fmt: skip
                 name = _config(side, with_experiment=True)
-                rows.setdefault(name, [name, f"{c.key}: {label}", float(side["mean"]), fresh_mean])
-    frame = pd.DataFrame(list(rows.values()), columns=["configuration", "picked as", "grid_mean", "fresh_mean"])
+                rows.setdefault(name, [name, f"{c.key}: {picked(label, side)}", float(side["mean"]), fresh_mean,
+                                       is_fallback(side)])  # fmt: skip
+    columns = ["configuration", "picked as", "grid_mean", "fresh_mean", "fallback"]
+    frame = pd.DataFrame(list(rows.values()), columns=columns)
     return frame.assign(optimism=frame["fresh_mean"] - frame["grid_mean"])
 
 
@@ -120,7 +124,7 @@ def _part_row(key: str, p: Checked, m: str, variance: float) -> list[str]:
     sides = []
     for row, label, fresh in ((p.better, p.part.better, p.fresh and p.fresh.better_mean),
                               (p.other, p.part.other, p.fresh and p.fresh.other_mean)):  # fmt: skip
-        config = MISSING if row is None else f"{label}: {_config(row, cross)}"
+        config = MISSING if row is None else f"{picked(label, row)}: {_config(row, cross)}"
         sides += [config, MISSING if row is None else _with_rel(row["mean"], variance), _with_rel(fresh, variance)]
     f = p.fresh
     if f is None:
@@ -140,7 +144,8 @@ def confirmed_markdown(confirmed: list[Confirmed], n_seeds: int, m: float, best_
     rows = [_part_row(c.key, p, margin_text(m, best_mse, of=""), variance) for c in confirmed for p in c.parts]
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     note = (
-        "grid: mean test MSE on the grid's seeds, which picked the configuration; fresh: on the fresh seeds "
+        "grid: mean test MSE on the grid's seeds, which picked the configuration (a fallback pick's: over its "
+        "finished seeds); fresh: on the fresh seeds "
         "(models that finished); rel: ÷ the variance of the test labels. Δ = the talk's better side - the other "
         "side, fresh seeds only; the 95% CI is of the mean Δ (paired t) or, where a model diverged, of the median "
         "Δ (sign test)."
@@ -150,14 +155,29 @@ def confirmed_markdown(confirmed: list[Confirmed], n_seeds: int, m: float, best_
 
 def verdict_cell(c: Confirmed) -> str:
     """summary.md's matrix entry: the verdict and the numbers of the part that decides it, e.g.
-    "confirmed (Δ -0.012 [-0.020, -0.004])" or "undecided (Δ +0.010 [-0.03, +0.05], ≈ 45 seeds)"."""
+    "confirmed (Δ -0.012 [-0.020, -0.004])", "undecided (Δ +0.010 [-0.03, +0.05], ≈ 45 seeds)" or, where a model
+    diverged, "confirmed (sign test, 11 of 20 diverged: median Δ in [-inf, -2.423]; mean Δ of the finished ...)"."""
     if c.verdict == NOT_TESTABLE:
         reason = next(p.reason for p in c.parts if p.verdict == NOT_TESTABLE)
         return f"{NOT_TESTABLE}: {reason}" if reason else NOT_TESTABLE
-    f = next(p.fresh for p in c.parts if p.verdict == c.verdict)
-    diverged = f", sign test, {f.n_diverged} of {f.n} diverged" if f.method == SIGN_TEST else ""
+    p = next(p for p in c.parts if p.verdict == c.verdict)
+    f = p.fresh
     needed = f", ≈ {f.seeds_needed} seeds" if f.verdict == UNDECIDED and f.seeds_needed is not None else ""
-    return f"{c.verdict} (Δ {number(f.mean, '+.3f')} {_interval(f.ci95, '+.3f')}{diverged}{needed})"
+    picks = "".join(f"; {picked(label, row)}" for row, label in _sides(p) if is_fallback(row))
+    return f"{c.verdict} ({_delta(f)}{needed}{picks})"
+
+
+def _delta(f: Fresh) -> str:
+    """Δ and its 95% interval as the verdict read them: of the mean (paired t), or, where a model diverged, of the
+    median (sign test), beside the mean Δ of the pairs that finished, which that interval is not about."""
+    if f.method != SIGN_TEST:
+        return f"Δ {number(f.mean, '+.3f')} {_interval(f.ci95, '+.3f')}"
+    finished = f"; mean Δ of the finished pairs {number(f.mean, '+.3f')}" if math.isfinite(f.mean) else ""
+    return f"sign test, {f.n_diverged} of {f.n} diverged: median Δ in {_interval(f.ci95, '+.3f')}{finished}"
+
+
+def _sides(p: Checked) -> tuple[tuple[pd.Series | None, str], ...]:
+    return (p.better, p.part.better), (p.other, p.part.other)
 
 
 def curse_line(experiment: str, confirmed: list[Confirmed], n_seeds: int) -> str:
@@ -166,8 +186,10 @@ def curse_line(experiment: str, confirmed: list[Confirmed], n_seeds: int) -> str
     if curse.empty:
         return f"- {experiment}: no pick to check on fresh seeds"
     worst = curse.loc[curse["optimism"].idxmax()]
+    fallback = int(curse["fallback"].sum())
+    fallback_text = f" ({fallback} by the fallback: grid mean over its finished seeds only)" if fallback else ""
     return (
-        f"- {experiment}: the grid's {len(curse)} picks on {n_seeds} fresh seeds: fresh mean - grid mean "
-        f"{number(curse['optimism'].mean(), '+.4f')} on average, at most {number(worst['optimism'], '+.4f')} "
+        f"- {experiment}: the grid's {len(curse)} picks{fallback_text} on {n_seeds} fresh seeds: fresh mean - grid "
+        f"mean {number(curse['optimism'].mean(), '+.4f')} on average, at most {number(worst['optimism'], '+.4f')} "
         f"({worst['picked as']}); > 0: the grid's seeds flattered the pick"
     )

@@ -13,6 +13,7 @@ from genboost.analysis.best import best
 from genboost.analysis.stats import cell_stats
 from genboost.compare import confirm, confirm_report
 from genboost.compare.conclusions import Conclusion, evaluate
+from genboost.compare.picks import FALLBACK, is_fallback
 from genboost.data.tensors import label_variance
 
 
@@ -46,4 +47,10 @@ def matrix(columns: dict[str, tuple]) -> list[str]:
     table = tabulate(rows, headers=["conclusion", *judged], tablefmt="github", disable_numparse=True)
     curse = [confirm_report.curse_line(columns[t][4], judged[t], seeds[t]) for t in judged]
     counts = "/".join(sorted({str(n) for n in seeds.values()}))
-    return [f"### Confirmed on {counts} fresh seeds", "", table, "", "The winner's curse:", "", *curse, ""]
+    fallback = [FALLBACK, ""] if any(_has_fallback(c) for t in judged for c in judged[t]) else []
+    return [f"### Confirmed on {counts} fresh seeds", "", table, "", *fallback, "The winner's curse:", "", *curse, ""]
+
+
+def _has_fallback(c: confirm_report.Confirmed) -> bool:
+    """Whether a side of one of the conclusion's parts was picked by the fallback (conclusions.FALLBACK)."""
+    return any(side is not None and is_fallback(side) for p in c.parts for side in (p.better, p.other))

@@ -1,9 +1,12 @@
 """The confirmation stage's files: what each claim part selects on the grid's seeds, and the fresh models.
 
-The selection is the grid's own (genboost.compare.conclusions: the best of each side on the grid's seeds); it is
-written to `selected.csv`, one row per side of each part the grid can test, each configuration's every axis but
-its seed in canonical text (the names of its fresh job). fresh.csv holds those configurations' models on the fresh
-seeds, as cells.csv holds the grid's; the verdicts come from them alone (genboost.compare.confirm_report).
+The selection is the grid's own (genboost.compare.conclusions: the best of each side on the grid's seeds, or where
+every configuration of a side has a diverged seed, its fallback pick: genboost.compare.picks); it is written to
+`selected.csv`, one row per side of each part whose two sides the grid holds: each configuration's every axis but
+its seed in canonical text (the names of its fresh job), its grid mean (a fallback pick's: over its finished seeds),
+its grid seeds and how many of them diverged (0 but for a fallback pick). fresh.csv holds those configurations'
+models on the fresh seeds, as cells.csv holds the grid's; the verdicts come from them alone
+(genboost.compare.confirm_report).
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from genboost.config.study import CONFIG_AXES, fmt_value
 from genboost.data.tensors import label_variance
 
 SIDES = ("better", "other")
-COLUMNS = ["conclusion", "part", "claim", "strict", "side", "experiment", *CONFIG_AXES, "grid_mean", "grid_seeds"]
+GRID = ["grid_mean", "grid_seeds", "grid_diverged"]  # each pick on the grid's seeds (`selected`)
+COLUMNS = ["conclusion", "part", "claim", "strict", "side", "experiment", *CONFIG_AXES, *GRID]
 
 
 def selected(grid: list[Conclusion]) -> pd.DataFrame:
-    """The rows of selected.csv from the grid's verdicts (`conclusions.evaluate`): a part the grid cannot test
-    has none."""
+    """The rows of selected.csv from the grid's verdicts (`conclusions.evaluate`): a part without both picks (a
+    side the grid has no configuration of) has none."""
     rows = []
     for c in grid:
         for i, o in enumerate(c.parts):
@@ -34,7 +38,7 @@ def selected(grid: list[Conclusion]) -> pd.DataFrame:
                     continue
                 axes = {a: fmt_value(a, config[a]) for a in CONFIG_AXES}
                 rows.append([c.key, i, o.part.claim, o.part.strict, side, config["experiment"], *axes.values(),
-                             float(config["mean"]), int(config["n"])])  # fmt: skip
+                             float(config["mean"]), int(config["n"]), int(config["diverged"])])  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

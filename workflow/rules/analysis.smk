@@ -46,27 +46,30 @@ for exp in STUDY.experiments:
             "../scripts/aggregate.py"
 
 
+# A figure's PNG as the HTML report shows it, under its experiment's figures
+REPORTED_FIGURE = partial(report, caption="../report/figure.rst", category="Figures")
+
+
+def report_figures(paths, experiment):
+    """Figure outputs (name -> path), each PNG in the report."""
+    return {
+        k: (REPORTED_FIGURE(v, subcategory=experiment) if v.endswith(".png") else v)
+        for k, v in paths.items()
+    }
+
+
+# The figures drawn from the train jobs' files alone, and the measures figure, which also reads the measure jobs':
+# two jobs, so that a new measure setting redraws the measures figure alone.
 for exp in STUDY.experiments:
 
     rule:
         name:
             f"figures_{exp.name}"
         input:
-            **wiring.analysis_inputs(exp, R, PARTS[exp.name], STUDY.analysis),
+            # the train jobs' files alone: a new measure setting keeps these figures
+            jobs=wiring.job_files(exp, R, PARTS[exp.name]),
         output:
-            **{
-                k: (
-                    report(
-                        v,
-                        caption="../report/figure.rst",
-                        category="Figures",
-                        subcategory=exp.name,
-                    )
-                    if v.endswith(".png")
-                    else v
-                )
-                for k, v in wiring.figure_paths(R, exp, STUDY.analysis).items()
-            },
+            **report_figures(wiring.train_figure_paths(R, exp), exp.name),
         log:
             wiring.log_path(R, exp.name, "figures"),
         conda:
@@ -79,3 +82,27 @@ for exp in STUDY.experiments:
             sweep=list(exp.sweep),
         script:
             "../scripts/figures.py"
+
+    if measured(STUDY.analysis):
+
+        rule:
+            name:
+                f"measures_figure_{exp.name}"
+            input:
+                **wiring.analysis_inputs(exp, R, PARTS[exp.name], STUDY.analysis),
+            output:
+                **report_figures(
+                    wiring.measures_figure_paths(R, exp, STUDY.analysis), exp.name
+                ),
+            log:
+                wiring.log_path(R, exp.name, "measures_figure"),
+            conda:
+                "../../envs/genboost.yaml"
+            resources:
+                runtime=10,
+                mem_mb=1000,
+            params:
+                experiment=exp.name,
+                sweep=list(exp.sweep),
+            script:
+                "../scripts/measures_figure.py"

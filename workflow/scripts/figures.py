@@ -1,4 +1,4 @@
-"""Snakemake adapter: one experiment's figures."""
+"""Snakemake adapter: one experiment's figures drawn from its train jobs' files."""
 
 from genboost.analysis.experiment_figures import write_figures
 from genboost.files import logging_to
@@ -7,7 +7,6 @@ with logging_to(snakemake.log):
     write_figures(
         experiment=snakemake.params.experiment,
         job_paths=list(snakemake.input.jobs),
-        measured_paths=list(snakemake.input.measured),
         paths=dict(snakemake.output.items()),
         sweep=list(snakemake.params.sweep),
     )
