@@ -151,47 +151,68 @@ def _start_fresh_process():
 
 def pytest_collection_finish(session):
     """Start the fresh process as soon as the tests are chosen: it then runs (4-5 s: torch, matplotlib, a drawing)
-    on the second core while the first tests run, instead of holding up the test that reads it. Not in an xdist
-    worker: each one collects every test, not knowing which it will run, and the other worker keeps the core busy."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    if any("fresh_process_imports" in getattr(item, "fixturenames", ()) for item in session.items):
+    on the second core while the first tests run, instead of holding up the test that reads it. In an xdist worker,
+    which collects every test not knowing which it will run, it starts with the first test of its group instead
+    (pytest_runtest_setup)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") and any(_needs_fresh_process(item) for item in session.items):
         _started.append(_start_fresh_process())
 
 
+def _needs_fresh_process(item) -> bool:
+    return "fresh_process_imports" in getattr(item, "fixturenames", ())
+
+
 # pytest-xdist (pyproject's addopts) runs one worker per core, each taking whole groups of tests: a test file is a
-# group, so its module fixtures are built once, and the files that read a shared run (a session fixture that runs a
-# whole study) are one group, so the run is built once. Heavy groups go first, so a short one finishes last.
-SHARED_RUNS = ("tiny_run", "unpacked_run")
-SHARED_GROUP = "tests/shared-runs"
+# group, so its module fixtures are built once, and the files whose tests or fixtures take one of these session
+# fixtures are one group per fixture, so it is built once. Heavy groups go first, so a short one finishes last.
+SHARED = {"tiny_run": "tests/shared-runs", "unpacked_run": "tests/shared-runs", "fresh_process_imports": "tests/fresh"}
 
 
 @functools.cache
-def files_sharing_a_run() -> frozenset[str]:
-    """The test files with a test or fixture that takes one of SHARED_RUNS, read from their source (the
+def shared_groups() -> dict[str, str]:
+    """test file name -> the group of the SHARED fixture its tests or fixtures take, read from their source (the
     scheduler sees only test ids)."""
-    found = set()
-    for path in Path(__file__).parent.glob("test_*.py"):
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         functions = (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))
-        if any(a.arg in SHARED_RUNS for f in functions for a in f.args.args):
-            found.add(path.name)
-    return frozenset(found)
+        taken = [SHARED[a.arg] for f in functions for a in f.args.args if a.arg in SHARED]
+        if taken:
+            found[path.name] = taken[0]
+    return found
 
 
 def group_of(nodeid: str) -> str:
-    """The group of a test id: its file, or SHARED_GROUP."""
+    """The group of a test id: its file's shared group, or its file."""
     file = nodeid.split("::", 1)[0]
-    return SHARED_GROUP if Path(file).name in files_sharing_a_run() else file
+    return shared_groups().get(Path(file).name, file)
+
+
+def pytest_configure(config):
+    """An xdist worker computes on one torch thread: the workers already fill the cores, and two threads per worker
+    on them spin in OpenMP (a test that needs more sets its own)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """In an xdist worker, the groups with the most slow tests first (the scheduler keeps this order)."""
+    """In an xdist worker, the groups with the most slow tests first (the scheduler keeps this order), and the tests
+    that read the fresh process last."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     slow = collections.Counter(group_of(item.nodeid) for item in items if item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[group_of(item.nodeid)])
+    items.sort(key=lambda item: (-slow[group_of(item.nodeid)], _needs_fresh_process(item)))
+
+
+def pytest_runtest_setup(item):
+    """In an xdist worker, the fresh process starts with the first test of the group that reads it, whose other
+    tests (sorted first) then run beside it."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and not _started:
+        if group_of(item.nodeid) == SHARED["fresh_process_imports"]:
+            _started.append(_start_fresh_process())
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
@@ -213,7 +234,9 @@ def fresh_process_imports() -> dict[str, bool]:
     training): one process for both checks, since each start costs seconds of imports."""
     import json
 
-    process = _started.pop() if _started else _start_fresh_process()
+    if not _started:
+        _started.append(_start_fresh_process())
+    process = _started[0]
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     return json.loads(out)
