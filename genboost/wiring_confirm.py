@@ -40,9 +40,11 @@ def select_inputs(study: Study, parts: dict[str, int], confirmed: dict[str, str 
     return {k: job_files(study.experiment(e), study.results, parts[e]) for k, e in grids}
 
 
-def select_sweeps(study: Study, confirmed: dict[str, str | None], experiment: str) -> dict[str, list[str]]:
-    """The swept keys of each experiment `select_inputs` names, by the same keys: cells.csv's columns of them."""
-    return {k: list(study.experiment(e).sweep) for k, e in _grids(confirmed, experiment).items()}
+def select_grids(study: Study, confirmed: dict[str, str | None], experiment: str) -> dict[str, dict]:
+    """Each experiment `select_inputs` names, by the same keys: its name and swept keys (cells.csv's columns of
+    them), as `selection.grid_cells` takes them."""
+    grids = _grids(confirmed, experiment).items()
+    return {k: {"experiment": e, "sweep": list(study.experiment(e).sweep)} for k, e in grids}
 
 
 def confirm_sources(study: Study, confirmed: dict[str, str | None]) -> list[Experiment]:

@@ -193,11 +193,11 @@ def grid_job_files(tmp_path, cells: pd.DataFrame) -> list[str]:
 
 def test_the_selection_from_the_train_jobs_files_is_the_one_from_cells_csv(tmp_path):
     main = MAIN.assign(diverged=MAIN.index == 4)  # adam lr 1e-3 seed 1: that configuration has no mean
-    cells = selection.grid_cells(grid_job_files(tmp_path, main))
+    cells = selection.grid_cells("main", grid_job_files(tmp_path, main))
     columns, axes = ["experiment", "optimizer", "lr", "wd", "rho", "seed", "test_mse", "diverged"], ["lr", "wd", "seed"]
     in_order = main[columns].sort_values(["optimizer", "rho", *axes]).reset_index(drop=True)  # as cells.csv's rows
     assert cells[columns].equals(in_order)
-    second = selection.grid_cells(grid_job_files(tmp_path, SECOND))
+    second = selection.grid_cells("second_chance", grid_job_files(tmp_path, SECOND))
     assert selection.selected(evaluate(cells, second)).equals(selection.selected(evaluate(main, SECOND)))
 
 
@@ -208,13 +208,15 @@ def test_the_selection_reads_the_grids_train_jobs_not_its_cells_csv(config):
     assert len(inputs["jobs"]) == 8 and all(p.startswith("results/main/jobs/train/") for p in inputs["jobs"])
     pattern = "results/second_chance/jobs/train/optimizer=adam/rho=0.02/part={}of2.json"
     assert inputs["partner_jobs"] == [pattern.format(i) for i in (1, 2)]
-    assert wiring_confirm.select_sweeps(study, confirmed, "main") == {"jobs": [], "partner_jobs": []}
+    grids = {"jobs": {"experiment": "main", "sweep": []}, "partner_jobs": {"experiment": "second_chance", "sweep": []}}
+    assert wiring_confirm.select_grids(study, confirmed, "main") == grids
     # without a second chance: only its own jobs, with its swept keys
     config["experiments"]["second_chance"]["enabled"] = False
     config["experiments"]["main"]["sweep"] = {"batch_size": [16, 32]}
     study, confirmed = study_of(config), {"main": None}
     assert set(wiring_confirm.select_inputs(study, {"main": 1}, confirmed, "main")) == {"jobs"}
-    assert wiring_confirm.select_sweeps(study, confirmed, "main") == {"jobs": ["batch_size"]}
+    swept = {"jobs": {"experiment": "main", "sweep": ["batch_size"]}}
+    assert wiring_confirm.select_grids(study, confirmed, "main") == swept
 
 
 def test_fresh_csv_holds_every_jobs_models_with_their_experiment(tmp_path, split_csvs):

@@ -42,12 +42,11 @@ def selected(grid: list[Conclusion]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def grid_cells(job_paths: list[str], sweep=()) -> pd.DataFrame:
-    """One experiment's grid models from its train jobs' files (each names the experiment), as its cells.csv
-    holds them but for the measures and test_mse_rel: all a selection reads (each model's test MSE and whether it
-    diverged), there as soon as the grid is trained, so the fresh models train while the grid is measured.
-    `sweep`: the experiment's swept keys, as its aggregate rule has them."""
-    experiment = json.loads(Path(job_paths[0]).read_text())["experiment"]
+def grid_cells(experiment: str, job_paths: list[str], sweep=()) -> pd.DataFrame:
+    """One experiment's grid models from its train jobs' files, as its cells.csv holds them but for the measures
+    and test_mse_rel: all a selection reads (each model's test MSE and whether it diverged), there as soon as the
+    grid is trained, so the fresh models train while the grid is measured. `sweep`: the experiment's swept keys,
+    as its aggregate rule has them."""
     return tables.cells_frame(experiment, tables.read_job_records(job_paths), sweep)
 
 

@@ -25,7 +25,7 @@ checkpoint select:
         runtime=10,
         mem_mb=1000,
     params:
-        sweeps=lambda wildcards: wiring_confirm.select_sweeps(
+        grids=lambda wildcards: wiring_confirm.select_grids(
             STUDY, CONFIRMED, wildcards.experiment
         ),
     script:
