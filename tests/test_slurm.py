@@ -36,7 +36,9 @@ SLURM_RUN = [
 
 
 def small_study(config: dict) -> None:
-    """Two CPU train jobs (SGD/Adam packs) and one job on `device: cuda`, which must ask Slurm for a GPU."""
+    """Two CPU train jobs (SGD/Adam packs) and one job on `device: cuda`, which must ask Slurm for a GPU. No
+    measures: a measure job would add a wave of Slurm jobs, each waiting for the plugin's status checks."""
+    config["analysis"] = {"sharpness_radii": [], "hessian_iters": None, "pacbayes": None}
     config["experiments"] = {
         "main": {"optimizers": ["sgd", "adam"], "lrs": [1e-3, 2e-2], "wds": [0, 1e-3], "rhos": [0], "seeds": [0]},
         "gpu": {"optimizers": ["adam"], "lrs": [1e-3], "wds": [0], "rhos": [0], "seeds": [0], "device": "cuda"},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from workflow_helpers import make_workdir, planned, snakemake
+from workflow_helpers import copy_run, make_workdir, planned, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,8 @@ OTHER_SAMPLES = "analysis={pacbayes: {samples: 4, iters: 6, max_increase: 0.1}}"
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, obesity_csv) -> Path:
-    """One experiment, two train jobs (rho 0 and 0.05) of two cells each, with a copy of the package to edit."""
+    """One experiment, two train jobs (rho 0 and 0.05) of two cells each, with a copy of the package to edit. Read
+    only: each test edits and runs its own copy (`copy_run`)."""
 
     def edit(config):
         config["experiments"] = {
@@ -50,89 +51,74 @@ def trains(jobs: dict) -> list[str]:
     return [rule for rule in jobs if rule.startswith("train_")]
 
 
-def test_another_analysis_setting_remeasures_and_trains_nothing(study):
-    jobs = planned(study, "--config", OTHER_SAMPLES)
+def test_another_analysis_setting_remeasures_and_trains_nothing(study, tmp_path):
+    run = copy_run(study, tmp_path / "run")
+    jobs = planned(run, "--config", OTHER_SAMPLES)
     assert trains(jobs) == [] and len(jobs["measure_main"]) == 2  # two jobs (two cells each), one file each
     assert {"aggregate_main", "measures_figure_main", "summary"} <= set(jobs)
     assert "figures_main" not in jobs  # the figures that read no measure are kept
-    before, logs = pd.read_csv(study / "results/main/cells.csv"), train_logs(study)
-    snakemake(study, "--config", OTHER_SAMPLES)
-    after = pd.read_csv(study / "results/main/cells.csv")
+    before, logs = pd.read_csv(run / "results/main/cells.csv"), train_logs(run)
+    snakemake(run, "--config", OTHER_SAMPLES)
+    after = pd.read_csv(run / "results/main/cells.csv")
     assert list(after.columns) == list(before.columns)
     assert not after[list(PACBAYES)].equals(before[list(PACBAYES)])
     assert after["test_mse"].equals(before["test_mse"]) and after["hessian_top_eig"].equals(before["hessian_top_eig"])
-    assert train_logs(study) == logs  # no train job ran
-    assert measured(study) == sorted(
+    assert train_logs(run) == logs  # no train job ran
+    assert measured(run) == sorted(
         [*["hessian_iters: measured 0, reused 2"] * 2, *["pacbayes: measured 2, reused 0"] * 2,
          *["sharpness_radii: measured 0, reused 2"] * 2]
     )  # fmt: skip
-    snakemake(study)  # back to tiny.yaml's analysis: PAC-Bayes from the store, still nothing trained
-    assert pd.read_csv(study / "results/main/cells.csv").equals(before) and train_logs(study) == logs
-    assert all("measured 0, reused 2" in line for line in measured(study))
+    snakemake(run)  # back to tiny.yaml's analysis: PAC-Bayes from the store, still nothing trained
+    assert pd.read_csv(run / "results/main/cells.csv").equals(before) and train_logs(run) == logs
+    assert all("measured 0, reused 2" in line for line in measured(run))
 
 
-def append_code(path: Path, code: bytes = b"\n_EDITED = True\n") -> bytes:
-    original = path.read_bytes()
-    path.write_bytes(original + code)
-    return original
+def append_code(path: Path, code: bytes = b"\n_EDITED = True\n") -> None:
+    path.write_bytes(path.read_bytes() + code)
 
 
 @pytest.mark.parametrize("edited", ["genboost/wiring.py", "Snakefile", "workflow/rules/train.smk"])
-def test_editing_the_wiring_or_the_snakefile_trains_nothing(study, edited):
+def test_editing_the_wiring_or_the_snakefile_trains_nothing(study, tmp_path, edited):
     """No result depends on the wiring: a train job that reruns anyway (Snakemake's own triggers) reuses every cell."""
-    path = study / edited
-    original = append_code(path)
-    try:
-        if edited == "genboost/wiring.py":
-            assert trains(planned(study)) == []
-        logs = train_logs(study)
-        snakemake(study)
-        rerun = {name: text for name, text in train_logs(study).items() if logs.get(name) != text}
-        assert all("trained 0, reused 2" in text for text in rerun.values()), rerun
-    finally:
-        path.write_bytes(original)
+    run = copy_run(study, tmp_path / "run")
+    append_code(run / edited)
+    if edited == "genboost/wiring.py":
+        assert trains(planned(run)) == []
+    logs = train_logs(run)
+    snakemake(run)
+    rerun = {name: text for name, text in train_logs(run).items() if logs.get(name) != text}
+    assert all("trained 0, reused 2" in text for text in rerun.values()), rerun
 
 
-def test_editing_the_job_bookkeeping_reruns_the_train_jobs_which_train_nothing(study):
+def test_editing_the_job_bookkeeping_reruns_the_train_jobs_which_train_nothing(study, tmp_path):
     """Their measure jobs run too (Snakemake plans what follows a job that runs) and compute nothing: every job
-    file comes out byte-identical, so the next run plans nothing."""
-    path = study / "genboost" / "train" / "jobs.py"
-    original = append_code(path)
-    try:
-        assert sorted(trains(planned(study))) == ["train_main"]
-        before = job_files(study)
-        snakemake(study)
-        logs = train_logs(study)
-        assert len(logs) == 2 and all("trained 0, reused 2" in text for text in logs.values()), logs
-        assert len(measured(study)) == 6 and all("measured 0, reused 2" in line for line in measured(study))
-        assert job_files(study) == before and planned(study) == {}
-    finally:
-        path.write_bytes(original)
-        snakemake(study)
+    file comes out byte-identical, so the next run plans nothing. (On a copy: the shared study stays finished.)"""
+    run = copy_run(study, tmp_path / "run")
+    append_code(run / "genboost" / "train" / "jobs.py")
+    assert sorted(trains(planned(run))) == ["train_main"]
+    before = job_files(run)
+    snakemake(run)
+    logs = train_logs(run)
+    assert len(logs) == 2 and all("trained 0, reused 2" in text for text in logs.values()), logs
+    assert len(measured(run)) == 6 and all("measured 0, reused 2" in line for line in measured(run))
+    assert job_files(run) == before and planned(run) == {}
 
 
-def test_editing_the_engine_retrains(study):
-    path = study / "genboost" / "train" / "engine.py"
-    original = append_code(path)
-    try:
-        assert sorted(trains(planned(study))) == ["train_main"]
-        before = pd.read_csv(study / "results/main/cells.csv")
-        snakemake(study)
-        logs = train_logs(study)
-        assert len(logs) == 2 and all("trained 2, reused 0" in text for text in logs.values()), logs
-        assert pd.read_csv(study / "results/main/cells.csv")["test_mse"].equals(before["test_mse"])  # no-op code
-    finally:
-        path.write_bytes(original)
+def test_editing_the_engine_retrains(study, tmp_path):
+    run = copy_run(study, tmp_path / "run")
+    append_code(run / "genboost" / "train" / "engine.py")
+    assert sorted(trains(planned(run))) == ["train_main"]
+    before = pd.read_csv(run / "results/main/cells.csv")
+    snakemake(run)
+    logs = train_logs(run)
+    assert len(logs) == 2 and all("trained 2, reused 0" in text for text in logs.values()), logs
+    assert pd.read_csv(run / "results/main/cells.csv")["test_mse"].equals(before["test_mse"])  # no-op code
 
 
-def test_a_comment_or_docstring_in_the_engine_plans_nothing(study):
+def test_a_comment_or_docstring_in_the_engine_plans_nothing(study, tmp_path):
     """The fingerprints hash the code Python runs (genboost.fingerprint.code_text): no model's result can change."""
-    path = study / "genboost" / "train" / "engine.py"
-    snakemake(study)  # up to date, whatever the tests before left to do
-    original = path.read_bytes()
-    body = original.split(b'"""', 2)[2]  # the module without its docstring
+    run = copy_run(study, tmp_path / "run")
+    path = run / "genboost" / "train" / "engine.py"
+    body = path.read_bytes().split(b'"""', 2)[2]  # the module without its docstring
     path.write_bytes(b'"""A new module docstring."""\n# a new comment\n\n' + body + b"\n# end\n")
-    try:
-        assert planned(study) == {}
-    finally:
-        path.write_bytes(original)
+    assert planned(run) == {}
