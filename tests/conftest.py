@@ -73,8 +73,9 @@ def tiny_run(tmp_path_factory, obesity_csv) -> Path:
 @pytest.fixture(scope="session")
 def unpacked_run(tmp_path_factory, obesity_csv) -> Path:
     """The tiny study cut to one cell per job, one optimizer, two cells (SGD at lr 2e-2, wd 0, rho 0 and 0.05, seed
-    0; the design card's shape), with a copy of the package to edit: run once for tests/test_workflow.py's planning
-    tests and tests/test_fingerprint.py's edits. Tests only read it; one that edits works on a copy (`copy_run`)."""
+    0; the design card's shape), with a copy of the package to edit: run once for the edits of
+    tests/test_workflow_edits.py, test_workflow_measure.py, test_fingerprint.py and test_bench_edits.py. Tests only
+    read it; one that edits works on a copy (`copy_run`)."""
     from workflow_helpers import make_workdir, snakemake
 
     def edit(config):
@@ -165,7 +166,7 @@ def _needs_fresh_process(item) -> bool:
 # pytest-xdist (pyproject's addopts) runs one worker per core, each taking whole groups of tests: a test file is a
 # group, so its module fixtures are built once, and the files whose tests or fixtures take one of these session
 # fixtures are one group per fixture, so it is built once. Heavy groups go first, so a short one finishes last.
-SHARED = {"tiny_run": "tests/shared-runs", "unpacked_run": "tests/shared-runs", "fresh_process_imports": "tests/fresh"}
+SHARED = {"tiny_run": "tests/tiny-run", "unpacked_run": "tests/unpacked-run", "fresh_process_imports": "tests/fresh"}
 
 
 @functools.cache

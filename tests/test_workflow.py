@@ -1,6 +1,6 @@
 """The real Snakefile end to end on a tiny study: outputs, incremental reruns, cell reuse.
 
-The runs (`tiny_run`, and conftest's `unpacked_run`) are shared and read-only: a test that edits a config, the code or
+The run (conftest's `tiny_run`) is shared and read-only: a test that edits a config, the code or
 the results does so in its own copy (`copy_run`), so the tests pass in any order."""
 
 from __future__ import annotations
@@ -11,7 +11,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import scipy.stats
-from workflow_helpers import copy_run, drawn_png, make_workdir, planned, read_config, snakemake, write_config
+from workflow_helpers import (
+    NUMBERS,
+    changed_plan,
+    copy_run,
+    drawn_png,
+    make_workdir,
+    planned,
+    read_config,
+    snakemake,
+    train_outputs,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -143,74 +154,6 @@ def test_other_core_counts_plan_other_jobs_which_train_nothing(tiny_run, tmp_pat
     assert len(logs) == 4 and all("trained 0, reused 8" in text for text in logs), logs
     numbers = [c for c in before.columns if c not in ("wall_s",)]
     pd.testing.assert_frame_equal(pd.read_csv(run / "results/main/cells.csv")[numbers], before[numbers])
-
-
-def train_outputs(jobs: dict) -> list[str]:
-    return sorted(o for rule, outs in jobs.items() if rule.startswith("train_") for o in outs)
-
-
-def changed_plan(run: Path, copy: Path, edit) -> dict:
-    """What a dry run plans in a copy of `run` whose config `edit` changed."""
-    workdir = copy_run(run, copy)
-    config = read_config(workdir)
-    edit(config)
-    write_config(workdir, config)
-    return planned(workdir)
-
-
-def test_adding_an_lr_plans_only_the_new_cells(unpacked_run, tmp_path):
-    jobs = changed_plan(unpacked_run, tmp_path / "run", lambda c: c["experiments"]["main"]["lrs"].append("3e-5"))
-    assert train_outputs(jobs) == sorted(
-        f"results/main/jobs/train/optimizer=sgd/lr=3e-05/wd=0/rho={rho}/seed=0/part=1of1.json" for rho in ("0", "0.05")
-    )
-    after = {"aggregate_main", "figures_main", "measures_figure_main", "vs_talk", "summary", "all"}
-    assert set(jobs) == {"train_main", "measure_main", *after}  # the new models are measured too
-
-
-def test_same_number_written_differently_plans_nothing(unpacked_run, tmp_path):
-    assert changed_plan(unpacked_run, tmp_path / "run", lambda c: c["experiments"]["main"].update(lrs=["0.020"])) == {}
-
-
-def test_changing_sam_epochs_plans_only_sam_cells(unpacked_run, tmp_path):
-    jobs = changed_plan(unpacked_run, tmp_path / "run", lambda c: c["train"].update(sam_epochs=3))
-    assert train_outputs(jobs) == ["results/main/jobs/train/optimizer=sgd/lr=0.02/wd=0/rho=0.05/seed=0/part=1of1.json"]
-
-
-NUMBERS = ("test_mse", "train_mse", "test_accuracy", "train_accuracy", "diverged", "steps", "curve")
-
-
-def test_a_cell_alone_equals_the_cell_in_a_pack(unpacked_run, tiny_run):
-    """One job per cell and 8 cells per job give bit-identical numbers for the same cell."""
-    for rho in ("0", "0.05"):
-        path = f"results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho={rho}/seed=0/metrics.json"
-        alone, packed = (json.loads((run / path).read_text()) for run in (unpacked_run, tiny_run))
-        assert alone["pack_size"] == 1 and packed["pack_size"] == 8
-        assert {k: alone[k] for k in NUMBERS} == {k: packed[k] for k in NUMBERS}
-        measures = path.replace("metrics.json", "measures.json")
-        assert json.loads((unpacked_run / measures).read_text()) == json.loads((tiny_run / measures).read_text())
-
-
-def plan_after_editing(run: Path, copy: Path, module: str) -> dict:
-    """What a dry run plans in a copy of `run` after a line of code is appended to genboost/<module>."""
-    workdir = copy_run(run, copy)
-    path = workdir / "genboost" / module
-    path.write_text(path.read_text() + "\n_EDITED = True\n")
-    return planned(workdir)
-
-
-@pytest.mark.parametrize("module", ["train/engine.py", "train/model.py", "data/tensors.py"])
-def test_editing_training_code_plans_every_train_job(unpacked_run, tmp_path, module):
-    assert len(train_outputs(plan_after_editing(unpacked_run, tmp_path / "run", module))) == 2
-
-
-def test_editing_a_measure_plans_every_measure_job_and_no_training(unpacked_run, tmp_path):
-    jobs = plan_after_editing(unpacked_run, tmp_path / "run", "measures/sharpness.py")
-    assert train_outputs(jobs) == [] and len(jobs["measure_main"]) == 2
-
-
-def test_editing_table_code_plans_no_training(unpacked_run, tmp_path):
-    jobs = plan_after_editing(unpacked_run, tmp_path / "run", "analysis/tables.py")
-    assert train_outputs(jobs) == [] and "aggregate_main" in jobs
 
 
 def test_invalid_config_fails_before_any_job(tmp_path, obesity_csv):

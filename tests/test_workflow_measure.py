@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from workflow_helpers import copy_run, make_workdir, planned, snakemake
+from workflow_helpers import copy_run, planned, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -16,18 +16,10 @@ OTHER_SAMPLES = "analysis={pacbayes: {samples: 4, iters: 6, max_increase: 0.1}}"
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory, obesity_csv) -> Path:
-    """One experiment, two train jobs (rho 0 and 0.05) of two cells each, with a copy of the package to edit. Read
-    only: each test edits and runs its own copy (`copy_run`)."""
-
-    def edit(config):
-        config["experiments"] = {
-            "main": {"optimizers": ["sgd"], "lrs": [2e-2], "wds": [0], "rhos": [0, 0.05], "seeds": [0, 1]}
-        }
-
-    workdir = make_workdir(tmp_path_factory.mktemp("measure"), obesity_csv, edit, copy_package=True)
-    snakemake(workdir)
-    return workdir
+def study(unpacked_run) -> Path:
+    """conftest's shared two-model study: one experiment, two train jobs (rho 0 and 0.05) of one model each, with a
+    copy of the package to edit. Read only: each test edits and runs its own copy (`copy_run`)."""
+    return unpacked_run
 
 
 def train_logs(workdir: Path, step: str = "train") -> dict[str, str]:
@@ -54,7 +46,7 @@ def trains(jobs: dict) -> list[str]:
 def test_another_analysis_setting_remeasures_and_trains_nothing(study, tmp_path):
     run = copy_run(study, tmp_path / "run")
     jobs = planned(run, "--config", OTHER_SAMPLES)
-    assert trains(jobs) == [] and len(jobs["measure_main"]) == 2  # two jobs (two cells each), one file each
+    assert trains(jobs) == [] and len(jobs["measure_main"]) == 2  # two jobs (a model each), one file each
     assert {"aggregate_main", "measures_figure_main", "summary"} <= set(jobs)
     assert "figures_main" not in jobs  # the figures that read no measure are kept
     before, logs = pd.read_csv(run / "results/main/cells.csv"), train_logs(run)
@@ -65,12 +57,12 @@ def test_another_analysis_setting_remeasures_and_trains_nothing(study, tmp_path)
     assert after["test_mse"].equals(before["test_mse"]) and after["hessian_top_eig"].equals(before["hessian_top_eig"])
     assert train_logs(run) == logs  # no train job ran
     assert measured(run) == sorted(
-        [*["hessian_iters: measured 0, reused 2"] * 2, *["pacbayes: measured 2, reused 0"] * 2,
-         *["sharpness_radii: measured 0, reused 2"] * 2]
+        [*["hessian_iters: measured 0, reused 1"] * 2, *["pacbayes: measured 1, reused 0"] * 2,
+         *["sharpness_radii: measured 0, reused 1"] * 2]
     )  # fmt: skip
     snakemake(run)  # back to tiny.yaml's analysis: PAC-Bayes from the store, still nothing trained
     assert pd.read_csv(run / "results/main/cells.csv").equals(before) and train_logs(run) == logs
-    assert all("measured 0, reused 2" in line for line in measured(run))
+    assert all("measured 0, reused 1" in line for line in measured(run))
 
 
 def append_code(path: Path, code: bytes = b"\n_EDITED = True\n") -> None:
@@ -87,7 +79,7 @@ def test_editing_the_wiring_or_the_snakefile_trains_nothing(study, tmp_path, edi
     logs = train_logs(run)
     snakemake(run)
     rerun = {name: text for name, text in train_logs(run).items() if logs.get(name) != text}
-    assert all("trained 0, reused 2" in text for text in rerun.values()), rerun
+    assert all("trained 0, reused 1" in text for text in rerun.values()), rerun
 
 
 def test_editing_the_job_bookkeeping_reruns_the_train_jobs_which_train_nothing(study, tmp_path):
@@ -99,8 +91,8 @@ def test_editing_the_job_bookkeeping_reruns_the_train_jobs_which_train_nothing(s
     before = job_files(run)
     snakemake(run)
     logs = train_logs(run)
-    assert len(logs) == 2 and all("trained 0, reused 2" in text for text in logs.values()), logs
-    assert len(measured(run)) == 6 and all("measured 0, reused 2" in line for line in measured(run))
+    assert len(logs) == 2 and all("trained 0, reused 1" in text for text in logs.values()), logs
+    assert len(measured(run)) == 6 and all("measured 0, reused 1" in line for line in measured(run))
     assert job_files(run) == before and planned(run) == {}
 
 
@@ -111,7 +103,7 @@ def test_editing_the_engine_retrains(study, tmp_path):
     before = pd.read_csv(run / "results/main/cells.csv")
     snakemake(run)
     logs = train_logs(run)
-    assert len(logs) == 2 and all("trained 2, reused 0" in text for text in logs.values()), logs
+    assert len(logs) == 2 and all("trained 1, reused 0" in text for text in logs.values()), logs
     assert pd.read_csv(run / "results/main/cells.csv")["test_mse"].equals(before["test_mse"])  # no-op code
 
 

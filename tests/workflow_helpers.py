@@ -116,6 +116,24 @@ def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
     return jobs
 
 
+# A model's numbers in its metrics.json: bit-identical wherever and with whatever it trained
+NUMBERS = ("test_mse", "train_mse", "test_accuracy", "train_accuracy", "diverged", "steps", "curve")
+
+
+def train_outputs(jobs: dict) -> list[str]:
+    """The outputs of the train jobs a plan (`planned`) holds, sorted."""
+    return sorted(o for rule, outs in jobs.items() if rule.startswith("train_") for o in outs)
+
+
+def changed_plan(run: Path, copy: Path, edit) -> dict:
+    """What a dry run plans in a copy of `run` whose config `edit` changed."""
+    workdir = copy_run(run, copy)
+    config = read_config(workdir)
+    edit(config)
+    write_config(workdir, config)
+    return planned(workdir)
+
+
 def drawn_png(path: Path):
     """A figure's PNG decoded (rows x columns x RGBA), checked to show more than one flat colour."""
     import matplotlib.image
