@@ -62,6 +62,8 @@ for exp in STUDY.experiments:
         script:
             "../scripts/train.py"
 
+    # A measure job measures a run of train jobs (wiring.measure_parts): an edit that remeasures every model starts
+    # as few processes as fill the cores.
     if measured(STUDY.analysis):
 
         rule:
@@ -69,19 +71,25 @@ for exp in STUDY.experiments:
                 f"measure_{exp.name}"
             input:
                 **wiring.data_paths(exp, R),
-                job=wiring.job_file(exp, R),
+                jobs=partial(wiring.measured_job_files, exp, R, PARTS[exp.name]),
             output:
-                job=wiring.job_file(exp, R, "measure"),
+                job=wiring.measure_file(exp, R),
             log:
-                wiring.job_log(exp, R, "measure"),
+                wiring.measure_log(exp, R),
             conda:
                 "../../envs/genboost.yaml"
             resources:
-                **wiring.measure_resources(exp),
+                **wiring.measure_resources(exp, PARTS[exp.name], PLAN_CORES),
             params:
                 experiment=exp.name,
-                metrics=partial(wiring.job_metrics, exp, R),
-                measures=partial(wiring.job_measures, exp, R),
+                metrics=partial(wiring.measured_metrics, exp, R, PARTS[exp.name]),
+                measures=partial(
+                    wiring.measured_metrics,
+                    exp,
+                    R,
+                    PARTS[exp.name],
+                    name="measures.json",
+                ),
                 analysis=STUDY.analysis,
             script:
                 "../scripts/measure.py"
