@@ -7,7 +7,7 @@ for exp in STUDY.experiments:
         name:
             f"aggregate_{exp.name}"
         input:
-            **wiring.analysis_inputs(
+            **wiring_measure.analysis_inputs(
                 exp,
                 R,
                 PARTS[exp.name],
@@ -95,7 +95,7 @@ for exp in STUDY.experiments:
             name:
                 f"measures_figure_{exp.name}"
             input:
-                **wiring.analysis_inputs(
+                **wiring_measure.analysis_inputs(
                     exp,
                     R,
                     PARTS[exp.name],

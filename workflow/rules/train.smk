@@ -62,8 +62,8 @@ for exp in STUDY.experiments:
         script:
             "../scripts/train.py"
 
-    # A measure job measures a run of train jobs (wiring.measure_parts): an edit that remeasures every model starts
-    # as few processes as fill the cores.
+    # A measure job measures a run of train jobs (wiring_measure.measure_parts): an edit that remeasures every
+    # model starts as few processes as fill the cores.
     if measured(STUDY.analysis):
 
         rule:
@@ -71,20 +71,22 @@ for exp in STUDY.experiments:
                 f"measure_{exp.name}"
             input:
                 **wiring.data_paths(exp, R),
-                jobs=partial(wiring.measured_job_files, exp, R, PARTS[exp.name]),
+                jobs=partial(wiring_measure.measured_job_files, exp, R, PARTS[exp.name]),
             output:
-                job=wiring.measure_file(exp, R),
+                job=wiring_measure.measure_file(exp, R),
             log:
-                wiring.measure_log(exp, R),
+                wiring_measure.measure_log(exp, R),
             conda:
                 "../../envs/genboost.yaml"
             resources:
-                **wiring.measure_resources(exp, PARTS[exp.name], PLAN_CORES),
+                **wiring_measure.measure_resources(exp, PARTS[exp.name], PLAN_CORES),
             params:
                 experiment=exp.name,
-                metrics=partial(wiring.measured_metrics, exp, R, PARTS[exp.name]),
+                metrics=partial(
+                    wiring_measure.measured_metrics, exp, R, PARTS[exp.name]
+                ),
                 measures=partial(
-                    wiring.measured_metrics,
+                    wiring_measure.measured_metrics,
                     exp,
                     R,
                     PARTS[exp.name],
