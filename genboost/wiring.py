@@ -173,8 +173,9 @@ def job_inputs(lineage: Lineage, experiment: Experiment, cells: list[Cell], part
 
 def job_priority(lineage: Lineage, experiment: Experiment, wildcards) -> int:
     """A train job's Snakemake priority: the longest first; before them a job whose cells a longer run goes
-    on from, and after them all the job of that longer run (short now), though before the measure jobs (priority
-    0): the confirmation's selection waits for it (genboost.wiring_confirm.select_inputs), the measures for none."""
+    on from, and after them all the job of that longer run (short now), though before the measure jobs (below 1,
+    `wiring_measure.MEASURE_PRIORITY`): the confirmation's selection waits for it
+    (genboost.wiring_confirm.select_inputs), the measures for none."""
     cells = packing.job_cells(experiment, dict(wildcards))
     cost = experiment.pack_cost() * len(cells) // experiment.pack_size()
     if any(lineage.continued(experiment, c) for c in cells):

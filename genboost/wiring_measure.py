@@ -12,6 +12,11 @@ from genboost.config.study import Experiment
 from genboost.measures.registry import measured
 from genboost.wiring import job_file, job_files, job_metrics, log_path
 
+# A measure job's Snakemake priority: after every train job (priorities 1 and up: the confirmation's selection waits
+# for them, the measures for none), before the tables and figures (0), so that a core that frees takes the measure
+# job that aggregate, vs_talk and summary wait for rather than a figure that nothing waits for.
+MEASURE_PRIORITY = 0.5
+
 
 def measure_parts(experiment: Experiment, parts: int, cores: int | None) -> int:
     """How many measure jobs measure an experiment's train jobs (`parts` per pack), each the models of a run of

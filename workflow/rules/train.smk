@@ -76,6 +76,7 @@ for exp in STUDY.experiments:
                 job=wiring_measure.measure_file(exp, R),
             log:
                 wiring_measure.measure_log(exp, R),
+            priority: wiring_measure.MEASURE_PRIORITY
             conda:
                 "../../envs/genboost.yaml"
             resources:
