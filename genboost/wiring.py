@@ -83,25 +83,18 @@ def metrics_path(experiment: Experiment, results: str, cell: Cell, name: str = "
     return pattern.format(results=results, experiment=experiment.name, **experiment.wildcards(cell))
 
 
-def job_file(experiment: Experiment, results: str, step: str = "train") -> str:
-    """The pattern of one job's file (step train: its cells' metrics.json records; measure: their measures), named
-    by its pack's values and its part (genboost.config.packing): what the tables and figures read, one file a
-    job, so that planning grows with the jobs, not the models."""
+def job_file(experiment: Experiment, results: str) -> str:
+    """The pattern of one train job's file (its cells' metrics.json records), named by its pack's values and its
+    part (genboost.config.packing): what the tables and figures read, one file a job, so that planning grows with
+    the jobs, not the models."""
     levels = "".join(f"{a}={{{a}}}/" for a in packing.free_axes(experiment))
-    return f"{results}/{experiment.name}/jobs/{step}/{levels}part={{part}}.json"
+    return f"{results}/{experiment.name}/jobs/train/{levels}part={{part}}.json"
 
 
-def job_files(experiment: Experiment, results: str, parts: int, step: str = "train") -> list[str]:
-    """Every job file of an experiment at `parts` parts per pack."""
-    pattern = job_file(experiment, results, step)
+def job_files(experiment: Experiment, results: str, parts: int) -> list[str]:
+    """Every train job file of an experiment at `parts` parts per pack."""
+    pattern = job_file(experiment, results)
     return [pattern.format(**names) for names in packing.jobs(experiment, parts)]
-
-
-def analysis_inputs(experiment: Experiment, results: str, parts: int, analysis: dict) -> dict[str, list[str]]:
-    """What the tables and figures of an experiment read: its train jobs' files, and its measure jobs' where the
-    analysis measures anything."""
-    measured_jobs = job_files(experiment, results, parts, "measure") if measured(analysis) else []
-    return {"jobs": job_files(experiment, results, parts), "measured": measured_jobs}
 
 
 def job_params(experiment: Experiment, wildcards) -> list[dict]:
@@ -125,11 +118,6 @@ def job_metrics(experiment: Experiment, results: str, wildcards, name: str = "me
     return [metrics_path(experiment, results, c, name) for c in packing.job_cells(experiment, dict(wildcards))]
 
 
-def job_measures(experiment: Experiment, results: str, wildcards) -> list[str]:
-    """Each cell's measures.json of one job, beside its metrics.json: what its measure job writes for users."""
-    return job_metrics(experiment, results, wildcards, "measures.json")
-
-
 def model_output(experiment: Experiment, results: str) -> str:
     """The pattern of any one model's metrics.json, for the rule that makes one model asked for by name."""
     free = {a: f"{{{a}}}" for a in experiment.axes}
@@ -141,10 +129,10 @@ def model_cell(experiment: Experiment, wildcards) -> Cell:
     return packing.cell_at(experiment, {a: wildcards[a] for a in experiment.axes})
 
 
-def job_log(experiment: Experiment, results: str, step: str = "train") -> str:
-    """The log of one train job (or, step "measure", of its measure job)."""
+def job_log(experiment: Experiment, results: str) -> str:
+    """The log of one train job."""
     levels = [f"{a}={{{a}}}" for a in packing.free_axes(experiment)]
-    return log_path(results, experiment.name, step, *levels, "part={part}")
+    return log_path(results, experiment.name, "train", *levels, "part={part}")
 
 
 def model_log(experiment: Experiment, results: str) -> str:
@@ -170,11 +158,6 @@ def job_resources(experiment: Experiment) -> dict:
     return resources
 
 
-def measure_resources(experiment: Experiment) -> dict:
-    """A measure job's resources: a few CPU seconds per model here, so a generous minute per 10 models."""
-    return {"runtime": 10 + math.ceil(experiment.pack_size() / 10), "mem_mb": 1000 + 4 * experiment.pack_size()}
-
-
 def job_inputs(lineage: Lineage, experiment: Experiment, cells: list[Cell], parts: dict[str, int]) -> list[str]:
     """The job files of the shorter runs these cells go on from (`parts`: experiment -> parts per pack):
     Snakemake trains those first."""
@@ -190,8 +173,9 @@ def job_inputs(lineage: Lineage, experiment: Experiment, cells: list[Cell], part
 
 def job_priority(lineage: Lineage, experiment: Experiment, wildcards) -> int:
     """A train job's Snakemake priority: the longest first; before them a job whose cells a longer run goes
-    on from, and after them all the job of that longer run (short now), though before the measure jobs (priority
-    0): the confirmation's selection waits for it (genboost.wiring_confirm.select_inputs), the measures for none."""
+    on from, and after them all the job of that longer run (short now), though before the measure jobs (below 1,
+    `wiring_measure.MEASURE_PRIORITY`): the confirmation's selection waits for it
+    (genboost.wiring_confirm.select_inputs), the measures for none."""
     cells = packing.job_cells(experiment, dict(wildcards))
     cost = experiment.pack_cost() * len(cells) // experiment.pack_size()
     if any(lineage.continued(experiment, c) for c in cells):

@@ -14,6 +14,7 @@ from genboost.compare import selection, talk
 from genboost.compare.conclusions import evaluate
 from genboost.config.study import Study
 from genboost.errors import ConfigError
+from genboost.wiring_measure import MEASURE_PRIORITY
 
 
 @pytest.fixture
@@ -175,7 +176,7 @@ def test_the_fresh_jobs_go_before_the_measure_jobs_the_longest_first(config):
         name: wiring_confirm.fresh_priority(study, e, c)
         for name, e, c in [("sam", main, sam), ("plain", main, {**sam, "rho": "0"}), ("second", second, sam)]
     }
-    assert priority["second"] > priority["sam"] == priority["plain"] > 0  # measure jobs have 0
+    assert priority["second"] > priority["sam"] == priority["plain"] > MEASURE_PRIORITY
 
 
 def fresh_job_file(path, experiment: str, config: dict, mses: list[float]) -> str:

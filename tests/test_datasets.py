@@ -17,7 +17,8 @@ from genboost import wiring
 from genboost.analysis.tables import with_relative_mse
 from genboost.config.study import Study
 from genboost.data.preprocess import preprocess
-from genboost.data.tensors import label_variance, load_split
+from genboost.data.splits import label_variance
+from genboost.data.tensors import load_split
 from genboost.errors import ConfigError, DataError
 from genboost.files import sha256_file
 

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "genboost"
 # Bottom to top; a module's layer is its folder, the top-level modules are the base (or the wiring, on top).
 LAYERS = ("base", "config", "data", "train", "measures", "analysis", "compare", "wiring")
-WIRING = {"genboost.wiring", "genboost.wiring_confirm"}  # the Snakefile's modules (the confirmation stage's apart)
+WIRING = {"genboost.wiring", "genboost.wiring_confirm", "genboost.wiring_measure"}  # the Snakefile's modules
 MAX_LINES = 300
 
 

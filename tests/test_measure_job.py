@@ -107,7 +107,7 @@ def test_tables_read_each_models_measures_from_its_measure_job(trained, tmp_path
     (train_job,) = job_files(outputs, tmp_path, jobs=1)
     measure_job = tmp_path / "measure-job.json"
     outs = [str(tmp_path / f"measures-{i}.json") for i in range(len(outputs))]
-    run_measure_job(MeasureJob("main", outputs, outs, str(results), *csvs, ANALYSIS, str(measure_job), train_job))
+    run_measure_job(MeasureJob("main", outputs, outs, str(results), *csvs, ANALYSIS, str(measure_job), [train_job]))
     found = json.loads(measure_job.read_text())["measures"]
     cells = tables.cells_frame("main", tables.read_job_records([train_job], [str(measure_job)]))
     assert set(registry.job_columns(ANALYSIS)) <= set(cells.columns) and cells["diverged"].sum() == 1
@@ -124,20 +124,19 @@ def test_the_registrys_pacbayes_columns_are_what_the_pacbayes_measures_compute()
     assert registry.job_columns({"pacbayes": ANALYSIS["pacbayes"]}) == list(pacbayes.MEASURE_KEYS)
 
 
-def test_measured_from_the_train_jobs_file_into_a_job_file_of_its_own(trained, tmp_path):
-    """The measure job reads the records of its train job's file (not the metrics.json, which a user may have
-    deleted) and writes every model's measures, in order, into its own job file: what the tables read."""
+def test_measured_from_the_train_jobs_files_into_a_job_file_of_its_own(trained, tmp_path):
+    """The measure job reads the records of its train jobs' files (not the metrics.json, which a user may have
+    deleted) and writes every model's measures, in their order, into its own job file: what the tables read."""
     outputs, results, csvs = trained
     by_file = measure(trained, ANALYSIS)
-    train_job = tmp_path / "train.json"
-    train_job.write_text(json.dumps({"cells": [json.loads(open(o).read()) for o in outputs]}))
+    train_jobs = job_files(outputs, tmp_path, jobs=2)  # one measure job measures two train jobs' models
     missing = [str(tmp_path / f"gone-{i}" / "metrics.json") for i in range(len(outputs))]
     outs = [str(tmp_path / f"measures-{i}.json") for i in range(len(outputs))]
-    job = MeasureJob("main", missing, outs, str(results), *csvs, ANALYSIS, str(tmp_path / "m.json"), str(train_job))
+    job = MeasureJob("main", missing, outs, str(results), *csvs, ANALYSIS, str(tmp_path / "m.json"), train_jobs)
     run_measure_job(job)
     assert [json.loads(open(o).read()) for o in outs] == by_file
     assert json.loads((tmp_path / "m.json").read_text())["measures"] == by_file
-    records = tables.read_job_records([str(train_job)], [str(tmp_path / "m.json")])
+    records = tables.read_job_records(train_jobs, [str(tmp_path / "m.json")])
     assert [r["flatness"] for r in records] == [f["measures"] for f in by_file]
 
 
@@ -218,7 +217,7 @@ def test_a_train_job_that_reuses_everything_leaves_its_measure_job_nothing_to_co
         for path in weights:  # what a measure job that computes reads
             path.rename(path.with_suffix(".moved"))
         outs = [str(tmp_path / f"m{i}.json") for i in range(len(outputs))]
-        job = MeasureJob("main", outputs, outs, str(results), *csvs, ANALYSIS, str(measure_file), str(train_file))
+        job = MeasureJob("main", outputs, outs, str(results), *csvs, ANALYSIS, str(measure_file), [str(train_file)])
         try:
             assert run_measure_job(job) == dict.fromkeys(registry.SETTINGS, (0, 4))
         finally:

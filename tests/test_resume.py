@@ -18,6 +18,7 @@ from genboost.config.study import Study
 from genboost.train import jobs
 from genboost.train.resume import Lineage
 from genboost.train.store import CellStore
+from genboost.wiring_measure import MEASURE_PRIORITY
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_the_continued_job_runs_first_and_the_continuing_job_last(config):
     continued, continuing = priority[("main", "adam", 0.02)], priority[("second_chance", "adam", 0.02)]
     others = {p for k, p in priority.items() if k not in {("main", "adam", 0.02), ("second_chance", "adam", 0.02)}}
     assert continued > max(others) and continuing < min(others)
-    assert continuing > 0, "before the measure jobs (priority 0): the confirmation's selection waits for it"
+    assert continuing > MEASURE_PRIORITY, "before the measure jobs: the confirmation's selection waits for it"
 
 
 def resume_plan(config) -> dict:

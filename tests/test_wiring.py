@@ -8,7 +8,7 @@ import re
 import pytest
 from workflow_helpers import checked_config, repo_config
 
-from genboost import wiring
+from genboost import wiring, wiring_measure
 from genboost.config.study import Study
 from genboost.measures import registry
 
@@ -24,7 +24,7 @@ def test_every_log_is_under_the_results_folder(study):
         wiring.log_path("r", "download", "obesity"),
         wiring.log_path("r", "preprocess", "{data}"),
         wiring.log_path("r", "summary"),
-        wiring.job_log(main, "r", "measure"),
+        wiring_measure.measure_log(main, "r"),
         wiring.model_log(main, "r"),
     ]
     assert all(log.startswith("r/logs/") and log.endswith(".log") for log in logs)
@@ -71,3 +71,19 @@ def test_the_measures_figure_is_its_own_jobs_and_the_other_figures_read_no_measu
     assert wiring.figure_paths("r", main, analysis) == {**drawn, **measures}
     off = {**analysis, **dict.fromkeys(registry.SETTINGS)}  # every measure off
     assert wiring.measures_figure_paths("r", main, off) == {}
+
+
+@pytest.mark.parametrize("cores, measure_jobs", [(2, 2), (3, 3), (16, 8), (None, 8)])
+def test_the_measure_jobs_fill_the_cores_and_cover_every_train_job_once_in_order(study, cores, measure_jobs):
+    """One measure job a core, each measuring a run of the train jobs, so that an edit that remeasures every model
+    starts few processes; one a train job where no core count is known (a cluster)."""
+    main = study.experiment("main")
+    count = wiring_measure.measure_parts(main, 1, cores)
+    assert count == measure_jobs
+    parts = [{"part": f"{i}of{count}"} for i in range(1, count + 1)]
+    files = wiring_measure.measure_files(main, "r", count)
+    assert files == [f"r/main/jobs/measure/part={p['part']}.json" for p in parts]
+    measured = [path for part in parts for path in wiring_measure.measured_job_files(main, "r", 1, part)]
+    assert measured == wiring.job_files(main, "r", 1)
+    metrics = [path for part in parts for path in wiring_measure.measured_metrics(main, "r", 1, part)]
+    assert len(set(metrics)) == len(metrics) == main.pack_size() * len(measured)

@@ -80,7 +80,7 @@ def _level_text(key: str, value):
 
 def with_relative_mse(cells: pd.DataFrame, test_label_variance: float | None) -> pd.DataFrame:
     """cells.csv's rows with `test_mse_rel` after test_mse: the test MSE divided by the variance of the test labels
-    (genboost.data.tensors.label_variance), i.e. 1 - R^2 on the test set. 1 is what predicting the test labels'
+    (genboost.data.splits.label_variance), i.e. 1 - R^2 on the test set. 1 is what predicting the test labels'
     own mean scores, 0 a perfect fit, on any dataset's scale, so that datasets read side by side. The test labels'
     variance rather than the training labels': numerator and denominator then describe the same rows, and the
     random-label control, which permutes only the training labels, keeps the same denominator. NaN when the

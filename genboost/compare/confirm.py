@@ -21,7 +21,7 @@ import pandas as pd
 from genboost.analysis.stats import PRECISION_LOSS, csv_flags
 from genboost.compare.conclusions import ALPHA, NOT_TESTABLE
 from genboost.compare.picks import FALLBACK
-from genboost.data.tensors import label_variance
+from genboost.data.splits import label_variance
 
 CONFIRMED, REFUTED, EQUIVALENT, UNDECIDED = "confirmed", "refuted", "equivalent", "undecided"
 # Weakest first: a conclusion of several parts takes the first of its parts' verdicts in this order (a part the
@@ -77,7 +77,7 @@ class Fresh:
 
 def margin(test_split: str | Path, fraction: float) -> float:
     """m = `fraction` × the variance of a preprocessed split's test labels, the variance cells.csv's test_mse_rel
-    divides by (genboost.data.tensors.label_variance): one fraction reads the same on every dataset."""
+    divides by (genboost.data.splits.label_variance): one fraction reads the same on every dataset."""
     if not fraction > 0:
         raise ValueError(f"confirm.margin must be > 0, got {fraction!r}")
     return fraction * label_variance(test_split)

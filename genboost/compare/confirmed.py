@@ -14,7 +14,7 @@ from genboost.analysis.stats import cell_stats
 from genboost.compare import confirm, confirm_report
 from genboost.compare.conclusions import Conclusion, evaluate
 from genboost.compare.picks import FALLBACK, is_fallback
-from genboost.data.tensors import label_variance
+from genboost.data.splits import label_variance
 
 
 def section(grid: list[Conclusion], fresh_csv: str, test_csv: str, fraction: float, *cells: pd.DataFrame | None) -> str:

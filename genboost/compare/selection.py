@@ -20,7 +20,7 @@ from genboost import files
 from genboost.analysis import tables
 from genboost.compare.conclusions import Conclusion, evaluate
 from genboost.config.study import CONFIG_AXES, fmt_value
-from genboost.data.tensors import label_variance
+from genboost.data.splits import label_variance
 
 SIDES = ("better", "other")
 GRID = ["grid_mean", "grid_seeds", "grid_diverged"]  # each pick on the grid's seeds (`selected`)

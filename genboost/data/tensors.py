@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
+from genboost.data.splits import read_features
 from genboost.errors import DataError
 
 # The one permutation of the training labels in the random-label control.
@@ -41,7 +41,7 @@ def load_split(train_csv, test_csv, dtype=None):
     """Read preprocess's outputs as tensors: features [n, f] and labels [n] (float), both in `dtype`; the label's
     classes from the manifest.json beside train.csv."""
     dtype = dtype or torch.float32
-    train, test = (_read_features(p) for p in (train_csv, test_csv))
+    train, test = (read_features(p) for p in (train_csv, test_csv))
     if list(train.columns) != list(test.columns):
         raise DataError(f"{train_csv} and {test_csv} have different columns")
     tensors = []
@@ -58,21 +58,3 @@ def label_classes(manifest_path) -> int | None:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"cannot read the label's classes from {manifest_path} (rerun preprocess): {e}") from None
     return len(order) if order is not None else None
-
-
-def label_variance(split_csv) -> float:
-    """The population variance (ddof 0, as an MSE is a mean over the rows) of a preprocessed split's labels, in
-    the units the models are trained and scored in (an ordinal label's classes 0..K-1)."""
-    labels = _read_features(split_csv)["label"].to_numpy(np.float64)
-    return float(labels.var())
-
-
-def _read_features(path) -> pd.DataFrame:
-    """Header and float64 values; pandas' parser reads each written value back exactly."""
-    try:
-        table = pd.read_csv(path, dtype=np.float64)
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read {path} as a preprocess output: {e}") from None
-    if list(table.columns[-1:]) != ["label"]:
-        raise DataError(f"{path} is not a preprocess output: expected feature columns, then 'label', then rows")
-    return table

@@ -1,4 +1,4 @@
-"""One measure job: the measures of a train job's models, from their weights in the store, into measures.json.
+"""One measure job: the measures of some train jobs' models, from their weights in the store, into measures.json.
 
 Each model is found by its metrics.json's `store_key`; it is measured on the training set it was trained on (its
 dtype, its labels permuted for a random-label cell), on the CPU. Every measure runs on its own setting of
@@ -37,8 +37,8 @@ log = logging.getLogger("genboost")
 class MeasureJob:
     """What one measure job needs: its models' metrics.json, the measures.json each goes to, the store, the
     data, and the `analysis` settings; `job_file`, where given, gets every model's measures in that order (what
-    the tables and figures read); `train_job`, where given, is read for the records instead of `metrics` (a
-    metrics.json a user deleted does not stop the measures)."""
+    the tables and figures read); `train_jobs`, where given, are read for the records instead of `metrics`, in
+    their order (a metrics.json a user deleted does not stop the measures)."""
 
     experiment: str
     metrics: list[str]
@@ -48,7 +48,7 @@ class MeasureJob:
     test_csv: str
     analysis: dict
     job_file: str | None = None
-    train_job: str | None = None  # the train job's file, whose records stand for the metrics.json files
+    train_jobs: list[str] | None = None  # the train jobs' files, whose records stand for the metrics.json files
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ class JobModels:
     def __init__(self, job: MeasureJob):
         if len(job.metrics) != len(job.outputs):
             raise RuntimeError(f"measure job has {len(job.outputs)} outputs for {len(job.metrics)} metrics.json")
-        if job.train_job:
-            self.records = json.loads(Path(job.train_job).read_text())["cells"]
+        if job.train_jobs:
+            self.records = [r for path in job.train_jobs for r in json.loads(Path(path).read_text())["cells"]]
         else:
             self.records = [json.loads(Path(p).read_text()) for p in job.metrics]
         if len(self.records) != len(job.outputs):

@@ -7,7 +7,13 @@ for exp in STUDY.experiments:
         name:
             f"aggregate_{exp.name}"
         input:
-            **wiring.analysis_inputs(exp, R, PARTS[exp.name], STUDY.analysis),
+            **wiring_measure.analysis_inputs(
+                exp,
+                R,
+                PARTS[exp.name],
+                STUDY.analysis,
+                PLAN_CORES,
+            ),
             # its split's test labels, whose variance scales cells.csv's test_mse_rel
             test_data=wiring.data_paths(exp, R)["test"],
         output:
@@ -89,7 +95,13 @@ for exp in STUDY.experiments:
             name:
                 f"measures_figure_{exp.name}"
             input:
-                **wiring.analysis_inputs(exp, R, PARTS[exp.name], STUDY.analysis),
+                **wiring_measure.analysis_inputs(
+                    exp,
+                    R,
+                    PARTS[exp.name],
+                    STUDY.analysis,
+                    PLAN_CORES,
+                ),
             output:
                 **report_figures(
                     wiring.measures_figure_paths(R, exp, STUDY.analysis), exp.name

@@ -62,6 +62,8 @@ for exp in STUDY.experiments:
         script:
             "../scripts/train.py"
 
+    # A measure job measures a run of train jobs (wiring_measure.measure_parts): an edit that remeasures every
+    # model starts as few processes as fill the cores.
     if measured(STUDY.analysis):
 
         rule:
@@ -69,19 +71,28 @@ for exp in STUDY.experiments:
                 f"measure_{exp.name}"
             input:
                 **wiring.data_paths(exp, R),
-                job=wiring.job_file(exp, R),
+                jobs=partial(wiring_measure.measured_job_files, exp, R, PARTS[exp.name]),
             output:
-                job=wiring.job_file(exp, R, "measure"),
+                job=wiring_measure.measure_file(exp, R),
             log:
-                wiring.job_log(exp, R, "measure"),
+                wiring_measure.measure_log(exp, R),
+            priority: wiring_measure.MEASURE_PRIORITY
             conda:
                 "../../envs/genboost.yaml"
             resources:
-                **wiring.measure_resources(exp),
+                **wiring_measure.measure_resources(exp, PARTS[exp.name], PLAN_CORES),
             params:
                 experiment=exp.name,
-                metrics=partial(wiring.job_metrics, exp, R),
-                measures=partial(wiring.job_measures, exp, R),
+                metrics=partial(
+                    wiring_measure.measured_metrics, exp, R, PARTS[exp.name]
+                ),
+                measures=partial(
+                    wiring_measure.measured_metrics,
+                    exp,
+                    R,
+                    PARTS[exp.name],
+                    name="measures.json",
+                ),
                 analysis=STUDY.analysis,
             script:
                 "../scripts/measure.py"

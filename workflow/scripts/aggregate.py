@@ -3,7 +3,7 @@
 import logging
 
 from genboost.analysis import tables
-from genboost.data.tensors import label_variance
+from genboost.data.splits import label_variance
 from genboost.files import logging_to
 
 with logging_to(snakemake.log):

@@ -1,4 +1,4 @@
-"""Snakemake adapter: the measures of one train job's models, from their stored weights, into each model's
+"""Snakemake adapter: the measures of some train jobs' models, from their stored weights, into each model's
 measures.json and the job's file."""
 
 from genboost import fingerprint
@@ -11,13 +11,13 @@ with logging_to(snakemake.log):
     job.run_measure_job(
         job.MeasureJob(
             experiment=snakemake.params.experiment,
-            metrics=list(snakemake.params.metrics),  # named in errors; the records are read from train_job
+            metrics=list(snakemake.params.metrics),  # named in errors; the records are read from train_jobs
             outputs=list(snakemake.params.measures),
             results=Study.from_config(snakemake.config).results,
             train_csv=snakemake.input.train,
             test_csv=snakemake.input.test,
             analysis=snakemake.params.analysis,
             job_file=snakemake.output.job,
-            train_job=snakemake.input.job,
+            train_jobs=list(snakemake.input.jobs),
         )
     )
