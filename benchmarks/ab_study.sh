@@ -3,6 +3,8 @@
 # alternately from a clean results/ so that both see the same VM speed (this VM's speed drifts by up to 2x
 # within hours, so only runs of one window compare). Prints each run's wall time and the median ratio.
 #   bash benchmarks/ab_study.sh REV [RUNS]      e.g. bash benchmarks/ab_study.sh 2ebf069 2
+# With AB_TRACE=FOLDER, each run's Python processes record their CPU seconds (benchmarks/trace/sitecustomize.py)
+# in FOLDER/<before|after>-<run>.tsv, for `python benchmarks/job_cpu.py FILE --wall S`; each run prints its load.
 # Needs the obesity CSV ($GENBOOST_DATA_CSV or ../shared/data) and, where Slurm's tools are installed, the
 # Slurm daemons up (.ci/slurm-up.sh): else every snakemake start waits ~10 s for the plugin's scontrol.
 set -euo pipefail
@@ -13,6 +15,8 @@ csv=${GENBOOST_DATA_CSV:-$(realpath ../shared/data/ObesityDataSet_raw_and_data_s
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/before" "$tmp/after"
+trace_hook=$(realpath benchmarks/trace)
+[ -z "${AB_TRACE:-}" ] || mkdir -p "$AB_TRACE"
 git archive "$rev" | tar -x -C "$tmp/before"
 git ls-files -z | xargs -0 tar -c | tar -x -C "$tmp/after"
 declare -A walls=([before]="" [after]="")
@@ -22,12 +26,19 @@ for i in $(seq "$runs"); do
         # the data's local copy: a `datasets:` entry since the dataset became config, `data:` before
         if grep -q '^datasets:' "$tmp/$side/config.yaml"; then data="datasets={obesity: {local_copy: $csv}}"; else
             data="data={local_copy: $csv}"; fi
+        pythonpath=$tmp/$side trace=""
+        if [ -n "${AB_TRACE:-}" ]; then
+            pythonpath+=:$trace_hook trace=$(realpath "$AB_TRACE")/$side-$i.tsv
+            rm -f "$trace"
+        fi
+        load=$(cut -d' ' -f1 /proc/loadavg)
         start=$(date +%s.%N)
-        (cd "$tmp/$side" && PYTHONPATH="$tmp/$side" python -m snakemake --cores 2 --quiet \
-            --config "$data" >"$tmp/$side.log" 2>&1)
+        (cd "$tmp/$side" && GENBOOST_PROCESS_TRACE=$trace PYTHONPATH=$pythonpath python -m snakemake --cores 2 \
+            --quiet --config "$data" >"$tmp/$side.log" 2>&1)
         wall=$(echo "$(date +%s.%N) - $start" | bc)
         walls[$side]+="$wall "
-        printf '%s run %d: %.1f s\n' "$side ($([ $side = before ] && echo "$rev" || echo working tree))" "$i" "$wall"
+        printf '%s run %d: %.1f s (load %s -> %s)\n' "$side ($([ $side = before ] && echo "$rev" || echo working tree))" \
+            "$i" "$wall" "$load" "$(cut -d' ' -f1 /proc/loadavg)"
     done
 done
 python - "${walls[before]}" "${walls[after]}" <<'PY'
