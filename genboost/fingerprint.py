@@ -5,7 +5,8 @@ gets `code=rule_code(...)` as a param: a hash of its script and of every package
 directly or through other modules, at the top or lazily inside a function. Editing a module then reruns exactly
 the rules whose scripts import it. Nothing is imported to find the imports: the Snakefile stays fast and light.
 What is hashed is the code Python runs: a file's text without its comments, docstrings and blank lines, so that
-editing one of those reruns nothing (and retrains no model).
+editing one of those reruns nothing (and retrains no model). Each file's reading is kept between processes, by its
+content, in a cache folder (`_kept`), so that a Snakemake start does not parse the package's files again.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import json
+import os
 import tokenize
 from functools import cache
 from pathlib import Path
 
 from genboost.errors import CodeError
+from genboost.files import atomic_path
 
 # The genboost this process runs: in the Snakefile the checkout's (Snakemake puts the Snakefile's directory
 # first on sys.path), in a job whatever genboost is installed.
@@ -87,6 +91,11 @@ def code_text(filename: str, source: bytes) -> bytes:
     """The source as Python runs it: without its comments, its docstrings (nothing here reads `__doc__`) and blank
     lines, each line's trailing space dropped. Read from the text itself (tokenize and ast positions), so the same
     file gives the same bytes on every Python version. Cached by content."""
+    text = _kept("code", source, "", lambda: _code_text(filename, source).decode())
+    return text.encode()
+
+
+def _code_text(filename: str, source: bytes) -> bytes:
     text = source.decode("utf-8")
     lines = text.splitlines()
     tokens = tokenize.generate_tokens(io.StringIO(text).readline)
@@ -97,6 +106,39 @@ def code_text(filename: str, source: bytes) -> bytes:
     for (start_line, start_col), (end_line, end_col) in sorted(cuts, reverse=True):  # the last first: positions hold
         lines[start_line - 1 : end_line] = [lines[start_line - 1][:start_col] + lines[end_line - 1][end_col:]]
     return "\n".join(line.rstrip() for line in lines if line.strip()).encode()
+
+
+# The cache's entries are this module's readings: an edit of it starts a new cache rather than trust the old one.
+_READER = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _cache_folder() -> Path | None:
+    """Where files' readings are kept: $GENBOOST_CACHE (empty: nowhere), else genboost/code in the user's cache."""
+    folder = os.environ.get("GENBOOST_CACHE")
+    if folder is None:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genboost" / "code"
+    return Path(folder) if folder else None
+
+
+def _kept(kind: str, source: bytes, context: str, read):
+    """`read()` (JSON-able) of a file, kept in the cache folder under its content, `kind`, `context` and this module's
+    own code: an entry is never stale. An entry that cannot be read is read again and replaced; a cache folder that
+    cannot be written is left alone."""
+    folder = _cache_folder()
+    if folder is None:
+        return read()
+    key = hashlib.sha256(f"{_READER}\0{kind}\0{context}\0".encode() + source).hexdigest()
+    path = folder / key[:2] / f"{key}.json"
+    try:
+        return json.loads(path.read_bytes())["value"]
+    except (OSError, ValueError, KeyError, TypeError):
+        value = read()
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"value": value}))
+    except OSError:
+        pass
+    return value
 
 
 def _column(lines: list[str], line: int, byte_offset: int) -> int:
@@ -125,6 +167,11 @@ def _imports(filename: str, source: bytes, anchor: str | None, package: str) -> 
     `from genboost import x` imports the module genboost.x if there is one, else a name of genboost: such
     candidates are not required. Cached by content: the Snakefile fingerprints many rules over the same files.
     """
+    found = _kept("imports", source, f"{anchor}\0{package}", lambda: _read_imports(filename, source, anchor, package))
+    return tuple((m, r) for m, r in found)
+
+
+def _read_imports(filename: str, source: bytes, anchor: str | None, package: str) -> list[tuple[str, bool]]:
     out = []
     for node in _statements(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
@@ -134,7 +181,7 @@ def _imports(filename: str, source: bytes, anchor: str | None, package: str) -> 
             if base is not None:
                 out.append((base, True))
                 out += [(f"{base}.{alias.name}", False) for alias in node.names if alias.name != "*"]
-    return tuple((m, r) for m, r in out if m == package or m.startswith(package + "."))
+    return [(m, r) for m, r in out if m == package or m.startswith(package + ".")]
 
 
 def _statements(tree: ast.Module):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from workflow_helpers import SNAKEMAKE, copy_run, planned
 
 from genboost.errors import CodeError
 from genboost.fingerprint import (
+    _kept,
     check_running_code,
     imported_modules,
     modules_fingerprint,
@@ -60,6 +63,44 @@ def synthetic(tmp_path) -> Path:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(source)
     return tmp_path
+
+
+# A fresh process's fingerprint of the synthetic script (functools' per-process cache would hide the cache folder)
+FINGERPRINT = "import sys; from genboost import fingerprint; print(fingerprint.script_fingerprint(*sys.argv[1:]))"
+
+
+def fresh_fingerprint(synthetic: Path, cache: str) -> str:
+    env = {**os.environ, "GENBOOST_CACHE": cache}
+    args = [sys.executable, "-c", FINGERPRINT, str(synthetic / "script.py"), str(synthetic / "genboost")]
+    return subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
+
+
+def test_the_cache_folder_keeps_each_files_reading_and_never_changes_a_fingerprint(synthetic, tmp_path):
+    cache = tmp_path / "cache"
+    off = fresh_fingerprint(synthetic, "")
+    assert fresh_fingerprint(synthetic, str(cache)) == off  # cold: read and kept
+    entries = sorted(cache.rglob("*.json"))
+    # the code and the imports of the script and of each module it imports; files alike in content share them
+    assert 0 < len(entries) <= 2 * (len(IMPORTED) + 1)
+    assert fresh_fingerprint(synthetic, str(cache)) == off  # warm
+    entries[0].write_text("{not json")  # a broken entry is read again and replaced
+    assert fresh_fingerprint(synthetic, str(cache)) == off and json.loads(entries[0].read_text())["value"] is not None
+    append(synthetic / "genboost" / "sub" / "helper.py")  # an edit is new content: a new entry, a new fingerprint
+    assert fresh_fingerprint(synthetic, str(cache)) == fresh_fingerprint(synthetic, "") != off
+
+
+def test_a_cache_entry_is_keyed_by_content_and_context(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENBOOST_CACHE", str(tmp_path))
+    reads = []
+
+    def read(value):
+        return lambda: reads.append(value) or value
+
+    assert _kept("code", b"x = 1", "", read("a")) == "a"
+    assert _kept("code", b"x = 1", "", read("b")) == "a" and reads == ["a"]  # kept: not read again
+    assert _kept("code", b"x = 2", "", read("c")) == "c"  # other content
+    assert _kept("imports", b"x = 1", "genboost", read("d")) == "d"  # another kind and context
+    assert reads == ["a", "c", "d"]
 
 
 def append(path: Path, text: str = "\n_EDITED = True\n") -> bytes:
