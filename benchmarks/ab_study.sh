@@ -5,6 +5,7 @@
 #   bash benchmarks/ab_study.sh REV [RUNS]      e.g. bash benchmarks/ab_study.sh 2ebf069 2
 # With AB_TRACE=FOLDER, each run's Python processes record their CPU seconds (benchmarks/trace/sitecustomize.py)
 # in FOLDER/<before|after>-<run>.tsv, for `python benchmarks/job_cpu.py FILE --wall S`; each run prints its load.
+# AB_AFTER_CONFIG='KEY=VALUE ...' adds --config settings to the working tree's runs (e.g. 'confirm=null': the grid alone).
 # Needs the obesity CSV ($GENBOOST_DATA_CSV or ../shared/data) and, where Slurm's tools are installed, the
 # Slurm daemons up (.ci/slurm-up.sh): else every snakemake start waits ~10 s for the plugin's scontrol.
 set -euo pipefail
@@ -26,6 +27,8 @@ for i in $(seq "$runs"); do
         # the data's local copy: a `datasets:` entry since the dataset became config, `data:` before
         if grep -q '^datasets:' "$tmp/$side/config.yaml"; then data="datasets={obesity: {local_copy: $csv}}"; else
             data="data={local_copy: $csv}"; fi
+        extra=()
+        [ "$side" = before ] || read -r -a extra <<<"${AB_AFTER_CONFIG:-}"
         pythonpath=$tmp/$side trace=""
         if [ -n "${AB_TRACE:-}" ]; then
             pythonpath+=:$trace_hook trace=$(realpath "$AB_TRACE")/$side-$i.tsv
@@ -34,7 +37,7 @@ for i in $(seq "$runs"); do
         load=$(cut -d' ' -f1 /proc/loadavg)
         start=$(date +%s.%N)
         (cd "$tmp/$side" && GENBOOST_PROCESS_TRACE=$trace PYTHONPATH=$pythonpath python -m snakemake --cores 2 \
-            --quiet --config "$data" >"$tmp/$side.log" 2>&1)
+            --quiet --config "$data" "${extra[@]}" >"$tmp/$side.log" 2>&1)
         wall=$(echo "$(date +%s.%N) - $start" | bc)
         walls[$side]+="$wall "
         printf '%s run %d: %.1f s (load %s -> %s)\n' "$side ($([ $side = before ] && echo "$rev" || echo working tree))" \

@@ -171,6 +171,12 @@ def job_inputs(lineage: Lineage, experiment: Experiment, cells: list[Cell], part
     return sorted(paths)
 
 
+# The Snakemake priority of the jobs the summary waits for (aggregate, confirm, vs_talk, summary): after the measure
+# jobs (`wiring_measure.MEASURE_PRIORITY`), before the figures (0), which nothing waits for, so that an edit's summary
+# is written while the figures are still drawn.
+REPORT_PRIORITY = 0.25
+
+
 def job_priority(lineage: Lineage, experiment: Experiment, wildcards) -> int:
     """A train job's Snakemake priority: the longest first; before them a job whose cells a longer run goes
     on from, and after them all the job of that longer run (short now), though before the measure jobs (below 1,

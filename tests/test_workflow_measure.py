@@ -3,6 +3,7 @@ study, changed in its analysis settings and its code."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -114,3 +115,24 @@ def test_a_comment_or_docstring_in_the_engine_plans_nothing(study, tmp_path):
     body = path.read_bytes().split(b'"""', 2)[2]  # the module without its docstring
     path.write_bytes(b'"""A new module docstring."""\n# a new comment\n\n' + body + b"\n# end\n")
     assert planned(run) == {}
+
+
+def planned_priorities(workdir: Path, *args: str) -> dict[str, float]:
+    """rule -> the Snakemake priority of its jobs in a dry run (Snakemake prints a priority other than 0)."""
+    said = snakemake(workdir, "-n", *args)
+    found: dict[str, float] = {}
+    rule = None
+    for line in (said.stdout + said.stderr).splitlines():
+        if m := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line):
+            rule = m.group(1)
+            found.setdefault(rule, 0.0)
+        elif rule and (m := re.match(r"^\s+priority: ([\d.]+)$", line)):
+            found[rule] = float(m.group(1))
+    return found
+
+
+def test_a_new_measure_setting_plans_the_measures_then_the_summarys_chain_then_the_figures(study):
+    """A free core takes the job the summary waits for before a figure that nothing waits for."""
+    priority = planned_priorities(study, "--config", OTHER_SAMPLES)
+    assert priority["measure_main"] > priority["aggregate_main"] == priority["vs_talk"] == priority["summary"]
+    assert priority["summary"] > priority["measures_figure_main"] == 0

@@ -38,6 +38,7 @@ for exp in STUDY.experiments:
             ],
         log:
             wiring.log_path(R, exp.name, "aggregate"),
+        priority: wiring.REPORT_PRIORITY
         conda:
             "../../envs/genboost.yaml"
         resources:

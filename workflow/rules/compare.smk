@@ -30,6 +30,7 @@ rule vs_talk:
         wiring.log_path(R, "{experiment}", "vs_talk"),
     wildcard_constraints:
         experiment=wiring.one_of(COMPARED),
+    priority: wiring.REPORT_PRIORITY
     conda:
         "../../envs/genboost.yaml"
     resources:
@@ -72,6 +73,7 @@ rule summary:
         ),
     log:
         wiring.log_path(R, "summary"),
+    priority: wiring.REPORT_PRIORITY
     conda:
         "../../envs/genboost.yaml"
     params:

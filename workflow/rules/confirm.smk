@@ -72,6 +72,7 @@ rule confirm:
         wiring.log_path(R, "{experiment}", "confirm"),
     wildcard_constraints:
         experiment=wiring.one_of(CONFIRMED),
+    priority: wiring.REPORT_PRIORITY
     conda:
         "../../envs/genboost.yaml"
     resources:
