@@ -3,12 +3,11 @@ study, changed in its analysis settings and its code."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from workflow_helpers import copy_run, planned, snakemake
+from workflow_helpers import copy_run, planned, planned_fields, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -119,16 +118,8 @@ def test_a_comment_or_docstring_in_the_engine_plans_nothing(study, tmp_path):
 
 def planned_priorities(workdir: Path, *args: str) -> dict[str, float]:
     """rule -> the Snakemake priority of its jobs in a dry run (Snakemake prints a priority other than 0)."""
-    said = snakemake(workdir, "-n", *args)
-    found: dict[str, float] = {}
-    rule = None
-    for line in (said.stdout + said.stderr).splitlines():
-        if m := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line):
-            rule = m.group(1)
-            found.setdefault(rule, 0.0)
-        elif rule and (m := re.match(r"^\s+priority: ([\d.]+)$", line)):
-            found[rule] = float(m.group(1))
-    return found
+    jobs = planned_fields(workdir, *args, field="priority")
+    return {rule: float(values[0]) if values else 0.0 for rule, values in jobs.items()}
 
 
 def test_a_new_measure_setting_plans_the_measures_then_the_summarys_chain_then_the_figures(study):

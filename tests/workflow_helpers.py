@@ -101,8 +101,9 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600)
     return proc
 
 
-def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
-    """rule name -> the outputs of each job a dry run plans (`snakemake -n`, then `args`)."""
+def planned_fields(workdir: Path, *args: str, field: str = "output") -> dict[str, list[str]]:
+    """rule name -> the `field` (output, priority, ...) of each of its jobs that a dry run (`snakemake -n`, then
+    `args`) plans, as Snakemake prints it; a job that prints no such field adds none."""
     proc = snakemake(workdir, "-n", *args)
     jobs: dict[str, list[str]] = {}
     rule = None
@@ -111,9 +112,15 @@ def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
         if m:
             rule = m.group(1)
             jobs.setdefault(rule, [])
-        elif rule and line.strip().startswith("output:"):
-            jobs[rule] += [o.strip() for o in line.split("output:", 1)[1].split(",")]
+        elif rule and line.strip().startswith(f"{field}:"):
+            jobs[rule].append(line.split(f"{field}:", 1)[1].strip())
     return jobs
+
+
+def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
+    """rule name -> the outputs of each job a dry run plans (`snakemake -n`, then `args`)."""
+    jobs = planned_fields(workdir, *args)
+    return {rule: [o.strip() for value in values for o in value.split(",")] for rule, values in jobs.items()}
 
 
 # A model's numbers in its metrics.json: bit-identical wherever and with whatever it trained
