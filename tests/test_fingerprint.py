@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from workflow_helpers import SNAKEMAKE, copy_run, planned
+from workflow_helpers import SNAKEMAKE, append_code, copy_run, planned
 
 from genboost.errors import CodeError
 from genboost.fingerprint import (
@@ -85,7 +85,7 @@ def test_the_cache_folder_keeps_each_files_reading_and_never_changes_a_fingerpri
     assert fresh_fingerprint(synthetic, str(cache)) == off  # warm
     entries[0].write_text("{not json")  # a broken entry is read again and replaced
     assert fresh_fingerprint(synthetic, str(cache)) == off and json.loads(entries[0].read_text())["value"] is not None
-    append(synthetic / "genboost" / "sub" / "helper.py")  # an edit is new content: a new entry, a new fingerprint
+    append_code(synthetic / "genboost" / "sub" / "helper.py")  # an edit is new content: a new entry, a new fingerprint
     assert fresh_fingerprint(synthetic, str(cache)) == fresh_fingerprint(synthetic, "") != off
 
 
@@ -103,12 +103,6 @@ def test_a_cache_entry_is_keyed_by_content_and_context(tmp_path, monkeypatch):
     assert reads == ["a", "c", "d"]
 
 
-def append(path: Path, text: str = "\n_EDITED = True\n") -> bytes:
-    original = path.read_bytes()
-    path.write_bytes(original + text.encode())
-    return original
-
-
 def test_reader_finds_every_module_the_script_imports_and_no_other(synthetic):
     package = synthetic / "genboost"
     found = imported_modules(synthetic / "script.py", package)
@@ -118,13 +112,13 @@ def test_reader_finds_every_module_the_script_imports_and_no_other(synthetic):
 def test_fingerprint_follows_imported_code_only(synthetic):
     script, package = synthetic / "script.py", synthetic / "genboost"
     before = script_fingerprint(script, package)
-    append(package / "unused.py")
+    append_code(package / "unused.py")
     assert script_fingerprint(script, package) == before
-    original = append(package / "chain.py")  # imported lazily, three imports away
+    original = append_code(package / "chain.py")  # imported lazily, three imports away
     assert script_fingerprint(script, package) != before
     (package / "chain.py").write_bytes(original)
     assert script_fingerprint(script, package) == before
-    append(script)
+    append_code(script)
     assert script_fingerprint(script, package) != before
 
 
@@ -132,7 +126,7 @@ def test_comments_docstrings_and_blank_lines_change_no_fingerprint(synthetic):
     script, package = synthetic / "script.py", synthetic / "genboost"
     before = script_fingerprint(script, package)
     path = package / "chain.py"
-    original = append(path, '\n\n# a comment\n"""not a docstring: an expression"""\n')
+    original = append_code(path, '\n\n# a comment\n"""not a docstring: an expression"""\n')
     assert script_fingerprint(script, package) != before  # a string statement after code is code
     docstring = '"""A new module docstring, with a \u00d7 in it."""  # and a comment\n\n'.encode()
     path.write_bytes(docstring + original + b"\n# end\n")
@@ -147,14 +141,14 @@ def test_modules_fingerprint_covers_each_entry_module_and_its_imports_only(synth
     package, entries = synthetic / "genboost", ["lazy.py", "pair_b.py"]
     before = modules_fingerprint(entries, package)
     assert before != modules_fingerprint(entries[::-1], package) != modules_fingerprint(entries[:1], package)
-    append(package / "unused.py")
-    append(package / "in_method.py")  # imported by top.py, which neither entry imports
+    append_code(package / "unused.py")
+    append_code(package / "in_method.py")  # imported by top.py, which neither entry imports
     assert modules_fingerprint(entries, package) == before
-    original = append(package / "sub" / "helper.py")  # lazy -> sub.deep -> sub/__init__ -> helper
+    original = append_code(package / "sub" / "helper.py")  # lazy -> sub.deep -> sub/__init__ -> helper
     assert modules_fingerprint(entries, package) != before
     (package / "sub" / "helper.py").write_bytes(original)
     assert modules_fingerprint(entries, package) == before
-    append(package / "pair_b.py")  # the second entry itself
+    append_code(package / "pair_b.py")  # the second entry itself
     assert modules_fingerprint(entries, package) != before
 
 
@@ -168,7 +162,7 @@ def test_fingerprint_does_not_depend_on_where_the_package_lives(synthetic, tmp_p
 
 @pytest.mark.parametrize("statement", ["from genboost.missing import x", "import genboost.missing"])
 def test_a_missing_module_fails_naming_the_importer(synthetic, statement):
-    append(synthetic / "genboost" / "lazy.py", f"\n\ndef f():\n    {statement}\n")
+    append_code(synthetic / "genboost" / "lazy.py", f"\n\ndef f():\n    {statement}\n")
     with pytest.raises(CodeError, match=r"lazy\.py imports genboost\.missing, which is not in .*genboost"):
         imported_modules(synthetic / "script.py", synthetic / "genboost")
 
@@ -177,7 +171,7 @@ def test_running_code_must_be_the_planned_code(synthetic):
     script, package = synthetic / "script.py", synthetic / "genboost"
     planned_code = script_fingerprint(script, package)
     assert check_running_code(planned_code, script, package) == planned_code
-    append(package / "lazy.py")  # as if the installed genboost were older or newer than the checkout
+    append_code(package / "lazy.py")  # as if the installed genboost were older or newer than the checkout
     message = rf"installed genboost differ \(installed at {re.escape(str(package))}\).*pip install -e \."
     with pytest.raises(CodeError, match=message):
         check_running_code(planned_code, script, package)
@@ -245,7 +239,7 @@ def plan_after_editing(study, tmp_path_factory):
     modules = sorted({*EDITED, *one_module_per_importing_rules()})
     copies = {module: copy_run(study, tmp_path_factory.mktemp("edited") / "study") for module in modules}
     for module, workdir in copies.items():
-        append(workdir / "genboost" / module)
+        append_code(workdir / "genboost" / module)
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         plans = dict(zip(modules, pool.map(lambda workdir: set(planned(workdir)), copies.values()), strict=True))
     return plans.__getitem__
@@ -305,7 +299,7 @@ def test_a_train_job_refuses_code_other_than_the_snakefiles(study, tmp_path):
     workdir = shutil.copytree(study, tmp_path / "study")
     installed = tmp_path / "installed" / "genboost"
     shutil.copytree(workdir / "genboost", installed, ignore=shutil.ignore_patterns("__pycache__"))
-    append(installed / "train" / "engine.py")
+    append_code(installed / "train" / "engine.py")
     stored = sorted((workdir / "results" / "store").rglob("*"))
     target = "results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho=0/seed=0/metrics.json"
     env = {**os.environ, "PYTHONPATH": str(installed.parent)}  # jobs import this; the Snakefile its own directory's

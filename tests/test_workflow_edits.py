@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from workflow_helpers import (
     NUMBERS,
+    append_code,
     changed_plan,
     copy_run,
     planned,
@@ -63,8 +64,7 @@ def test_a_cell_alone_equals_the_cell_in_a_pack(unpacked_run, tmp_path):
 def plan_after_editing(run: Path, copy: Path, module: str) -> dict:
     """What a dry run plans in a copy of `run` after a line of code is appended to genboost/<module>."""
     workdir = copy_run(run, copy)
-    path = workdir / "genboost" / module
-    path.write_text(path.read_text() + "\n_EDITED = True\n")
+    append_code(workdir / "genboost" / module)
     return planned(workdir)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from workflow_helpers import copy_run, planned, planned_fields, snakemake
+from workflow_helpers import append_code, copy_run, planned, planned_fields, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -63,10 +63,6 @@ def test_another_analysis_setting_remeasures_and_trains_nothing(study, tmp_path)
     snakemake(run)  # back to tiny.yaml's analysis: PAC-Bayes from the store, still nothing trained
     assert pd.read_csv(run / "results/main/cells.csv").equals(before) and train_logs(run) == logs
     assert all("measured 0, reused 1" in line for line in measured(run))
-
-
-def append_code(path: Path, code: bytes = b"\n_EDITED = True\n") -> None:
-    path.write_bytes(path.read_bytes() + code)
 
 
 @pytest.mark.parametrize("edited", ["genboost/wiring.py", "Snakefile", "workflow/rules/train.smk"])

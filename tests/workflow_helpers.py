@@ -50,6 +50,13 @@ def copy_run(src: Path, dst: Path) -> Path:
     return dst
 
 
+def append_code(path: Path, text: str = "\n_EDITED = True\n") -> bytes:
+    """Append `text` (a line of code, by default) to a file; its bytes before, to restore it."""
+    original = path.read_bytes()
+    path.write_bytes(original + text.encode())
+    return original
+
+
 def repo_config() -> dict:
     """config.yaml as YAML reads it (not checked): a fresh copy each call, the file read once per session (~20 ms
     of YAML each time, and the fast tier asks for it about a hundred times)."""
