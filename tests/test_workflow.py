@@ -136,6 +136,18 @@ def test_rerun_reuses_stored_cells(tiny_run, tmp_path):
     assert logs.count("trained 4, reused 8") == 4, logs
 
 
+def test_a_new_seed_where_a_run_goes_on_from_reruns_nothing_that_goes_on(tiny_run, tmp_path):
+    """second_chance goes on from main's end states, but its models are the same bits without them
+    (genboost/train/resume.py): a new seed in main reruns main's jobs and none of second_chance's, which would only
+    reuse every model (its comparison with the talk reads main's cells, so that reruns); an edit of second_chance's
+    own cells still reruns its jobs."""
+    jobs = changed_plan(tiny_run, tmp_path / "seed", lambda c: c["experiments"]["main"]["seeds"].append(2))
+    assert {"train_main", "measure_main"} <= set(jobs)
+    assert not [rule for rule in jobs if rule.endswith("_second_chance")], jobs
+    jobs = changed_plan(tiny_run, tmp_path / "own", lambda c: c["experiments"]["second_chance"].update(sam_epochs=3))
+    assert "train_second_chance" in jobs and "train_main" not in jobs
+
+
 def test_other_core_counts_plan_other_jobs_which_train_nothing(tiny_run, tmp_path):
     """Which models train together follows the core count (genboost/config/packing.py), their numbers never do: a
     run on other cores plans other jobs, which take every cell from the store. Both counts are planned; the run on
