@@ -72,7 +72,9 @@ def test_float32_agrees_with_the_oracle_to_rounding(split, steps):
 
 @pytest.mark.slow  # 500 steps of the oracle: the 20-step test covers the fast tier
 def test_float32_agrees_with_the_oracle_after_500_steps(split):
-    assert_agrees(VARIANTS, split, max_steps=500, rtol=1e-3, atol=1e-3, mse_rtol=1e-3)
+    """float32's rounding does not drift apart over a long run, on each optimizer and SAM mode (with coupled decay,
+    which goes through the gradient): the float64 test below holds every variant's math over as many steps."""
+    assert_agrees(VARIANTS[1::3], split, max_steps=500, rtol=1e-3, atol=1e-3, mse_rtol=1e-3)
 
 
 @pytest.mark.slow  # 500 steps of the oracle: the 20-step test covers the fast tier

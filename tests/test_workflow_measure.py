@@ -13,6 +13,8 @@ pytestmark = pytest.mark.slow
 
 PACBAYES = ("pacbayes_flatness", "pacbayes_mag_flatness")
 OTHER_SAMPLES = "analysis={pacbayes: {samples: 4, iters: 6, max_increase: 0.1}}"  # tiny.yaml: 8 samples, 4 iters
+# What the tests below read: the train and measure jobs and their table, not the figures, comparison and summary
+CELLS = "results/main/cells.csv"
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def test_another_analysis_setting_remeasures_and_trains_nothing(study, tmp_path)
     assert {"aggregate_main", "measures_figure_main", "summary"} <= set(jobs)
     assert "figures_main" not in jobs  # the figures that read no measure are kept
     before, logs = pd.read_csv(run / "results/main/cells.csv"), train_logs(run)
-    snakemake(run, "--config", OTHER_SAMPLES)
+    snakemake(run, CELLS, "--config", OTHER_SAMPLES)
     after = pd.read_csv(run / "results/main/cells.csv")
     assert list(after.columns) == list(before.columns)
     assert not after[list(PACBAYES)].equals(before[list(PACBAYES)])
@@ -60,7 +62,7 @@ def test_another_analysis_setting_remeasures_and_trains_nothing(study, tmp_path)
         [*["hessian_iters: measured 0, reused 1"] * 2, *["pacbayes: measured 1, reused 0"] * 2,
          *["sharpness_radii: measured 0, reused 1"] * 2]
     )  # fmt: skip
-    snakemake(run)  # back to tiny.yaml's analysis: PAC-Bayes from the store, still nothing trained
+    snakemake(run, CELLS)  # back to tiny.yaml's analysis: PAC-Bayes from the store, still nothing trained
     assert pd.read_csv(run / "results/main/cells.csv").equals(before) and train_logs(run) == logs
     assert all("measured 0, reused 1" in line for line in measured(run))
 
@@ -80,12 +82,13 @@ def test_editing_the_wiring_or_the_snakefile_trains_nothing(study, tmp_path, edi
 
 def test_editing_the_job_bookkeeping_reruns_the_train_jobs_which_train_nothing(study, tmp_path):
     """Their measure jobs run too (Snakemake plans what follows a job that runs) and compute nothing: every job
-    file comes out byte-identical, so the next run plans nothing. (On a copy: the shared study stays finished.)"""
+    file comes out byte-identical, so the next run plans nothing, the figures and summary included (Snakemake
+    compares a rewritten input's checksum). (On a copy: the shared study stays finished.)"""
     run = copy_run(study, tmp_path / "run")
     append_code(run / "genboost" / "train" / "jobs.py")
     assert sorted(trains(planned(run))) == ["train_main"]
     before = job_files(run)
-    snakemake(run)
+    snakemake(run, CELLS)
     logs = train_logs(run)
     assert len(logs) == 2 and all("trained 0, reused 1" in text for text in logs.values()), logs
     assert len(measured(run)) == 6 and all("measured 0, reused 1" in line for line in measured(run))
@@ -97,7 +100,7 @@ def test_editing_the_engine_retrains(study, tmp_path):
     append_code(run / "genboost" / "train" / "engine.py")
     assert sorted(trains(planned(run))) == ["train_main"]
     before = pd.read_csv(run / "results/main/cells.csv")
-    snakemake(run)
+    snakemake(run, CELLS)
     logs = train_logs(run)
     assert len(logs) == 2 and all("trained 1, reused 0" in text for text in logs.values()), logs
     assert pd.read_csv(run / "results/main/cells.csv")["test_mse"].equals(before["test_mse"])  # no-op code
