@@ -285,7 +285,11 @@ def set_code_params(workflow) -> None:
     its script once, in its `script:` (relative to its rules file, as Snakemake reads it). Called once all rules
     are defined, since a rule's params cannot see its own `script:`. It lives here, not in fingerprint.py, because
     the train and measure scripts import fingerprint.py: editing that module reruns all their jobs."""
+    codes = {}  # script -> its code: several rules run one script (one train rule per experiment)
     for rule in workflow.rules:
         if rule.script:
-            script = os.path.join(rule.basedir.get_path_or_uri(secret_free=True), rule.script)
-            rule.set_params(code=fingerprint.rule_code(workflow, os.path.relpath(script, workflow.basedir)))
+            path = os.path.join(rule.basedir.get_path_or_uri(secret_free=True), rule.script)
+            script = os.path.relpath(path, workflow.basedir)
+            if script not in codes:
+                codes[script] = fingerprint.rule_code(workflow, script)
+            rule.set_params(code=codes[script])
