@@ -48,6 +48,8 @@ wildcard_constraints:
     **wiring.wildcard_constraints(),
 
 
+# Besides these, every rule but those that train or measure models says `localrule: True`: its job is seconds of
+# pandas or matplotlib, which on Slurm would wait in the queue and for the plugin's status checks, one wave each.
 localrules:
     all,
     summary,

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SLURM_RUN = [
     *("timeout", "600", sys.executable, "-m", "snakemake", "--profile", "slurm", "--keep-going", "--verbose"),
     *("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5"),
-    *("aggregate_main", "aggregate_gpu"),  # three Slurm waves: preprocess, train, aggregate
+    *("aggregate_main", "aggregate_gpu"),  # one Slurm wave, the train jobs: preprocess and aggregate are local rules
 ]
 
 
@@ -143,7 +143,10 @@ def test_cells_match_a_local_run(slurm_run, explain):
     assert len(local_cells) == 2 * 2 * 2
     assert all("test_mse" in r and "train_mse" in r for r in local_cells.values())
     assert slurm_cells == local_cells
-    assert (on_slurm / "results" / "main" / "cells.csv").is_file()  # aggregate ran on Slurm after the train jobs
+    # the light jobs ran beside Snakemake (`localrule: True`), not queued on Slurm
+    assert (on_slurm / "results" / "main" / "cells.csv").is_file()
+    assert not slurm_jobs(log, "preprocess") and not slurm_jobs(log, "aggregate_main")
+    assert "localrule aggregate_main:" in log and "localrule preprocess:" in log
 
 
 def test_cuda_job_requests_a_gpu(slurm_run, explain):

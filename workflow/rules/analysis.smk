@@ -39,6 +39,7 @@ for exp in STUDY.experiments:
         log:
             wiring.log_path(R, exp.name, "aggregate"),
         priority: wiring.REPORT_PRIORITY
+        localrule: True
         conda:
             "../../envs/genboost.yaml"
         resources:
@@ -79,6 +80,7 @@ for exp in STUDY.experiments:
             **report_figures(wiring.train_figure_paths(R, exp), exp.name),
         log:
             wiring.log_path(R, exp.name, "figures"),
+        localrule: True
         conda:
             "../../envs/genboost.yaml"
         resources:
@@ -109,6 +111,7 @@ for exp in STUDY.experiments:
                 ),
             log:
                 wiring.log_path(R, exp.name, "measures_figure"),
+            localrule: True
             conda:
                 "../../envs/genboost.yaml"
             resources:

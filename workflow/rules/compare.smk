@@ -31,6 +31,7 @@ rule vs_talk:
     wildcard_constraints:
         experiment=wiring.one_of(COMPARED),
     priority: wiring.REPORT_PRIORITY
+    localrule: True
     conda:
         "../../envs/genboost.yaml"
     resources:

@@ -19,6 +19,7 @@ checkpoint select:
         experiment=wiring.one_of(CONFIRMED),
     # before the measure jobs (priority 0) that may be waiting with it: the fresh models wait for it
     priority: 1000
+    localrule: True
     conda:
         "../../envs/genboost.yaml"
     resources:
@@ -73,6 +74,7 @@ rule confirm:
     wildcard_constraints:
         experiment=wiring.one_of(CONFIRMED),
     priority: wiring.REPORT_PRIORITY
+    localrule: True
     conda:
         "../../envs/genboost.yaml"
     resources:

@@ -37,6 +37,7 @@ rule preprocess:
         **wiring.split_paths(R, "{data}"),
     log:
         wiring.log_path(R, "preprocess", "{data}"),
+    localrule: True
     conda:
         "../../envs/genboost.yaml"
     resources:
