@@ -249,18 +249,13 @@ def _compared_grids(study: Study, compared: dict, experiment: str) -> dict[str, 
     return {"own": study.experiment(experiment), **({"partner": partner} if partner else {})}
 
 
-def vs_talk_inputs(
-    study: Study, parts: dict[str, int], compared: dict, reference: str, experiment: str
-) -> dict[str, str | list[str]]:
-    """What one experiment's comparison with the talk reads: the reference table and, for it and its partner
-    where it has one (`_compared_grids`), its train jobs' files (`parts`: experiment -> parts per pack) and its
-    split's test labels (for test_mse_rel). Not cells.csv: that waits for the measure jobs, whose columns no
-    comparison reads, so a new measure setting reruns no comparison."""
-    inputs = {"reference": reference}
-    for key, e in _compared_grids(study, compared, experiment).items():
-        inputs[f"{key}_jobs"] = job_files(e, study.results, parts[e.name])
-        inputs[f"{key}_test"] = data_paths(e, study.results)["test"]
-    return inputs
+def vs_talk_inputs(study: Study, parts: dict[str, int], compared: dict, reference: str, experiment: str) -> dict:
+    """What one experiment's comparison with the talk reads: the reference table and, of it and its partner
+    (`_compared_grids`), the train jobs' files (`parts`: experiment -> parts per pack) and the test split (for
+    test_mse_rel). Not cells.csv, which waits for the measure jobs: a new measure setting reruns no comparison."""
+    grids = _compared_grids(study, compared, experiment).items()
+    jobs = {f"{k}_jobs": job_files(e, study.results, parts[e.name]) for k, e in grids}
+    return {"reference": reference, **jobs, **{f"{k}_test": data_paths(e, study.results)["test"] for k, e in grids}}
 
 
 def vs_talk_grids(study: Study, compared: dict, experiment: str) -> dict[str, dict]:
