@@ -1,5 +1,6 @@
 """Our tables beside a published one: loading and checking the reference, matching, agreement, the report files."""
 
+import json
 import math
 
 import numpy as np
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 from compare_helpers import cells_frame
 
+from genboost.analysis import tables
 from genboost.compare.agreement import (
     agreement,
     compare_configurations,
@@ -14,7 +16,8 @@ from genboost.compare.agreement import (
     published_rows,
 )
 from genboost.compare.conclusions import REPRODUCED, RULE, evaluate_published
-from genboost.compare.report import write_vs_talk
+from genboost.compare.report import grid_cells, write_vs_talk
+from genboost.data.splits import label_variance
 from genboost.errors import PublishedTableError
 
 
@@ -153,12 +156,10 @@ def test_write_vs_talk_writes_all_four_files(tmp_path, experiment, partner):
     main, second = cells_frame(), cells_frame("second_chance", opts=["adam"], rhos=[0.02], noise_seed=1)
     ref = pd.concat([reference_frame(main), reference_frame(second, "second_chance")], ignore_index=True)
     ref_csv = write_reference(tmp_path / "ref.csv", ref, lr_text={3e-5: "0.00003"})
-    for name, frame in (("main", main), ("second_chance", second)):
-        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    frames = {"main": main, "second_chance": second}
     outs = {k: tmp_path / "out" / f"vs_talk.{k}" for k in ("md", "csv", "png", "pdf")}
-    write_vs_talk(experiment, str(tmp_path / f"{experiment}.csv"), ref_csv, experiment,
-                  *(str(p) for p in outs.values()), partner_cells_csv=str(tmp_path / f"{partner}.csv"),
-                  continues_partner=experiment == "second_chance")  # fmt: skip
+    write_vs_talk(experiment, frames[experiment], ref_csv, experiment, *(str(p) for p in outs.values()),
+                  partner=frames[partner], continues_partner=experiment == "second_chance")  # fmt: skip
     assert outs["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and outs["pdf"].read_bytes()[:5] == b"%PDF-"
     table = pd.read_csv(outs["csv"])
     if experiment == "second_chance":
@@ -173,9 +174,51 @@ def test_write_vs_talk_writes_all_four_files(tmp_path, experiment, partner):
 
 def test_write_vs_talk_refuses_cells_of_another_experiment(tmp_path):
     cells = cells_frame()
-    cells.to_csv(tmp_path / "cells.csv", index=False)
     ref_csv = write_reference(tmp_path / "ref.csv", reference_frame(cells))
     outs = [str(tmp_path / f"o.{k}") for k in ("md", "csv", "png", "pdf")]
-    with pytest.raises(ValueError, match=r"cells.csv: holds the cells of experiment 'main', expected 'other'"):
-        write_vs_talk("other", str(tmp_path / "cells.csv"), ref_csv, "main", *outs)
+    with pytest.raises(ValueError, match=r"got the cells of experiment 'main', expected 'other'"):
+        write_vs_talk("other", cells, ref_csv, "main", *outs)
     assert not (tmp_path / "o.md").exists()
+
+
+MEASURED = ["hessian_top_eig", "sharpness_r0.05"]  # the measure jobs' columns of the job files below
+
+
+def grid_job_files(tmp_path) -> tuple[list[str], str]:
+    """compare_helpers' cells swept over batch size, as the records of two train jobs (a per-layer weight norm
+    recorded in training; no model diverged, so diverged_step is None throughout) and one measure job's file
+    (measures of every model, in the same order; none of one)."""
+    cells = pd.concat([cells_frame().assign(batch_size=b) for b in (16, 64)], ignore_index=True)
+    records = [
+        {"config": {**{k: row[k] for k in ("optimizer", "lr", "wd", "rho", "seed", "batch_size")}, "epochs": 100,
+                    "wd_mode": "coupled", "shuffle_labels": False},
+         "test_mse": row["test_mse"], "train_mse": row["train_mse"], "test_accuracy": None, "train_accuracy": None,
+         "diverged": False, "diverged_step": None, "epochs": 100, "steps": 500, "wall_s": 0.5, "device": "cpu",
+         "store_key": f"{i:064x}", "layers": {"weight_norm_l1": 1.0 + i / 7}}
+        for i, row in cells.iterrows()
+    ]  # fmt: skip
+    jobs = [tmp_path / f"train-{i}.json" for i in (1, 2)]
+    for path, part in zip(jobs, (records[::2], records[1::2]), strict=True):
+        path.write_text(json.dumps({"experiment": "main", "cells": part}))
+    measures = [{"store_key": r["store_key"], "measures": dict(zip(MEASURED, (i / 3, i / 11), strict=True))}
+                for i, r in enumerate(records[::2] + records[1::2])]  # fmt: skip
+    measures[0]["measures"] = {}
+    (tmp_path / "measure.json").write_text(json.dumps({"experiment": "main", "measures": measures}))
+    return [str(p) for p in jobs], str(tmp_path / "measure.json")
+
+
+def test_the_comparison_reads_cells_csv_but_for_the_measures_from_the_train_jobs_files(tmp_path):
+    """What vs_talk compares, built from the train jobs' files alone (so that a new measure setting reruns no
+    comparison), is cells.csv as read back, the measures' columns dropped: the same rows, columns, numbers and
+    dtypes (diverged_step all missing: float, as read back from the file, not the records' None)."""
+    jobs, measure_job = grid_job_files(tmp_path)
+    test_csv = tmp_path / "test.csv"
+    test_csv.write_text("x,label\n0,1\n1,3\n0,1\n1,3\n")  # labels' variance 1
+    variance = label_variance(test_csv)
+    tables.write_experiment_outputs("main", jobs, str(tmp_path / "cells.csv"), {}, sweep=["batch_size"],
+                                    measured_paths=[measure_job], test_label_variance=variance)  # fmt: skip
+    from_file = pd.read_csv(tmp_path / "cells.csv")
+    assert set(MEASURED) < set(from_file.columns) and from_file["test_mse_rel"].equals(from_file["test_mse"])
+    compared = grid_cells("main", jobs, str(test_csv), sweep=["batch_size"])
+    pd.testing.assert_frame_equal(compared, from_file.drop(columns=MEASURED), check_exact=True)
+    assert compared["diverged_step"].dtype == float and "weight_norm_l1" in compared

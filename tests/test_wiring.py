@@ -41,16 +41,28 @@ def test_each_table_comes_with_the_levels_of_its_cells(study):
     assert len(wiring.tables("r", main)) == 2 * len(main.levels("optimizer")) * len(main.levels("rho"))
 
 
-def test_a_comparison_reads_its_partners_cells_only_where_it_has_one(study, repo_root):
+def test_a_comparison_reads_the_train_jobs_of_it_and_its_partner_not_cells_csv(study, repo_root):
+    """Not cells.csv, which waits for the measure jobs: a new measure setting reruns no comparison."""
     compared = study.compared(wiring.reference_experiments(str(repo_root / "reference/talk-tables.csv")))
-    inputs = {name: wiring.vs_talk_inputs("r", compared, "ref.csv", name) for name in compared}
+    parts = {"main": 1, "second_chance": 2}
+    inputs = {name: wiring.vs_talk_inputs(study, parts, compared, "ref.csv", name) for name in compared}
+    main, second = study.experiment("main"), study.experiment("second_chance")
+    test = wiring.data_paths(main, study.results)["test"]
     assert inputs["main"] == {
-        "partner_cells": "r/second_chance/cells.csv",
-        "cells": "r/main/cells.csv",
         "reference": "ref.csv",
+        "own_jobs": wiring.job_files(main, study.results, 1),
+        "own_test": test,
+        "partner_jobs": wiring.job_files(second, study.results, 2),
+        "partner_test": wiring.data_paths(second, study.results)["test"],
     }
+    assert inputs["second_chance"]["partner_jobs"] == inputs["main"]["own_jobs"]
+    read = [p for v in inputs["main"].values() for p in (v if isinstance(v, list) else [v])]
+    assert not [p for p in read if p.endswith("cells.csv") or "/jobs/measure/" in p]
+    grids = {"own": {"experiment": "main", "sweep": []}, "partner": {"experiment": "second_chance", "sweep": []}}
+    assert wiring.vs_talk_grids(study, compared, "main") == grids
     alone = {**compared, "main": None}
-    assert wiring.vs_talk_inputs("r", alone, "ref.csv", "main") == {"cells": "r/main/cells.csv", "reference": "ref.csv"}
+    assert set(wiring.vs_talk_inputs(study, parts, alone, "ref.csv", "main")) == {"reference", "own_jobs", "own_test"}
+    assert wiring.vs_talk_grids(study, alone, "main") == {"own": grids["own"]}
 
 
 def test_the_experiment_constraint_matches_exactly_its_names():

@@ -51,6 +51,7 @@ def test_another_analysis_setting_remeasures_and_trains_nothing(study, tmp_path)
     assert trains(jobs) == [] and len(jobs["measure_main"]) == 2  # two jobs (a model each), one file each
     assert {"aggregate_main", "measures_figure_main", "summary"} <= set(jobs)
     assert "figures_main" not in jobs  # the figures that read no measure are kept
+    assert "vs_talk" not in jobs
     before, logs = pd.read_csv(run / "results/main/cells.csv"), train_logs(run)
     snakemake(run, CELLS, "--config", OTHER_SAMPLES)
     after = pd.read_csv(run / "results/main/cells.csv")
@@ -123,6 +124,6 @@ def planned_priorities(workdir: Path, *args: str) -> dict[str, float]:
 
 def test_a_new_measure_setting_plans_the_measures_then_the_summarys_chain_then_the_figures(study):
     """A free core takes the job the summary waits for before a figure that nothing waits for."""
-    priority = planned_priorities(study, "--config", OTHER_SAMPLES)
+    priority = planned_priorities(study, "--config", OTHER_SAMPLES, "--forcerun", "vs_talk")  # it reads no measure
     assert priority["measure_main"] > priority["aggregate_main"] == priority["vs_talk"] == priority["summary"]
     assert priority["summary"] > priority["measures_figure_main"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -92,6 +93,27 @@ def with_relative_mse(cells: pd.DataFrame, test_label_variance: float | None) ->
     return out
 
 
+def experiment_cells(
+    experiment: str, job_paths: list[str], sweep=(), measured_paths=(), test_label_variance: float | None = None
+) -> pd.DataFrame:
+    """An experiment's cells.csv rows (`cells_frame` with test_mse_rel) from its train jobs' files and, where
+    given, its measure jobs' files (in the same order; none: the rows without the measures' columns)."""
+    records = read_job_records(job_paths, measured_paths)
+    return with_relative_mse(cells_frame(experiment, records, sweep), test_label_variance)
+
+
+def cells_csv_text(cells: pd.DataFrame) -> str:
+    """cells.csv's text: full precision, so that its numbers round-trip."""
+    return cells.to_csv(index=False)
+
+
+def as_read_back(cells: pd.DataFrame) -> pd.DataFrame:
+    """Rows as `pd.read_csv` gives them back from cells.csv: a reader built on the file (the comparison with the
+    talk) gets the same frame, dtypes included (an all-missing column as float, not object; a column of ints with
+    a missing value as float), as one built on the job files, which so stays free of the measure jobs."""
+    return pd.read_csv(io.StringIO(cells_csv_text(cells)))
+
+
 def cell_means(cells: pd.DataFrame, intervals: bool = True) -> pd.DataFrame:
     """`stats.cell_stats` of test MSE (n as `seeds`) plus the mean train MSE; none where a seed diverged."""
     out = cell_stats(cells, intervals=intervals).rename(columns={"n": "seeds"})
@@ -159,9 +181,8 @@ def write_experiment_outputs(
     genboost.wiring.tables gives them, one .md and one .csv per optimizer x rho x swept values; `sweep`: the
     experiment's swept keys; `test_label_variance`: that of its split's test labels, for cells.csv's
     test_mse_rel. Returns the number of models."""
-    records = read_job_records(job_paths, measured_paths)
-    cells = with_relative_mse(cells_frame(experiment, records, sweep), test_label_variance)
-    files.write_text(cells_csv, cells.to_csv(index=False))  # full precision: numbers round-trip
+    cells = experiment_cells(experiment, job_paths, sweep, measured_paths, test_label_variance)
+    files.write_text(cells_csv, cells_csv_text(cells))
     computed = {}  # the .md and the .csv of one table share its numbers
     for path, levels in tables.items():
         optimizer, rho = levels["optimizer"], float(levels["rho"])

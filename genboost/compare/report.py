@@ -8,6 +8,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from genboost import files
+from genboost.analysis import tables
 from genboost.analysis.formats import number as _num
 from genboost.analysis.formats import sam_label
 from genboost.compare import confirmed
@@ -25,6 +26,7 @@ from genboost.compare.agreement import (
 from genboost.compare.conclusions import RULE, Conclusion, conclusions_markdown, evaluate, evaluate_published
 from genboost.compare.figure import comparison_figure
 from genboost.config.study import TABLE_AXES, fmt_number
+from genboost.data.splits import label_variance
 
 LISTED = 12  # configurations on one side only named in full; the rest are counted
 
@@ -125,31 +127,38 @@ def vs_talk_markdown(
     ]).rstrip() + "\n"  # fmt: skip
 
 
-def _read_cells(path: str, experiment: str | None = None) -> pd.DataFrame:
-    cells = pd.read_csv(path)
+def grid_cells(experiment: str, job_paths: list[str], test_csv: str, sweep=()) -> pd.DataFrame:
+    """One experiment's models as its cells.csv reads back, but for the measures' columns, which no comparison
+    reads: from its train jobs' files and its split's test labels (`test_csv`, for test_mse_rel), so that a new
+    measure setting reruns no comparison. `sweep`: the experiment's swept keys, as its aggregate rule has them."""
+    cells = tables.experiment_cells(experiment, job_paths, sweep, test_label_variance=label_variance(test_csv))
+    return tables.as_read_back(cells)
+
+
+def _check_experiment(cells: pd.DataFrame, experiment: str) -> None:
     name = one_experiment(cells)
-    if experiment is not None and name != experiment:
-        raise ValueError(f"{path}: holds the cells of experiment {name!r}, expected {experiment!r}")
-    return cells
+    if name != experiment:
+        raise ValueError(f"compare: got the cells of experiment {name!r}, expected {experiment!r}")
 
 
 def write_vs_talk(
     experiment: str,
-    cells_csv: str,
+    cells: pd.DataFrame,
     reference_csv: str,
     reference_experiment: str,
     out_md: str,
     out_csv: str,
     out_png: str,
     out_pdf: str,
-    partner_cells_csv: str | None = None,
+    partner: pd.DataFrame | None = None,
     partner_reference_experiment: str | None = None,
     continues_partner: bool = False,
     fresh_csv: str | None = None,
     test_csv: str | None = None,
     margin: float | None = None,
 ) -> None:
-    """Compare one experiment with a published experiment's rows and evaluate the talk's conclusions.
+    """Compare one experiment's cells (`grid_cells`) with a published experiment's rows and evaluate the talk's
+    conclusions.
 
     An experiment that continues none is main-like: C1-C3 come from its cells, C4 from its partner (the
     experiment that continues it, its second chance) against them, or is not testable without one. One that
@@ -158,13 +167,12 @@ def write_vs_talk(
     `fresh_csv`, where its setup is confirmed: its picks' models on fresh seeds, judged with the margin `margin`
     × the variance of the labels of `test_csv`.
     """
-    cells = _read_cells(cells_csv, experiment)
+    _check_experiment(cells, experiment)
     published = load_published(reference_csv)
     rows = published_rows(published, reference_experiment)
     comparison = compare_configurations(cells, rows)
-    partner = partner_rows = None
-    if partner_cells_csv is not None:
-        partner = _read_cells(partner_cells_csv)
+    partner_rows = None
+    if partner is not None:
         partner_rows = published_rows(published, partner_reference_experiment or one_experiment(partner))
     if not continues_partner:
         ours, talk = evaluate(cells, partner), evaluate_published(rows, partner_rows)

@@ -3,10 +3,13 @@
 
 rule vs_talk:
     input:
-        # and its setup's confirmation on fresh seeds, where it has one
+        # its train jobs' files and test split, and its partner's (not cells.csv: it reads no measure), the
+        # reference table, and its setup's confirmation on fresh seeds, where it has one
         unpack(
             lambda wildcards: {
-                **wiring.vs_talk_inputs(R, COMPARED, REFERENCE, wildcards.experiment),
+                **wiring.vs_talk_inputs(
+                    STUDY, PARTS, COMPARED, REFERENCE, wildcards.experiment
+                ),
                 **wiring_confirm.confirm_inputs(
                     STUDY, CONFIRMED, wildcards.experiment
                 ),
@@ -39,6 +42,10 @@ rule vs_talk:
         mem_mb=1000,
     params:
         experiment=lambda wildcards: wildcards.experiment,
+        # its and its partner's names and swept keys, by the prefix of their inputs
+        grids=lambda wildcards: wiring.vs_talk_grids(
+            STUDY, COMPARED, wildcards.experiment
+        ),
         reference_experiment=lambda wildcards: STUDY.experiment(
             wildcards.experiment
         ).reference_experiment,
