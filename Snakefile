@@ -6,7 +6,7 @@ from functools import partial
 
 from snakemake.utils import min_version
 
-from genboost import wiring, wiring_confirm, wiring_measure
+from genboost import wiring, wiring_compare, wiring_confirm, wiring_measure
 from genboost.config import packing, settings
 from genboost.config.study import Study
 from genboost.measures.registry import measured

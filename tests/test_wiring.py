@@ -8,7 +8,7 @@ import re
 import pytest
 from workflow_helpers import checked_config, repo_config
 
-from genboost import wiring, wiring_measure
+from genboost import wiring, wiring_compare, wiring_measure
 from genboost.config.study import Study
 from genboost.measures import registry
 
@@ -45,7 +45,7 @@ def test_a_comparison_reads_the_train_jobs_of_it_and_its_partner_not_cells_csv(s
     """Not cells.csv, which waits for the measure jobs: a new measure setting reruns no comparison."""
     compared = study.compared(wiring.reference_experiments(str(repo_root / "reference/talk-tables.csv")))
     parts = {"main": 1, "second_chance": 2}
-    inputs = {name: wiring.vs_talk_inputs(study, parts, compared, "ref.csv", name) for name in compared}
+    inputs = {name: wiring_compare.vs_talk_inputs(study, parts, compared, "ref.csv", name) for name in compared}
     main, second = study.experiment("main"), study.experiment("second_chance")
     test = wiring.data_paths(main, study.results)["test"]
     assert inputs["main"] == {
@@ -59,10 +59,14 @@ def test_a_comparison_reads_the_train_jobs_of_it_and_its_partner_not_cells_csv(s
     read = [p for v in inputs["main"].values() for p in (v if isinstance(v, list) else [v])]
     assert not [p for p in read if p.endswith("cells.csv") or "/jobs/measure/" in p]
     grids = {"own": {"experiment": "main", "sweep": []}, "partner": {"experiment": "second_chance", "sweep": []}}
-    assert wiring.vs_talk_grids(study, compared, "main") == grids
+    assert wiring_compare.vs_talk_grids(study, compared, "main") == grids
     alone = {**compared, "main": None}
-    assert set(wiring.vs_talk_inputs(study, parts, alone, "ref.csv", "main")) == {"reference", "own_jobs", "own_test"}
-    assert wiring.vs_talk_grids(study, alone, "main") == {"own": grids["own"]}
+    assert set(wiring_compare.vs_talk_inputs(study, parts, alone, "ref.csv", "main")) == {
+        "reference",
+        "own_jobs",
+        "own_test",
+    }
+    assert wiring_compare.vs_talk_grids(study, alone, "main") == {"own": grids["own"]}
 
 
 def test_the_experiment_constraint_matches_exactly_its_names():

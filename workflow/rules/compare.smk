@@ -7,7 +7,7 @@ rule vs_talk:
         # reference table, and its setup's confirmation on fresh seeds, where it has one
         unpack(
             lambda wildcards: {
-                **wiring.vs_talk_inputs(
+                **wiring_compare.vs_talk_inputs(
                     STUDY, PARTS, COMPARED, REFERENCE, wildcards.experiment
                 ),
                 **wiring_confirm.confirm_inputs(
@@ -43,7 +43,7 @@ rule vs_talk:
     params:
         experiment=lambda wildcards: wildcards.experiment,
         # its and its partner's names and swept keys, by the prefix of their inputs
-        grids=lambda wildcards: wiring.vs_talk_grids(
+        grids=lambda wildcards: wiring_compare.vs_talk_grids(
             STUDY, COMPARED, wildcards.experiment
         ),
         reference_experiment=lambda wildcards: STUDY.experiment(
