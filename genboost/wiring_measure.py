@@ -23,8 +23,13 @@ def measure_parts(experiment: Experiment, parts: int, cores: int | None) -> int:
     consecutive train jobs: one a core, since each starts a process that imports torch and an edit that remeasures
     every model should start no more than fill the cores; one a train job where Snakemake knows no core count (a
     cluster). Here, not in config/packing.py, which the train jobs' code (their store keys) includes."""
-    train_jobs = packing.pack_count(experiment) * parts
+    train_jobs = train_job_count(experiment, parts)
     return min(train_jobs, cores) if cores else train_jobs
+
+
+def train_job_count(experiment: Experiment, parts: int) -> int:
+    """How many train jobs an experiment has at `parts` parts per pack (`packing.jobs` without listing them)."""
+    return packing.pack_count(experiment) * parts
 
 
 def measure_file(experiment: Experiment, results: str) -> str:
@@ -74,6 +79,6 @@ def measure_log(experiment: Experiment, results: str) -> str:
 
 def measure_resources(experiment: Experiment, parts: int, cores: int | None) -> dict:
     """A measure job's resources: a few CPU seconds per model here, so a generous minute per 10 models."""
-    train_jobs = len(packing.jobs(experiment, parts))
+    train_jobs = train_job_count(experiment, parts)
     models = math.ceil(train_jobs / measure_parts(experiment, parts, cores)) * experiment.pack_size() // parts
     return {"runtime": 10 + math.ceil(models / 10), "mem_mb": 1000 + 4 * models}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from workflow_helpers import append_code
 
 from genboost import files, fingerprint, wiring
 from genboost.config.study import Experiment, Study
@@ -216,13 +217,12 @@ def test_a_result_is_keyed_by_the_code_that_computes_it_not_by_the_job_around_it
     before = jobs.result_code(package)
     assert before == jobs.result_code()  # an unedited copy: the same code
     for bookkeeping in ("train/jobs.py", "train/store.py", "wiring.py", "config/study.py"):
-        (package / bookkeeping).write_text((package / bookkeeping).read_text() + "\n_EDITED = True\n")
+        append_code(package / bookkeeping)
     assert jobs.result_code(package) == before
     for computing in ("train/engine.py", "train/model.py", "config/cell.py", "data/tensors.py"):
-        original = (package / computing).read_text()
-        (package / computing).write_text(original + "\n_EDITED = True\n")
+        original = append_code(package / computing)
         assert jobs.result_code(package) != before, computing
-        (package / computing).write_text(original)
+        (package / computing).write_bytes(original)
 
 
 def test_the_store_key_holds_the_result_code_and_the_curve_interval(experiment, tmp_path, split_csvs):

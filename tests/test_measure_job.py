@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 import yaml
-from workflow_helpers import job_files
+from workflow_helpers import append_code, job_files
 
 from genboost import fingerprint, wiring
 from genboost.analysis import tables
@@ -235,8 +235,8 @@ def test_a_measures_code_is_its_own_module_and_what_that_imports(tmp_path, monke
     monkeypatch.setattr(fingerprint, "PACKAGE_DIR", package)
     codes = {name: c.code() for name, c in COMPUTATIONS.items()}
     for module in ("measures/job.py", "measures/store.py", "measures/registry.py"):
-        (package / module).write_text((package / module).read_text() + "\n_EDITED = True\n")
+        append_code(package / module)
     assert {name: c.code() for name, c in COMPUTATIONS.items()} == codes
-    (package / "measures/sharpness.py").write_text((package / "measures/sharpness.py").read_text() + "\n_X = 1\n")
+    append_code(package / "measures/sharpness.py")
     changed = {name for name, c in COMPUTATIONS.items() if c.code() != codes[name]}
     assert changed == {registry.SHARPNESS_RADII, registry.HESSIAN_ITERS}
