@@ -16,6 +16,7 @@ from workflow_helpers import (
     changed_plan,
     copy_run,
     drawn_png,
+    edited_copy,
     make_workdir,
     planned,
     read_config,
@@ -126,10 +127,7 @@ def test_the_experiments_order_plans_nothing(tiny_run, tmp_path):
 
 def test_rerun_reuses_stored_cells(tiny_run, tmp_path):
     """Adding an lr retrains only the new cells: the packed jobs take their other cells from the store."""
-    run = copy_run(tiny_run, tmp_path / "run")
-    config = read_config(run)
-    config["experiments"]["main"]["lrs"].append(3e-3)
-    write_config(run, config)
+    run = edited_copy(tiny_run, tmp_path / "run", lambda c: c["experiments"]["main"]["lrs"].append(3e-3))
     snakemake(run, "results/main/cells.csv")  # the train jobs and their table, not the figures and summary
     logs = "\n".join(p.read_text() for p in (run / "results/logs/main/train").rglob("*.log"))
     # four jobs (optimizer x rho), each with 2 wd x 2 seeds new cells and 8 stored ones
@@ -152,10 +150,11 @@ def test_other_core_counts_plan_other_jobs_which_train_nothing(tiny_run, tmp_pat
     """Which models train together follows the core count (genboost/config/packing.py), their numbers never do: a
     run on other cores plans other jobs, which take every cell from the store. Both counts are planned; the run on
     4 cores stands for both (one run of the jobs and what follows them is most of this test's time)."""
-    run = copy_run(tiny_run, tmp_path / "run")
-    config = read_config(run)
-    config["train"]["pack"] = ["optimizer", "lr", "wd", "rho", "seed"]  # main: one pack of 32 cells
-    write_config(run, config)
+
+    def one_pack(config):
+        config["train"]["pack"] = ["optimizer", "lr", "wd", "rho", "seed"]  # main: one pack of 32 cells
+
+    run = edited_copy(tiny_run, tmp_path / "run", one_pack)
     for cores in (2, 4):
         jobs = planned(run, "--cores", str(cores))
         parts = [f"results/main/jobs/train/part={i}of{cores}.json" for i in range(1, cores + 1)]
@@ -205,10 +204,7 @@ def test_a_preprocessing_variant_plans_its_own_split_and_cells_only(tiny_run, tm
 
 def test_an_sgd_momentum_variant_trains_only_its_sgd_cells(tiny_run, tmp_path):
     """Adam does not read SGD's momentum: the variant's Adam cells come from the store, trained by main."""
-    run = copy_run(tiny_run, tmp_path / "run")
-    config = read_config(run)
-    variant(config, "sgd_momentum", momentum=0.5)
-    write_config(run, config)
+    run = edited_copy(tiny_run, tmp_path / "run", lambda c: variant(c, "sgd_momentum", momentum=0.5))
     snakemake(run, "results/sgd_momentum/cells.csv")
     logs = {str(p): p.read_text() for p in (run / "results/logs/sgd_momentum/train").rglob("*.log")}
     assert len(logs) == 4

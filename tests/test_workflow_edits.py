@@ -13,11 +13,10 @@ from workflow_helpers import (
     append_code,
     changed_plan,
     copy_run,
+    edited_copy,
     planned,
-    read_config,
     snakemake,
     train_outputs,
-    write_config,
 )
 
 pytestmark = pytest.mark.slow
@@ -45,12 +44,13 @@ def test_a_cell_alone_equals_the_cell_in_a_pack(unpacked_run, tmp_path):
     """The shared run trains and measures each model in a job of its own. A copy with a second seed, packed by seed
     (tiny.yaml's pack) and its store emptied, trains and measures both seeds of each rho in one job: the seed-0
     models' numbers and measures are bit-identical to the ones alone."""
-    run = copy_run(unpacked_run, tmp_path / "run")
+
+    def packed_by_seed(config):
+        config["train"]["pack"] = ["lr", "wd", "seed"]
+        config["experiments"]["main"]["seeds"] = [0, 1]
+
+    run = edited_copy(unpacked_run, tmp_path / "run", packed_by_seed)
     shutil.rmtree(run / "results" / "store")  # nothing reused: every model is trained and measured again
-    config = read_config(run)
-    config["train"]["pack"] = ["lr", "wd", "seed"]
-    config["experiments"]["main"]["seeds"] = [0, 1]
-    write_config(run, config)
     paths = [f"results/main/runs/optimizer=sgd/lr=0.02/wd=0/rho={rho}/seed=0/metrics.json" for rho in ("0", "0.05")]
     snakemake(run, "results/main/cells.csv")  # the train and measure jobs, not the figures and summary
     for path in paths:

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from workflow_helpers import copy_run, make_workdir, planned, read_config, snakemake, write_config
+from workflow_helpers import changed_plan, make_workdir, planned, snakemake, train_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -64,13 +64,14 @@ def test_cells_tables_and_summary_name_batch_size_as_an_axis(swept_run):
 
 def test_a_new_batch_size_plans_only_its_models(swept_run, tmp_path):
     assert planned(swept_run) == {}
-    run = copy_run(swept_run, tmp_path / "run")  # the shared run stays as it is
-    config = read_config(run)
-    config["experiments"]["main"]["sweep"]["batch_size"] = [16, 32, 64]
-    write_config(run, config)
-    jobs = planned(run)
-    trained = sorted(o for rule, outs in jobs.items() if rule.startswith("train_") for o in outs)
-    assert trained == ["results/main/jobs/train/optimizer=sgd/rho=0/batch_size=32/part=1of1.json"]  # seeds 0, 1
+
+    def third_batch_size(config):
+        config["experiments"]["main"]["sweep"]["batch_size"] = [16, 32, 64]
+
+    jobs = changed_plan(swept_run, tmp_path / "run", third_batch_size)  # in a copy: the shared run stays as it is
+    assert train_outputs(jobs) == [
+        "results/main/jobs/train/optimizer=sgd/rho=0/batch_size=32/part=1of1.json"
+    ]  # seeds 0, 1
     assert set(jobs) == {
         "train_main", "measure_main", "aggregate_main", "figures_main", "measures_figure_main", "summary", "all"
     }  # fmt: skip

@@ -139,13 +139,18 @@ def train_outputs(jobs: dict) -> list[str]:
     return sorted(o for rule, outs in jobs.items() if rule.startswith("train_") for o in outs)
 
 
-def changed_plan(run: Path, copy: Path, edit) -> dict:
-    """What a dry run plans in a copy of `run` whose config `edit` changed."""
+def edited_copy(run: Path, copy: Path, edit) -> Path:
+    """A copy of the finished `run` (`copy_run`) whose config `edit(config)` changed."""
     workdir = copy_run(run, copy)
     config = read_config(workdir)
     edit(config)
     write_config(workdir, config)
-    return planned(workdir)
+    return workdir
+
+
+def changed_plan(run: Path, copy: Path, edit) -> dict:
+    """What a dry run plans in a copy of `run` whose config `edit` changed."""
+    return planned(edited_copy(run, copy, edit))
 
 
 def drawn_png(path: Path):

@@ -17,7 +17,7 @@ checkpoint select:
         wiring.log_path(R, "{experiment}", "select"),
     wildcard_constraints:
         experiment=wiring.one_of(CONFIRMED),
-    # before the measure jobs (priority 0) that may be waiting with it: the fresh models wait for it
+    # before the measure jobs (wiring_measure.MEASURE_PRIORITY) that may be waiting with it: the fresh models wait for it
     priority: 1000
     localrule: True
     conda:
