@@ -48,19 +48,15 @@ wildcard_constraints:
     **wiring.wildcard_constraints(),
 
 
-# Besides these, every rule but those that train or measure models says `localrule: True`: its job is seconds of
-# pandas or matplotlib, which on Slurm would wait in the queue and for the plugin's status checks, one wave each.
-localrules:
-    all,
-    summary,
-
-
+# Every rule but those that train or measure models says `localrule: True`: its job is seconds of pandas or
+# matplotlib, which on Slurm would wait in the queue and for the plugin's status checks, one wave each.
 rule all:
     input:
         wiring.summary_path(R),
         [wiring.table_paths(R, e) for e in STUDY.experiments],
         [wiring.figure_paths(R, e, STUDY.analysis).values() for e in STUDY.experiments],
         [wiring.vs_talk_paths(R, name).values() for name in COMPARED],
+    localrule: True
 
 
 include: "workflow/rules/data.smk"

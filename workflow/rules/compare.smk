@@ -82,6 +82,7 @@ rule summary:
     log:
         wiring.log_path(R, "summary"),
     priority: wiring.REPORT_PRIORITY
+    localrule: True
     conda:
         "../../envs/genboost.yaml"
     params:
