@@ -15,8 +15,6 @@ import posixpath
 import re
 from urllib.parse import urlparse
 
-from snakemake.io import ancient
-
 from genboost import fingerprint
 from genboost.config import packing
 from genboost.config.cell import Cell
@@ -162,12 +160,9 @@ def job_resources(experiment: Experiment) -> dict:
 
 def job_inputs(lineage: Lineage, experiment: Experiment, cells: list[Cell], parts: dict[str, int]) -> list[str]:
     """The job files of the shorter runs these cells go on from (`parts`: experiment -> parts per pack):
-    Snakemake trains those first.
-
-    They give an order, not a content: a longer run is the same bits with or without its shorter run's end state
-    (genboost.train.resume), and its job reads the store, not these files. So they are `ancient`: when one of them
-    is rewritten (a new seed in the shorter runs' experiment), the longer runs' job is not rerun for it; its own
-    cells, code and data still rerun it."""
+    Snakemake trains those first. Not `ancient`: an edit that reruns both runs would then rerun only the shorter
+    one in that invocation (snakemake/snakemake#4166), so a new seed in the shorter runs also reruns the longer runs'
+    jobs, which take every model from the store."""
     paths = set()
     for cell in cells:
         found = lineage.shorter_run(experiment, cell)
@@ -175,7 +170,7 @@ def job_inputs(lineage: Lineage, experiment: Experiment, cells: list[Cell], part
             continued, shorter = found
             names = packing.job_of(continued, shorter, parts[continued.name])
             paths.add(job_file(continued, lineage.study.results).format(**names))
-    return [ancient(p) for p in sorted(paths)]
+    return sorted(paths)
 
 
 # The Snakemake priority of the jobs the summary waits for (aggregate, confirm, vs_talk, summary): after the measure
